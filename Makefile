@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Both run `make setup` first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup demo test lint typecheck unit bench clean-data
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/cim demo
+
+lint: setup
+	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test: setup
+	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

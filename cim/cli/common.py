@@ -1,0 +1,108 @@
+"""What every command shares: settings in the context, JSON output, progress bars, exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy import Engine
+
+from cim.settings import Settings
+
+stderr = Console(stderr=True)
+"""Logs, progress and human messages go to stderr; data (and ``--json`` documents) to stdout."""
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of the ``cim`` command; data problems start at 10 (see :mod:`cim.errors`)."""
+
+    OK = 0
+    RUNTIME_ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+@dataclasses.dataclass
+class CliState:
+    """Per-invocation state stored in the Typer context."""
+
+    settings: Settings
+    debug: bool = False
+    quiet: bool = False
+    _engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        """An engine on the platform database (starts and migrates the private cluster when needed)."""
+        if self._engine is None:
+            from cim.db import database_url, make_engine
+
+            self._engine = make_engine(database_url(self.settings))
+        return self._engine
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The :class:`CliState` of this invocation."""
+    root = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, CliState):
+        raise RuntimeError("cim command run without the root callback")
+    return obj
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(value: Any) -> str:
+    """Serialise a report (dicts, dataclasses, dates, NumPy scalars) as JSON text."""
+    return json.dumps(value, default=_default, ensure_ascii=False, indent=2)
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(to_json(value) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def progress_bar(ctx: typer.Context | None = None, *, transient: bool = True) -> Iterator[Progress]:
+    """A rich progress bar on stderr (hidden with ``-q``); add tasks with ``progress.add_task``."""
+    quiet = bool(ctx is not None and state(ctx).quiet)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=transient,
+        disable=quiet or not stderr.is_terminal,
+    ) as progress:
+        yield progress

@@ -1,0 +1,135 @@
+"""``cim db``: the platform database (private cluster or ``DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+import typer
+
+from cim.cli.common import JsonOption, emit_json, state, stderr
+from cim.db.cluster import PrivateCluster, ensure_extensions
+from cim.db.engine import make_engine
+from cim.db.migrate import upgrade_to_head
+from cim.db.status import database_status
+from cim.errors import DatabaseError
+
+app = typer.Typer(help="Start, stop, migrate and inspect the platform database.", no_args_is_help=True)
+
+
+def redact(url: str) -> str:
+    """A connection URL with its password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _external_up(url: str) -> None:
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            ensure_extensions(conn)
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot reach DATABASE_URL {redact(url)}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+@app.command("up")
+def up(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Start the private PostGIS cluster (or check DATABASE_URL), create extensions, apply migrations."""
+    settings = state(ctx).settings
+    if settings.database_url:
+        url = settings.database_url
+        _external_up(url)
+        where = f"DATABASE_URL {redact(url)}"
+    else:
+        url = PrivateCluster(settings.data_path).up()
+        where = f"private cluster in {settings.data_path}"
+    revisions = upgrade_to_head(url)
+    if json_output:
+        emit_json({"running": True, "where": where, "url": redact(url), "schema_revision": list(revisions)})
+    else:
+        stderr.print(f"database up: {where} ({redact(url)}), schema at {', '.join(revisions)}")
+
+
+@app.command("status")
+def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Report whether the database runs, its port, PostgreSQL/PostGIS versions, schema revision, row counts."""
+    settings = state(ctx).settings
+    report: dict[str, Any]
+    if settings.database_url:
+        url: str | None = settings.database_url
+        report = {"managed": False, "url": redact(settings.database_url)}
+    else:
+        cluster_status = PrivateCluster(settings.data_path).status()
+        report = {
+            "managed": True,
+            "data_dir": str(settings.data_path),
+            "initialised": cluster_status.initialised,
+            "pgdata": cluster_status.pgdata,
+            "port": cluster_status.port,
+            "pid": cluster_status.pid,
+        }
+        url = PrivateCluster(settings.data_path).url() if cluster_status.running else None
+        report["running"] = cluster_status.running
+    if url is not None:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                report.update(vars(database_status(conn)))
+            report["running"] = True
+        except Exception as exc:  # unreachable external database: report, do not crash
+            report["running"] = False
+            report["error"] = str(exc).strip().splitlines()[0]
+        finally:
+            engine.dispose()
+    if json_output:
+        emit_json(report)
+        return
+    for key in (
+        "running",
+        "managed",
+        "data_dir",
+        "pgdata",
+        "port",
+        "url",
+        "postgresql_version",
+        "postgis_version",
+        "schema_revision",
+        "head_revision",
+        "at_head",
+        "error",
+    ):
+        if key in report and report[key] is not None:
+            typer.echo(f"{key:20} {report[key]}")
+    for table, count in report.get("row_counts", {}).items():
+        typer.echo(f"  {table:18} {count:>12,}")
+
+
+@app.command("url")
+def url(ctx: typer.Context) -> None:
+    """Print a connection URL that psql accepts (with the password: keep it private)."""
+    settings = state(ctx).settings
+    typer.echo(settings.database_url or PrivateCluster(settings.data_path).url())
+
+
+@app.command("down")
+def down(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Stop the private cluster (its data stays; `cim db up` brings it back)."""
+    settings = state(ctx).settings
+    if settings.database_url:
+        raise DatabaseError("DATABASE_URL is set: that database is not managed by cim, stop it where it runs")
+    stopped = PrivateCluster(settings.data_path).down()
+    if json_output:
+        emit_json({"stopped": stopped})
+    else:
+        stderr.print("database stopped" if stopped else "database was not running")
+
+
+@app.command("migrate")
+def migrate(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Apply pending schema migrations (Alembic) to the platform database."""
+    settings = state(ctx).settings
+    target = settings.database_url or PrivateCluster(settings.data_path).up()
+    revisions = upgrade_to_head(target)
+    if json_output:
+        emit_json({"schema_revision": list(revisions)})
+    else:
+        stderr.print(f"schema at {', '.join(revisions)}")

@@ -1,0 +1,390 @@
+"""The database schema as SQLAlchemy 2.0 / GeoAlchemy2 models.
+
+The schema itself is created by the Alembic migrations in ``cim/db/migrations`` (never by ``create_all``
+in production paths); these models describe it for queries and are checked against the migrations by a test.
+
+Frames: 2D / 2.5D geometry in EPSG:4490 (lon/lat degrees, heights in metres of normal height, 1985 datum);
+3D meshes in EPSG:4479 (CGCS2000 geocentric metres). Rows with validity (``valid_from``/``valid_to``) keep
+history: the live row has ``valid_to IS NULL``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, ClassVar
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SRID_2D = 4490
+SRID_3D = 4479
+
+ROLES = ("viewer", "planner", "designer", "reviewer", "archivist", "admin")
+SAFETY_CLASSES = ("A", "B", "C", "D")
+
+
+def _geom(kind: str, srid: int = SRID_2D) -> Geometry:
+    # Spatial indexes are created explicitly by the migrations (GiST), so GeoAlchemy2 must not add its own.
+    return Geometry(geometry_type=kind, srid=srid, spatial_index=False)
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+class Dataset(Base):
+    """Every ingested source: IFC model, vector layer, raster; one row per version of a source."""
+
+    __tablename__ = "dataset"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # ifc | vector | raster
+    layer: Mapped[str | None] = mapped_column(String(32))  # buildings | facilities | parcels | dem | …
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    crs_in: Mapped[str | None] = mapped_column(Text)
+    georef_level: Mapped[int | None] = mapped_column(SmallInteger)  # LoGeoRef 20/30/40/50 for IFC
+    schema_name: Mapped[str | None] = mapped_column(String(32))  # IFC2X3, IFC4, IFC4X3_ADD2, GPKG…
+    model_key: Mapped[str | None] = mapped_column(Text, index=True)  # IfcProject GlobalId, layer key…
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    status: Mapped[str] = mapped_column(String(16), default="loaded", server_default="loaded")
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    extent: Mapped[Any] = mapped_column(_geom("POLYGON"), nullable=True)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("status IN ('loading','loaded','superseded','failed')", name="dataset_status"),)
+
+
+class District(Base):
+    """Administrative areas (province, city, district, street) with population."""
+
+    __tablename__ = "district"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    level: Mapped[str | None] = mapped_column(String(16))
+    parent_code: Mapped[str | None] = mapped_column(String(32))
+    population: Mapped[int | None] = mapped_column(BigInteger)
+    built_up_area_km2: Mapped[float | None] = mapped_column(Float)
+    geom: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+
+
+class Building(Base):
+    """A building or IFC 4.3 facility (bridge, road…): footprint, heights, use, safety class."""
+
+    __tablename__ = "building"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    footprint: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"))
+    base_height: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # normal height, m
+    height: Mapped[float] = mapped_column(Float)  # metres above base
+    storeys: Mapped[int | None] = mapped_column(SmallInteger)
+    gross_floor_area: Mapped[float | None] = mapped_column(Float)  # m²
+    use: Mapped[str | None] = mapped_column(String(32))
+    year_built: Mapped[int | None] = mapped_column(SmallInteger)
+    structure: Mapped[str | None] = mapped_column(String(32))
+    safety_class: Mapped[str | None] = mapped_column(String(1))
+    cim_level: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
+    facility_type: Mapped[str | None] = mapped_column(String(32))  # IfcBuilding, IfcBridge, IfcRoad…
+    ifc_global_id: Mapped[str | None] = mapped_column(String(22))
+    district_code: Mapped[str | None] = mapped_column(String(32))
+    source_id: Mapped[str | None] = mapped_column(Text)  # feature id in the source
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("safety_class IS NULL OR safety_class IN ('A','B','C','D')", name="building_safety_class"),
+        CheckConstraint("height >= 0", name="building_height_nonnegative"),
+        CheckConstraint("cim_level BETWEEN 1 AND 7", name="building_cim_level"),
+    )
+
+
+class Element(Base):
+    """An IFC product with a body representation: attributes, properties and its triangle mesh.
+
+    ``mesh`` is a TIN in geocentric CGCS2000 (EPSG:4479): standard PostGIS, and read fast by the tile
+    builder because every triangle has the same WKB size.
+    """
+
+    __tablename__ = "element"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    global_id: Mapped[str] = mapped_column(String(22), index=True)
+    ifc_class: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    type_name: Mapped[str | None] = mapped_column(Text)
+    storey: Mapped[str | None] = mapped_column(Text)
+    material: Mapped[str | None] = mapped_column(Text)
+    color: Mapped[list[Any] | None] = mapped_column()  # [r, g, b, a], 0..1
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    mesh: Mapped[Any] = mapped_column(_geom("TINZ", SRID_3D), nullable=True)
+    triangle_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    location: Mapped[Any] = mapped_column(_geom("POINTZ"), nullable=True)  # centre, normal height
+    extent: Mapped[Any] = mapped_column(_geom("POLYGON"), nullable=True)  # 2D bbox
+    min_height: Mapped[float | None] = mapped_column(Float)
+    max_height: Mapped[float | None] = mapped_column(Float)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Facility(Base):
+    """A municipal facility: pipe, manhole, hydrant, lamp, road, bridge, park, shelter, fire station, school…"""
+
+    __tablename__ = "facility"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"))
+    diameter_mm: Mapped[float | None] = mapped_column(Float)
+    depth_m: Mapped[float | None] = mapped_column(Float)  # burial depth to the pipe axis / top
+    invert_start_m: Mapped[float | None] = mapped_column(Float)  # normal heights
+    invert_end_m: Mapped[float | None] = mapped_column(Float)
+    material: Mapped[str | None] = mapped_column(Text)
+    pressure_class: Mapped[str | None] = mapped_column(String(16))
+    width_m: Mapped[float | None] = mapped_column(Float)
+    road_class: Mapped[str | None] = mapped_column(String(32))
+    capacity: Mapped[float | None] = mapped_column(Float)  # people (shelter), pupils (school)…
+    area_m2: Mapped[float | None] = mapped_column(Float)
+    district_code: Mapped[str | None] = mapped_column(String(32))
+    source_id: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class _PlanningLimits:
+    """Columns shared by parcels and planning zones: the limits a BIM pre-review checks."""
+
+    max_height: Mapped[float | None] = mapped_column(Float)  # metres
+    max_far: Mapped[float | None] = mapped_column(Float)  # floor-area ratio
+    max_density: Mapped[float | None] = mapped_column(Float)  # building coverage, 0..1
+    min_green_ratio: Mapped[float | None] = mapped_column(Float)  # 0..1
+    setback_m: Mapped[float | None] = mapped_column(Float)
+
+
+class Parcel(_PlanningLimits, Base):
+    """A land parcel (地块) with its planning limits."""
+
+    __tablename__ = "parcel"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    land_use: Mapped[str | None] = mapped_column(String(32))
+    geom: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"))
+    district_code: Mapped[str | None] = mapped_column(String(32))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+
+
+class PlanningZone(_PlanningLimits, Base):
+    """A regulatory planning zone (控规单元 / height-control zone) with its limits."""
+
+    __tablename__ = "planning_zone"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    zone_type: Mapped[str | None] = mapped_column(String(32))
+    geom: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+
+
+class Tileset(Base):
+    """A built 3D Tiles tileset (or terrain layer) and where its files are."""
+
+    __tablename__ = "tileset"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="3dtiles", server_default="3dtiles")
+    path: Mapped[str] = mapped_column(Text)
+    layers: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    bounds: Mapped[Any] = mapped_column(_geom("POLYGON"), nullable=True)
+    min_height: Mapped[float | None] = mapped_column(Float)
+    max_height: Mapped[float | None] = mapped_column(Float)
+    tile_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    feature_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Review(Base):
+    """A BIM pre-review of an uploaded IFC model, with its report."""
+
+    __tablename__ = "review"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # passed | failed | error
+    passed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id", ondelete="SET NULL"))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="SET NULL"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class ModelVersion(Base):
+    """An archived as-built model version: stored bytes, checksum, author and message."""
+
+    __tablename__ = "model_version"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_key: Mapped[str] = mapped_column(Text, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    file_name: Mapped[str] = mapped_column(Text)
+    storage_key: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    author: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="SET NULL"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (UniqueConstraint("model_key", "version", name="model_version_key_version"),)
+
+
+class ApiKey(Base):
+    """An API key: only a slow hash is stored; ``prefix`` finds the row without scanning hashes."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer','planner','designer','reviewer','archivist','admin')", name="api_key_role"),
+    )
+
+
+class AuditLog(Base):
+    """Every write through the API or the command line: who, what, when, outcome."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    actor: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | failed
+    client: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class Job(Base):
+    """An asynchronous job started through the API (ingest an upload, rebuild tiles…)."""
+
+    __tablename__ = "job"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    result: Mapped[dict[str, Any] | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("status IN ('queued','running','succeeded','failed')", name="job_status"),)
+
+
+class AnalysisRun(Base):
+    """One run of a CIM+ analysis: inputs, parameters, time and software version."""
+
+    __tablename__ = "analysis_run"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # health-check | flood | gas-proximity | …
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    software_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="succeeded", server_default="succeeded")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AnalysisResult(Base):
+    """One value (indicator per district, flooded area, affected building…) of an analysis run."""
+
+    __tablename__ = "analysis_result"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("analysis_run.id", ondelete="CASCADE"), index=True)
+    indicator: Mapped[str] = mapped_column(String(64), index=True)
+    district_code: Mapped[str | None] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(32))
+    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+SPATIAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dataset": ("extent",),
+    "district": ("geom",),
+    "building": ("footprint",),
+    "element": ("mesh", "location", "extent"),
+    "facility": ("geom",),
+    "parcel": ("geom",),
+    "planning_zone": ("geom",),
+    "tileset": ("bounds",),
+    "analysis_result": ("geom",),
+}
+"""Every geometry column, each with a GiST index created by the migrations."""

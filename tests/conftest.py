@@ -1,0 +1,112 @@
+"""Shared fixtures: a real PostGIS server, a migrated template database, one fresh database per test.
+
+The server is ``DATABASE_URL`` when set (its role needs CREATEDB), otherwise the private cluster of the
+repository's data directory (``CIM_DATA_DIR``, default ``./.cim``). Every test that touches the database
+gets its own database cloned from a migrated template, so tests are isolated and may commit.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from cim.db.cluster import PrivateCluster, ensure_extensions
+from cim.db.engine import connect_url, make_engine
+from cim.db.migrate import upgrade_to_head
+from cim.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+IFC_DIR = SHARED_DATA / "ifc"
+TILES_SCHEMA_DIR = SHARED_DATA / "3d-tiles-schema"
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = connect_url(url).rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """A libpq URL of the PostGIS server the tests use (to its maintenance database)."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        return _with_database(external.split("?")[0], "postgres")
+    data_dir = Path(os.environ.get("CIM_DATA_DIR", ROOT / ".cim"))
+    return _with_database(PrivateCluster(data_dir).up(), "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str) -> Iterator[str]:
+    """A database with PostGIS and the head migration applied, used as the template of per-test databases."""
+    name = f"cim_tpl_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(pg_server_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        ensure_extensions(conn)
+    upgrade_to_head(url)
+    yield name
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A libpq URL of a fresh, migrated database that only this test uses."""
+    name = f"cim_t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield _with_database(pg_server_url, name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A SQLAlchemy engine on this test's own database."""
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """Settings pointing at this test's database and a temporary data directory."""
+    return Settings(data_dir=tmp_path / "data", database_url=db_url)
+
+
+@dataclass
+class CliResult:
+    """What one ``cim`` invocation returned and printed."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cim(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> Iterator[object]:
+    """Run ``cim ARGS…`` in-process against this test's database and data directory."""
+    from cim.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("CIM_DATA_DIR", str(settings.data_dir))
+
+    def _run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    yield _run
