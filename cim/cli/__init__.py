@@ -18,6 +18,7 @@ from cim import __version__
 from cim.cli.common import CliState, ExitCode, stderr
 from cim.cli.db import app as db_app
 from cim.cli.demo import demo
+from cim.cli.ingest import app as ingest_app
 from cim.errors import CimError
 from cim.settings import load_settings
 
@@ -29,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
 app.command("demo")(demo)
 
 

@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI): tiles, OGC API – Features, detail endpoints, jobs, analyses."""
