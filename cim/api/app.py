@@ -1,0 +1,97 @@
+"""The app factory: one FastAPI service for tiles, OGC API – Features, detail endpoints, jobs and analyses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
+
+from cim import __version__
+from cim.api.middleware import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
+from cim.api.openapi import to_openapi30
+from cim.api.security import KeyVerifier
+from cim.api.settings import ApiSettings, ViewerSettings
+from cim.api.tiles import TileFiles, tiles_openapi_path
+from cim.settings import Settings
+
+DESCRIPTION = """\
+3D CIM platform: 3D Tiles and terrain, OGC API – Features (Part 1 core, GeoJSON, OpenAPI 3.0; Part 2 CRS
+by reference: CRS84 by default, CGCS2000 EPSG:4490, WGS 84 and the CGCS2000 Gauss–Krüger zones on request),
+building and element details, ingest and tile jobs, and CIM+ analyses.
+
+Reads are open unless the deployment requires a key; writes need an API key (`X-API-Key` header or
+`Authorization: Bearer …`) whose role may do the write. Errors are JSON: `{"code", "title", "detail"}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    api_settings: ApiSettings | None = None,
+    viewer_settings: ViewerSettings | None = None,
+) -> FastAPI:
+    """Build the HTTP service. Settings are read from the environment here when not given (never at import).
+
+    Connects to the platform database (``DATABASE_URL`` or the private cluster, started when needed);
+    bad configuration stops the service here with a :class:`~cim.errors.ConfigError`.
+    """
+    from cim.api import analysis
+    from cim.api.catalog import CatalogFactory
+    from cim.api.errors import install_error_handlers
+    from cim.api.viewer import mount_viewer
+    from cim.db.engine import database_url, make_engine
+
+    settings = settings or Settings()
+    api_settings = api_settings or ApiSettings()
+    viewer_settings = viewer_settings or ViewerSettings()
+    configure_logging()
+
+    app = FastAPI(
+        title="CIM platform",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.api_settings = api_settings
+    app.state.engine = make_engine(database_url(settings), pool_size=10, max_overflow=10)
+    app.state.key_verifier = KeyVerifier(app.state.engine)
+    install_error_handlers(app)
+
+    tiles = TileFiles(
+        settings.data_path / "tiles",
+        max_age=api_settings.tile_cache_seconds,
+        memory_cache_bytes=api_settings.tile_memory_cache_bytes,
+    )
+    app.state.tiles = tiles
+    app.mount("/tiles", tiles, name="tiles")
+
+    app.include_router(CatalogFactory().router)
+    app.include_router(analysis.router)
+    mount_viewer(app, viewer_settings)
+
+    app.add_middleware(BodyLimitMiddleware, limit=api_settings.upload_limit_bytes)
+    if api_settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api_settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Content-Crs", "Content-Range", "Content-Length", "Location"],
+        )
+    if api_settings.access_log:
+        app.add_middleware(AccessLogMiddleware)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema["paths"]["/tiles/{tileset}/{path}"] = tiles_openapi_path()
+            app.openapi_schema = to_openapi30(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

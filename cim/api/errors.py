@@ -1,0 +1,124 @@
+"""One table from exception classes to HTTP status codes, installed once on the app.
+
+Error bodies have a stable shape, ``{"code", "title", "detail"}``, and never carry stack traces or SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cim.errors import (
+    AnalysisError,
+    ArchiveError,
+    AuthError,
+    CimError,
+    ConfigError,
+    CrsError,
+    DatabaseError,
+    IngestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReviewError,
+    TilesError,
+)
+
+log = logging.getLogger("cim.api")
+
+STATUS_CODES: dict[type[Exception], int] = {
+    NotFoundError: 404,
+    PermissionDeniedError: 403,
+    AuthError: 401,
+    CrsError: 400,
+    IngestError: 422,
+    ReviewError: 422,
+    AnalysisError: 422,
+    ArchiveError: 409,
+    TilesError: 500,
+    ConfigError: 503,
+    DatabaseError: 503,
+    CimError: 500,
+}
+"""Domain exception → HTTP status; the most specific class wins (checked along the MRO)."""
+
+
+class BadRequestError(CimError):
+    """A request parameter is malformed or unknown (HTTP 400)."""
+
+
+class PayloadTooLargeError(CimError):
+    """A request body exceeds the configured upload limit (HTTP 413)."""
+
+
+class UnsupportedMediaError(CimError):
+    """An upload is not of an accepted file type (HTTP 415)."""
+
+
+STATUS_CODES.update({BadRequestError: 400, PayloadTooLargeError: 413, UnsupportedMediaError: 415})
+
+
+def status_for(exc: Exception) -> int:
+    """The HTTP status of a domain exception (500 for anything not in :data:`STATUS_CODES`)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
+
+
+def error_body(status: int, detail: str, code: str | None = None) -> dict[str, str]:
+    """The JSON body of an error: machine code, HTTP title, human detail."""
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return {"code": code or title.lower().replace(" ", "-").replace("'", ""), "title": title, "detail": detail}
+
+
+def error_response(status: int, detail: str, code: str | None = None) -> JSONResponse:
+    """A JSON error response; 401 carries the ``WWW-Authenticate`` challenge."""
+    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
+    return JSONResponse(error_body(status, detail, code), status_code=status, headers=headers)
+
+
+def _code_of(exc: Exception) -> str:
+    name = type(exc).__name__.removesuffix("Error") or "Cim"
+    return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+
+
+async def _cim_error(request: Request, exc: Exception) -> JSONResponse:
+    status = status_for(exc)
+    if status >= 500:
+        log.error("request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return error_response(status, str(exc), _code_of(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    response = error_response(exc.status_code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return error_response(400, "; ".join(parts) or "invalid request", "invalid-parameter")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal server error; the incident was logged", "internal-error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Install the exception → JSON error mapping on ``app`` (once, in the app factory)."""
+    app.add_exception_handler(CimError, _cim_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,362 @@
+"""``/tiles/{tileset}/{path}``: the 3D Tiles and terrain files of ``data_path/tiles``, served fast and safely.
+
+A lean ASGI app (no FastAPI dependency machinery on this hot path): per-worker cache of resolved paths,
+``stat`` results (re-checked at most once a second) and, for small files, their bytes and gzip variant.
+Conditional GET (strong ETag / If-None-Match, Last-Modified / If-Modified-Since → 304), single byte
+ranges (206/416), gzip of JSON and quantized-mesh when the client accepts it, ``Cache-Control``.
+No request can leave the tiles folder: names are checked, the path is normalised, and the resolved real
+path (symlinks followed) must stay inside the tileset's real folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import posixpath
+import re
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+
+CONTENT_TYPES: dict[str, str] = {
+    ".json": "application/json",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".b3dm": "application/octet-stream",
+    ".i3dm": "application/octet-stream",
+    ".pnts": "application/octet-stream",
+    ".cmpt": "application/octet-stream",
+    ".subtree": "application/octet-stream",
+    ".bin": "application/octet-stream",
+    ".terrain": "application/vnd.quantized-mesh",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".ktx2": "image/ktx2",
+}
+GZIP_TYPES = frozenset({"application/json", "application/vnd.quantized-mesh", "model/gltf+json"})
+STAT_TTL_SECONDS = 1.0
+MEMORY_FILE_LIMIT = 1 << 20
+CHUNK = 1 << 16
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass
+class TileFile:
+    """A resolved tile file and everything needed to answer for it (bytes only when small)."""
+
+    path: str
+    size: int
+    mtime: float
+    ino: int
+    content_type: str
+    etag: str
+    last_modified: str
+    checked_at: float
+    body: bytes | None = None
+    gzip_body: bytes | None = None
+    gzip_etag: str = ""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def _json_error(status: int, title: str, detail: str) -> tuple[int, bytes]:
+    code = title.lower().replace(" ", "-")
+    return status, json.dumps({"code": code, "title": title, "detail": detail}).encode()
+
+
+def _etag_matches(header: str, etags: tuple[str, ...]) -> bool:
+    if header.strip() == "*":
+        return True
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag in etags:
+            return True
+    return False
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
+    """``(start, end)`` inclusive for one satisfiable range; ``None`` to ignore; ``False`` if unsatisfiable."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, sep, last = spec.strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":
+            length = int(last)
+            if length <= 0:
+                return False
+            start, end = max(size - length, 0), size - 1
+        else:
+            start = int(first)
+            end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size:
+        return False
+    if start < 0 or start > end:
+        return None
+    return start, min(end, size - 1)
+
+
+class TileFiles:
+    """ASGI app serving ``root/<tileset>/<path>``; mount it at ``/tiles``."""
+
+    def __init__(self, root: Path, *, max_age: int = 3600, memory_cache_bytes: int = 64 << 20) -> None:
+        self.root = Path(root)
+        self.max_age = max_age
+        self.memory_budget = memory_cache_bytes
+        self._files: dict[str, TileFile] = {}
+        self._memory_used = 0
+        self._lock = threading.Lock()
+        self._cache_control = f"public, max-age={max_age}".encode()
+
+    # ----------------------------------------------------------------------------------- resolution
+    def _real_root(self, tileset: str) -> str | None:
+        root = os.path.realpath(self.root)
+        folder = os.path.realpath(os.path.join(root, tileset))
+        if not folder.startswith(root + os.sep) or not os.path.isdir(folder):
+            return None
+        return folder
+
+    def _resolve(self, rel: str) -> str | None:
+        """The real path of a file inside its tileset folder, or ``None`` (missing, or it would leave it)."""
+        if "\x00" in rel or "\\" in rel:
+            return None
+        tileset, _, rest = rel.partition("/")
+        if not _NAME.match(tileset) or not rest:
+            return None
+        parts = rest.split("/")
+        if any(p in ("..", ".") for p in parts):
+            return None
+        rest = posixpath.normpath(rest)
+        if rest.startswith(("/", "..")):
+            return None
+        folder = self._real_root(tileset)
+        if folder is None:
+            return None
+        real = os.path.realpath(os.path.join(folder, rest))
+        if not real.startswith(folder + os.sep):
+            return None
+        return real
+
+    def _load(self, rel: str, now: float) -> TileFile | None:
+        real = self._resolve(rel)
+        if real is None:
+            return None
+        try:
+            st = os.stat(real)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        ext = os.path.splitext(real)[1].lower()
+        ctype = CONTENT_TYPES.get(ext, "application/octet-stream")
+        etag = f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+        entry = TileFile(
+            path=real,
+            size=st.st_size,
+            mtime=st.st_mtime,
+            ino=st.st_ino,
+            content_type=ctype,
+            etag=etag,
+            last_modified=formatdate(st.st_mtime, usegmt=True),
+            checked_at=now,
+        )
+        if st.st_size <= MEMORY_FILE_LIMIT and self._memory_used + st.st_size <= self.memory_budget:
+            try:
+                with open(real, "rb") as handle:
+                    entry.body = handle.read()
+            except OSError:
+                return None
+            if len(entry.body) != st.st_size:
+                entry.size = len(entry.body)
+            if ctype in GZIP_TYPES and entry.size > 256:
+                entry.gzip_body = gzip.compress(entry.body, compresslevel=6, mtime=0)
+                entry.gzip_etag = etag[:-1] + '-gz"'
+        ctype_header = ctype.encode() + (b"; charset=utf-8" if ctype == "application/json" else b"")
+        entry.headers = [
+            (b"content-type", ctype_header),
+            (b"last-modified", entry.last_modified.encode()),
+            (b"cache-control", self._cache_control),
+            (b"accept-ranges", b"bytes"),
+        ]
+        if entry.gzip_body is not None:
+            entry.headers.append((b"vary", b"Accept-Encoding"))
+        return entry
+
+    def _entry(self, rel: str) -> TileFile | None:
+        now = time.monotonic()
+        entry = self._files.get(rel)
+        if entry is not None and now - entry.checked_at < STAT_TTL_SECONDS:
+            return entry
+        if entry is not None:
+            try:
+                st = os.stat(entry.path)
+                same = st.st_mtime == entry.mtime and st.st_size == entry.size and st.st_ino == entry.ino
+            except OSError:
+                same = False
+            if same and self._resolve(rel) == entry.path:
+                entry.checked_at = now
+                return entry
+        fresh = self._load(rel, now)
+        with self._lock:
+            old = self._files.pop(rel, None)
+            if old is not None and old.body is not None:
+                self._memory_used -= len(old.body) + len(old.gzip_body or b"")
+            if fresh is not None:
+                if len(self._files) > 200_000:
+                    self._files.clear()
+                    self._memory_used = 0
+                self._files[rel] = fresh
+                if fresh.body is not None:
+                    self._memory_used += len(fresh.body) + len(fresh.gzip_body or b"")
+        return fresh
+
+    def invalidate(self) -> None:
+        """Forget every cached file (after a tileset rebuild in this process)."""
+        with self._lock:
+            self._files.clear()
+            self._memory_used = 0
+
+    # ------------------------------------------------------------------------------------------ ASGI
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await self._error(send, *_json_error(405, "Method Not Allowed", "tiles are read-only"), allow=True)
+            return
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        rel = path.lstrip("/")
+        entry = self._files.get(rel)
+        if entry is None or time.monotonic() - entry.checked_at >= STAT_TTL_SECONDS:
+            entry = await run_in_threadpool(self._entry, rel)
+        if entry is None:
+            await self._error(send, *_json_error(404, "Not Found", f"no tile file {rel!r}"))
+            return
+        headers = self._request_headers(scope)
+        await self._respond(entry, headers, method == "HEAD", send)
+
+    @staticmethod
+    def _request_headers(scope: Scope) -> dict[bytes, bytes]:
+        wanted = (b"if-none-match", b"if-modified-since", b"range", b"accept-encoding", b"if-range")
+        return {k: v for k, v in scope["headers"] if k in wanted}
+
+    async def _respond(self, entry: TileFile, req: dict[bytes, bytes], head: bool, send: Send) -> None:
+        accepts_gzip = entry.gzip_body is not None and b"gzip" in req.get(b"accept-encoding", b"")
+        etag = entry.gzip_etag if accepts_gzip else entry.etag
+        inm = req.get(b"if-none-match")
+        not_modified = False
+        if inm is not None:
+            not_modified = _etag_matches(inm.decode("latin-1"), (etag,))
+        elif b"if-modified-since" in req:
+            try:
+                since = parsedate_to_datetime(req[b"if-modified-since"].decode("latin-1")).timestamp()
+                not_modified = int(entry.mtime) <= since
+            except (TypeError, ValueError, IndexError, OverflowError):
+                not_modified = False
+        headers = [*entry.headers, (b"etag", etag.encode())]
+        if not_modified:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if accepts_gzip:
+            assert entry.gzip_body is not None
+            headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(entry.gzip_body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if head else entry.gzip_body})
+            return
+        status, start, end = 200, 0, entry.size - 1
+        range_header = req.get(b"range")
+        if range_header is not None:
+            if_range = req.get(b"if-range")
+            if if_range is None or if_range.decode("latin-1").strip() in (entry.etag, entry.last_modified):
+                parsed = _parse_range(range_header.decode("latin-1"), entry.size)
+                if parsed is False:
+                    headers += [(b"content-range", f"bytes */{entry.size}".encode()), (b"content-length", b"0")]
+                    await send({"type": "http.response.start", "status": 416, "headers": headers})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                if isinstance(parsed, tuple):
+                    status, (start, end) = 206, parsed
+                    headers.append((b"content-range", f"bytes {start}-{end}/{entry.size}".encode()))
+        length = max(end - start + 1, 0)
+        headers.append((b"content-length", str(length).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if head or length == 0:
+            await send({"type": "http.response.body", "body": b""})
+        elif entry.body is not None:
+            await send({"type": "http.response.body", "body": entry.body[start : end + 1]})
+        else:
+            await self._stream(entry.path, start, length, send)
+
+    @staticmethod
+    async def _stream(path: str, start: int, length: int, send: Send) -> None:
+        handle = await run_in_threadpool(open, path, "rb")
+        try:
+            await run_in_threadpool(handle.seek, start)
+            remaining = length
+            while remaining > 0:
+                chunk: bytes = await run_in_threadpool(handle.read, min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+            if remaining > 0:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            await run_in_threadpool(handle.close)
+
+    @staticmethod
+    async def _error(send: Send, status: int, body: bytes, allow: bool = False) -> None:
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if allow:
+            headers.append((b"allow", b"GET, HEAD"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def tiles_openapi_path() -> dict[str, Any]:
+    """The OpenAPI description of the tiles route (served by :class:`TileFiles`, outside FastAPI routing)."""
+    params = [
+        {"name": "tileset", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "File inside the tileset folder: tileset.json, *.glb, *.subtree, terrain/layer.json, "
+         "terrain/{z}/{x}/{y}.terrain."},
+    ]
+    return {
+        "get": {
+            "tags": ["tiles"],
+            "summary": "A 3D Tiles / quantized-mesh terrain file",
+            "description": "Static tile file with strong ETag, Last-Modified, Cache-Control, gzip for JSON and "
+            "terrain (Accept-Encoding), single byte ranges.",
+            "operationId": "get_tile_file",
+            "parameters": params,
+            "responses": {
+                "200": {"description": "The file."},
+                "206": {"description": "A byte range of the file."},
+                "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
+                "404": {"description": "No such file."},
+                "416": {"description": "Range not satisfiable."},
+            },
+        }
+    }
