@@ -1,0 +1,70 @@
+"""Storage of analysis runs (``analysis_run``) and their results (``analysis_result``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, update
+
+from cim import __version__
+from cim.db import analysis_queries as q
+from cim.db.models import AnalysisResult, AnalysisRun
+
+
+@dataclass
+class ResultRow:
+    """One stored value: indicator per district, a flooded polygon, a building in breach…
+
+    ``ewkt`` is an EPSG:4490 geometry as EWKT (``SRID=4490;POLYGON(...)``, lon/lat) or ``None``.
+    """
+
+    indicator: str
+    value: float | None
+    unit: str | None = None
+    district_code: str | None = None
+    ewkt: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def start_run(conn: Connection, kind: str, parameters: dict[str, Any]) -> int:
+    """Insert a run row (inputs = loaded datasets, software version = ``cim.__version__``); return its id."""
+    inputs = {"datasets": q.input_datasets(conn)}
+    return int(
+        conn.execute(
+            insert(AnalysisRun)
+            .values(kind=kind, parameters=parameters, inputs=inputs, software_version=__version__, status="running")
+            .returning(AnalysisRun.id)
+        ).scalar_one()
+    )
+
+
+def add_results(conn: Connection, run_id: int, rows: list[ResultRow], *, batch: int = 500) -> None:
+    """Insert result rows of a run."""
+    for start in range(0, len(rows), batch):
+        values = [
+            {
+                "run_id": run_id,
+                "indicator": r.indicator,
+                "district_code": r.district_code,
+                "value": r.value,
+                "unit": r.unit,
+                "geom": func.ST_GeomFromEWKT(r.ewkt) if r.ewkt else None,
+                "attributes": r.attributes,
+            }
+            for r in rows[start : start + batch]
+        ]
+        if values:
+            conn.execute(insert(AnalysisResult).values(values))
+
+
+def finish_run(conn: Connection, run_id: int, summary: dict[str, Any]) -> dt.datetime:
+    """Mark a run succeeded with its summary; return the finish time."""
+    finished = dt.datetime.now(dt.UTC)
+    conn.execute(
+        update(AnalysisRun)
+        .where(AnalysisRun.id == run_id)
+        .values(status="succeeded", summary=summary, finished_at=finished)
+    )
+    return finished

@@ -1,0 +1,567 @@
+"""SQL of the CIM+ analyses (health check, fire reach, gas proximity, dangerous buildings, flood overlays).
+
+Every query reads live rows only (``valid_to IS NULL``). Metric measures use PostGIS ``geography`` on the
+CGCS2000 ellipsoid (EPSG:4490 geometries cast to geography), so they are right in every Gauss–Krüger zone.
+Distance filters first use the GiST index on the EPSG:4490 geometry with a conservative radius in degrees
+(:data:`DEG_PER_M_BOUND` × metres, valid up to 60° latitude), then test the exact geodesic distance.
+
+Temporary tables live for the caller's transaction (``ON COMMIT DROP``); callers run a whole analysis
+inside one ``engine.begin()`` block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+DEG_PER_M_BOUND = 1.0 / 55_000.0
+"""Degrees per metre that bound any geodesic distance ≤ 1 m below 60° latitude (1° of longitude ≥ 55.7 km)."""
+
+RESIDENTIAL_SQL = "('residential','mixed')"
+
+
+def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+
+# --------------------------------------------------------------------------------------------- districts
+def create_district_scope(conn: Connection, district: str | None) -> int:
+    """Temp table ``hc_district`` (code, name, population, land_km2, built_up_km2, geom) for the scope.
+
+    ``land_km2`` is the geodesic area of the district polygon; ``built_up_km2`` is the stored built-up area,
+    else the land area. Returns the number of districts.
+    """
+    conn.execute(text("DROP TABLE IF EXISTS hc_district"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE hc_district ON COMMIT DROP AS
+            SELECT code, name, COALESCE(population, 0)::float8 AS population,
+                   ST_Area(geom::geography) / 1e6 AS land_km2,
+                   COALESCE(built_up_area_km2, ST_Area(geom::geography) / 1e6) AS built_up_km2,
+                   geom
+              FROM district
+             WHERE (CAST(:district AS text) IS NULL OR code = CAST(:district AS text))
+            """
+        ),
+        {"district": district},
+    )
+    conn.execute(text("CREATE INDEX ON hc_district USING gist (geom)"))
+    conn.execute(text("ANALYZE hc_district"))
+    return int(conn.execute(text("SELECT count(*) FROM hc_district")).scalar_one())
+
+
+def district_rows(conn: Connection) -> list[dict[str, Any]]:
+    """Rows of ``hc_district`` without geometry."""
+    return _rows(conn, "SELECT code, name, population, land_km2, built_up_km2 FROM hc_district ORDER BY code")
+
+
+# --------------------------------------------------------------------------------------------- buildings
+def create_building_scope(conn: Connection) -> int:
+    """Temp table ``hc_bldg`` of live buildings in the scope's districts.
+
+    A building belongs to its ``district_code`` when that district is in scope; a building without a
+    district code belongs to the district containing its footprint centroid. Columns: ``c`` (centroid as
+    geography), ``fp_m2`` (geodesic footprint area), ``gfa_m2`` (gross floor area, else footprint × storeys,
+    else footprint × max(1, round(height / 3 m))), ``residential``.
+    """
+    conn.execute(text("DROP TABLE IF EXISTS hc_bldg"))
+    conn.execute(
+        text(
+            f"""
+            CREATE TEMP TABLE hc_bldg ON COMMIT DROP AS
+            SELECT b.id, COALESCE(d1.code, d2.code) AS district_code,
+                   ST_Centroid(b.footprint)::geography AS c,
+                   b.use IN {RESIDENTIAL_SQL} AS residential,
+                   b.height, b.year_built, b.safety_class,
+                   ST_Area(b.footprint::geography) AS fp_m2,
+                   COALESCE(b.gross_floor_area,
+                            ST_Area(b.footprint::geography)
+                            * COALESCE(b.storeys, GREATEST(1, round(b.height / 3.0)))) AS gfa_m2
+              FROM building b
+              LEFT JOIN hc_district d1 ON d1.code = b.district_code
+              LEFT JOIN LATERAL (
+                    SELECT d.code FROM hc_district d
+                     WHERE b.district_code IS NULL AND ST_Intersects(d.geom, ST_Centroid(b.footprint))
+                     LIMIT 1) d2 ON true
+             WHERE b.valid_to IS NULL
+               AND (b.district_code IS NULL OR d1.code IS NOT NULL)
+            """
+        )
+    )
+    conn.execute(text("DELETE FROM hc_bldg WHERE district_code IS NULL"))
+    conn.execute(text("ANALYZE hc_bldg"))
+    return int(conn.execute(text("SELECT count(*) FROM hc_bldg")).scalar_one())
+
+
+def building_stats(conn: Connection, *, new_since_year: int) -> list[dict[str, Any]]:
+    """Per district and for the whole scope (``district_code`` NULL): building counts and sums."""
+    return _rows(
+        conn,
+        """
+        SELECT district_code, GROUPING(district_code) AS is_total,
+               count(*) AS n_buildings,
+               COALESCE(sum(fp_m2), 0) AS footprint_m2,
+               COALESCE(sum(gfa_m2), 0) AS gfa_m2,
+               count(*) FILTER (WHERE height > 100) AS super_high_rise,
+               count(*) FILTER (WHERE residential AND height > 80 AND year_built >= :since) AS new_res_over_80,
+               count(*) FILTER (WHERE residential) AS n_res,
+               count(*) FILTER (WHERE residential AND year_built IS NOT NULL) AS n_res_with_year,
+               count(*) FILTER (WHERE residential AND year_built < 2000) AS n_res_old,
+               count(*) FILTER (WHERE residential AND safety_class IS NOT NULL) AS n_res_with_class,
+               count(*) FILTER (WHERE residential AND safety_class IN ('C','D')) AS n_res_unsafe
+          FROM hc_bldg
+         GROUP BY GROUPING SETS ((district_code), ())
+        """,
+        since=new_since_year,
+    )
+
+
+# --------------------------------------------------------------------------------------------- facilities
+SERVICE_KINDS = ("park", "green_space", "greenway", "community_service", "clinic", "school", "kindergarten")
+
+
+def create_service_facilities(conn: Connection) -> int:
+    """Temp table ``hc_fac`` (kind, g geography, area_m2) of live service facilities with a GiST index."""
+    conn.execute(text("DROP TABLE IF EXISTS hc_fac"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE hc_fac ON COMMIT DROP AS
+            SELECT id, kind, geom::geography AS g,
+                   COALESCE(area_m2, CASE WHEN GeometryType(geom) IN ('POLYGON','MULTIPOLYGON')
+                                          THEN ST_Area(geom::geography) END, 0) AS area_m2
+              FROM facility
+             WHERE valid_to IS NULL AND kind = ANY(:kinds)
+            """
+        ),
+        {"kinds": list(SERVICE_KINDS)},
+    )
+    conn.execute(text("CREATE INDEX ON hc_fac USING gist (g)"))
+    conn.execute(text("ANALYZE hc_fac"))
+    return int(conn.execute(text("SELECT count(*) FROM hc_fac")).scalar_one())
+
+
+def residential_coverage(conn: Connection) -> list[dict[str, Any]]:
+    """Per district and total: residential buildings and how many each service radius covers.
+
+    Radii (metres, geodesic, to the nearest point of the facility geometry): parks 300 m (2,000–5,000 m²) /
+    500 m (≥ 5,000 m²); greenway 1,000 m; community service or clinic 300/500/1,000 m; school 500 m;
+    kindergarten 300 m.
+    """
+    return _rows(
+        conn,
+        """
+        SELECT district_code, GROUPING(district_code) AS is_total, count(*) AS n_res,
+               count(*) FILTER (WHERE park) AS park, count(*) FILTER (WHERE greenway) AS greenway,
+               count(*) FILTER (WHERE cs300) AS cs300, count(*) FILTER (WHERE cs500) AS cs500,
+               count(*) FILTER (WHERE cs1000) AS cs1000, count(*) FILTER (WHERE school) AS school,
+               count(*) FILTER (WHERE kindergarten) AS kindergarten
+          FROM (
+            SELECT b.district_code,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind IN ('park','green_space') AND f.area_m2 >= 2000
+                              AND ST_DWithin(f.g, b.c, 500)
+                              AND (f.area_m2 >= 5000 OR ST_DWithin(f.g, b.c, 300))) AS park,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind = 'greenway' AND ST_DWithin(f.g, b.c, 1000)) AS greenway,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind IN ('community_service','clinic')
+                              AND ST_DWithin(f.g, b.c, 300)) AS cs300,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind IN ('community_service','clinic')
+                              AND ST_DWithin(f.g, b.c, 500)) AS cs500,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind IN ('community_service','clinic')
+                              AND ST_DWithin(f.g, b.c, 1000)) AS cs1000,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind = 'school' AND ST_DWithin(f.g, b.c, 500)) AS school,
+                   EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind = 'kindergarten'
+                              AND ST_DWithin(f.g, b.c, 300)) AS kindergarten
+              FROM hc_bldg b WHERE b.residential) s
+         GROUP BY GROUPING SETS ((district_code), ())
+        """,
+    )
+
+
+def facility_stats(conn: Connection) -> list[dict[str, Any]]:
+    """Per district: road length inside it (km, geodesic), shelter area (m²), waterlogging points.
+
+    Roads are clipped to the district polygon; shelters and waterlogging points belong to the district
+    that contains their point on surface.
+    """
+    return _rows(
+        conn,
+        """
+        SELECT d.code AS district_code,
+               COALESCE((SELECT sum(CASE WHEN ST_CoveredBy(r.geom, d.geom) THEN ST_Length(r.geom::geography)
+                                         ELSE ST_Length(ST_Intersection(r.geom, d.geom)::geography) END)
+                           FROM facility r
+                          WHERE r.kind = 'road' AND r.valid_to IS NULL AND ST_Intersects(r.geom, d.geom)), 0)
+                 / 1000.0 AS road_km,
+               COALESCE((SELECT sum(COALESCE(s.area_m2, ST_Area(s.geom::geography)))
+                           FROM facility s
+                          WHERE s.kind = 'shelter' AND s.valid_to IS NULL
+                            AND ST_Intersects(d.geom, ST_PointOnSurface(s.geom))), 0) AS shelter_m2,
+               (SELECT count(*) FROM facility w
+                 WHERE w.kind = 'waterlogging_point' AND w.valid_to IS NULL
+                   AND ST_Intersects(d.geom, ST_PointOnSurface(w.geom))) AS waterlogging_points
+          FROM hc_district d ORDER BY d.code
+        """,
+    )
+
+
+def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
+    """Per parcel in scope: geodesic area, building footprint and floor area (buildings by centroid), limits.
+
+    A parcel is in scope when its point on surface lies in a scope district.
+    """
+    return _rows(
+        conn,
+        """
+        SELECT p.id AS parcel_id, p.code, p.land_use, d.code AS district_code,
+               ST_Area(p.geom::geography) AS area_m2, p.max_density, p.max_far,
+               COALESCE(s.fp_m2, 0) AS footprint_m2, COALESCE(s.gfa_m2, 0) AS gfa_m2,
+               ST_AsGeoJSON(p.geom, 7)::json AS geometry, ST_AsEWKT(p.geom) AS ewkt
+          FROM parcel p
+          JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
+          LEFT JOIN LATERAL (
+                SELECT sum(ST_Area(b.footprint::geography)) AS fp_m2,
+                       sum(COALESCE(b.gross_floor_area, ST_Area(b.footprint::geography)
+                                    * COALESCE(b.storeys, GREATEST(1, round(b.height / 3.0))))) AS gfa_m2
+                  FROM building b
+                 WHERE b.valid_to IS NULL AND ST_Intersects(p.geom, b.footprint)
+                   AND ST_Intersects(p.geom, ST_Centroid(b.footprint))) s ON true
+         ORDER BY p.id
+        """,
+    )
+
+
+# --------------------------------------------------------------------------------------------- road graph
+def create_road_graph(conn: Connection, speeds_kmh: dict[str, float], default_kmh: float) -> int:
+    """Temp tables ``road_edge`` (id, source, target, cost s, length_m, geom) and ``road_node`` (id, geom).
+
+    Live road centre lines are noded at every crossing (``ST_Node``); each piece takes the fastest speed of
+    the roads it lies on (by ``road_class``); cost = geodesic length ÷ speed, seconds. Returns edge count.
+    """
+    for name in ("road_speed", "road_piece", "road_edge", "road_node"):
+        conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE road_speed ON COMMIT DROP AS
+            SELECT * FROM unnest(CAST(:classes AS text[]), CAST(:speeds AS float8[])) AS t(road_class, kmh)
+            """
+        ),
+        {"classes": list(speeds_kmh), "speeds": [float(v) for v in speeds_kmh.values()]},
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE road_piece ON COMMIT DROP AS
+            SELECT row_number() OVER () AS id, geom FROM (
+              SELECT (ST_Dump(ST_Node(ST_Collect(ST_Force2D(geom))))).geom AS geom
+                FROM facility
+               WHERE kind = 'road' AND valid_to IS NULL
+                 AND GeometryType(geom) IN ('LINESTRING','MULTILINESTRING')) n
+             WHERE NOT ST_IsEmpty(geom)
+            """
+        )
+    )
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE road_edge ON COMMIT DROP AS
+            SELECT p.id, p.geom, ST_Length(p.geom::geography) AS length_m,
+                   COALESCE((SELECT max(s.kmh) FROM facility r JOIN road_speed s ON s.road_class = lower(r.road_class)
+                              WHERE r.kind = 'road' AND r.valid_to IS NULL
+                                AND ST_DWithin(r.geom, ST_LineInterpolatePoint(p.geom, 0.5), 1e-7)), :default_kmh)
+                     AS kmh,
+                   round(ST_X(ST_StartPoint(p.geom)) * 1e7)::bigint AS sx,
+                   round(ST_Y(ST_StartPoint(p.geom)) * 1e7)::bigint AS sy,
+                   round(ST_X(ST_EndPoint(p.geom)) * 1e7)::bigint AS ex,
+                   round(ST_Y(ST_EndPoint(p.geom)) * 1e7)::bigint AS ey,
+                   0::bigint AS source, 0::bigint AS target, 0::float8 AS cost
+              FROM road_piece p
+            """
+        ),
+        {"default_kmh": float(default_kmh)},
+    )
+    conn.execute(text("DELETE FROM road_edge WHERE length_m <= 0"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE road_node ON COMMIT DROP AS
+            SELECT row_number() OVER () AS id, x, y, ST_SetSRID(ST_MakePoint(x / 1e7, y / 1e7), 4490) AS geom
+              FROM (SELECT sx AS x, sy AS y FROM road_edge UNION SELECT ex, ey FROM road_edge) k
+            """
+        )
+    )
+    conn.execute(text("CREATE INDEX ON road_node (x, y)"))
+    conn.execute(text("CREATE INDEX ON road_node USING gist (geom)"))
+    conn.execute(
+        text(
+            """
+            UPDATE road_edge e SET source = a.id, target = b.id, cost = e.length_m / (e.kmh / 3.6)
+              FROM road_node a, road_node b
+             WHERE a.x = e.sx AND a.y = e.sy AND b.x = e.ex AND b.y = e.ey
+            """
+        )
+    )
+    conn.execute(text("ANALYZE road_edge"))
+    conn.execute(text("ANALYZE road_node"))
+    return int(conn.execute(text("SELECT count(*) FROM road_edge")).scalar_one())
+
+
+def fire_station_nodes(conn: Connection) -> list[int]:
+    """The road node nearest to each live fire station (by point on surface)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT DISTINCT (SELECT n.id FROM road_node n ORDER BY n.geom <-> ST_PointOnSurface(f.geom) LIMIT 1)
+              FROM facility f WHERE f.kind = 'fire_station' AND f.valid_to IS NULL
+            """
+        )
+    ).scalars()
+    return [int(v) for v in rows if v is not None]
+
+
+def road_edges(conn: Connection) -> list[tuple[int, int, float]]:
+    """(source, target, cost seconds) of every road edge."""
+    return [(int(a), int(b), float(c)) for a, b, c in conn.execute(text("SELECT source, target, cost FROM road_edge"))]
+
+
+def pgrouting_available(conn: Connection) -> bool:
+    """Whether the pgRouting extension is created in this database."""
+    return bool(conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'pgrouting'")).scalar_one())
+
+
+def node_times_pgrouting(conn: Connection, start_nodes: Sequence[int], limit_s: float) -> None:
+    """Temp table ``node_time`` (node, t seconds) by ``pgr_drivingDistance`` (undirected) from the start nodes."""
+    conn.execute(text("DROP TABLE IF EXISTS node_time"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE node_time ON COMMIT DROP AS
+            SELECT node, min(agg_cost) AS t
+              FROM pgr_drivingDistance('SELECT id, source, target, cost FROM road_edge',
+                                       CAST(:starts AS bigint[]), :limit, directed => false)
+             GROUP BY node
+            """
+        ),
+        {"starts": list(start_nodes), "limit": float(limit_s)},
+    )
+    conn.execute(text("CREATE INDEX ON node_time (node)"))
+
+
+def store_node_times(conn: Connection, times: dict[int, float]) -> None:
+    """Temp table ``node_time`` (node, t seconds) from times computed outside the database."""
+    conn.execute(text("DROP TABLE IF EXISTS node_time"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE node_time ON COMMIT DROP AS
+            SELECT * FROM unnest(CAST(:nodes AS bigint[]), CAST(:times AS float8[])) AS t(node, t)
+            """
+        ),
+        {"nodes": list(times), "times": list(times.values())},
+    )
+    conn.execute(text("CREATE INDEX ON node_time (node)"))
+
+
+def create_fire_reach(conn: Connection, limit_s: float) -> int:
+    """Temp table ``fire_reach`` (g geography): the parts of road edges reached within ``limit_s`` seconds.
+
+    An edge is reached from each end whose time is below the limit, up to the fraction the remaining time
+    covers at the edge's speed (``ST_LineSubstring``).
+    """
+    conn.execute(text("DROP TABLE IF EXISTS fire_reach"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE fire_reach ON COMMIT DROP AS
+            SELECT ST_LineSubstring(e.geom, 0, LEAST(1.0, (:limit - t.t) / e.cost))::geography AS g
+              FROM road_edge e JOIN node_time t ON t.node = e.source WHERE t.t < :limit AND e.cost > 0
+            UNION ALL
+            SELECT ST_LineSubstring(e.geom, GREATEST(0.0, 1.0 - (:limit - t.t) / e.cost), 1)::geography
+              FROM road_edge e JOIN node_time t ON t.node = e.target WHERE t.t < :limit AND e.cost > 0
+            """
+        ),
+        {"limit": float(limit_s)},
+    )
+    conn.execute(text("CREATE INDEX ON fire_reach USING gist (g)"))
+    conn.execute(text("ANALYZE fire_reach"))
+    return int(conn.execute(text("SELECT count(*) FROM fire_reach")).scalar_one())
+
+
+def fire_coverage_counts(conn: Connection, access_m: float) -> list[dict[str, Any]]:
+    """Per district and total: buildings of ``hc_bldg`` within ``access_m`` metres of ``fire_reach``."""
+    return _rows(
+        conn,
+        """
+        SELECT district_code, GROUPING(district_code) AS is_total, count(*) AS n,
+               count(*) FILTER (WHERE covered) AS covered
+          FROM (SELECT b.district_code,
+                       EXISTS (SELECT 1 FROM fire_reach r WHERE ST_DWithin(r.g, b.c, :access)) AS covered
+                  FROM hc_bldg b) s
+         GROUP BY GROUPING SETS ((district_code), ())
+        """,
+        access=float(access_m),
+    )
+
+
+def fire_gaps(conn: Connection, access_m: float) -> list[dict[str, Any]]:
+    """Per scope district: the area (GeoJSON, geodesic km²) farther than ``access_m`` from the reached network."""
+    return _rows(
+        conn,
+        """
+        WITH reach AS (
+            SELECT ST_Union(ST_Buffer(g, :access)::geometry) AS geom FROM fire_reach
+        ), gap AS (
+            SELECT d.code, CASE WHEN r.geom IS NULL THEN d.geom
+                                ELSE ST_CollectionExtract(ST_Difference(d.geom, r.geom), 3) END AS geom
+              FROM hc_district d CROSS JOIN reach r
+        )
+        SELECT code AS district_code, ST_AsGeoJSON(geom, 7)::json AS geometry, ST_AsEWKT(geom) AS ewkt,
+               ST_Area(geom::geography) / 1e6 AS area_km2
+          FROM gap WHERE NOT ST_IsEmpty(geom)
+        """,
+        access=float(access_m),
+    )
+
+
+# --------------------------------------------------------------------------------------------- safety
+def gas_proximity(conn: Connection, distances_m: dict[str, float], default_m: float) -> list[dict[str, Any]]:
+    """Buildings and manholes closer (geodesic, metres) to a live gas pipe than its pressure class allows.
+
+    One row per (feature, pipe) pair in breach: kind ('building' | 'manhole'), feature id, pipe id,
+    pressure class, required and actual distance, feature geometry as GeoJSON.
+    """
+    return _rows(
+        conn,
+        """
+        WITH req AS (SELECT * FROM unnest(CAST(:classes AS text[]), CAST(:dists AS float8[])) AS t(pc, d)),
+        pipe AS (
+            SELECT p.id, p.pressure_class, p.geom, COALESCE(req.d, :default) AS required
+              FROM facility p LEFT JOIN req ON req.pc = lower(p.pressure_class)
+             WHERE p.kind = 'pipe_gas' AND p.valid_to IS NULL)
+        SELECT 'building' AS feature_kind, b.id AS feature_id, b.name, b.use, pipe.id AS pipe_id,
+               pipe.pressure_class, pipe.required AS required_m,
+               ST_Distance(pipe.geom::geography, b.footprint::geography) AS distance_m,
+               ST_AsGeoJSON(b.footprint, 7)::json AS geometry
+          FROM pipe JOIN building b
+            ON b.valid_to IS NULL
+           AND ST_DWithin(b.footprint, pipe.geom, pipe.required * :deg_per_m)
+           AND ST_DWithin(b.footprint::geography, pipe.geom::geography, pipe.required)
+        UNION ALL
+        SELECT 'manhole', m.id, m.name, m.kind, pipe.id, pipe.pressure_class, pipe.required,
+               ST_Distance(pipe.geom::geography, m.geom::geography), ST_AsGeoJSON(m.geom, 7)::json
+          FROM pipe JOIN facility m
+            ON m.kind = 'manhole' AND m.valid_to IS NULL
+           AND ST_DWithin(m.geom, pipe.geom, pipe.required * :deg_per_m)
+           AND ST_DWithin(m.geom::geography, pipe.geom::geography, pipe.required)
+         ORDER BY 1, 2, 5
+        """,
+        classes=list(distances_m),
+        dists=[float(v) for v in distances_m.values()],
+        default=float(default_m),
+        deg_per_m=DEG_PER_M_BOUND,
+    )
+
+
+def dangerous_buildings(conn: Connection, district: str | None, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Live buildings whose safety class is in ``classes``, with footprint GeoJSON (lon/lat)."""
+    return _rows(
+        conn,
+        """
+        SELECT b.id, b.name, b.address, b.use, b.height, b.storeys, b.year_built, b.safety_class, b.district_code,
+               ST_AsGeoJSON(b.footprint, 7)::json AS geometry
+          FROM building b
+         WHERE b.valid_to IS NULL AND b.safety_class = ANY(:classes)
+           AND (CAST(:district AS text) IS NULL OR b.district_code = CAST(:district AS text))
+         ORDER BY b.id
+        """,
+        classes=list(classes),
+        district=district,
+    )
+
+
+def features_intersecting(conn: Connection, ewkt: str) -> dict[str, list[dict[str, Any]]]:
+    """Live buildings and facilities intersecting a geometry given as EWKT (EPSG:4490)."""
+    buildings = _rows(
+        conn,
+        """
+        SELECT b.id, b.name, b.use, b.base_height FROM building b
+         WHERE b.valid_to IS NULL AND ST_Intersects(b.footprint, ST_GeomFromEWKT(:g)) ORDER BY b.id
+        """,
+        g=ewkt,
+    )
+    facilities = _rows(
+        conn,
+        """
+        SELECT f.id, f.kind, f.name FROM facility f
+         WHERE f.valid_to IS NULL AND f.kind <> 'water_body' AND ST_Intersects(f.geom, ST_GeomFromEWKT(:g))
+         ORDER BY f.id
+        """,
+        g=ewkt,
+    )
+    return {"buildings": buildings, "facilities": facilities}
+
+
+def geodesic_area_km2(conn: Connection, ewkt: str) -> float:
+    """Geodesic area (km²) of an EPSG:4490 geometry given as EWKT."""
+    return float(conn.execute(text("SELECT ST_Area(ST_GeomFromEWKT(:g)::geography) / 1e6"), {"g": ewkt}).scalar_one())
+
+
+def water_bodies_wkb(conn: Connection) -> list[bytes]:
+    """WKB (EPSG:4490) of every live water body."""
+    return [
+        bytes(r[0])
+        for r in conn.execute(
+            text("SELECT ST_AsBinary(geom) FROM facility WHERE kind = 'water_body' AND valid_to IS NULL")
+        )
+    ]
+
+
+# --------------------------------------------------------------------------------------------- runs
+def input_datasets(conn: Connection) -> list[dict[str, Any]]:
+    """The loaded datasets an analysis reads (id, name, kind, layer, version)."""
+    return _rows(
+        conn,
+        "SELECT id, name, kind, layer, version FROM dataset WHERE status = 'loaded' ORDER BY id",
+    )
+
+
+def latest_run_id(conn: Connection, kind: str, parameters: dict[str, Any] | None = None) -> int | None:
+    """The newest succeeded run of ``kind`` (whose parameters contain ``parameters`` when given)."""
+    import json
+
+    value = conn.execute(
+        text(
+            """
+            SELECT id FROM analysis_run
+             WHERE kind = :kind AND status = 'succeeded'
+               AND (CAST(:params AS jsonb) IS NULL OR parameters @> CAST(:params AS jsonb))
+             ORDER BY id DESC LIMIT 1
+            """
+        ),
+        {"kind": kind, "params": json.dumps(parameters) if parameters is not None else None},
+    ).scalar()
+    return int(value) if value is not None else None
+
+
+def run_results(conn: Connection, run_id: int, indicator: str | None = None) -> list[dict[str, Any]]:
+    """Results of a run (geometry as GeoJSON in lon/lat), optionally of one indicator."""
+    return _rows(
+        conn,
+        """
+        SELECT r.id, r.indicator, r.district_code, r.value, r.unit, r.attributes,
+               CASE WHEN r.geom IS NULL THEN NULL ELSE ST_AsGeoJSON(r.geom, 7)::json END AS geometry
+          FROM analysis_result r
+         WHERE r.run_id = :run AND (CAST(:indicator AS text) IS NULL OR r.indicator = CAST(:indicator AS text))
+         ORDER BY r.id
+        """,
+        run=run_id,
+        indicator=indicator,
+    )
+
+
+def district_geometries(conn: Connection) -> dict[str, str]:
+    """EWKT of each district in ``hc_district`` by code."""
+    return {str(c): str(g) for c, g in conn.execute(text("SELECT code, ST_AsEWKT(geom) FROM hc_district"))}
