@@ -40,6 +40,7 @@ def create_app(
     from cim.api import analysis
     from cim.api.catalog import CatalogFactory
     from cim.api.errors import install_error_handlers
+    from cim.api.features import FeaturesFactory
     from cim.api.viewer import mount_viewer
     from cim.db.engine import database_url, make_engine
 
@@ -71,6 +72,7 @@ def create_app(
     app.mount("/tiles", tiles, name="tiles")
 
     app.include_router(CatalogFactory().router)
+    app.include_router(FeaturesFactory().router)
     app.include_router(analysis.router)
     mount_viewer(app, viewer_settings)
 

@@ -1,0 +1,302 @@
+"""OGC API – Features: Part 1 core + GeoJSON + OpenAPI 3.0, Part 2 CRS by reference.
+
+Landing page ``/``, ``/conformance``, ``/collections``, ``/collections/{id}``, ``/collections/{id}/items``
+(bbox, bbox-crs, datetime, limit/offset with next/prev links, property filters, crs) and
+``/collections/{id}/items/{fid}``. Output defaults to CRS84; ``crs=`` selects CGCS2000 (EPSG:4490), WGS 84
+(EPSG:4326) or a CGCS2000 Gauss–Krüger CRS (EPSG:4513–4554), in that CRS's axis order, with ``Content-Crs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from cim.api.errors import BadRequestError
+from cim.api.factory import BaseFactory
+from cim.api.security import Principal, read_access
+from cim.crs import CGCS2000, CRS84_URI, crs_uri, epsg_from_uri
+from cim.db.features import (
+    COLLECTIONS,
+    OUTPUT_EPSG,
+    FeatureCollectionDef,
+    axis_flipped,
+    collection_extent,
+    feature_by_id,
+    feature_page,
+    validate_filters,
+)
+from cim.errors import CrsError, NotFoundError
+
+GEOJSON = "application/geo+json"
+MAX_LIMIT = 10_000
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+RESERVED = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "crs", "f"})
+SUPPORTED_CRS = [CRS84_URI, *(crs_uri(code) for code in OUTPUT_EPSG)]
+STORAGE_CRS = crs_uri(CGCS2000)
+
+
+@dataclass
+class ItemsParams:
+    """Query parameters of ``/collections/{collectionId}/items`` (property filters come on top)."""
+
+    bbox: Annotated[
+        str | None,
+        Query(description="minx,miny,maxx,maxy in bbox-crs (CRS84 lon/lat by default; in the axis order of "
+              "bbox-crs otherwise, e.g. lat,lon for EPSG:4490)."),
+    ] = None
+    bbox_crs: Annotated[
+        str | None, Query(alias="bbox-crs", description="CRS URI of bbox (one of the collection's crs list).")
+    ] = None
+    datetime: Annotated[
+        str | None,
+        Query(description="RFC 3339 instant or interval (a/b, ../b, a/..): rows valid at that time; default: "
+              "current rows only."),
+    ] = None
+    limit: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Page size (default 10; values above 10000 are reduced to 10000).")
+    ] = 10
+    offset: Annotated[int, Query(ge=0, le=100_000_000, description="Features to skip (paging).")] = 0
+    crs: Annotated[
+        str | None,
+        Query(description="Output CRS URI: CRS84 (default), http://www.opengis.net/def/crs/EPSG/0/4490, …/4326, "
+              "or a CGCS2000 Gauss–Krüger CRS …/4513–4554."),
+    ] = None
+
+
+@dataclass
+class CrsParam:
+    """The ``crs`` query parameter of a single feature."""
+
+    crs: Annotated[str | None, Query(description="Output CRS URI (see the items endpoint).")] = None
+
+
+def output_epsg(value: str | None) -> int | None:
+    """The EPSG code of a requested output CRS (``None`` = CRS84); :class:`CrsError` when not offered."""
+    if value is None:
+        return None
+    epsg = epsg_from_uri(value)
+    if epsg is not None and epsg not in OUTPUT_EPSG:
+        raise CrsError(f"CRS {value} is not offered; use one of {CRS84_URI}, EPSG/0/4490, 4326, 4513–4554")
+    return epsg
+
+
+def parse_bbox(text: str, epsg: int | None) -> tuple[float, float, float, float]:
+    """``(minx, miny, maxx, maxy)`` in x/y (lon/lat, easting/northing) order from the ``bbox`` parameter."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise BadRequestError(f"bbox must be four numbers separated by commas, not {text!r}") from exc
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    if len(values) != 4 or any(v != v or abs(v) == float("inf") for v in values):
+        raise BadRequestError(f"bbox must be four (or six) finite numbers, not {text!r}")
+    a, b, c, d = values
+    if axis_flipped(epsg):
+        a, b, c, d = b, a, d, c
+    if epsg is None and not (-180 <= a <= 180 and -180 <= c <= 180 and -90 <= b <= 90 and -90 <= d <= 90):
+        raise BadRequestError("bbox in CRS84 must be longitude (−180…180) and latitude (−90…90) degrees")
+    if b > d:
+        raise BadRequestError("bbox: the lower corner must not lie north of the upper corner")
+    return a, b, c, d
+
+
+def _instant(text: str) -> dt.datetime | None:
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError as exc:
+        raise BadRequestError(f"datetime {text!r} is not an RFC 3339 date-time (e.g. 2024-05-01T00:00:00Z)") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def parse_datetime(text: str | None) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+    """The validity interval of the ``datetime`` parameter (open ends ``None``); ``None`` when absent."""
+    if text is None:
+        return None
+    if "/" in text:
+        start_text, _, end_text = text.partition("/")
+        start, end = _instant(start_text), _instant(end_text)
+        if start is not None and end is not None and start > end:
+            raise BadRequestError("datetime interval ends before it starts")
+        return start, end
+    instant = _instant(text)
+    if instant is None:
+        raise BadRequestError("datetime must be an instant or an interval")
+    return instant, instant
+
+
+def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
+    link = {"href": href, "rel": rel, "type": type_}
+    if title:
+        link["title"] = title
+    return link
+
+
+@dataclass
+class FeaturesFactory(BaseFactory):
+    """The OGC API – Features endpoints over :data:`cim.db.features.COLLECTIONS`."""
+
+    def _get(self, collection_id: str) -> FeatureCollectionDef:
+        coll = COLLECTIONS.get(collection_id)
+        if coll is None:
+            raise NotFoundError(f"no collection {collection_id!r}; see /collections")
+        return coll
+
+    def _collection_doc(
+        self, request: Request, coll: FeatureCollectionDef, extent: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        base = str(request.url_for("get_collection", collectionId=coll.id))
+        doc: dict[str, Any] = {
+            "id": coll.id,
+            "title": coll.title,
+            "description": coll.description,
+            "itemType": coll.item_type,
+            "crs": SUPPORTED_CRS,
+            "storageCrs": STORAGE_CRS,
+            "links": [
+                _link(base, "self", "application/json", "This collection"),
+                _link(base + "/items", "items", GEOJSON, "Features of this collection"),
+            ],
+        }
+        if extent:
+            doc["extent"] = extent
+        return doc
+
+    def register_routes(self) -> None:
+        """Landing page, conformance, collections, items, item."""
+        router = self.router
+
+        @router.get("/", tags=["OGC API – Features"], summary="Landing page", name="landing_page")
+        def landing_page(request: Request, _: Annotated[Principal, Depends(read_access)]) -> dict[str, Any]:
+            return {
+                "title": "CIM platform",
+                "description": "3D CIM platform: buildings, IFC elements, municipal facilities, parcels, planning "
+                "zones, districts and analysis results under CGCS2000; 3D Tiles at /tilesets.",
+                "links": [
+                    _link(str(request.url_for("landing_page")), "self", "application/json", "This document"),
+                    _link(str(request.url_for("openapi")), "service-desc",
+                          "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+                    _link(str(request.base_url) + "docs", "service-doc", "text/html", "The API documentation"),
+                    _link(str(request.url_for("conformance")), "conformance", "application/json",
+                          "Conformance classes"),
+                    _link(str(request.url_for("get_collections")), "data", "application/json", "Collections"),
+                ],
+            }
+
+        @router.get("/conformance", tags=["OGC API – Features"], summary="Conformance classes", name="conformance")
+        def conformance(_: Annotated[Principal, Depends(read_access)]) -> dict[str, list[str]]:
+            return {"conformsTo": CONFORMANCE}
+
+        @router.get("/collections", tags=["OGC API – Features"], summary="Feature collections", name="get_collections")
+        def get_collections(request: Request, _: Annotated[Principal, Depends(read_access)]) -> dict[str, Any]:
+            return {
+                "links": [_link(str(request.url_for("get_collections")), "self", "application/json")],
+                "crs": SUPPORTED_CRS,
+                "collections": [self._collection_doc(request, c, None) for c in COLLECTIONS.values()],
+            }
+
+        @router.get(
+            "/collections/{collectionId}", tags=["OGC API – Features"], summary="One collection", name="get_collection"
+        )
+        def get_collection(
+            request: Request,
+            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
+            _: Annotated[Principal, Depends(read_access)],
+        ) -> dict[str, Any]:
+            coll = self._get(collectionId)
+            with request.app.state.engine.connect() as conn:
+                extent = collection_extent(conn, coll)
+            return self._collection_doc(request, coll, extent)
+
+        @router.get(
+            "/collections/{collectionId}/items",
+            tags=["OGC API – Features"],
+            summary="Features of a collection (GeoJSON)",
+            name="get_items",
+            response_class=Response,
+            responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}},
+                             "description": "A GeoJSON FeatureCollection."}},
+        )
+        def get_items(
+            request: Request,
+            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
+            params: Annotated[ItemsParams, Depends()],
+            _: Annotated[Principal, Depends(read_access)],
+        ) -> Response:
+            coll = self._get(collectionId)
+            epsg = output_epsg(params.crs)
+            bbox_epsg = output_epsg(params.bbox_crs) if params.bbox_crs else None
+            bbox = parse_bbox(params.bbox, bbox_epsg) if params.bbox is not None else None
+            interval = parse_datetime(params.datetime)
+            filters = {k: v for k, v in request.query_params.items() if k not in RESERVED}
+            try:
+                validate_filters(coll, filters)
+            except ValueError as exc:
+                raise BadRequestError(str(exc)) from exc
+            limit = min(params.limit, MAX_LIMIT)
+            with request.app.state.engine.connect() as conn:
+                matched, features = feature_page(
+                    conn, coll, limit=limit, offset=params.offset, epsg=epsg, bbox=bbox, bbox_epsg=bbox_epsg,
+                    interval=interval, filters=filters,
+                )
+            url = request.url
+            links = [_link(str(url), "self", GEOJSON, "This page"),
+                     _link(str(request.url_for("get_collection", collectionId=coll.id)), "collection",
+                           "application/json", "The collection")]
+            if params.offset + len(features) < matched:
+                links.append(_link(str(url.include_query_params(offset=params.offset + limit, limit=limit)), "next",
+                                   GEOJSON, "Next page"))
+            if params.offset > 0:
+                links.append(_link(str(url.include_query_params(offset=max(params.offset - limit, 0), limit=limit)),
+                                   "prev", GEOJSON, "Previous page"))
+            tail = {
+                "numberMatched": matched,
+                "numberReturned": len(features),
+                "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "links": links,
+            }
+            body = '{"type":"FeatureCollection","features":[' + ",".join(features) + "]," + json.dumps(tail)[1:]
+            return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{crs_uri(epsg)}>"})
+
+        @router.get(
+            "/collections/{collectionId}/items/{featureId}",
+            tags=["OGC API – Features"],
+            summary="One feature (GeoJSON)",
+            name="get_item",
+            response_class=Response,
+            responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}}, "description": "A GeoJSON Feature."},
+                       404: {"description": "No such feature."}},
+        )
+        def get_item(
+            request: Request,
+            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
+            featureId: Annotated[str, Path(description="Feature id (integer).")],
+            params: Annotated[CrsParam, Depends()],
+            _: Annotated[Principal, Depends(read_access)],
+        ) -> Response:
+            coll = self._get(collectionId)
+            epsg = output_epsg(params.crs)
+            if not featureId.isdigit() or len(featureId) > 18:
+                raise NotFoundError(f"no feature {featureId!r} in {coll.id}")
+            with request.app.state.engine.connect() as conn:
+                text = feature_by_id(conn, coll, int(featureId), epsg=epsg)
+            if text is None:
+                raise NotFoundError(f"no feature {featureId} in {coll.id}")
+            feature = json.loads(text)
+            feature["links"] = [
+                _link(str(request.url), "self", GEOJSON, "This feature"),
+                _link(str(request.url_for("get_collection", collectionId=coll.id)), "collection", "application/json"),
+            ]
+            return JSONResponse(feature, media_type=GEOJSON, headers={"Content-Crs": f"<{crs_uri(epsg)}>"})
