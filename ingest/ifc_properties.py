@@ -1,0 +1,242 @@
+"""Attributes of IFC elements and facilities gathered in bulk: property sets, types, materials, containment.
+
+Property sets are read once per definition (relationships walked once for the whole model) instead of
+calling ``get_psets`` per element: shared type and occurrence sets are converted a single time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import ifcopenshell
+import ifcopenshell.util.element
+
+FACILITY_CLASSES = ("IfcBuilding", "IfcBridge", "IfcRoad", "IfcRailway", "IfcTunnel", "IfcMarineFacility")
+
+
+def _clean(definition: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in definition.items() if k != "id"}
+
+
+def _definitions(rel_def: Any) -> list[Any]:
+    if rel_def is None:
+        return []
+    if isinstance(rel_def, tuple | list):
+        return list(rel_def)
+    return [rel_def]
+
+
+def _as_dict(definition: Any, cache: dict[int, tuple[str, dict[str, Any]] | None]) -> tuple[str, dict[str, Any]] | None:
+    key = definition.id()
+    if key in cache:
+        return cache[key]
+    result: tuple[str, dict[str, Any]] | None = None
+    if definition.is_a("IfcPropertySet") or definition.is_a("IfcElementQuantity") or definition.is_a(
+        "IfcPreDefinedPropertySet"
+    ):
+        try:
+            values = ifcopenshell.util.element.get_property_definition(definition)
+        except Exception:  # a malformed property set must not stop the model; it is just left out
+            values = None
+        if isinstance(values, dict):
+            result = (str(definition.Name or definition.is_a()), _clean(values))
+    cache[key] = result
+    return result
+
+
+def property_sets(model: ifcopenshell.file) -> dict[int, dict[str, dict[str, Any]]]:
+    """Property and quantity sets of every object, by step id: type sets first, occurrence sets override."""
+    cache: dict[int, tuple[str, dict[str, Any]] | None] = {}
+    by_object: dict[int, dict[str, dict[str, Any]]] = {}
+    type_sets: dict[int, dict[str, dict[str, Any]]] = {}
+    for type_object in model.by_type("IfcTypeObject"):
+        sets: dict[str, dict[str, Any]] = {}
+        for definition in type_object.HasPropertySets or ():
+            found = _as_dict(definition, cache)
+            if found is not None:
+                sets[found[0]] = found[1]
+        if sets:
+            type_sets[type_object.id()] = sets
+    type_rel = "IfcRelDefinesByType"
+    for rel in model.by_type(type_rel):
+        shared = type_sets.get(rel.RelatingType.id()) if rel.RelatingType is not None else None
+        if not shared:
+            continue
+        for obj in rel.RelatedObjects or ():
+            by_object.setdefault(obj.id(), {}).update({k: dict(v) for k, v in shared.items()})
+    for rel in model.by_type("IfcRelDefinesByProperties"):
+        for definition in _definitions(rel.RelatingPropertyDefinition):
+            found = _as_dict(definition, cache)
+            if found is None:
+                continue
+            name, values = found
+            for obj in rel.RelatedObjects or ():
+                target = by_object.setdefault(obj.id(), {})
+                target[name] = {**target.get(name, {}), **values}
+    return by_object
+
+
+def json_default(value: Any) -> Any:
+    """JSON fallback for property values (entity references, dates, tuples)."""
+    if isinstance(value, ifcopenshell.entity_instance):
+        return value.is_a() + (f" {value.Name}" if hasattr(value, "Name") and value.Name else "")
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def properties_json(sets: dict[str, dict[str, Any]]) -> str:
+    """Property sets as JSON text (UTF-8 names and values kept as they are)."""
+    return json.dumps(sets, ensure_ascii=False, default=json_default, allow_nan=False) if sets else "{}"
+
+
+def material_name(element: ifcopenshell.entity_instance) -> str | None:
+    """A readable material of an element: material, layer set, profile set or constituent set name."""
+    try:
+        material = ifcopenshell.util.element.get_material(element, should_skip_usage=True)
+    except Exception:  # unusual material assignments are not worth failing an element over
+        return None
+    if material is None:
+        return None
+    name = getattr(material, "Name", None) or getattr(material, "LayerSetName", None)
+    if name:
+        return str(name)
+    if material.is_a("IfcMaterialLayerSet"):
+        names = [layer.Material.Name for layer in material.MaterialLayers or () if layer.Material is not None]
+        return " / ".join(n for n in names if n) or None
+    if material.is_a("IfcMaterialList"):
+        return " / ".join(m.Name for m in material.Materials or () if m.Name) or None
+    return None
+
+
+def type_name(element: ifcopenshell.entity_instance) -> str | None:
+    """The name of the element's type object, if any."""
+    element_type = ifcopenshell.util.element.get_type(element)
+    return str(element_type.Name) if element_type is not None and element_type.Name else None
+
+
+@dataclass
+class Spatial:
+    """Containment of a model: each object's parent, for storeys and buildings/facilities."""
+
+    parent: dict[int, ifcopenshell.entity_instance] = field(default_factory=dict)
+    _storey: dict[int, ifcopenshell.entity_instance | None] = field(default_factory=dict)
+    _facility: dict[int, ifcopenshell.entity_instance | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: ifcopenshell.file) -> Spatial:
+        """Walk containment, aggregation, nesting and opening fillings once."""
+        parent: dict[int, ifcopenshell.entity_instance] = {}
+        for rel in model.by_type("IfcRelAggregates"):
+            for child in rel.RelatedObjects or ():
+                parent[child.id()] = rel.RelatingObject
+        for rel in model.by_type("IfcRelNests"):
+            for child in rel.RelatedObjects or ():
+                parent.setdefault(child.id(), rel.RelatingObject)
+        for rel in model.by_type("IfcRelFillsElement"):
+            opening = rel.RelatingOpeningElement
+            voids = getattr(opening, "VoidsElements", None) or ()
+            for void in voids:
+                parent.setdefault(rel.RelatedBuildingElement.id(), void.RelatingBuildingElement)
+        for rel in model.by_type("IfcRelContainedInSpatialStructure"):
+            for child in rel.RelatedElements or ():
+                parent[child.id()] = rel.RelatingStructure
+        return cls(parent=parent)
+
+    def _ancestor(
+        self, obj: ifcopenshell.entity_instance, match: tuple[str, ...], memo: dict[int, Any]
+    ) -> ifcopenshell.entity_instance | None:
+        chain: list[int] = []
+        current: ifcopenshell.entity_instance | None = obj
+        found: ifcopenshell.entity_instance | None = None
+        seen: set[int] = set()
+        while current is not None:
+            key = current.id()
+            if key in memo:
+                found = memo[key]
+                break
+            if key in seen:
+                break
+            seen.add(key)
+            if current is not obj and any(current.is_a(c) for c in match):
+                found = current
+                break
+            chain.append(key)
+            current = self.parent.get(key)
+        for key in chain:
+            memo[key] = found
+        return found
+
+    def storey_of(self, obj: ifcopenshell.entity_instance) -> ifcopenshell.entity_instance | None:
+        """The nearest storey (or, for IFC 4.3 facilities, facility part) containing an object."""
+        return self._ancestor(obj, ("IfcBuildingStorey", "IfcFacilityPart"), self._storey)
+
+    def facility_of(self, obj: ifcopenshell.entity_instance) -> ifcopenshell.entity_instance | None:
+        """The nearest building or IFC 4.3 facility containing an object."""
+        return self._ancestor(obj, FACILITY_CLASSES, self._facility)
+
+
+def facilities(model: ifcopenshell.file) -> list[ifcopenshell.entity_instance]:
+    """Every IfcBuilding and IFC 4.3 facility (bridge, road, railway, tunnel, marine facility) of a model."""
+    found: dict[int, ifcopenshell.entity_instance] = {}
+    for cls in FACILITY_CLASSES:
+        try:
+            for item in model.by_type(cls):
+                found[item.id()] = item
+        except RuntimeError:  # the class does not exist in this schema (IFC2X3/IFC4)
+            continue
+    return list(found.values())
+
+
+def address_of(facility: ifcopenshell.entity_instance) -> str | None:
+    """A one-line postal address of a building, when it has one."""
+    address = getattr(facility, "BuildingAddress", None)
+    if address is None:
+        return None
+    parts = [*(address.AddressLines or ()), address.PostalCode, address.Town, address.Region, address.Country]
+    text = ", ".join(str(p) for p in parts if p)
+    return text or None
+
+
+def _same(a: ifcopenshell.entity_instance | None, b: ifcopenshell.entity_instance) -> bool:
+    return a is not None and a.id() == b.id()
+
+
+def _area(sets: dict[str, dict[str, Any]], names: tuple[str, ...]) -> float | None:
+    for pset in sets.values():
+        for name in names:
+            value = pset.get(name)
+            if isinstance(value, int | float) and value > 0:
+                return float(value)
+    return None
+
+
+def gross_floor_area(
+    facility: ifcopenshell.entity_instance,
+    spatial: Spatial,
+    sets: dict[int, dict[str, dict[str, Any]]],
+    model: ifcopenshell.file,
+) -> float | None:
+    """Gross floor area (m²) from quantity sets: the building's, else its storeys' sum, else its spaces' sum."""
+    own = _area(sets.get(facility.id(), {}), ("GrossFloorArea",))
+    if own is not None:
+        return own
+    for cls, names in (("IfcBuildingStorey", ("GrossFloorArea",)), ("IfcSpace", ("GrossFloorArea", "NetFloorArea"))):
+        total = 0.0
+        for item in model.by_type(cls):
+            if _same(spatial.facility_of(item), facility):
+                total += _area(sets.get(item.id(), {}), names) or 0.0
+        if total > 0:
+            return total
+    return None
+
+
+def storey_count(facility: ifcopenshell.entity_instance, spatial: Spatial, model: ifcopenshell.file) -> int | None:
+    """Number of IfcBuildingStorey in a building (``None`` for facilities without storeys)."""
+    count = sum(1 for s in model.by_type("IfcBuildingStorey") if _same(spatial.facility_of(s), facility))
+    return count or None
