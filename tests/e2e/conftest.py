@@ -1,0 +1,174 @@
+"""Fixtures of the viewer's end-to-end tests: a city database, its tileset, the real app, one browser.
+
+Everything is module-scoped (one database, one server and one Chromium per test module) because starting
+Cesium in software WebGL costs seconds. The browser is Debian's Chromium driven by Playwright for Python,
+headless with SwiftShader WebGL; every request the page makes is recorded so tests can check that none
+leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from cim.settings import Settings
+from tests.conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1100, "height": 720}
+LOAD_TIMEOUT_MS = 150_000
+
+
+def _database_url(server_url: str, name: str) -> str:
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings on a fresh migrated database and data directory shared by one test module."""
+    name = f"cim_e2e_{secrets.token_hex(5)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=_database_url(pg_server_url, name))
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """The platform's app served by uvicorn on a loopback port, in a thread of the test process."""
+
+    base_url: str
+    server: Any
+    thread: threading.Thread
+
+
+def start_server(settings: Settings) -> LiveServer:
+    """Serve ``cim.api.app.create_app(settings)`` on a free 127.0.0.1 port until :func:`stop_server`."""
+    import uvicorn
+
+    from cim.api.app import create_app
+    from cim.api.settings import ApiSettings
+
+    app = create_app(settings, api_settings=ApiSettings(access_log=False))
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="viewer-e2e-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the platform server did not start")
+        time.sleep(0.05)
+    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
+
+
+def stop_server(live: LiveServer) -> None:
+    """Stop a server started by :func:`start_server`."""
+    live.server.should_exit = True
+    live.thread.join(timeout=10)
+
+
+@dataclass
+class PageLog:
+    """What the page did: every request URL, console errors, page errors."""
+
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        self.requests.clear()
+        self.console_errors.clear()
+        self.page_errors.clear()
+        self.failed.clear()
+
+
+@dataclass
+class Browser:
+    """A persistent Chromium context and its page, with the page's log."""
+
+    context: Any
+    page: Any
+    log: PageLog
+
+
+def launch_browser(user_data_dir: Path) -> tuple[Any, Browser]:
+    """Start Playwright and a headless Chromium with software WebGL; record the page's requests and errors."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (installs Debian's chromium)")
+    playwright = sync_playwright().start()
+    context = playwright.chromium.launch_persistent_context(
+        str(user_data_dir),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport=VIEWPORT,
+        device_scale_factor=1,
+    )
+    page = context.pages[0] if context.pages else context.new_page()
+    log = PageLog()
+    page.on("request", lambda request: log.requests.append(request.url))
+    page.on("requestfailed", lambda request: log.failed.append(f"{request.url} {request.failure}"))
+    page.on("console", lambda msg: log.console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda error: log.page_errors.append(str(error)))
+    page.set_default_timeout(LOAD_TIMEOUT_MS)
+    return playwright, Browser(context, page, log)
+
+
+def open_viewer(browser: Browser, base_url: str, hash_: str = "") -> dict[str, Any]:
+    """Open /viewer/ and wait for Cesium's own events: ready, then all tiles (3D Tiles and globe) loaded."""
+    page = browser.page
+    page.goto(f"{base_url}/viewer/{hash_}", wait_until="load")
+    page.wait_for_function("() => window.cimViewer !== undefined")
+    page.evaluate("() => window.cimViewer.ready.then(() => true)")
+    page.evaluate("() => window.cimViewer.allTilesLoaded.then(() => true)")
+    timings: dict[str, Any] = page.evaluate("() => window.cimViewer.timings")
+    return timings
+
+
+def wait_idle(browser: Browser) -> None:
+    """Wait until the tilesets and the globe have loaded everything the current view needs."""
+    browser.page.evaluate("() => window.cimViewer.idle().then(() => true)")
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    """The git-ignored folder where screenshots of the e2e tests go."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,352 @@
+// Boot of the CIM viewer: configuration, globe (offline imagery, platform terrain), tilesets from
+// /tilesets, the UI controllers, the status line and the test hook `window.cimViewer`.
+
+import { apiUrl, getJson, setApiBase } from "./api.js";
+import { applyTranslations, currentLang, onLangChange, setLang, t } from "./i18n.js";
+import { createLayers } from "./layers.js";
+import { createPanel } from "./panel.js";
+import { createSearch } from "./search.js";
+import { createMeasure } from "./measure.js";
+import { createClipping } from "./clipping.js";
+import { createEnvironment } from "./environment.js";
+import { createOverlays } from "./overlays.js";
+import { applyCamera, buildHash, parseHash } from "./share.js";
+
+const Cesium = window.Cesium;
+// No Cesium ion: no token, no ion assets, no ion geocoder; every request goes to the platform.
+Cesium.Ion.defaultAccessToken = "";
+
+let resolveReady;
+let resolveAllLoaded;
+const hook = {
+  viewer: null,
+  tilesets: new Map(),
+  tilesetInfo: [],
+  timings: { start: performance.now() },
+  ready: new Promise((r) => {
+    resolveReady = r;
+  }),
+  allTilesLoaded: new Promise((r) => {
+    resolveAllLoaded = r;
+  }),
+  errors: [],
+};
+window.cimViewer = hook;
+
+/** An imagery provider promise for the configured base map (offline Natural Earth II by default). */
+function imageryProvider(imagery) {
+  const type = imagery?.type ?? "natural-earth";
+  if (type === "xyz" && imagery.url) {
+    return Promise.resolve(
+      new Cesium.UrlTemplateImageryProvider({
+        url: imagery.url,
+        subdomains: imagery.subdomains ?? "abc",
+        maximumLevel: imagery.maximum_level ?? 18,
+        tilingScheme: imagery.tiling === "geographic" ? new Cesium.GeographicTilingScheme() : undefined,
+        credit: imagery.credit ?? "",
+      }),
+    );
+  }
+  if (type === "wmts" && imagery.url) {
+    return Promise.resolve(
+      new Cesium.WebMapTileServiceImageryProvider({
+        url: imagery.url,
+        layer: imagery.layer ?? "",
+        style: imagery.style ?? "default",
+        format: imagery.format ?? "tiles",
+        tileMatrixSetID: imagery.tile_matrix_set ?? "w",
+        subdomains: imagery.subdomains ?? undefined,
+        maximumLevel: imagery.maximum_level ?? 18,
+        tilingScheme: imagery.tiling === "geographic" ? new Cesium.GeographicTilingScheme() : undefined,
+        credit: imagery.credit ?? "",
+      }),
+    );
+  }
+  return Cesium.TileMapServiceImageryProvider.fromUrl(Cesium.buildModuleUrl("Assets/Textures/NaturalEarthII"));
+}
+
+/** Bounds of all tilesets: {center: Cartographic, minHeight, maxHeight, rectangle} or null. */
+function tilesetBounds(infos) {
+  const withBounds = infos.filter((i) => Array.isArray(i.bounds) && i.bounds.length === 4);
+  if (withBounds.length === 0) return null;
+  const w = Math.min(...withBounds.map((i) => i.bounds[0]));
+  const s = Math.min(...withBounds.map((i) => i.bounds[1]));
+  const e = Math.max(...withBounds.map((i) => i.bounds[2]));
+  const n = Math.max(...withBounds.map((i) => i.bounds[3]));
+  const minHeight = Math.min(...withBounds.map((i) => i.min_height ?? 0));
+  const maxHeight = Math.max(...withBounds.map((i) => i.max_height ?? 100));
+  return {
+    rectangle: Cesium.Rectangle.fromDegrees(w, s, e, n),
+    center: Cesium.Cartographic.fromDegrees((w + e) / 2, (s + n) / 2, 0),
+    minHeight,
+    maxHeight,
+  };
+}
+
+/** A perspective overview of the bounds, looking north. */
+function overview(viewer, bounds) {
+  const rect = bounds.rectangle;
+  const diag = Cesium.Cartesian3.distance(
+    Cesium.Cartesian3.fromRadians(rect.west, rect.south),
+    Cesium.Cartesian3.fromRadians(rect.east, rect.north),
+  );
+  const center = Cesium.Cartesian3.fromRadians(bounds.center.longitude, bounds.center.latitude, (bounds.minHeight + bounds.maxHeight) / 2);
+  viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(center, Math.max(diag / 2, 100)), {
+    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), Math.max(diag * 0.9, 250)),
+    duration: 0,
+  });
+}
+
+function createStatus(viewer) {
+  const tiles = document.getElementById("status-tiles");
+  const fps = document.getElementById("status-fps");
+  const pos = document.getElementById("status-pos");
+  const loading = document.getElementById("loading");
+  let frames = 0;
+  let pending = 0;
+  let processing = 0;
+  viewer.scene.postRender.addEventListener(() => {
+    frames += 1;
+  });
+  setInterval(() => {
+    fps.textContent = t("status.fps", { fps: frames });
+    hook.fps = frames;
+    frames = 0;
+  }, 1000);
+  const handler = new Cesium.ScreenSpaceEventHandler(viewer.canvas);
+  handler.setInputAction((event) => {
+    const c = viewer.camera.pickEllipsoid(event.endPosition, viewer.scene.globe.ellipsoid);
+    if (!c) return;
+    const carto = Cesium.Cartographic.fromCartesian(c);
+    pos.textContent = `${Cesium.Math.toDegrees(carto.longitude).toFixed(5)}°E ${Cesium.Math.toDegrees(carto.latitude).toFixed(5)}°N`;
+  }, Cesium.ScreenSpaceEventType.MOUSE_MOVE);
+  return {
+    progress(p, q) {
+      pending = p;
+      processing = q;
+      this.render();
+    },
+    render() {
+      if (hook.tilesets.size === 0 && hook.tilesetInfo.length === 0) tiles.textContent = t("status.noTilesets");
+      else if (pending + processing === 0) tiles.textContent = t("status.loaded");
+      else tiles.textContent = t("status.tiles", { pending, processing });
+    },
+    done() {
+      loading.classList.add("done");
+    },
+  };
+}
+
+async function main() {
+  const saved = parseHash();
+  setLang(saved.lang ?? localStorage.getItem("cim.lang") ?? "zh");
+  const configResult = await getJson("/viewer/config.json");
+  const config = configResult.ok && configResult.data ? configResult.data : { imagery: { type: "natural-earth" }, api: "" };
+  setApiBase(config.api ?? "");
+
+  const viewer = new Cesium.Viewer("cesiumContainer", {
+    baseLayer: false,
+    baseLayerPicker: false,
+    geocoder: false,
+    homeButton: false,
+    sceneModePicker: false,
+    navigationHelpButton: false,
+    animation: false,
+    timeline: false,
+    fullscreenButton: false,
+    infoBox: false,
+    selectionIndicator: false,
+    terrainProvider: new Cesium.EllipsoidTerrainProvider(),
+    requestRenderMode: true,
+    maximumRenderTimeChange: Number.POSITIVE_INFINITY,
+    msaaSamples: 1,
+  });
+  hook.viewer = viewer;
+  viewer.clock.shouldAnimate = false;
+  viewer.scene.globe.depthTestAgainstTerrain = true;
+  viewer.scene.globe.baseColor = Cesium.Color.fromCssColorString("#2b3a4a");
+  viewer.scene.postRender.addEventListener(function first() {
+    hook.timings.firstFrame = performance.now();
+    performance.mark("cim-first-frame");
+    viewer.scene.postRender.removeEventListener(first);
+  });
+  viewer.scene.renderError.addEventListener((_, error) => hook.errors.push(String(error)));
+
+  const imageryLayer = Cesium.ImageryLayer.fromProviderAsync(imageryProvider(config.imagery));
+  viewer.imageryLayers.add(imageryLayer);
+
+  const status = createStatus(viewer);
+  const listResult = await getJson("/tilesets");
+  const infos = listResult.ok && Array.isArray(listResult.data) ? listResult.data : [];
+  hook.tilesetInfo = infos;
+
+  let terrainProvider = null;
+  const terrainInfo = infos.find((i) => i.terrain_url);
+  if (terrainInfo) {
+    try {
+      terrainProvider = await Cesium.CesiumTerrainProvider.fromUrl(apiUrl(terrainInfo.terrain_url), { requestVertexNormals: false });
+    } catch (error) {
+      hook.errors.push(`terrain: ${error}`);
+    }
+  }
+
+  const loadState = new Map();
+  const progress = () => {
+    let p = 0;
+    let q = 0;
+    for (const s of loadState.values()) {
+      p += s.pending;
+      q += s.processing;
+    }
+    status.progress(p, q);
+  };
+  const tilesetsLoaded = [];
+  for (const info of infos) {
+    try {
+      const tileset = await Cesium.Cesium3DTileset.fromUrl(apiUrl(info.url), {
+        maximumScreenSpaceError: 16,
+        enableCollision: true,
+      });
+      loadState.set(info.name, { pending: 0, processing: 0 });
+      tileset.loadProgress.addEventListener((pending, processing) => {
+        loadState.set(info.name, { pending, processing });
+        progress();
+      });
+      tilesetsLoaded.push(
+        new Promise((resolve) => {
+          const remove = tileset.allTilesLoaded.addEventListener(() => {
+            remove();
+            resolve();
+          });
+        }),
+      );
+      viewer.scene.primitives.add(tileset);
+      hook.tilesets.set(info.name, tileset);
+    } catch (error) {
+      hook.errors.push(`tileset ${info.name}: ${error}`);
+    }
+  }
+
+  const bounds = tilesetBounds(infos);
+  const ctx = { Cesium, viewer, tilesets: hook.tilesets, terrainProvider, imageryLayer, bounds };
+  let hashTimer = null;
+  const saveHash = () => {
+    clearTimeout(hashTimer);
+    hashTimer = setTimeout(() => {
+      const hash = buildHash(Cesium, { viewer, layers, overlays, environment, lang: currentLang() });
+      window.history.replaceState(null, "", `#${hash}`);
+    }, 200);
+  };
+  ctx.onChange = saveHash;
+  const layers = createLayers(ctx);
+  layers.restore(saved.layers);
+  layers.refresh();
+  const panel = createPanel(ctx);
+  ctx.panel = panel;
+  const search = createSearch(ctx);
+  const measure = createMeasure(ctx);
+  const clipping = createClipping(ctx);
+  clipping.configureSlider();
+  const environment = createEnvironment(ctx);
+  const overlays = createOverlays(ctx);
+  Object.assign(hook, { layers, panel, search, measure, clipping, environment, overlays, Cesium });
+
+  const clicks = new Cesium.ScreenSpaceEventHandler(viewer.canvas);
+  clicks.setInputAction((event) => {
+    if (!measure.active) panel.pickAt(event.position);
+  }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
+
+  if (saved.camera) applyCamera(Cesium, viewer, saved.camera);
+  else if (bounds) overview(viewer, bounds);
+  else viewer.camera.setView({ destination: Cesium.Rectangle.fromDegrees(73, 18, 135, 54) });
+  if (saved.underground) environment.setUnderground(true);
+  if (saved.sun) environment.setSun(true, saved.sun);
+  if (saved.indicator) overlays.indicator = saved.indicator;
+  if (saved.level !== undefined) overlays.level = saved.level;
+  for (const key of saved.overlays ?? []) overlays.set(key, true);
+  viewer.camera.moveEnd.addEventListener(saveHash);
+
+  document.getElementById("btn-lang").addEventListener("click", () => setLang(currentLang() === "zh" ? "en" : "zh"));
+  onLangChange((lang) => {
+    localStorage.setItem("cim.lang", lang);
+    document.getElementById("btn-lang").textContent = lang === "zh" ? "English" : "中文";
+    layers.refresh();
+    panel.render();
+    status.render();
+    saveHash();
+  });
+  document.getElementById("btn-lang").textContent = currentLang() === "zh" ? "English" : "中文";
+  document.getElementById("btn-share").addEventListener("click", async () => {
+    const hash = buildHash(Cesium, { viewer, layers, overlays, environment, lang: currentLang() });
+    window.history.replaceState(null, "", `#${hash}`);
+    try {
+      await navigator.clipboard.writeText(window.location.href);
+    } catch {
+      // clipboard refused (headless, permissions): the link is in the address bar anyway
+    }
+    document.getElementById("status-pos").textContent = t("share.copied");
+  });
+
+  applyTranslations();
+  status.render();
+  viewer.scene.requestRender();
+  await new Promise((resolve) => {
+    const once = viewer.scene.postRender.addEventListener(() => {
+      once();
+      resolve();
+    });
+    viewer.scene.requestRender();
+  });
+  hook.timings.ready = performance.now();
+  resolveReady(hook);
+
+  await Promise.all([
+    ...tilesetsLoaded,
+    new Promise((resolve) => {
+      const check = viewer.scene.postRender.addEventListener(() => {
+        if (viewer.scene.globe.tilesLoaded) {
+          check();
+          resolve();
+        }
+      });
+      viewer.scene.requestRender();
+    }),
+  ]);
+  hook.timings.allTilesLoaded = performance.now();
+  performance.mark("cim-all-tiles-loaded");
+  status.done();
+  progress();
+  resolveAllLoaded(hook);
+}
+
+/**
+ * Resolve once every tileset and the globe have nothing left to load for the current view
+ * (call after moving the camera or toggling layers in tests).
+ */
+hook.idle = function idle() {
+  const viewer = hook.viewer;
+  return new Promise((resolve) => {
+    let calm = 0;
+    const check = viewer.scene.postRender.addEventListener(() => {
+      const done = viewer.scene.globe.tilesLoaded && [...hook.tilesets.values()].every((ts) => ts.tilesLoaded);
+      calm = done ? calm + 1 : 0;
+      if (calm >= 2) {
+        check();
+        resolve();
+      } else viewer.scene.requestRender();
+    });
+    viewer.scene.requestRender();
+  });
+};
+
+/** Window (CSS pixel) position of a lon/lat (degrees) / ellipsoidal height (m) point, or null. */
+hook.windowPosition = function windowPosition(lon, lat, height) {
+  const p = Cesium.SceneTransforms.worldToWindowCoordinates(hook.viewer.scene, Cesium.Cartesian3.fromDegrees(lon, lat, height));
+  return p ? { x: p.x, y: p.y } : null;
+};
+
+main().catch((error) => {
+  hook.errors.push(String(error?.stack ?? error));
+  console.error("CIM viewer failed to start:", error);
+  document.getElementById("loading").textContent = `${t("loading")} ✗ ${error}`;
+});

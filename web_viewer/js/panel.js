@@ -1,0 +1,207 @@
+// Click a building, element or facility → side panel with its attributes (tile metadata first, then the
+// API: /buildings/{id} or /elements/{guid}), and highlight it (silhouette + colour).
+
+import { getJson } from "./api.js";
+import { pick, t } from "./i18n.js";
+import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES } from "./vocab.js";
+
+const HIGHLIGHT = "#ffd400";
+
+/** Plain JS value of a metadata property (INT64 comes back as BigInt). */
+function plain(value) {
+  if (typeof value === "bigint") return Number(value);
+  return value;
+}
+
+/** Properties of a picked 3D Tiles feature as a plain object. */
+export function featureProperties(feature) {
+  const props = {};
+  for (const id of feature.getPropertyIds()) props[id] = plain(feature.getProperty(id));
+  return props;
+}
+
+/** "building" | "element" | "facility" of a property object (see the metadata classes in the contracts). */
+export function featureKind(props) {
+  if (props.global_id !== undefined && props.global_id !== null && props.global_id !== "") return "element";
+  if (props.kind !== undefined && props.kind !== null && props.kind !== "") return "facility";
+  return "building";
+}
+
+function displayValue(key, value) {
+  if (value === null || value === undefined || value === "") return "–";
+  if (key === "use" && BUILDING_USES[value]) return pick(BUILDING_USES[value]);
+  if (key === "safety_class" && SAFETY_CLASSES[value]) return pick(SAFETY_CLASSES[value]);
+  if (key === "kind" && FACILITY_KINDS[value]) return pick(FACILITY_KINDS[value]);
+  if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(2);
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function label(key) {
+  const translated = t(`prop.${key}`);
+  return translated === `prop.${key}` ? key : translated;
+}
+
+/**
+ * Create the panel controller.
+ * @param {object} ctx {Cesium, viewer, onSelect(selection)}
+ */
+export function createPanel(ctx) {
+  const { Cesium, viewer } = ctx;
+  const scene = viewer.scene;
+  const panel = document.getElementById("panel");
+  const title = document.getElementById("panel-title");
+  const kindLine = document.getElementById("panel-kind");
+  const table = document.getElementById("panel-props");
+  const details = document.getElementById("panel-details");
+  let selected = null; // {feature?, originalColor?, kind, props, position}
+  let silhouette = null;
+  let lastShown = null;
+  let requestSeq = 0;
+
+  if (Cesium.PostProcessStageLibrary.isSilhouetteSupported(scene)) {
+    silhouette = Cesium.PostProcessStageLibrary.createEdgeDetectionStage();
+    silhouette.uniforms.color = Cesium.Color.fromCssColorString(HIGHLIGHT);
+    silhouette.uniforms.length = 0.01;
+    silhouette.selected = [];
+    scene.postProcessStages.add(Cesium.PostProcessStageLibrary.createSilhouetteStage([silhouette]));
+  }
+
+  function rows(props, skip = new Set()) {
+    const out = [];
+    for (const [key, value] of Object.entries(props)) {
+      if (skip.has(key)) continue;
+      const tr = document.createElement("tr");
+      const k = document.createElement("td");
+      k.textContent = label(key);
+      const v = document.createElement("td");
+      v.textContent = displayValue(key, value);
+      tr.append(k, v);
+      out.push(tr);
+    }
+    return out;
+  }
+
+  function unhighlight() {
+    if (selected?.feature) {
+      try {
+        selected.feature.color = selected.originalColor;
+      } catch {
+        // the tile holding the feature was unloaded meanwhile
+      }
+    }
+    if (silhouette) silhouette.selected = [];
+  }
+
+  function highlight(feature) {
+    selected.originalColor = Cesium.Color.clone(feature.color);
+    feature.color = Cesium.Color.fromCssColorString(HIGHLIGHT);
+    if (silhouette) silhouette.selected = [feature];
+  }
+
+  async function loadDetails(kind, props, seq) {
+    details.replaceChildren();
+    let path = null;
+    if (kind === "building" && props.building_id !== undefined) path = `/buildings/${props.building_id}`;
+    if (kind === "element" && props.global_id) path = `/elements/${encodeURIComponent(props.global_id)}`;
+    if (!path) return;
+    const result = await getJson(path);
+    if (seq !== requestSeq) return;
+    const heading = document.createElement("h4");
+    heading.textContent = t("panel.details");
+    if (!result.ok || !result.data) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = t("panel.notFound");
+      details.replaceChildren(heading, p);
+      return;
+    }
+    const data = result.data;
+    if (data.name && !title.textContent) title.textContent = data.name;
+    const extra = {};
+    if (kind === "building") {
+      for (const key of ["address", "base_height", "gross_floor_area", "district_code", "year_built", "safety_class"]) {
+        if (key in data && !(key in props)) extra[key] = data[key];
+      }
+      if (data.elements) extra.elements = data.elements.count;
+      if (Array.isArray(data.datasets)) extra.datasets = data.datasets.map((d) => d.name).join(", ");
+      for (const [key, value] of Object.entries(data.attributes || {})) extra[key] = value;
+    } else {
+      for (const key of ["type_name", "material", "storey"]) if (key in data && !(key in props)) extra[key] = data[key];
+      for (const [pset, values] of Object.entries(data.properties || {})) {
+        if (values && typeof values === "object") {
+          for (const [key, value] of Object.entries(values)) extra[`${pset}.${key}`] = value;
+        } else {
+          extra[pset] = values;
+        }
+      }
+    }
+    const extraTable = document.createElement("table");
+    extraTable.id = "panel-details-props";
+    extraTable.append(...rows(extra));
+    details.replaceChildren(heading, extraTable);
+  }
+
+  function render() {
+    if (!lastShown) return;
+    const { kind, props, name } = lastShown;
+    title.textContent = name || props.name || (props.building_id !== undefined ? `#${props.building_id}` : "");
+    kindLine.textContent = t(`panel.${kind}`);
+    table.replaceChildren(...rows(props));
+  }
+
+  /** Show a selection: {kind, props, feature?, position?, name?}. */
+  function show(selection) {
+    unhighlight();
+    selected = selection;
+    if (selection.feature) highlight(selection.feature);
+    lastShown = selection;
+    panel.hidden = false;
+    render();
+    requestSeq += 1;
+    loadDetails(selection.kind, selection.props, requestSeq);
+    ctx.onSelect?.(selection);
+    scene.requestRender();
+  }
+
+  function close() {
+    unhighlight();
+    selected = null;
+    lastShown = null;
+    panel.hidden = true;
+    ctx.onSelect?.(null);
+    scene.requestRender();
+  }
+
+  document.getElementById("panel-close").addEventListener("click", close);
+
+  /** Handle a left click at a window position; returns true when something was picked. */
+  function pickAt(position) {
+    const picked = scene.pick(position);
+    if (picked instanceof Cesium.Cesium3DTileFeature) {
+      const props = featureProperties(picked);
+      let worldPosition;
+      if (scene.pickPositionSupported) worldPosition = scene.pickPosition(position);
+      show({ kind: featureKind(props), props, feature: picked, position: worldPosition });
+      return true;
+    }
+    if (picked && picked.id instanceof Cesium.Entity) {
+      const entity = picked.id;
+      const props = entity.properties ? entity.properties.getValue(viewer.clock.currentTime) : {};
+      show({ kind: "overlay", props, name: entity.name || props.name });
+      return true;
+    }
+    close();
+    return false;
+  }
+
+  return {
+    show,
+    close,
+    pickAt,
+    render,
+    get selection() {
+      return selected;
+    },
+  };
+}
