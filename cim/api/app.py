@@ -39,6 +39,7 @@ def create_app(
     """
     from cim.api import analysis
     from cim.api.catalog import CatalogFactory
+    from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
     from cim.api.viewer import mount_viewer
@@ -73,6 +74,7 @@ def create_app(
 
     app.include_router(CatalogFactory().router)
     app.include_router(FeaturesFactory().router)
+    app.include_router(DetailsFactory().router)
     app.include_router(analysis.router)
     mount_viewer(app, viewer_settings)
 

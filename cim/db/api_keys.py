@@ -52,13 +52,13 @@ def insert_api_key(conn: Connection, *, name: str, role: str, prefix: str, key_h
 
 def api_key_by_prefix(conn: Connection, prefix: str) -> ApiKeyRow | None:
     """The key row with this lookup prefix (revoked or not), if any."""
-    r = conn.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalars().first()
+    r = conn.execute(select(*ApiKey.__table__.c).where(ApiKey.prefix == prefix)).first()
     return _row(r) if r is not None else None
 
 
 def list_api_keys(conn: Connection) -> list[ApiKeyRow]:
     """Every key row, oldest first."""
-    return [_row(r) for r in conn.execute(select(ApiKey).order_by(ApiKey.id)).scalars()]
+    return [_row(r) for r in conn.execute(select(*ApiKey.__table__.c).order_by(ApiKey.id))]
 
 
 def revoke_api_key(conn: Connection, key_id: int) -> None:

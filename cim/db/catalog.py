@@ -17,7 +17,7 @@ def list_tilesets(conn: Connection) -> list[dict[str, Any]]:
     """Every ready tileset: name, layers, bounds (west, south, east, north; degrees, EPSG:4490), heights (m)."""
     rows = conn.execute(
         select(
-            Tileset,
+            *Tileset.__table__.c,
             func.ST_XMin(Tileset.bounds).label("w"),
             func.ST_YMin(Tileset.bounds).label("s"),
             func.ST_XMax(Tileset.bounds).label("e"),
@@ -25,7 +25,8 @@ def list_tilesets(conn: Connection) -> list[dict[str, Any]]:
         ).order_by(Tileset.name)
     ).all()
     out = []
-    for t, w, s, e, n in rows:
+    for t in rows:
+        w, s, e, n = t.w, t.s, t.e, t.n
         terrain = (t.options or {}).get("terrain")
         out.append(
             {
@@ -46,7 +47,7 @@ def list_tilesets(conn: Connection) -> list[dict[str, Any]]:
     return out
 
 
-def dataset_summary(d: Dataset) -> dict[str, Any]:
+def dataset_summary(d: Any) -> dict[str, Any]:
     """The public fields of one dataset row."""
     return {
         "id": d.id,
@@ -70,12 +71,12 @@ def list_datasets(
     conn: Connection, *, kind: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
 ) -> tuple[int, list[dict[str, Any]]]:
     """``(total, page)`` of datasets, newest first, optionally of one kind and status."""
-    query = select(Dataset)
+    query = select(*Dataset.__table__.c)
     count = select(func.count()).select_from(Dataset)
     if kind is not None:
         query, count = query.where(Dataset.kind == kind), count.where(Dataset.kind == kind)
     if status is not None:
         query, count = query.where(Dataset.status == status), count.where(Dataset.status == status)
     total = int(conn.execute(count).scalar_one())
-    rows = conn.execute(query.order_by(Dataset.id.desc()).limit(limit).offset(offset)).scalars()
+    rows = conn.execute(query.order_by(Dataset.id.desc()).limit(limit).offset(offset))
     return total, [dataset_summary(d) for d in rows]
