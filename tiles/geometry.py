@@ -1,0 +1,278 @@
+"""Vectorised mesh generation in geocentric coordinates (EPSG:4479 ≈ WGS 84 ECEF, metres).
+
+Everything here works on whole arrays of features at once: LOD1 blocks extruded from footprints (walls as
+quads from ring edges, roofs by fan or earcut triangulation), tubes along pipe segments, small prisms for
+point facilities, and IFC element meshes decoded from PostGIS TIN WKB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mapbox_earcut
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from cim import crs
+
+
+@dataclass
+class Mesh:
+    """Triangles in ECEF: ``positions`` (n, 3) float64, ``normals`` (n, 3) float32, ``feature`` (n,) the
+    index of the feature each vertex belongs to, ``indices`` (3·t,) counter-clockwise seen from outside."""
+
+    positions: NDArray[np.float64]
+    normals: NDArray[np.float32]
+    feature: NDArray[np.int64]
+    indices: NDArray[np.int64]
+
+    @staticmethod
+    def empty() -> Mesh:
+        return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def concat(meshes: list[Mesh]) -> Mesh:
+    """Concatenate meshes (indices are offset)."""
+    meshes = [m for m in meshes if len(m.indices)]
+    if not meshes:
+        return Mesh.empty()
+    offsets = np.cumsum([0] + [len(m.positions) for m in meshes[:-1]])
+    return Mesh(
+        np.concatenate([m.positions for m in meshes]),
+        np.concatenate([m.normals for m in meshes]),
+        np.concatenate([m.feature for m in meshes]),
+        np.concatenate([m.indices + o for m, o in zip(meshes, offsets, strict=True)]),
+    )
+
+
+def up_vectors(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Ellipsoid normals (geodetic up) at lon/lat degrees, (n, 3)."""
+    lo, la = np.radians(lon), np.radians(lat)
+    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
+def enu_axes(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    """East, north and up unit vectors (each (n, 3)) at lon/lat degrees."""
+    lo, la = np.radians(lon), np.radians(lat)
+    east = np.column_stack([-np.sin(lo), np.cos(lo), np.zeros_like(lo)])
+    north = np.column_stack([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)])
+    return east, north, up_vectors(lon, lat)
+
+
+def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
+
+
+def extrude(
+    footprints: NDArray[np.object_],
+    base: NDArray[np.float64],
+    top: NDArray[np.float64],
+    *,
+    height_anomaly: float = 0.0,
+) -> Mesh:
+    """LOD1 blocks: each (multi)polygon footprint (lon/lat degrees) extruded from ``base`` to ``top`` (normal
+    heights, metres) as walls and a flat roof (no floor). ``feature`` of the result indexes ``footprints``."""
+    if len(footprints) == 0:
+        return Mesh.empty()
+    polys, poly_feat = shapely.get_parts(footprints, return_index=True)
+    keep = shapely.get_type_id(polys) == 3
+    polys, poly_feat = polys[keep], poly_feat[keep]
+    rings, ring_poly = shapely.get_rings(polys, return_index=True)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    if len(coords) == 0:
+        return Mesh.empty()
+    ring_first = np.r_[True, ring_poly[1:] != ring_poly[:-1]]  # exterior ring of each polygon comes first
+    ring_feat = poly_feat[ring_poly]
+    # Walls: one quad per ring edge.
+    same = coord_ring[:-1] == coord_ring[1:]
+    ia = np.nonzero(same)[0]
+    a, b = coords[ia], coords[ia + 1]
+    eridx = coord_ring[ia]
+    nonzero = (a[:, 0] != b[:, 0]) | (a[:, 1] != b[:, 1])
+    ia, a, b, eridx = ia[nonzero], a[nonzero], b[nonzero], eridx[nonzero]
+    cross = a[:, 0] * b[:, 1] - b[:, 0] * a[:, 1]
+    signed = np.bincount(eridx, weights=cross, minlength=len(rings))
+    flip = ((signed > 0) != ring_first)[eridx]  # exterior CCW, holes CW: flip the others
+    efeat = ring_feat[eridx]
+    ne = len(a)
+    lon = np.concatenate([a[:, 0], b[:, 0], b[:, 0], a[:, 0]])
+    lat = np.concatenate([a[:, 1], b[:, 1], b[:, 1], a[:, 1]])
+    hb, ht = base[efeat], top[efeat]
+    h = np.concatenate([hb, hb, ht, ht])
+    xyz = crs.geodetic_to_geocentric(lon, lat, h, height_anomaly=height_anomaly)
+    wall = xyz.reshape(4, ne, 3).transpose(1, 0, 2).reshape(-1, 3)  # a_bot, b_bot, b_top, a_top per edge
+    q = wall.reshape(ne, 4, 3)
+    normal = _unit(np.cross(q[:, 1] - q[:, 0], q[:, 3] - q[:, 0]))
+    normal[flip] *= -1
+    base_idx = np.arange(ne, dtype=np.int64)[:, None] * 4
+    fwd = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)
+    rev = np.array([0, 2, 1, 0, 3, 2], dtype=np.int64)
+    tri = np.where(flip[:, None], rev[None, :], fwd[None, :]) + base_idx
+    walls = Mesh(wall, np.repeat(normal, 4, axis=0).astype(np.float32), np.repeat(efeat, 4), tri.ravel())
+    return concat([walls, _roofs(polys, poly_feat, rings, ring_poly, coords, coord_ring, top, height_anomaly)])
+
+
+def _roofs(
+    polys: NDArray[np.object_],
+    poly_feat: NDArray[np.int64],
+    rings: NDArray[np.object_],
+    ring_poly: NDArray[np.int64],
+    coords: NDArray[np.float64],
+    coord_ring: NDArray[np.int64],
+    top: NDArray[np.float64],
+    height_anomaly: float,
+) -> Mesh:
+    # Unique ring vertices (drop each ring's closing point).
+    last = np.r_[coord_ring[1:] != coord_ring[:-1], True]
+    keep = ~last
+    rc, rr = coords[keep], coord_ring[keep]
+    npoly = len(polys)
+    rings_per_poly = np.bincount(ring_poly, minlength=npoly)
+    verts_per_ring = np.bincount(rr, minlength=len(rings))
+    verts_per_poly = np.bincount(ring_poly, weights=verts_per_ring, minlength=npoly).astype(np.int64)
+    poly_start = np.r_[0, np.cumsum(verts_per_poly)[:-1]]
+    vpoly = ring_poly[rr]
+    # Convex single-ring polygons get a fan, the others earcut.
+    nxt = np.arange(len(rc)) + 1
+    ring_start = np.r_[0, np.cumsum(verts_per_ring)[:-1]]
+    wrap = np.r_[rr[1:] != rr[:-1], True]
+    nxt[wrap] = ring_start[rr[wrap]]
+    nxt2 = nxt[nxt]
+    d1 = rc[nxt] - rc
+    d2 = rc[nxt2] - rc[nxt]
+    turn = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    pos_t = np.bincount(vpoly, weights=(turn > 1e-18), minlength=npoly)
+    neg_t = np.bincount(vpoly, weights=(turn < -1e-18), minlength=npoly)
+    convex = (rings_per_poly == 1) & ((pos_t == 0) | (neg_t == 0)) & (verts_per_poly >= 3)
+    tris: list[NDArray[np.int64]] = []
+    k = verts_per_poly[convex] - 2
+    if k.sum() > 0:
+        starts = np.repeat(poly_start[convex], k)
+        j = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k) + 1
+        tris.append(np.column_stack([starts, starts + j, starts + j + 1]))
+    for p in np.nonzero(~convex & (verts_per_poly >= 3))[0]:
+        s = poly_start[p]
+        pts = rc[s : s + verts_per_poly[p]]
+        ends = np.cumsum(verts_per_ring[ring_poly == p]).astype(np.uint32)
+        t = mapbox_earcut.triangulate_float64(pts - pts[0], ends)
+        if len(t):
+            tris.append(t.reshape(-1, 3).astype(np.int64) + s)
+    if not tris:
+        return Mesh.empty()
+    tri = np.concatenate(tris)
+    feat = poly_feat[vpoly]
+    xyz = crs.geodetic_to_geocentric(rc[:, 0], rc[:, 1], top[feat], height_anomaly=height_anomaly)
+    up = up_vectors(rc[:, 0], rc[:, 1])
+    n = np.cross(xyz[tri[:, 1]] - xyz[tri[:, 0]], xyz[tri[:, 2]] - xyz[tri[:, 0]])
+    down = np.einsum("ij,ij->i", n, up[tri[:, 0]]) < 0
+    tri[down] = tri[down][:, [0, 2, 1]]
+    return Mesh(xyz, up.astype(np.float32), feat, tri.ravel())
+
+
+def prisms(
+    lon: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    bottom: NDArray[np.float64],
+    top: NDArray[np.float64],
+    radius: NDArray[np.float64],
+    *,
+    sides: int = 6,
+    height_anomaly: float = 0.0,
+) -> Mesh:
+    """Vertical regular prisms (``sides`` faces + a top cap) at points, from ``bottom`` to ``top`` normal
+    heights (m), circumradius ``radius`` (m): manholes, lamp posts, hydrants."""
+    n = len(lon)
+    if n == 0:
+        return Mesh.empty()
+    centre_b = crs.geodetic_to_geocentric(lon, lat, bottom, height_anomaly=height_anomaly)
+    centre_t = crs.geodetic_to_geocentric(lon, lat, top, height_anomaly=height_anomaly)
+    east, north, up = enu_axes(lon, lat)
+    ang = np.arange(sides) * (2 * np.pi / sides)
+    ring = np.cos(ang)[None, :, None] * east[:, None, :] + np.sin(ang)[None, :, None] * north[:, None, :]
+    r = radius[:, None, None]
+    bot = centre_b[:, None, :] + r * ring  # (n, s, 3)
+    tp = centre_t[:, None, :] + r * ring
+    nxt = (np.arange(sides) + 1) % sides
+    # Side faces: 4 vertices each (flat normals).
+    face = np.stack([bot, bot[:, nxt], tp[:, nxt], tp], axis=2)  # (n, s, 4, 3)
+    fnorm = ring + ring[:, nxt]
+    fnorm = fnorm / np.linalg.norm(fnorm, axis=2, keepdims=True)
+    side_pos = face.reshape(-1, 3)
+    side_nor = np.repeat(fnorm.reshape(-1, 3), 4, axis=0)
+    fb = np.arange(n * sides, dtype=np.int64)[:, None] * 4
+    side_idx = (np.array([0, 1, 2, 0, 2, 3])[None, :] + fb).ravel()
+    side = Mesh(side_pos, side_nor.astype(np.float32), np.repeat(np.arange(n), sides * 4), side_idx)
+    cb = np.arange(n, dtype=np.int64)[:, None] * sides
+    j = np.arange(1, sides - 1)
+    cap_idx = np.stack([np.zeros_like(j), j, j + 1], axis=1)[None, :, :] + cb[:, :, None]
+    cap = Mesh(
+        tp.reshape(-1, 3),
+        np.repeat(up, sides, axis=0).astype(np.float32),
+        np.repeat(np.arange(n), sides),
+        cap_idx.ravel(),
+    )
+    return concat([side, cap])
+
+
+def tubes(
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    radius: NDArray[np.float64],
+    feature: NDArray[np.int64],
+    *,
+    sides: int = 8,
+) -> Mesh:
+    """Open tubes along segments ``start``→``end`` (ECEF, (n, 3)) of radius ``radius`` (m)."""
+    n = len(start)
+    if n == 0:
+        return Mesh.empty()
+    d = _unit(end - start)
+    up = _unit(start)
+    u = np.cross(d, up)
+    bad = np.linalg.norm(u, axis=1) < 1e-6
+    u[bad] = np.cross(d[bad], np.array([1.0, 0.0, 0.0]))
+    u = _unit(u)
+    v = np.cross(u, d)
+    ang = np.arange(sides) * (2 * np.pi / sides)
+    ring = np.cos(ang)[None, :, None] * u[:, None, :] + np.sin(ang)[None, :, None] * v[:, None, :]  # (n, s, 3)
+    r = radius[:, None, None]
+    a = start[:, None, :] + r * ring
+    b = end[:, None, :] + r * ring
+    pos = np.concatenate([a, b], axis=1).reshape(-1, 3)  # per segment: s at start, s at end
+    nor = np.concatenate([ring, ring], axis=1).reshape(-1, 3)
+    k = np.arange(sides)
+    k1 = (k + 1) % sides
+    quad = np.stack([k, k1, sides + k1, k, sides + k1, sides + k], axis=1).ravel()
+    idx = (quad[None, :] + (np.arange(n, dtype=np.int64) * 2 * sides)[:, None]).ravel()
+    return Mesh(pos, nor.astype(np.float32), np.repeat(feature, 2 * sides), idx)
+
+
+TRIANGLE_WKB_SIZE = 1 + 4 + 4 + 4 + 4 * 24
+
+
+def tin_triangles(wkb: bytes) -> NDArray[np.float64]:
+    """Decode a PostGIS TIN Z (ISO WKB, little-endian, each triangle a closed 4-point ring) to (t, 3, 3)."""
+    if len(wkb) < 9:
+        return np.zeros((0, 3, 3))
+    if wkb[0] != 1:
+        raise ValueError("TIN WKB must be little-endian (NDR)")
+    (count,) = np.frombuffer(wkb, dtype="<u4", count=1, offset=5)
+    body = np.frombuffer(wkb, dtype=np.uint8, count=int(count) * TRIANGLE_WKB_SIZE, offset=9)
+    rows = body.reshape(int(count), TRIANGLE_WKB_SIZE)[:, 13 : 13 + 72]
+    return np.ascontiguousarray(rows).view("<f8").reshape(int(count), 3, 3)
+
+
+def triangle_soup(tri: NDArray[np.float64], feature: NDArray[np.int64]) -> Mesh:
+    """Flat-shaded mesh of triangles (t, 3, 3) ECEF; ``feature`` has one value per triangle."""
+    t = len(tri)
+    if t == 0:
+        return Mesh.empty()
+    n = _unit(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]))
+    return Mesh(
+        tri.reshape(-1, 3),
+        np.repeat(n, 3, axis=0).astype(np.float32),
+        np.repeat(feature, 3),
+        np.arange(3 * t, dtype=np.int64),
+    )

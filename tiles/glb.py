@@ -1,0 +1,305 @@
+"""Binary glTF 2.0 (.glb) written straight from NumPy buffers, with EXT_mesh_features feature ids,
+EXT_structural_metadata property tables and optional EXT_meshopt_compression.
+
+Positions are given in a Z-up frame (ECEF axes, metres, relative to the tile centre); the writer rotates them
+into glTF's Y-up convention (x, y, z) → (x, z, −y), which 3D Tiles undoes when it loads the content, so
+the tile's ``transform`` is a plain translation to the centre.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tiles.schema import SCHEMA
+
+GLB_MAGIC = 0x46546C67
+CHUNK_JSON = 0x4E4F534A
+CHUNK_BIN = 0x004E4942
+
+FLOAT = 5126
+UNSIGNED_INT = 5125
+UNSIGNED_SHORT = 5123
+UNSIGNED_BYTE = 5121
+BYTE = 5120
+ARRAY_BUFFER = 34962
+ELEMENT_ARRAY_BUFFER = 34963
+
+_META_DTYPES = {"INT64": np.int64, "INT32": np.int32, "FLOAT64": np.float64}
+
+
+@dataclass
+class Primitive:
+    """One triangle mesh primitive: every array has one row per vertex (indices: 3 per triangle).
+
+    ``positions``: float64 (n, 3) metres, Z-up, relative to the tile centre; ``normals``: (n, 3) unit vectors
+    in the same frame; ``colors``: uint8 (n, 4) sRGB + alpha; ``feature_ids``: (n,) index into the property
+    table ``table``; ``indices``: (m,) vertex indices, counter-clockwise triangles seen from outside.
+    """
+
+    positions: NDArray[np.float64]
+    normals: NDArray[np.float32]
+    colors: NDArray[np.uint8]
+    feature_ids: NDArray[np.int64]
+    indices: NDArray[np.int64]
+    table: int
+    feature_count: int
+
+
+@dataclass
+class PropertyTable:
+    """Values of one metadata class for ``count`` features: numeric arrays or lists of strings per property."""
+
+    class_name: str
+    count: int
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+class _Bin:
+    """The binary chunk being assembled, with bufferViews (8-byte aligned)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.views: list[dict[str, Any]] = []
+
+    def add(self, data: bytes, target: int | None = None, extra: dict[str, Any] | None = None) -> int:
+        pad = (-self.size) % 8
+        if pad:
+            self.parts.append(b"\0" * pad)
+            self.size += pad
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": self.size, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        if extra:
+            view.update(extra)
+        self.parts.append(data)
+        self.size += len(data)
+        self.views.append(view)
+        return len(self.views) - 1
+
+    def blob(self) -> bytes:
+        pad = (-self.size) % 4
+        return b"".join(self.parts) + b"\0" * pad
+
+
+def _y_up(v: NDArray[Any]) -> NDArray[Any]:
+    out = np.empty_like(v)
+    out[:, 0] = v[:, 0]
+    out[:, 1] = v[:, 2]
+    out[:, 2] = -v[:, 1]
+    return out
+
+
+def _strings(values: list[str]) -> tuple[bytes, bytes]:
+    encoded = [s.encode("utf-8") for s in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.uint32)
+    if encoded:
+        np.cumsum(np.fromiter((len(b) for b in encoded), dtype=np.uint32, count=len(encoded)), out=offsets[1:])
+    return b"".join(encoded), offsets.tobytes()
+
+
+class _Writer:
+    def __init__(self, compress: str) -> None:
+        self.bin = _Bin()
+        self.accessors: list[dict[str, Any]] = []
+        self.compress = compress
+        self.fallback_size = 0
+        self.used: set[str] = set()
+
+    def vertex_view(self, data: NDArray[Any], stride: int, target: int) -> int:
+        raw = np.ascontiguousarray(data).tobytes()
+        if self.compress != "meshopt":
+            return self.bin.add(raw, target, {"byteStride": stride} if target == ARRAY_BUFFER else None)
+        import meshoptimizer
+
+        count = len(raw) // stride
+        if target == ELEMENT_ARRAY_BUFFER:
+            encoded = meshoptimizer.encode_index_buffer(np.frombuffer(raw, dtype=np.uint32), count, None)
+            mode = "TRIANGLES"
+        else:
+            encoded = meshoptimizer.encode_vertex_buffer(
+                np.frombuffer(raw, dtype=np.uint8).reshape(count, stride), count, stride
+            )
+            mode = "ATTRIBUTES"
+        self.fallback_size += (-self.fallback_size) % 8
+        offset = self.fallback_size
+        self.fallback_size += len(raw)
+        index = self.bin.add(bytes(encoded))
+        compressed = self.bin.views[index]
+        view: dict[str, Any] = {
+            "buffer": 1,
+            "byteOffset": offset,
+            "byteLength": len(raw),
+            "target": target,
+            "extensions": {
+                "EXT_meshopt_compression": {
+                    "buffer": 0,
+                    "byteOffset": compressed["byteOffset"],
+                    "byteLength": compressed["byteLength"],
+                    "byteStride": stride,
+                    "mode": mode,
+                    "count": count,
+                }
+            },
+        }
+        if target == ARRAY_BUFFER:
+            view["byteStride"] = stride
+        self.bin.views[index] = view
+        self.used.add("EXT_meshopt_compression")
+        return index
+
+    def accessor(self, view: int, component: int, kind: str, count: int, **extra: Any) -> int:
+        acc: dict[str, Any] = {"bufferView": view, "componentType": component, "count": count, "type": kind}
+        acc.update(extra)
+        self.accessors.append(acc)
+        return len(self.accessors) - 1
+
+
+def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compress: str = "none") -> bytes:
+    """Encode primitives and property tables as one .glb (bytes).
+
+    ``compress="meshopt"`` quantises positions to 16 bits (KHR_mesh_quantization, node scale/offset) and
+    normals to 8 bits and compresses vertex and index buffers with EXT_meshopt_compression.
+    """
+    w = _Writer(compress)
+    quantize = compress == "meshopt"
+    meshes_prims: list[dict[str, Any]] = []
+    material_index = 0
+    all_pos = [p.positions for p in primitives if len(p.positions)]
+    lo = np.min([p.min(axis=0) for p in all_pos], axis=0) if all_pos else np.zeros(3)
+    hi = np.max([p.max(axis=0) for p in all_pos], axis=0) if all_pos else np.ones(3)
+    lo_y, hi_y = _y_up(lo[None, :])[0], _y_up(hi[None, :])[0]
+    qmin = np.minimum(lo_y, hi_y)
+    qspan = np.maximum(np.abs(hi_y - lo_y), 1e-6)
+    scale = qspan / 65535.0
+    for prim in primitives:
+        n = len(prim.positions)
+        pos = _y_up(prim.positions)
+        nor = _y_up(prim.normals.astype(np.float64))
+        attrs: dict[str, int] = {}
+        if quantize:
+            q = np.clip(np.rint((pos - qmin) / scale), 0, 65535).astype(np.uint16)
+            buf = np.zeros((n, 4), dtype=np.uint16)
+            buf[:, :3] = q
+            v = w.vertex_view(buf, 8, ARRAY_BUFFER)
+            attrs["POSITION"] = w.accessor(
+                v, UNSIGNED_SHORT, "VEC3", n, min=q.min(axis=0).tolist(), max=q.max(axis=0).tolist()
+            )
+            nb = np.zeros((n, 4), dtype=np.int8)
+            nb[:, :3] = np.clip(np.rint(nor * 127.0), -127, 127).astype(np.int8)
+            v = w.vertex_view(nb, 4, ARRAY_BUFFER)
+            attrs["NORMAL"] = w.accessor(v, BYTE, "VEC3", n, normalized=True)
+            w.used.add("KHR_mesh_quantization")
+        else:
+            p32 = pos.astype(np.float32)
+            v = w.vertex_view(p32, 12, ARRAY_BUFFER)
+            attrs["POSITION"] = w.accessor(
+                v, FLOAT, "VEC3", n, min=p32.min(axis=0).tolist(), max=p32.max(axis=0).tolist()
+            )
+            v = w.vertex_view(nor.astype(np.float32), 12, ARRAY_BUFFER)
+            attrs["NORMAL"] = w.accessor(v, FLOAT, "VEC3", n)
+        v = w.vertex_view(np.ascontiguousarray(prim.colors, dtype=np.uint8), 4, ARRAY_BUFFER)
+        attrs["COLOR_0"] = w.accessor(v, UNSIGNED_BYTE, "VEC4", n, normalized=True)
+        v = w.vertex_view(prim.feature_ids.astype(np.float32), 4, ARRAY_BUFFER)
+        attrs["_FEATURE_ID_0"] = w.accessor(v, FLOAT, "SCALAR", n)
+        iv = w.vertex_view(prim.indices.astype(np.uint32), 4, ELEMENT_ARRAY_BUFFER)
+        ia = w.accessor(iv, UNSIGNED_INT, "SCALAR", len(prim.indices))
+        meshes_prims.append(
+            {
+                "attributes": attrs,
+                "indices": ia,
+                "material": material_index,
+                "mode": 4,
+                "extensions": {
+                    "EXT_mesh_features": {
+                        "featureIds": [
+                            {"featureCount": prim.feature_count, "attribute": 0, "propertyTable": prim.table}
+                        ]
+                    }
+                },
+            }
+        )
+    prop_tables: list[dict[str, Any]] = []
+    for table in tables:
+        cls = SCHEMA["classes"][table.class_name]["properties"]
+        props: dict[str, Any] = {}
+        for name, spec in cls.items():
+            values = table.columns[name]
+            if spec["type"] == "STRING":
+                data, offsets = _strings(list(values))
+                props[name] = {
+                    "values": w.bin.add(data),
+                    "stringOffsets": w.bin.add(offsets),
+                    "stringOffsetType": "UINT32",
+                }
+            else:
+                arr = np.asarray(values, dtype=_META_DTYPES[spec["componentType"]])
+                props[name] = {"values": w.bin.add(arr.tobytes())}
+        prop_tables.append({"class": table.class_name, "count": table.count, "properties": props})
+    doc: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": "cim tiles"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "meshes": [{"primitives": meshes_prims}],
+        "materials": [
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [1, 1, 1, 1],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 1.0,
+                },
+                "doubleSided": False,
+            }
+        ],
+        "accessors": w.accessors,
+        "bufferViews": w.bin.views,
+        "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
+        "extensions": {"EXT_structural_metadata": {"schema": SCHEMA, "propertyTables": prop_tables}},
+    }
+    if quantize:
+        doc["nodes"][0]["translation"] = qmin.tolist()
+        doc["nodes"][0]["scale"] = scale.tolist()
+    required = sorted(w.used)
+    if required:
+        doc["extensionsUsed"] += required
+        doc["extensionsRequired"] = required
+    blob = w.bin.blob()
+    doc["buffers"] = [{"byteLength": len(blob)}]
+    if w.fallback_size:
+        doc["buffers"].append(
+            {"byteLength": w.fallback_size, "extensions": {"EXT_meshopt_compression": {"fallback": True}}}
+        )
+    js = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    js += b" " * ((-len(js)) % 4)
+    total = 12 + 8 + len(js) + 8 + len(blob)
+    return b"".join(
+        [
+            struct.pack("<III", GLB_MAGIC, 2, total),
+            struct.pack("<II", len(js), CHUNK_JSON),
+            js,
+            struct.pack("<II", len(blob), CHUNK_BIN),
+            blob,
+        ]
+    )
+
+
+def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Split a .glb into its JSON document and binary chunk (for tests and tools)."""
+    magic, version, total = struct.unpack_from("<III", data, 0)
+    if magic != GLB_MAGIC or version != 2 or total != len(data):
+        raise ValueError("not a glTF 2.0 binary")
+    jlen, _jtype = struct.unpack_from("<II", data, 12)
+    doc = json.loads(data[20 : 20 + jlen])
+    off = 20 + jlen
+    blob = b""
+    if off < len(data):
+        blen, _ = struct.unpack_from("<II", data, off)
+        blob = data[off + 8 : off + 8 + blen]
+    return doc, blob

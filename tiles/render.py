@@ -1,0 +1,255 @@
+"""Rendering one tile: features (column arrays) → meshes → one .glb with metadata.
+
+This is the unit of parallel work: :func:`render_tile` takes a picklable :class:`TileJob` and returns a
+:class:`TileResult`, so it runs the same in-process, in a ``ProcessPoolExecutor`` or on a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from cim import crs
+from cim.dem import sample_heights
+from cim.vocabulary import PIPE_KINDS
+from tiles import geometry as geo
+from tiles.glb import Primitive, PropertyTable, write_glb
+from tiles.schema import (
+    DEFAULT_BUILDING_COLOR,
+    DEFAULT_ELEMENT_COLOR,
+    DEFAULT_FACILITY_COLOR,
+    ELEMENT_COLORS,
+    FACILITY_COLORS,
+    USE_COLORS,
+    rgba_table,
+)
+from tiles.source import Columns
+
+REGION_MARGIN_RAD = 2e-8  # ≈ 0.13 m: room for float32 rounding of positions
+REGION_MARGIN_M = 0.5
+
+POINT_STYLE: dict[str, tuple[float, float, float]] = {
+    # kind: (radius m, height above ground m (negative: shaft below ground), sides)
+    "hydrant": (0.15, 0.8, 8),
+    "street_lamp": (0.1, 8.0, 6),
+}
+DEFAULT_POINT_STYLE = (1.0, 3.0, 6)
+
+
+@dataclass
+class TileJob:
+    """Everything one tile needs: its features and how to encode them."""
+
+    key: str
+    buildings: Columns | None = None
+    simplified: bool = False
+    elements: Columns | None = None
+    facilities: Columns | None = None
+    dem_path: str | None = None
+    height_anomaly: float = 0.0
+    compress: str = "none"
+
+
+@dataclass
+class TileResult:
+    """An encoded tile: .glb bytes, its SHA-256, centre (ECEF m) and content region (radians, ellipsoidal m)."""
+
+    key: str
+    glb: bytes
+    sha256: str
+    center: NDArray[np.float64]
+    region: list[float]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _Bounds:
+    def __init__(self) -> None:
+        self.lo = np.array([np.inf, np.inf, np.inf])
+        self.hi = -self.lo
+
+    def add(self, lon: NDArray[np.float64], lat: NDArray[np.float64], h: NDArray[np.float64]) -> None:
+        if len(lon):
+            self.lo = np.minimum(self.lo, [np.min(lon), np.min(lat), np.min(h)])
+            self.hi = np.maximum(self.hi, [np.max(lon), np.max(lat), np.max(h)])
+
+    def add_ecef(self, xyz: NDArray[np.float64], height_anomaly: float) -> None:
+        if len(xyz):
+            lon, lat, h = crs.geocentric_to_geodetic(xyz, height_anomaly=height_anomaly)
+            self.add(lon, lat, h)
+
+
+def _ground(dem_path: str | None, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.float64]:
+    if dem_path is None or len(lon) == 0:
+        return np.zeros(len(lon))
+    h = sample_heights(Path(dem_path), lon, lat)
+    return np.where(np.isfinite(h), h, 0.0)
+
+
+def _buildings(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]:
+    b = job.buildings
+    assert b is not None
+    geoms = shapely.from_wkb(b["wkb"])
+    if job.simplified:
+        env = shapely.oriented_envelope(geoms)
+        ok = shapely.get_type_id(env) == 3
+        geoms = np.where(ok, env, geoms)
+        xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
+    else:
+        xmin, ymin, xmax, ymax = b["xmin"], b["ymin"], b["xmax"], b["ymax"]
+    base = b["base"]
+    top = base + np.maximum(b["height"], 0.1)
+    bounds.add(np.r_[xmin, xmax], np.r_[ymin, ymax], np.r_[base, top])
+    mesh = geo.extrude(geoms, base, top, height_anomaly=job.height_anomaly)
+    table = PropertyTable(
+        "building",
+        len(b),
+        {
+            "building_id": b["id"],
+            "name": b["name"],
+            "use": b["use"],
+            "height": b["height"],
+            "storeys": b["storeys"],
+            "year_built": b["year_built"],
+            "safety_class": b["safety_class"],
+            "cim_level": b["cim_level"],
+        },
+    )
+    return mesh, table, rgba_table(list(b["use"]), USE_COLORS, DEFAULT_BUILDING_COLOR)
+
+
+def _elements(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]:
+    e = job.elements
+    assert e is not None
+    tris = [geo.tin_triangles(bytes(w)) for w in e["wkb"]]
+    counts = np.array([len(t) for t in tris], dtype=np.int64)
+    allt = np.concatenate(tris) if tris else np.zeros((0, 3, 3))
+    mesh = geo.triangle_soup(allt, np.repeat(np.arange(len(e)), counts))
+    bounds.add_ecef(mesh.positions, job.height_anomaly)
+    colors = rgba_table(list(e["ifc_class"]), ELEMENT_COLORS, DEFAULT_ELEMENT_COLOR)
+    for i, c in enumerate(e["color"]):
+        if isinstance(c, list | tuple) and len(c) >= 3:
+            rgba = [*c[:3], c[3] if len(c) > 3 else 1.0]
+            colors[i] = np.clip(np.rint(np.asarray(rgba, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    table = PropertyTable(
+        "element",
+        len(e),
+        {
+            "global_id": e["global_id"],
+            "ifc_class": e["ifc_class"],
+            "name": e["name"],
+            "storey": e["storey"],
+            "building_id": e["building_id"],
+        },
+    )
+    return mesh, table, colors
+
+
+def _facilities(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]:
+    f = job.facilities
+    assert f is not None
+    geoms = shapely.from_wkb(f["wkb"])
+    kinds = np.asarray(f["kind"], dtype=object)
+    types = shapely.get_type_id(geoms)
+    meshes: list[geo.Mesh] = []
+    zeta = job.height_anomaly
+    # Pipes: tubes along each segment, axis at ground − depth (or the invert + radius), always below ground.
+    is_pipe = np.isin(kinds, PIPE_KINDS) & np.isin(types, [1, 2, 5])
+    pidx = np.nonzero(is_pipe)[0]
+    if len(pidx):
+        parts, part_f = shapely.get_parts(geoms[pidx], return_index=True)
+        coords, cpart = shapely.get_coordinates(parts, return_index=True)
+        fidx = pidx[part_f[cpart]]
+        ground = _ground(job.dem_path, coords[:, 0], coords[:, 1])
+        radius = np.where(np.isfinite(f["diameter_mm"][fidx]), f["diameter_mm"][fidx] / 2000.0, 0.15)
+        radius = np.clip(radius, 0.02, 3.0)
+        depth = f["depth_m"][fidx]
+        # fraction along each part by vertex order, for invert interpolation
+        start = np.r_[0, np.nonzero(cpart[1:] != cpart[:-1])[0] + 1]
+        n_in = np.diff(np.r_[start, len(cpart)])
+        pos_in = np.arange(len(cpart)) - np.repeat(start, n_in)
+        frac = pos_in / np.maximum(np.repeat(n_in, n_in) - 1, 1)
+        inv = f["invert_start"][fidx] * (1 - frac) + f["invert_end"][fidx] * frac
+        axis = np.where(np.isfinite(depth), ground - depth, np.where(np.isfinite(inv), inv + radius, ground - 1.5))
+        axis = np.minimum(axis, ground - radius - 0.1)
+        xyz = crs.geodetic_to_geocentric(coords[:, 0], coords[:, 1], axis, height_anomaly=zeta)
+        seg = np.nonzero(cpart[:-1] == cpart[1:])[0]
+        meshes.append(geo.tubes(xyz[seg], xyz[seg + 1], radius[seg], fidx[seg]))
+    # Point facilities: prisms (manholes as shafts below ground, lamps and hydrants above).
+    pt = np.nonzero(types == 0)[0]
+    if len(pt):
+        lon, lat = shapely.get_x(geoms[pt]), shapely.get_y(geoms[pt])
+        ground = _ground(job.dem_path, lon, lat)
+        style = np.array([POINT_STYLE.get(k, DEFAULT_POINT_STYLE) for k in kinds[pt]], dtype=np.float64)
+        is_manhole = kinds[pt] == "manhole"
+        depth = np.where(np.isfinite(f["depth_m"][pt]), f["depth_m"][pt], 2.0)
+        bottom = np.where(is_manhole, ground - np.maximum(depth, 0.5), ground)
+        top = np.where(is_manhole, ground - 0.05, ground + style[:, 1])
+        radius = np.where(is_manhole, 0.5, style[:, 0])
+        m = geo.prisms(lon, lat, bottom, top, radius, sides=8, height_anomaly=zeta)
+        m.feature = pt[m.feature]
+        meshes.append(m)
+    # Areas (parks, water, shelters…): thin slabs on the ground.
+    poly = np.nonzero(np.isin(types, [3, 6]))[0]
+    if len(poly):
+        ground = _ground(job.dem_path, f["px"][poly], f["py"][poly])
+        m = geo.extrude(geoms[poly], ground + 0.05, ground + 0.3, height_anomaly=zeta)
+        m.feature = poly[m.feature]
+        meshes.append(m)
+    mesh = geo.concat(meshes)
+    bounds.add_ecef(mesh.positions, zeta)
+    table = PropertyTable("facility", len(f), {"facility_id": f["id"], "kind": list(f["kind"]), "name": f["name"]})
+    return mesh, table, rgba_table(list(f["kind"]), FACILITY_COLORS, DEFAULT_FACILITY_COLOR)
+
+
+def render_tile(job: TileJob) -> TileResult:
+    """Build the meshes of one tile and encode them as .glb (positions relative to the content centre)."""
+    bounds = _Bounds()
+    parts: list[tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]] = []
+    counts: dict[str, int] = {}
+    for name, cols, fn in (
+        ("buildings", job.buildings, _buildings),
+        ("elements", job.elements, _elements),
+        ("facilities", job.facilities, _facilities),
+    ):
+        if cols is not None and len(cols):
+            parts.append(fn(job, bounds))
+            counts[name] = len(cols)
+    parts = [p for p in parts if len(p[0].indices)]
+    if not parts:
+        raise ValueError(f"tile {job.key} has no geometry")
+    lo, hi = bounds.lo, bounds.hi
+    zeta = job.height_anomaly
+    centre = crs.geodetic_to_geocentric(
+        [(lo[0] + hi[0]) / 2], [(lo[1] + hi[1]) / 2], [(lo[2] + hi[2]) / 2], height_anomaly=zeta
+    )[0]
+    centre = np.round(centre, 3)
+    prims: list[Primitive] = []
+    tables: list[PropertyTable] = []
+    for mesh, table, colors in parts:
+        prims.append(
+            Primitive(
+                positions=mesh.positions - centre,
+                normals=mesh.normals,
+                colors=colors[mesh.feature],
+                feature_ids=mesh.feature,
+                indices=mesh.indices,
+                table=len(tables),
+                feature_count=table.count,
+            )
+        )
+        tables.append(table)
+    glb = write_glb(prims, tables, compress=job.compress)
+    region = [
+        float(np.radians(lo[0])) - REGION_MARGIN_RAD,
+        float(np.radians(lo[1])) - REGION_MARGIN_RAD,
+        float(np.radians(hi[0])) + REGION_MARGIN_RAD,
+        float(np.radians(hi[1])) + REGION_MARGIN_RAD,
+        float(lo[2] + zeta) - REGION_MARGIN_M,
+        float(hi[2] + zeta) + REGION_MARGIN_M,
+    ]
+    return TileResult(job.key, glb, hashlib.sha256(glb).hexdigest(), centre, region, counts)

@@ -1,0 +1,111 @@
+"""The 3D Tiles metadata schema (EXT_structural_metadata) and the colours of features.
+
+Classes and properties are a contract with the viewer (see notes/contracts.md): ``building``, ``element``
+and ``facility``. Integer properties that may be unknown use ``noData = -1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_ID = "cim"
+
+SCHEMA: dict[str, Any] = {
+    "id": SCHEMA_ID,
+    "name": "CIM platform features",
+    "version": "1.0.0",
+    "classes": {
+        "building": {
+            "name": "Building",
+            "properties": {
+                "building_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
+                "name": {"type": "STRING"},
+                "use": {"type": "STRING"},
+                "height": {"type": "SCALAR", "componentType": "FLOAT64", "description": "metres above base"},
+                "storeys": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+                "year_built": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+                "safety_class": {"type": "STRING", "description": "A–D or empty"},
+                "cim_level": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+            },
+        },
+        "element": {
+            "name": "BIM element",
+            "properties": {
+                "global_id": {"type": "STRING", "required": True},
+                "ifc_class": {"type": "STRING"},
+                "name": {"type": "STRING"},
+                "storey": {"type": "STRING"},
+                "building_id": {"type": "SCALAR", "componentType": "INT64", "noData": -1},
+            },
+        },
+        "facility": {
+            "name": "Municipal facility",
+            "properties": {
+                "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
+                "kind": {"type": "STRING"},
+                "name": {"type": "STRING"},
+            },
+        },
+    },
+}
+
+USE_COLORS: dict[str, tuple[int, int, int]] = {
+    "residential": (236, 226, 206),
+    "commercial": (240, 180, 120),
+    "office": (160, 190, 230),
+    "industrial": (190, 170, 200),
+    "public": (170, 215, 170),
+    "education": (250, 220, 120),
+    "medical": (240, 150, 150),
+    "mixed": (220, 200, 170),
+    "other": (210, 210, 210),
+}
+"""RGB colours (0–255) of LOD1 blocks by ``building.use``."""
+
+DEFAULT_BUILDING_COLOR = (215, 215, 215)
+
+FACILITY_COLORS: dict[str, tuple[int, int, int]] = {
+    "pipe_water": (40, 110, 230),
+    "pipe_drainage": (130, 90, 50),
+    "pipe_gas": (240, 210, 40),
+    "pipe_heat": (230, 70, 50),
+    "pipe_power": (200, 40, 160),
+    "pipe_telecom": (40, 190, 90),
+    "manhole": (90, 90, 90),
+    "hydrant": (220, 30, 30),
+    "street_lamp": (60, 60, 70),
+    "road": (110, 110, 110),
+    "park": (110, 190, 100),
+    "green_space": (130, 200, 110),
+    "water_body": (80, 150, 220),
+}
+DEFAULT_FACILITY_COLOR = (150, 150, 150)
+
+ELEMENT_COLORS: dict[str, tuple[int, int, int]] = {
+    "IfcWall": (225, 220, 210),
+    "IfcWallStandardCase": (225, 220, 210),
+    "IfcSlab": (190, 190, 190),
+    "IfcWindow": (140, 190, 230),
+    "IfcDoor": (160, 110, 70),
+    "IfcColumn": (200, 200, 200),
+    "IfcBeam": (180, 180, 180),
+    "IfcRoof": (170, 80, 60),
+    "IfcStair": (200, 190, 170),
+}
+DEFAULT_ELEMENT_COLOR = (200, 200, 200)
+
+
+def rgba_table(keys: list[str | None], table: dict[str, tuple[int, int, int]], default: tuple[int, int, int]) -> Any:
+    """An (n, 4) uint8 array of colours for ``keys`` looked up in ``table`` (alpha 255)."""
+    import numpy as np
+
+    out = np.empty((len(keys), 4), dtype=np.uint8)
+    out[:, 3] = 255
+    cache: dict[str | None, tuple[int, int, int]] = {}
+    for i, key in enumerate(keys):
+        rgb = cache.get(key)
+        if rgb is None:
+            rgb = table.get(key or "", default)
+            cache[key] = rgb
+        out[i, :3] = rgb
+    return out

@@ -1,0 +1,149 @@
+"""Reading live features from the database as column arrays (binary WKB, no ORM objects).
+
+Centroids and bounds are computed by PostGIS (in its own process) so the builder never parses geometry it
+does not render. All coordinates are CGCS2000 (EPSG:4490) lon/lat degrees; heights are normal heights (m).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection
+
+BBox = tuple[float, float, float, float]
+
+
+@dataclass
+class Columns:
+    """Named columns of equal length (NumPy arrays or lists)."""
+
+    data: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.data.values()))) if self.data else 0
+
+    def __getitem__(self, name: str) -> Any:
+        return self.data[name]
+
+    def take(self, idx: NDArray[np.int64]) -> Columns:
+        """The rows ``idx`` (lists are indexed element-wise)."""
+        out: dict[str, Any] = {}
+        for k, v in self.data.items():
+            out[k] = v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]
+        return Columns(out)
+
+
+def _fetch(conn: Connection, sql: str, params: dict[str, Any], names: list[str], kinds: dict[str, Any]) -> Columns:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    data: dict[str, Any] = {}
+    for name, col in zip(names, cols, strict=True):
+        kind = kinds.get(name)
+        if kind is None:
+            data[name] = list(col)
+        else:
+            data[name] = np.asarray(col, dtype=kind) if col else np.zeros(0, dtype=kind)
+    return Columns(data)
+
+
+def _bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
+    if bbox is None:
+        return "", {}
+    w, s, e, n = bbox
+    return (
+        f" AND {column} && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4490)",
+        {"w": w, "s": s, "e": e, "n": n},
+    )
+
+
+def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
+    """Live buildings: id, footprint WKB, heights, attributes, centroid, bounds and a size measure."""
+    where, params = _bbox_sql("b.footprint", bbox)
+    sql = (
+        "SELECT b.id, ST_AsBinary(b.footprint), b.base_height, b.height, coalesce(b.storeys, -1), "
+        "coalesce(b.year_built, -1), coalesce(b.use, ''), coalesce(b.name, ''), coalesce(b.safety_class, ''), "
+        "coalesce(b.cim_level, -1), ST_X(c.p), ST_Y(c.p), ST_XMin(b.footprint), ST_YMin(b.footprint), "
+        "ST_XMax(b.footprint), ST_YMax(b.footprint), ST_Area(b.footprint) "
+        "FROM building b CROSS JOIN LATERAL (SELECT ST_Centroid(b.footprint) AS p) c "
+        f"WHERE b.valid_to IS NULL{where} ORDER BY b.id"
+    )
+    names = [
+        "id",
+        "wkb",
+        "base",
+        "height",
+        "storeys",
+        "year_built",
+        "use",
+        "name",
+        "safety_class",
+        "cim_level",
+        "cx",
+        "cy",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+        "area",
+    ]
+    f8, i8, i4 = np.float64, np.int64, np.int32
+    kinds = {
+        "id": i8,
+        "base": f8,
+        "height": f8,
+        "storeys": i4,
+        "year_built": i4,
+        "cim_level": i4,
+        "cx": f8,
+        "cy": f8,
+        "xmin": f8,
+        "ymin": f8,
+        "xmax": f8,
+        "ymax": f8,
+        "area": f8,
+    }
+    return _fetch(conn, sql, params, names, kinds)
+
+
+def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:
+    """Live IFC elements that have a mesh: attributes, building, colour and the TIN WKB (EPSG:4479)."""
+    where, params = _bbox_sql("coalesce(e.extent, e.location)", bbox)
+    sql = (
+        "SELECT e.id, coalesce(e.building_id, -1), e.global_id, e.ifc_class, coalesce(e.name, ''), "
+        "coalesce(e.storey, ''), e.color, ST_AsBinary(e.mesh) "
+        f"FROM element e WHERE e.valid_to IS NULL AND e.mesh IS NOT NULL{where} ORDER BY e.id"
+    )
+    names = ["id", "building_id", "global_id", "ifc_class", "name", "storey", "color", "wkb"]
+    return _fetch(conn, sql, params, names, {"id": np.int64, "building_id": np.int64})
+
+
+def read_facilities(conn: Connection, bbox: BBox | None = None) -> Columns:
+    """Live municipal facilities: kind, name, geometry WKB (EPSG:4490), pipe sizes and a representative point."""
+    where, params = _bbox_sql("f.geom", bbox)
+    sql = (
+        "SELECT f.id, f.kind, coalesce(f.name, ''), ST_AsBinary(f.geom), coalesce(f.diameter_mm, 'NaN'), "
+        "coalesce(f.depth_m, 'NaN'), coalesce(f.invert_start_m, 'NaN'), coalesce(f.invert_end_m, 'NaN'), "
+        "coalesce(f.width_m, 'NaN'), ST_X(p.p), ST_Y(p.p) "
+        "FROM facility f CROSS JOIN LATERAL (SELECT ST_PointOnSurface(f.geom) AS p) p "
+        f"WHERE f.valid_to IS NULL AND NOT ST_IsEmpty(f.geom){where} ORDER BY f.id"
+    )
+    names = ["id", "kind", "name", "wkb", "diameter_mm", "depth_m", "invert_start", "invert_end", "width_m", "px", "py"]
+    f8 = np.float64
+    kinds = {
+        "id": np.int64,
+        "diameter_mm": f8,
+        "depth_m": f8,
+        "invert_start": f8,
+        "invert_end": f8,
+        "width_m": f8,
+        "px": f8,
+        "py": f8,
+    }
+    return _fetch(conn, sql, params, names, kinds)
