@@ -1,0 +1,516 @@
+"""Vector ingest: GIS layers (buildings, facilities, parcels, planning zones, districts) into PostGIS.
+
+Read with pyogrio's Arrow stream in batches, transformed to EPSG:4490 with vectorised pyproj (through
+:mod:`cim.crs`), repaired and cast with vectorised shapely, and written with binary COPY of EWKB
+(:mod:`cim.db.bulk`). One ingest is one transaction: a failure leaves nothing behind. Re-ingesting the same
+bytes for the same target is a no-op; a changed file supersedes the previous version of the same target
+(buildings and facilities keep their old rows as history).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyogrio
+import pyogrio.raw
+import shapely
+from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy.exc import DBAPIError
+
+from cim import crs as cimcrs
+from cim.db import bulk
+from cim.db.bulk import CopyColumn
+from cim.db.datasets import file_sha256, insert_dataset, supersede_dataset, update_dataset
+from cim.db.models import Dataset, Parcel, PlanningZone
+from cim.dem import live_dem, sample_heights
+from cim.errors import CimError, IngestError
+from cim.settings import Settings
+from cim.vocabulary import FACILITY_KINDS
+from ingest import vector_geometry as vg
+from ingest import vector_values as vv
+from ingest.fields import resolve_mapping, target_of
+from ingest.vector_source import IngestConfig, choose_layer, dbf_encoding, load_config, open_options, source_crs
+
+LAYERS: dict[str, tuple[str, str]] = {
+    "buildings": ("building", "footprint"),
+    "facilities": ("facility", "geom"),
+    "parcels": ("parcel", "geom"),
+    "planning": ("planning_zone", "geom"),
+    "districts": ("district", "geom"),
+}
+"""``--layer`` values → (table, geometry column)."""
+
+BATCH_SIZE = 65_536
+REBUILD_INDEX_FROM = 100_000
+"""Loads of at least this many features drop the table's GiST index and rebuild it after COPY (same transaction)."""
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class VectorIngestReport:
+    """What one vector ingest did. ``skipped`` is True when the same bytes were already loaded (no-op)."""
+
+    path: str
+    layer: str
+    kind: str | None = None
+    source_layer: str | None = None
+    dataset_id: int | None = None
+    crs_in: str | None = None
+    read: int = 0
+    stored: int = 0
+    repaired: int = 0
+    skipped_empty: int = 0
+    skipped_geometry_type: int = 0
+    converted_to_point: int = 0
+    base_heights_from_dem: int = 0
+    heights_from_storeys: int = 0
+    heights_defaulted: int = 0
+    superseded_dataset_id: int | None = None
+    skipped: bool = False
+    wall_time_s: float = 0.0
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def skipped_features(self) -> int:
+        """Features read but not stored (empty or of the wrong geometry type)."""
+        return self.skipped_empty + self.skipped_geometry_type
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the ``--json`` document of ``cim ingest vector``)."""
+        out = asdict(self)
+        out["skipped_features"] = self.skipped_features
+        return out
+
+
+@dataclass
+class _Job:
+    layer: str
+    kind: str | None
+    mapping: dict[str, str]
+    config: IngestConfig
+    source: cimcrs.SourceCrs
+    geometry_column: str
+    fid_column: str | None
+    attribute_columns: list[str]
+    dem_path: Path | None
+    report: VectorIngestReport
+    bounds: list[float] = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
+
+
+def ingest_vector(
+    engine: Engine,
+    path: Path,
+    settings: Settings,
+    *,
+    layer: str,
+    kind: str | None = None,
+    crs: str | None = None,
+    where: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    config: Path | None = None,
+    encoding: str | None = None,
+    source_layer: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> VectorIngestReport:
+    """Load one vector layer into the platform database (one transaction) and report what happened.
+
+    ``layer``: buildings | facilities | parcels | planning | districts; ``kind``: a key of
+    :data:`cim.vocabulary.FACILITY_KINDS` (facilities only). ``crs`` overrides the file's CRS (any form
+    :func:`cim.crs.parse_crs` accepts); ``where``: an OGR SQL filter on source attributes; ``mapping``:
+    ``TARGET → SOURCE`` field overrides; ``config``: an ingest TOML (see :class:`IngestConfig`);
+    ``encoding``: the DBF code page of a Shapefile (GBK, GB18030, UTF-8…) when it cannot be detected.
+    Geometry is stored in EPSG:4490 (lon/lat degrees); heights in metres.
+    """
+    started = time.perf_counter()
+    _ = settings  # the data directory is not needed: vector rows live in the database only
+    path = Path(path)
+    if layer not in LAYERS:
+        raise IngestError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
+    if layer == "facilities":
+        if kind is None or kind not in FACILITY_KINDS:
+            raise IngestError(f"--layer facilities needs --kind, one of: {', '.join(FACILITY_KINDS)}")
+    elif kind is not None:
+        raise IngestError("--kind applies to --layer facilities only")
+    if not path.exists():
+        raise IngestError(f"{path} does not exist")
+    cfg = load_config(config)
+    chosen = choose_layer(path, source_layer, layer, kind)
+    enc = encoding or dbf_encoding(path)
+    options = open_options(path)
+    try:
+        info = pyogrio.read_info(path, layer=chosen, encoding=enc, **options)
+    except Exception as exc:
+        raise IngestError(f"cannot read {path.name}: {exc}") from exc
+    fields = [str(f) for f in info["fields"]]
+    resolved = resolve_mapping(layer, fields, {**cfg.mapping, **(mapping or {})})
+    source = source_crs(info.get("crs"), crs, cfg, path)
+    report = VectorIngestReport(path=str(path.resolve()), layer=layer, kind=kind, source_layer=chosen)
+    report.mapping = resolved
+    report.crs_in = source.key if source.pipeline_to_cgcs2000 is None else source.name
+    sha = file_sha256(path)
+    model_key = "|".join([path.name, chosen or "", layer, kind or "", where or ""])
+    total = int(info.get("features") or -1)
+    try:
+        with engine.begin() as conn:
+            previous = conn.execute(
+                select(Dataset.id, Dataset.sha256)
+                .where(Dataset.model_key == model_key, Dataset.kind == "vector", Dataset.status == "loaded")
+                .order_by(Dataset.id.desc())
+                .limit(1)
+            ).first()
+            if previous is not None and previous.sha256 == sha:
+                report.dataset_id = int(previous.id)
+                report.skipped = True
+                report.wall_time_s = round(time.perf_counter() - started, 3)
+                return report
+            dataset_id = insert_dataset(
+                conn,
+                name=path.stem if chosen is None or chosen == path.stem else f"{path.stem}:{chosen}",
+                kind="vector",
+                layer=layer,
+                path=str(path.resolve()),
+                sha256=sha,
+                size_bytes=path.stat().st_size,
+                crs_in=report.crs_in,
+                schema_name=str(info.get("driver") or "")[:32] or None,
+                model_key=model_key,
+                status="loading",
+                summary={"kind": kind, "source_layer": chosen, "where": where, "mapping": resolved},
+            )
+            report.dataset_id = dataset_id
+            dem = live_dem(conn) if layer == "buildings" else None
+            job = _Job(
+                layer=layer,
+                kind=kind,
+                mapping=resolved,
+                config=cfg,
+                source=source,
+                geometry_column="",
+                fid_column=None,
+                attribute_columns=[],
+                dem_path=dem.path if dem is not None else None,
+                report=report,
+            )
+            _load(conn, job, path, chosen, enc, options, where, dataset_id, total, progress)
+            if previous is not None:
+                _retire(conn, layer, int(previous.id))
+                report.superseded_dataset_id = int(previous.id)
+            _finish_dataset(conn, job, dataset_id)
+    except CimError:
+        raise
+    except DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise IngestError(f"{path.name}: the database refused the data ({detail}); nothing was stored") from exc
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
+        raise IngestError(f"cannot read {path.name}: {exc}; nothing was stored") from exc
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise IngestError(f"{path.name}: {exc}; nothing was stored") from exc
+    report.wall_time_s = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _load(
+    conn: Connection,
+    job: _Job,
+    path: Path,
+    chosen: str | None,
+    encoding: str | None,
+    options: dict[str, str],
+    where: str | None,
+    dataset_id: int,
+    total: int,
+    progress: ProgressCallback | None,
+) -> None:
+    table, geom_col = LAYERS[job.layer]
+    big = total >= REBUILD_INDEX_FROM and job.layer in {"buildings", "facilities"}
+    if big:
+        bulk.drop_spatial_index(conn, table, geom_col)
+    try:
+        stream = pyogrio.raw.open_arrow(
+            path,
+            layer=chosen,
+            encoding=encoding,
+            where=where,
+            batch_size=BATCH_SIZE,
+            return_fids=True,
+            use_pyarrow=True,
+            **options,
+        )
+    except Exception as exc:
+        hint = " (check the --where expression)" if where else ""
+        raise IngestError(f"cannot read {path.name}{hint}: {exc}") from exc
+    with stream as (meta, reader):
+        job.fid_column = meta.get("fid_column") or None
+        batches = _batches(job, reader, meta, dataset_id, total if total > 0 else None, progress)
+        if job.layer == "districts":
+            for columns in batches:
+                job.report.stored += bulk.upsert_columns(conn, table, columns, key="code")
+        else:
+            counted = _count_rows(batches, job.report)
+            bulk.copy_batches(conn, table, counted)
+    if big:
+        bulk.create_spatial_index(conn, table, geom_col)
+        bulk.analyze(conn, table)
+
+
+def _count_rows(batches: Iterator[list[CopyColumn]], report: VectorIngestReport) -> Iterator[list[CopyColumn]]:
+    for columns in batches:
+        report.stored += len(columns[0].values)
+        yield columns
+
+
+def _batches(
+    job: _Job,
+    reader: pa.RecordBatchReader,
+    meta: dict[str, Any],
+    dataset_id: int,
+    total: int | None,
+    progress: ProgressCallback | None,
+) -> Iterator[list[CopyColumn]]:
+    schema = reader.schema
+    geom_name = _geometry_column(schema, meta)
+    job.geometry_column = geom_name
+    fid = meta.get("fid_column") or None
+    reserved = {geom_name, fid, *job.mapping.values()}
+    job.attribute_columns = [n for n in schema.names if n not in reserved and n != "OGC_FID"]
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        job.report.read += batch.num_rows
+        columns = _prepare(job, batch, dataset_id)
+        if progress is not None:
+            progress(job.report.read, total)
+        if columns is not None:
+            yield columns
+
+
+def _geometry_column(schema: pa.Schema, meta: Mapping[str, Any]) -> str:
+    name = meta.get("geometry_name") or ""
+    if name and name in schema.names:
+        return str(name)
+    for f in schema:
+        md = f.metadata or {}
+        if md.get(b"ARROW:extension:name") == b"geoarrow.wkb":
+            return str(f.name)
+    if "wkb_geometry" in schema.names:
+        return "wkb_geometry"
+    raise IngestError("the source layer has no geometry column")
+
+
+def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColumn] | None:
+    report = job.report
+    wkb = batch.column(job.geometry_column).to_numpy(zero_copy_only=False)
+    geoms = shapely.from_wkb(wkb)
+    present = vg.drop_empty(geoms)
+    report.skipped_empty += int((~present).sum())
+    geoms = geoms[present]
+    if not len(geoms):
+        return None
+    if shapely.has_z(geoms).any():
+        geoms = shapely.force_2d(geoms)
+    job.source = vg.to_cgcs2000(geoms, job.source)
+    report.crs_in = job.source.key if job.source.pipeline_to_cgcs2000 is None else job.source.name
+    if job.layer == "facilities":
+        assert job.kind is not None
+        kept, mask, repaired, converted = vg.as_kind(geoms, FACILITY_KINDS[job.kind].geometry)
+        report.converted_to_point += converted
+    else:
+        kept, mask, repaired = vg.as_multipolygons(geoms)
+    report.repaired += repaired
+    report.skipped_geometry_type += int((~mask).sum())
+    if not len(kept):
+        return None
+    rows = np.flatnonzero(present)[mask]
+    sub = batch.take(pa.array(rows)) if len(rows) != batch.num_rows else batch
+    xy = shapely.bounds(kept)
+    b = job.bounds
+    b[0], b[1] = min(b[0], float(np.nanmin(xy[:, 0]))), min(b[1], float(np.nanmin(xy[:, 1])))
+    b[2], b[3] = max(b[2], float(np.nanmax(xy[:, 2]))), max(b[3], float(np.nanmax(xy[:, 3])))
+    n = len(kept)
+    common = [
+        CopyColumn(LAYERS[job.layer][1], "geometry", pa.array(vg.ewkb(kept), type=pa.large_binary())),
+        CopyColumn("dataset_id", "int8", np.asarray(dataset_id, dtype=np.int64)),
+    ]
+    extra: dict[str, pa.Array] = {}
+    if job.layer == "buildings":
+        columns = _building_columns(job, sub, kept, extra)
+    elif job.layer == "facilities":
+        columns = _facility_columns(job, sub, kept)
+    else:
+        columns = _generic_columns(job, sub, kept)
+    if job.layer != "districts":
+        attrs = vv.attributes_json(sub, job.attribute_columns, extra)
+        columns.append(CopyColumn("attributes", "jsonb", attrs))
+    elif job.attribute_columns:
+        columns.append(CopyColumn("attributes", "jsonb", vv.attributes_json(sub, job.attribute_columns, {})))
+    assert all(not isinstance(c.values, np.ndarray) or c.values.ndim == 0 or len(c.values) == n for c in columns)
+    return common + columns
+
+
+def _source(job: _Job, batch: pa.RecordBatch, column: str) -> pa.Array | None:
+    name = job.mapping.get(column)
+    return batch.column(name) if name is not None else None
+
+
+def _values(job: _Job, batch: pa.RecordBatch, column: str) -> Any:
+    """The converted values of a target column (NULLs when the source has no such field)."""
+    col = _source(job, batch, column)
+    target = target_of(job.layer, column)
+    n = batch.num_rows
+    if col is None:
+        return pa.nulls(n, pa.string()) if target.kind in {"text", "safety", "use"} else np.full(n, np.nan)
+    if target.kind == "text":
+        return vv.text(col)
+    if target.kind == "safety":
+        return vv.safety_class(col)
+    if target.kind == "year":
+        return vv.year(col)
+    if target.kind == "ratio":
+        return vv.ratio(col)
+    return vv.number(col)
+
+
+def _int_column(name: str, pgtype: str, values: np.ndarray, lo: float, hi: float) -> CopyColumn:
+    bad = ~np.isfinite(values) | (values < lo) | (values > hi)
+    return CopyColumn(name, pgtype, np.where(bad, 0, np.rint(np.nan_to_num(values))).astype(np.int64), null=bad)
+
+
+def _fid_text(job: _Job, batch: pa.RecordBatch, given: pa.Array) -> pa.Array:
+    if job.fid_column and job.fid_column in batch.schema.names:
+        fids = vv.text(batch.column(job.fid_column))
+        return pa.array(pa.chunked_array([given]).to_pandas().fillna(fids.to_pandas()), type=pa.string())
+    return given
+
+
+def _building_columns(
+    job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray, extra: dict[str, pa.Array]
+) -> list[CopyColumn]:
+    report = job.report
+    n = batch.num_rows
+    height = _values(job, batch, "height")
+    storeys = _values(job, batch, "storeys")
+    storeys = np.where(storeys > 0, storeys, np.nan)
+    from_storeys = ~(height > 0) & np.isfinite(storeys)
+    defaulted = ~(height > 0) & ~np.isfinite(storeys)
+    height = np.where(
+        height > 0, height, np.where(from_storeys, storeys * job.config.storey_height, job.config.default_height)
+    )
+    report.heights_from_storeys += int(from_storeys.sum())
+    report.heights_defaulted += int(defaulted.sum())
+    base = _values(job, batch, "base_height")
+    if job.dem_path is not None and (~np.isfinite(base)).any():
+        need = ~np.isfinite(base)
+        lon, lat = vg.centroids(geoms[need])
+        sampled = sample_heights(job.dem_path, lon, lat)
+        base[need] = sampled
+        report.base_heights_from_dem += int(np.isfinite(sampled).sum())
+    base = np.where(np.isfinite(base), base, 0.0)
+    area = vg.metric_area(geoms)
+    gfa = np.where(np.isfinite(storeys), area * storeys, np.nan)
+    use_col = _source(job, batch, "use")
+    if use_col is not None:
+        uses, unknown = vv.building_use(use_col, job.config.uses)
+        extra["use_source"] = unknown
+    else:
+        uses = pa.nulls(n, pa.string())
+    source_id = _fid_text(job, batch, _values(job, batch, "source_id"))
+    return [
+        CopyColumn("name", "text", _values(job, batch, "name")),
+        CopyColumn("address", "text", _values(job, batch, "address")),
+        CopyColumn("base_height", "float8", base),
+        CopyColumn("height", "float8", height),
+        _int_column("storeys", "int2", storeys, 0, 32767),
+        CopyColumn("gross_floor_area", "float8", gfa),
+        CopyColumn("use", "text", uses),
+        _int_column("year_built", "int2", _values(job, batch, "year_built"), 1000, 2100),
+        CopyColumn("structure", "text", _values(job, batch, "structure")),
+        CopyColumn("safety_class", "text", _values(job, batch, "safety_class")),
+        CopyColumn("cim_level", "int2", np.asarray(2, dtype=np.int64)),
+        CopyColumn("district_code", "text", _values(job, batch, "district_code")),
+        CopyColumn("source_id", "text", source_id),
+    ]
+
+
+_FACILITY_FLOATS = ("diameter_mm", "depth_m", "invert_start_m", "invert_end_m", "width_m", "capacity")
+_FACILITY_TEXTS = ("name", "material", "pressure_class", "road_class", "district_code")
+
+
+def _facility_columns(job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray) -> list[CopyColumn]:
+    assert job.kind is not None
+    columns = [CopyColumn("kind", "text", job.kind)]
+    columns += [CopyColumn(c, "text", _values(job, batch, c)) for c in _FACILITY_TEXTS]
+    columns += [CopyColumn(c, "float8", _values(job, batch, c)) for c in _FACILITY_FLOATS]
+    area = _values(job, batch, "area_m2")
+    if FACILITY_KINDS[job.kind].geometry == "polygon":
+        area = np.where(np.isfinite(area), area, vg.metric_area(geoms))
+    columns.append(CopyColumn("area_m2", "float8", area))
+    columns.append(CopyColumn("source_id", "text", _fid_text(job, batch, _values(job, batch, "source_id"))))
+    return columns
+
+
+def _generic_columns(job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray) -> list[CopyColumn]:
+    columns: list[CopyColumn] = []
+    for target in _targets(job.layer):
+        if target.column == "code" and job.layer == "districts":
+            codes = _values(job, batch, "code")
+            if codes.null_count:
+                raise IngestError(
+                    f"{codes.null_count} districts have no code: name the code field with --map code=FIELD"
+                )
+            columns.append(CopyColumn("code", "text", codes))
+            continue
+        values = _values(job, batch, target.column)
+        if target.column == "population":
+            columns.append(_int_column("population", "int8", values, 0, 9e15))
+        elif target.column == "built_up_area_km2":
+            columns.append(CopyColumn(target.column, "float8", values))
+        elif target.kind in {"text", "safety", "use"}:
+            if job.layer == "districts" and target.column == "name":
+                codes = _values(job, batch, "code")
+                values = pa.array(values.to_pandas().fillna(codes.to_pandas()), type=pa.string())
+            columns.append(CopyColumn(target.column, "text", values))
+        else:
+            columns.append(CopyColumn(target.column, "float8", values))
+    return columns
+
+
+def _targets(layer: str) -> Sequence[Any]:
+    from ingest.fields import DEFAULT_FIELDS
+
+    return DEFAULT_FIELDS[layer]
+
+
+def _retire(conn: Connection, layer: str, dataset_id: int) -> None:
+    """Retire the previous version of the same target: history rows get ``valid_to``, others go."""
+    if layer == "parcels":
+        conn.execute(delete(Parcel).where(Parcel.dataset_id == dataset_id))
+    elif layer == "planning":
+        conn.execute(delete(PlanningZone).where(PlanningZone.dataset_id == dataset_id))
+    supersede_dataset(conn, dataset_id)
+
+
+def _finish_dataset(conn: Connection, job: _Job, dataset_id: int) -> None:
+    r = job.report
+    counts = {
+        "read": r.read,
+        "stored": r.stored,
+        "repaired": r.repaired,
+        "skipped_empty": r.skipped_empty,
+        "skipped_geometry_type": r.skipped_geometry_type,
+        "converted_to_point": r.converted_to_point,
+        "base_heights_from_dem": r.base_heights_from_dem,
+    }
+    update_dataset(conn, dataset_id, status="loaded", counts=counts, crs_in=r.crs_in)
+    w, s, e, n = job.bounds
+    if np.isfinite([w, s, e, n]).all():
+        conn.execute(
+            text("UPDATE dataset SET extent = ST_MakeEnvelope(:w, :s, :e, :n, 4490) WHERE id = :id"),
+            {"w": w, "s": s, "e": max(e, w + 1e-9), "n": max(n, s + 1e-9), "id": dataset_id},
+        )

@@ -1,0 +1,154 @@
+"""Vectorised geometry steps of vector ingest: transform to EPSG:4490, repair, cast, metric areas.
+
+All functions take and return NumPy arrays of shapely geometries; coordinates are x = longitude / easting,
+y = latitude / northing. Nothing here loops over features in Python except over the (few) invalid ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from cim import crs as cimcrs
+from ingest.vector_source import check_coordinates, with_zone_prefix
+
+GeomArray = NDArray[np.object_]
+
+_A = 6378137.0
+_F = 1 / 298.257222101
+_E2 = _F * (2 - _F)
+
+POINT, LINESTRING, POLYGON, MULTIPOINT, MULTILINESTRING, MULTIPOLYGON, COLLECTION = 0, 1, 3, 4, 5, 6, 7
+
+
+@dataclass
+class GeometryStep:
+    """Result of preparing one batch: kept geometries in EPSG:4490 and what happened to the others."""
+
+    geoms: GeomArray
+    keep: NDArray[np.bool_]
+    """Mask over the batch's features: True where a geometry is kept (``geoms`` has only those)."""
+    repaired: int = 0
+    empty: int = 0
+    wrong_type: int = 0
+    converted: int = 0
+    source: cimcrs.SourceCrs | None = None
+
+
+def to_cgcs2000(geoms: GeomArray, source: cimcrs.SourceCrs) -> cimcrs.SourceCrs:
+    """Transform geometries in place from ``source`` to EPSG:4490 (2D), after checks; returns the CRS used.
+
+    Detects zone-prefixed Gauss–Krüger eastings and refuses coordinates outside the CRS's area of use.
+    """
+    coords = shapely.get_coordinates(geoms)
+    if not coords.size:
+        return source
+    used = with_zone_prefix(source, coords[:, 0])
+    if used.epsg == cimcrs.CGCS2000:
+        lon, lat = coords[:, 0], coords[:, 1]
+    else:
+        lon, lat = cimcrs.to_cgcs2000(coords[:, 0], coords[:, 1], used)
+    check_coordinates(lon, lat, used)
+    if used.epsg != cimcrs.CGCS2000:
+        shapely.set_coordinates(geoms, np.column_stack([lon, lat]))
+    return used
+
+
+def drop_empty(geoms: GeomArray) -> NDArray[np.bool_]:
+    """Mask of geometries that are present and not empty."""
+    present = ~shapely.is_missing(geoms)
+    present[present] = ~shapely.is_empty(geoms[present])
+    return present
+
+
+def _polygon_parts(geom: shapely.Geometry) -> shapely.MultiPolygon | None:
+    parts = [p for p in shapely.get_parts(shapely.get_parts(geom)) if p.geom_type == "Polygon" and not p.is_empty]
+    if not parts:
+        return None
+    return shapely.MultiPolygon(parts)
+
+
+def as_multipolygons(geoms: GeomArray) -> tuple[GeomArray, NDArray[np.bool_], int]:
+    """Polygons and multipolygons as valid MultiPolygons; others fail the mask.
+
+    Invalid polygons are repaired with ``make_valid`` (their polygonal parts kept) and counted. Returns
+    (multipolygons of the kept ones, keep mask, repaired count).
+    """
+    types = shapely.get_type_id(geoms)
+    keep = (types == POLYGON) | (types == MULTIPOLYGON)
+    out = geoms.copy()
+    valid = np.ones(len(geoms), dtype=bool)
+    valid[keep] = shapely.is_valid(geoms[keep])
+    repaired = 0
+    for i in np.flatnonzero(keep & ~valid):
+        fixed = _polygon_parts(shapely.make_valid(geoms[i]))
+        if fixed is None:
+            keep[i] = False
+            continue
+        out[i] = fixed
+        repaired += 1
+    single = keep & (shapely.get_type_id(out) == POLYGON)
+    if single.any():
+        out[single] = shapely.multipolygons(out[single], indices=np.arange(int(single.sum())))
+    return out[keep], keep, repaired
+
+
+def as_kind(geoms: GeomArray, expected: str) -> tuple[GeomArray, NDArray[np.bool_], int, int]:
+    """Geometries for a facility kind whose geometry is ``point``, ``line`` or ``polygon``.
+
+    Polygons given for a point kind become their representative point (counted as converted); lines keep
+    their (multi)linestring; polygons are repaired. Returns (kept, mask, repaired, converted).
+    """
+    if expected == "polygon":
+        kept, mask, repaired = as_multipolygons(geoms)
+        return kept, mask, repaired, 0
+    types = shapely.get_type_id(geoms)
+    if expected == "line":
+        mask = (types == LINESTRING) | (types == MULTILINESTRING)
+        return geoms[mask], mask, 0, 0
+    mask = (types == POINT) | (types == MULTIPOINT) | (types == POLYGON) | (types == MULTIPOLYGON)
+    out = geoms[mask].copy()
+    areal = np.isin(shapely.get_type_id(out), (POLYGON, MULTIPOLYGON))
+    converted = int(areal.sum())
+    if converted:
+        out[areal] = shapely.point_on_surface(shapely.make_valid(out[areal]))
+    multi = shapely.get_type_id(out) == MULTIPOINT
+    if multi.any():
+        out[multi] = shapely.centroid(out[multi])
+    return out, mask, 0, converted
+
+
+def geodetic_area_factor(lat: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Square metres per square degree of longitude × latitude at latitudes ``lat`` (CGCS2000 ellipsoid).
+
+    ``M · N · cos φ · (π/180)²``: exact in the limit of small polygons (relative error < 1e-5 at block size).
+    """
+    phi = np.radians(lat)
+    s2 = np.sin(phi) ** 2
+    w = np.sqrt(1 - _E2 * s2)
+    m = _A * (1 - _E2) / w**3
+    n = _A / w
+    return np.asarray(m * n * np.cos(phi) * (math.pi / 180.0) ** 2)
+
+
+def metric_area(geoms: GeomArray) -> NDArray[np.float64]:
+    """Areas in square metres of EPSG:4490 geometries (lon/lat degrees)."""
+    if not len(geoms):
+        return np.zeros(0)
+    lat = shapely.get_coordinates(shapely.centroid(geoms))[:, 1]
+    return np.asarray(shapely.area(geoms) * geodetic_area_factor(lat))
+
+
+def centroids(geoms: GeomArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Longitude and latitude (degrees) of the centroids of EPSG:4490 geometries."""
+    xy = shapely.get_coordinates(shapely.centroid(geoms))
+    return xy[:, 0], xy[:, 1]
+
+
+def ewkb(geoms: GeomArray, srid: int = cimcrs.CGCS2000) -> GeomArray:
+    """EWKB bytes (with SRID) of the geometries, as binary COPY into PostGIS wants them."""
+    return np.asarray(shapely.to_wkb(shapely.set_srid(geoms, srid), hex=False, include_srid=True))

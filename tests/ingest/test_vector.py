@@ -1,0 +1,330 @@
+"""Vector ingest: every format, Chinese DBF encodings, CRS refusals, repairs, filters and transactions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyogrio
+import pyogrio.raw
+import pytest
+import shapely
+from sqlalchemy import text
+
+from cim import crs as cimcrs
+from cim.errors import CrsError, IngestError
+from ingest.vector import ingest_vector
+
+WUHAN = (114.30, 30.58)
+
+
+def _gk_boxes(n: int, size: float = 20.0) -> np.ndarray:
+    """n square footprints (EPSG:4547 metres) near Wuhan, 50 m apart."""
+    x0, y0 = cimcrs.transform_xy([WUHAN[0]], [WUHAN[1]], 4490, 4547)
+    xs = x0[0] + np.arange(n) * 50.0
+    return shapely.box(xs, y0[0], xs + size, y0[0] + size)
+
+
+def _write(
+    path: Path,
+    geoms: np.ndarray,
+    fields: dict[str, list],
+    *,
+    crs: str | None = "EPSG:4547",
+    driver: str | None = None,
+    encoding: str | None = None,
+    layer: str | None = None,
+) -> Path:
+    table = pa.table({**fields, "geometry": pa.array(list(shapely.to_wkb(geoms)), pa.binary())})
+    pyogrio.raw.write_arrow(
+        table,
+        path,
+        layer=layer,
+        driver=driver,
+        geometry_name="geometry",
+        geometry_type="Unknown" if driver in {"GeoJSON", "CSV"} else None or _gtype(geoms),
+        crs=crs,
+        encoding=encoding,
+    )
+    return path
+
+
+def _gtype(geoms: np.ndarray) -> str:
+    kinds = {g.geom_type for g in geoms}
+    return kinds.pop() if len(kinds) == 1 else "Unknown"
+
+
+def _buildings(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT name, height, storeys, use, year_built, structure, safety_class, address, base_height, "
+                    "attributes, ST_X(ST_Centroid(footprint)) lon, ST_Y(ST_Centroid(footprint)) lat, "
+                    "GeometryType(footprint) gtype, ST_SRID(footprint) srid FROM building ORDER BY id"
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return [dict(r) for r in rows]
+
+
+CHINESE = {
+    "名称": ["汉街一号楼", "江汉路商场", "幸福里小区3栋"],
+    "层数": [6, 3, 30],
+    "高度": [None, 14.5, None],
+    "用途": ["住宅", "商业", "商住混合"],
+    "建成年代": ["1985年", "2003", "2015"],
+    "结构": ["砖混", "框架", "剪力墙"],
+    "房屋安全等级": ["C级", "B", "D级"],
+    "地址": ["武汉市江汉区汉街1号", "江汉路100号", "解放大道8号"],
+    "备注": ["老旧小区", None, "高层"],
+}
+
+
+def test_geopackage_buildings_get_heights_uses_and_chinese_attributes(engine, settings, tmp_path):
+    path = _write(tmp_path / "b.gpkg", _gk_boxes(3), CHINESE, driver="GPKG", layer="buildings")
+    report = ingest_vector(engine, path, settings, layer="buildings")
+    assert (report.read, report.stored, report.repaired, report.skipped_features) == (3, 3, 0, 0)
+    rows = _buildings(engine)
+    assert [r["name"] for r in rows] == CHINESE["名称"]
+    assert [r["height"] for r in rows] == [18.0, 14.5, 90.0]  # floors × 3 m unless a height is given
+    assert [r["use"] for r in rows] == ["residential", "commercial", "mixed"]
+    assert [r["year_built"] for r in rows] == [1985, 2003, 2015]
+    assert [r["safety_class"] for r in rows] == ["C", "B", "D"]
+    assert rows[0]["attributes"]["备注"] == "老旧小区"
+    assert rows[0]["gtype"] == "MULTIPOLYGON" and rows[0]["srid"] == 4490
+    assert rows[0]["lon"] == pytest.approx(WUHAN[0], abs=1e-3) and rows[0]["lat"] == pytest.approx(WUHAN[1], abs=1e-3)
+    with engine.connect() as conn:
+        ds = conn.execute(
+            text("SELECT status, counts, crs_in FROM dataset WHERE id = :i"), {"i": report.dataset_id}
+        ).one()
+    assert ds.status == "loaded" and ds.counts["stored"] == 3 and ds.crs_in == "EPSG:4547"
+
+
+@pytest.mark.parametrize("with_cpg", [True, False], ids=["cpg", "detected"])
+def test_gbk_shapefile_attributes_arrive_as_chinese_text(engine, settings, tmp_path, with_cpg):
+    path = _write(tmp_path / "楼.shp", _gk_boxes(3), CHINESE, driver="ESRI Shapefile", encoding="GBK")
+    dbf = path.with_suffix(".dbf").read_bytes()
+    assert "汉街".encode("gbk") in dbf  # really GBK on disk
+    if not with_cpg:
+        path.with_suffix(".cpg").unlink()
+    report = ingest_vector(engine, path, settings, layer="buildings")
+    assert report.stored == 3
+    rows = _buildings(engine)
+    assert [r["name"] for r in rows] == CHINESE["名称"]
+    assert rows[2]["address"] == "解放大道8号" and rows[0]["structure"] == "砖混"
+    assert [r["safety_class"] for r in rows] == ["C", "B", "D"]  # 房屋安全等级 truncated to 10 DBF bytes
+
+
+def test_shapefile_without_prj_is_refused_and_accepted_with_crs(engine, settings, tmp_path):
+    path = _write(tmp_path / "b.shp", _gk_boxes(2), {"NAME": ["a", "b"]}, driver="ESRI Shapefile")
+    path.with_suffix(".prj").unlink()
+    with pytest.raises(CrsError, match=r"no coordinate reference system.*--crs"):
+        ingest_vector(engine, path, settings, layer="buildings")
+    assert ingest_vector(engine, path, settings, layer="buildings", crs="EPSG:4547").stored == 2
+
+
+def test_swapped_axes_are_refused_and_nothing_stored(engine, settings, tmp_path):
+    boxes = _gk_boxes(2)
+    swapped = shapely.transform(boxes, lambda c: c[:, ::-1])
+    path = _write(tmp_path / "s.gpkg", swapped, {"NAME": ["a", "b"]}, driver="GPKG")
+    with pytest.raises(CrsError, match="swapped"):
+        ingest_vector(engine, path, settings, layer="buildings")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM dataset")).scalar() == 0
+
+
+def test_zone_prefixed_eastings_are_recognised(engine, settings, tmp_path):
+    boxes = shapely.transform(_gk_boxes(1), lambda c: c + np.array([38_000_000.0, 0.0]))
+    path = _write(tmp_path / "z.gpkg", boxes, {"NAME": ["a"]}, driver="GPKG")
+    report = ingest_vector(engine, path, settings, layer="buildings")
+    assert report.crs_in == "EPSG:4526"
+    assert _buildings(engine)[0]["lon"] == pytest.approx(WUHAN[0], abs=1e-3)
+
+
+def test_invalid_polygons_are_repaired_and_empties_skipped(engine, settings, tmp_path):
+    ok = _gk_boxes(2)
+    x0, y0, _, _ = ok[0].bounds
+    bowtie = shapely.Polygon([(x0, y0), (x0 + 10, y0 + 10), (x0 + 10, y0), (x0, y0 + 10), (x0, y0)])
+    geoms = np.array([ok[0], bowtie, shapely.Polygon(), ok[1]], dtype=object)
+    path = _write(tmp_path / "r.gpkg", geoms, {"NAME": ["a", "bow", "empty", "b"]}, driver="GPKG")
+    report = ingest_vector(engine, path, settings, layer="buildings")
+    assert (report.read, report.stored, report.repaired, report.skipped_empty) == (4, 3, 1, 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT bool_and(ST_IsValid(footprint)) FROM building")).scalar()
+
+
+def test_mixed_geometry_geojson_filtered_by_where(engine, settings, tmp_path):
+    lon, lat = WUHAN
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"building": "apartments", "name": "A座", "building:levels": 12},
+            "geometry": shapely.geometry.mapping(shapely.box(lon, lat, lon + 2e-4, lat + 2e-4)),
+        },
+        {
+            "type": "Feature",
+            "properties": {"building": "school", "name": "小学"},
+            "geometry": shapely.geometry.mapping(shapely.box(lon + 1e-3, lat, lon + 12e-4, lat + 2e-4)),
+        },
+        {
+            "type": "Feature",
+            "properties": {"highway": "primary", "name": "解放大道"},
+            "geometry": {"type": "LineString", "coordinates": [[lon, lat], [lon + 0.01, lat]]},
+        },
+        {
+            "type": "Feature",
+            "properties": {"amenity": "clinic", "name": "诊所"},
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        },
+    ]
+    path = tmp_path / "osm.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False), "utf-8")
+    report = ingest_vector(engine, path, settings, layer="buildings", where="building IS NOT NULL")
+    assert (report.read, report.stored) == (2, 2)
+    rows = _buildings(engine)
+    assert [r["use"] for r in rows] == ["residential", "education"]
+    assert rows[0]["height"] == 36.0 and rows[0]["storeys"] == 12
+    roads = ingest_vector(engine, path, settings, layer="facilities", kind="road", where="highway IS NOT NULL")
+    assert roads.stored == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT road_class FROM facility WHERE kind='road'")).scalar() == "primary"
+
+
+def test_flatgeobuf_and_csv_wkt_facilities(engine, settings, tmp_path):
+    x0, y0 = cimcrs.transform_xy([WUHAN[0]], [WUHAN[1]], 4490, 4547)
+    pipes = shapely.linestrings(
+        [[(x0[0], y0[0]), (x0[0] + 100, y0[0])], [(x0[0], y0[0] + 50), (x0[0] + 80, y0[0] + 50)]]
+    )
+    fgb = _write(
+        tmp_path / "pipes.fgb",
+        pipes,
+        {"管径": [300.0, 200.0], "埋深": [1.5, 1.2], "材质": ["球墨铸铁", "PE"], "压力等级": ["中压", "低压"]},
+        driver="FlatGeobuf",
+    )
+    report = ingest_vector(engine, fgb, settings, layer="facilities", kind="pipe_gas")
+    assert report.stored == 2
+    csv = tmp_path / "parks.csv"
+    park = shapely.box(x0[0], y0[0], x0[0] + 50, y0[0] + 40)  # 2000 m²
+    csv.write_text(f'WKT,名称\n"{park.wkt}",小游园\n"POINT ({x0[0]} {y0[0]})",点\n', encoding="utf-8")
+    with pytest.raises(CrsError):
+        ingest_vector(engine, csv, settings, layer="facilities", kind="park")
+    parks = ingest_vector(engine, csv, settings, layer="facilities", kind="park", crs="EPSG:4547")
+    assert (parks.stored, parks.skipped_geometry_type) == (1, 1)
+    with engine.connect() as conn:
+        gas = conn.execute(
+            text(
+                "SELECT diameter_mm, depth_m, material, pressure_class FROM facility "
+                "WHERE kind='pipe_gas' ORDER BY diameter_mm DESC"
+            )
+        ).all()
+        area, name = conn.execute(text("SELECT area_m2, name FROM facility WHERE kind='park'")).one()
+    assert gas[0] == (300.0, 1.5, "球墨铸铁", "中压")
+    assert name == "小游园" and area == pytest.approx(2000.0, rel=2e-3)
+
+
+def test_reingest_of_same_bytes_is_a_noop_and_changed_file_supersedes(engine, settings, tmp_path):
+    path = _write(tmp_path / "b.gpkg", _gk_boxes(3), {"NAME": ["a", "b", "c"]}, driver="GPKG")
+    first = ingest_vector(engine, path, settings, layer="buildings")
+    again = ingest_vector(engine, path, settings, layer="buildings")
+    assert again.skipped and again.dataset_id == first.dataset_id
+    _write(path, _gk_boxes(2), {"NAME": ["a", "b"]}, driver="GPKG")
+    newer = ingest_vector(engine, path, settings, layer="buildings")
+    assert newer.superseded_dataset_id == first.dataset_id
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM building WHERE valid_to IS NULL")).scalar() == 2
+        assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 5
+
+
+def test_failed_ingest_leaves_database_unchanged(engine, settings, tmp_path):
+    good = _write(tmp_path / "g.gpkg", _gk_boxes(2), {"NAME": ["a", "b"]}, driver="GPKG")
+    ingest_vector(engine, good, settings, layer="buildings")
+    with engine.connect() as conn:
+        before = (
+            conn.execute(text("SELECT count(*) FROM building")).scalar(),
+            conn.execute(text("SELECT count(*) FROM dataset")).scalar(),
+        )
+    # The first batch is fine, the second lies in another zone: the whole ingest must roll back.
+    boxes = list(_gk_boxes(3)) + list(shapely.transform(_gk_boxes(2), lambda c: c + np.array([2_000_000.0, 0.0])))
+    bad = _write(tmp_path / "bad.gpkg", np.array(boxes, dtype=object), {"NAME": list("abcde")}, driver="GPKG")
+    import ingest.vector as iv
+
+    old = iv.BATCH_SIZE
+    iv.BATCH_SIZE = 3
+    try:
+        with pytest.raises(CrsError):
+            ingest_vector(engine, bad, settings, layer="buildings")
+    finally:
+        iv.BATCH_SIZE = old
+    with engine.connect() as conn:
+        after = (
+            conn.execute(text("SELECT count(*) FROM building")).scalar(),
+            conn.execute(text("SELECT count(*) FROM dataset")).scalar(),
+        )
+    assert after == before
+
+
+def test_parcels_planning_and_districts_with_limits(engine, settings, tmp_path):
+    boxes = _gk_boxes(2, size=40.0)
+    parcels = _write(
+        tmp_path / "p.gpkg",
+        boxes,
+        {
+            "地块编码": ["JA-01", "JA-02"],
+            "用地性质": ["R2", "B1"],
+            "建筑限高": [60.0, 100.0],
+            "容积率": [2.5, 4.0],
+            "建筑密度": [30.0, 0.4],
+            "绿地率": [35.0, 0.2],
+            "建筑退线": [8.0, 10.0],
+        },
+        driver="GPKG",
+    )
+    assert ingest_vector(engine, parcels, settings, layer="parcels").stored == 2
+    zones = _write(
+        tmp_path / "z.gpkg", boxes[:1], {"CODE": ["HZ-1"], "ZONE_TYPE": ["height"], "MAX_HEIGHT": [80.0]}, driver="GPKG"
+    )
+    assert ingest_vector(engine, zones, settings, layer="planning").stored == 1
+    districts = _write(
+        tmp_path / "d.gpkg",
+        boxes,
+        {"行政区划代码": [420102, 420103], "名称": ["江岸区", "江汉区"], "常住人口": [965000, 648000]},
+        driver="GPKG",
+    )
+    assert ingest_vector(engine, districts, settings, layer="districts").stored == 2
+    with engine.connect() as conn:
+        p = conn.execute(
+            text(
+                "SELECT code, land_use, max_height, max_far, max_density, min_green_ratio, setback_m "
+                "FROM parcel ORDER BY code"
+            )
+        ).all()
+        d = conn.execute(text("SELECT code, name, population FROM district ORDER BY code")).all()
+        z = conn.execute(text("SELECT code, zone_type, max_height FROM planning_zone")).one()
+    assert p[0] == ("JA-01", "R2", 60.0, 2.5, 0.3, 0.35, 8.0)
+    assert p[1][4:6] == (0.4, 0.2)
+    assert d == [("420102", "江岸区", 965000), ("420103", "江汉区", 648000)]
+    assert z == ("HZ-1", "height", 80.0)
+
+
+def test_map_option_and_unknown_target(engine, settings, tmp_path):
+    path = _write(tmp_path / "m.gpkg", _gk_boxes(1), {"BH": [42.0], "NAME": ["x"]}, driver="GPKG")
+    with pytest.raises(IngestError, match="not a column"):
+        ingest_vector(engine, path, settings, layer="buildings", mapping={"tallness": "BH"})
+    ingest_vector(engine, path, settings, layer="buildings", mapping={"height": "BH"})
+    assert _buildings(engine)[0]["height"] == 42.0
+
+
+def test_cli_vector_json(run_cim, tmp_path):
+    path = _write(tmp_path / "c.gpkg", _gk_boxes(2), {"NAME": ["a", "b"]}, driver="GPKG")
+    result = run_cim("ingest", "vector", str(path), "--layer", "buildings", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["stored"] == 2 and doc["read"] == 2 and doc["dataset_id"] and "wall_time_s" in doc
+    bad = run_cim("ingest", "vector", str(path), "--layer", "facilities")
+    assert bad.exit_code == IngestError.exit_code and "--kind" in bad.stderr
