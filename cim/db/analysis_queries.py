@@ -428,41 +428,55 @@ def fire_gaps(conn: Connection, access_m: float) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------------------------- safety
 def gas_proximity(conn: Connection, distances_m: dict[str, float], default_m: float) -> list[dict[str, Any]]:
-    """Buildings and manholes closer (geodesic, metres) to a live gas pipe than its pressure class allows.
+    """Buildings and manholes closer (metres) to a live gas pipe than its pressure class allows.
 
-    One row per (feature, pipe) pair in breach: kind ('building' | 'manhole'), feature id, pipe id,
-    pressure class, required and actual distance, feature geometry as GeoJSON.
+    Distances are measured in the Gauss–Krüger zone of the building or manhole (:func:`gk_srid_sql`):
+    PostGIS ``geography`` distance between nearly parallel edges metres apart can return 0, so the
+    projected zone is the exact measure here. One row per (feature, pipe) pair in breach: kind
+    ('building' | 'manhole'), feature id, pipe id, pressure class, required and actual distance, GeoJSON.
     """
     return _rows(
         conn,
-        """
+        f"""
         WITH req AS (SELECT * FROM unnest(CAST(:classes AS text[]), CAST(:dists AS float8[])) AS t(pc, d)),
         pipe AS (
             SELECT p.id, p.pressure_class, p.geom, COALESCE(req.d, :default) AS required
               FROM facility p LEFT JOIN req ON req.pc = lower(p.pressure_class)
-             WHERE p.kind = 'pipe_gas' AND p.valid_to IS NULL)
-        SELECT 'building' AS feature_kind, b.id AS feature_id, b.name, b.use, pipe.id AS pipe_id,
-               pipe.pressure_class, pipe.required AS required_m,
-               ST_Distance(pipe.geom::geography, b.footprint::geography) AS distance_m,
-               ST_AsGeoJSON(b.footprint, 7)::json AS geometry
-          FROM pipe JOIN building b
-            ON b.valid_to IS NULL
-           AND ST_DWithin(b.footprint, pipe.geom, pipe.required * :deg_per_m)
-           AND ST_DWithin(b.footprint::geography, pipe.geom::geography, pipe.required)
-        UNION ALL
-        SELECT 'manhole', m.id, m.name, m.kind, pipe.id, pipe.pressure_class, pipe.required,
-               ST_Distance(pipe.geom::geography, m.geom::geography), ST_AsGeoJSON(m.geom, 7)::json
-          FROM pipe JOIN facility m
-            ON m.kind = 'manhole' AND m.valid_to IS NULL
-           AND ST_DWithin(m.geom, pipe.geom, pipe.required * :deg_per_m)
-           AND ST_DWithin(m.geom::geography, pipe.geom::geography, pipe.required)
-         ORDER BY 1, 2, 5
+             WHERE p.kind = 'pipe_gas' AND p.valid_to IS NULL),
+        pairs AS (
+            SELECT 'building' AS feature_kind, b.id AS feature_id, b.name, pipe.id AS pipe_id,
+                   pipe.pressure_class, pipe.required AS required_m,
+                   ST_Distance(ST_Transform(pipe.geom, {gk_srid_sql("b.footprint")}),
+                               ST_Transform(b.footprint, {gk_srid_sql("b.footprint")})) AS distance_m,
+                   b.footprint AS geom
+              FROM pipe JOIN building b
+                ON b.valid_to IS NULL AND ST_DWithin(b.footprint, pipe.geom, pipe.required * :deg_per_m)
+            UNION ALL
+            SELECT 'manhole', m.id, m.name, pipe.id, pipe.pressure_class, pipe.required,
+                   ST_Distance(ST_Transform(pipe.geom, {gk_srid_sql("m.geom")}),
+                               ST_Transform(m.geom, {gk_srid_sql("m.geom")})),
+                   m.geom
+              FROM pipe JOIN facility m
+                ON m.kind = 'manhole' AND m.valid_to IS NULL
+               AND ST_DWithin(m.geom, pipe.geom, pipe.required * :deg_per_m))
+        SELECT feature_kind, feature_id, name, pipe_id, pressure_class, required_m, distance_m,
+               ST_AsGeoJSON(geom, 7)::json AS geometry
+          FROM pairs WHERE distance_m <= required_m
+         ORDER BY 1, 2, 4
         """,
         classes=list(distances_m),
         dists=[float(v) for v in distances_m.values()],
         default=float(default_m),
         deg_per_m=DEG_PER_M_BOUND,
     )
+
+
+def gk_srid_sql(geom: str) -> str:
+    """SQL expression: EPSG code (4534–4554) of the CGCS2000 3-degree Gauss–Krüger zone of ``geom``'s centroid.
+
+    Same rule as :func:`cim.crs.gk_zone_epsg`: zone = floor((lon + 1.5) / 3), EPSG = 4534 + zone − 25.
+    """
+    return f"(4509 + floor((ST_X(ST_Centroid({geom})) + 1.5) / 3.0)::int)"
 
 
 def dangerous_buildings(conn: Connection, district: str | None, classes: Sequence[str]) -> list[dict[str, Any]]:
