@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 
 from cim import __version__
+from cim.api.job_runner import JobRunner
 from cim.api.middleware import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
 from cim.api.openapi import to_openapi30
 from cim.api.security import KeyVerifier
@@ -42,6 +43,7 @@ def create_app(
     from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
+    from cim.api.jobs import JobsFactory
     from cim.api.viewer import mount_viewer
     from cim.db.engine import database_url, make_engine
 
@@ -62,6 +64,7 @@ def create_app(
     app.state.api_settings = api_settings
     app.state.engine = make_engine(database_url(settings), pool_size=10, max_overflow=10)
     app.state.key_verifier = KeyVerifier(app.state.engine)
+    app.state.jobs = JobRunner(app.state.engine, settings, workers=api_settings.job_workers)
     install_error_handlers(app)
 
     tiles = TileFiles(
@@ -75,6 +78,7 @@ def create_app(
     app.include_router(CatalogFactory().router)
     app.include_router(FeaturesFactory().router)
     app.include_router(DetailsFactory().router)
+    app.include_router(JobsFactory().router)
     app.include_router(analysis.router)
     mount_viewer(app, viewer_settings)
 

@@ -1,0 +1,179 @@
+"""``/jobs``: asynchronous writes (ingest an uploaded file, rebuild a tileset) with status polling.
+
+Uploads are size-limited before parsing (:class:`~cim.api.middleware.BodyLimitMiddleware`), authorised
+before the body is read, identified by their first bytes and copied in chunks under ``data_path/uploads``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from cim.api.errors import BadRequestError
+from cim.api.factory import BaseFactory
+from cim.api.job_runner import JobRunner
+from cim.api.security import Principal, audit, read_access, require_role
+from cim.api.uploads import store_upload
+from cim.db.jobs import insert_job, job_by_id
+from cim.errors import CimError, NotFoundError
+
+INGEST_ROLES = ("planner", "designer")
+TILES_ROLES = ("planner", "designer")
+VECTOR_LAYERS = ("buildings", "facilities", "parcels", "planning", "districts")
+TILE_LAYERS = ("buildings", "elements", "facilities", "terrain")
+
+INGEST_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "IFC, GeoPackage, GeoJSON, zipped shapefile or GeoTIFF."},
+                        "kind": {"type": "string", "enum": ["ifc", "vector", "raster"],
+                                 "description": "What to ingest it as (default: from the file's content)."},
+                        "layer": {"type": "string", "enum": list(VECTOR_LAYERS),
+                                  "description": "Target layer of a vector file (required for vector)."},
+                        "facility_kind": {"type": "string", "description": "facility.kind for a facilities layer."},
+                        "name": {"type": "string", "description": "Dataset name (IFC)."},
+                        "crs": {"type": "string", "description": "Source CRS override, e.g. EPSG:4547."},
+                        "encoding": {"type": "string", "description": "Attribute encoding of a shapefile (GBK…)."},
+                        "source_layer": {"type": "string", "description": "Layer inside a GeoPackage."},
+                    },
+                }
+            }
+        },
+    }
+}
+FORM_FIELDS = ("kind", "layer", "facility_kind", "name", "crs", "encoding", "source_layer")
+
+
+class TilesJobRequest(BaseModel):
+    """Body of ``POST /jobs/tiles``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$", description="Tileset name.")
+    layers: list[Literal["buildings", "elements", "facilities", "terrain"]] | None = Field(
+        default=None, min_length=1, description="Layers to include (default: all)."
+    )
+    bbox: list[float] | None = Field(
+        default=None, min_length=4, max_length=4, description="west, south, east, north (degrees, CGCS2000)."
+    )
+
+
+class JobAccepted(BaseModel):
+    """Answer to a job submission (HTTP 202)."""
+
+    id: str
+    status: str
+    url: str
+
+
+def _accepted(request: Request, job_id: uuid.UUID) -> JSONResponse:
+    url = str(request.url_for("get_job", job_id=str(job_id)))
+    return JSONResponse({"id": str(job_id), "status": "queued", "url": url}, status_code=202,
+                        headers={"Location": url})
+
+
+@dataclass
+class JobsFactory(BaseFactory):
+    """Job submission and polling."""
+
+    def register_routes(self) -> None:
+        """``POST /jobs/ingest``, ``POST /jobs/tiles``, ``GET /jobs/{job_id}``."""
+
+        @self.router.post(
+            "/jobs/ingest",
+            tags=["jobs"],
+            summary="Ingest an uploaded file (roles planner, designer, admin)",
+            status_code=202,
+            response_model=JobAccepted,
+            openapi_extra=INGEST_FORM,
+            responses={413: {"description": "Upload larger than the limit."},
+                       415: {"description": "Not an accepted file type."}},
+        )
+        async def post_ingest_job(
+            request: Request, principal: Annotated[Principal, Depends(require_role(*INGEST_ROLES))]
+        ) -> JSONResponse:
+            action = "POST /jobs/ingest"
+            try:
+                content_type = request.headers.get("content-type", "")
+                if not content_type.startswith("multipart/form-data"):
+                    raise BadRequestError("send the file as multipart/form-data with a 'file' part")
+                try:
+                    form = await request.form(max_files=1, max_fields=len(FORM_FIELDS) + 1)
+                except CimError:
+                    raise
+                except Exception as exc:
+                    raise BadRequestError(f"malformed multipart body: {exc}") from exc
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise BadRequestError("the multipart body needs a 'file' part with the file to ingest")
+                fields = {k: v for k in FORM_FIELDS if isinstance(v := form.get(k), str) and v.strip()}
+                kind = fields.get("kind")
+                if kind is not None and kind not in ("ifc", "vector", "raster"):
+                    raise BadRequestError("kind must be ifc, vector or raster")
+                settings = request.app.state.settings
+                path, kind = await run_in_threadpool(
+                    store_upload, upload.file, upload.filename, settings.data_path / "uploads", kind
+                )
+                await upload.close()
+                if kind == "vector" and fields.get("layer") not in VECTOR_LAYERS:
+                    raise BadRequestError(f"a vector upload needs layer = one of {', '.join(VECTOR_LAYERS)}")
+                params: dict[str, Any] = {**fields, "kind": kind, "path": str(path),
+                                          "file_name": upload.filename}
+                job_id = await run_in_threadpool(self._create, request, "ingest", params, principal)
+            except CimError as exc:
+                await run_in_threadpool(audit, request, principal, action, "failed", detail={"error": str(exc)})
+                raise
+            return _accepted(request, job_id)
+
+        @self.router.post(
+            "/jobs/tiles",
+            tags=["jobs"],
+            summary="Build or rebuild a tileset (roles planner, designer, admin)",
+            status_code=202,
+            response_model=JobAccepted,
+        )
+        def post_tiles_job(
+            request: Request,
+            body: TilesJobRequest,
+            principal: Annotated[Principal, Depends(require_role(*TILES_ROLES))],
+        ) -> JSONResponse:
+            if body.bbox is not None:
+                w, s, e, n = body.bbox
+                if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+                    raise BadRequestError("bbox must be west < east, south < north, in degrees")
+            job_id = self._create(request, "tiles", body.model_dump(exclude_none=True), principal)
+            return _accepted(request, job_id)
+
+        @self.router.get("/jobs/{job_id}", tags=["jobs"], summary="State of a job", name="get_job")
+        def get_job(
+            request: Request,
+            job_id: Annotated[uuid.UUID, Path(description="Job id returned by the submission.")],
+            _: Annotated[Principal, Depends(read_access)],
+        ) -> dict[str, Any]:
+            with request.app.state.engine.connect() as conn:
+                job = job_by_id(conn, job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            return job
+
+    @staticmethod
+    def _create(request: Request, kind: str, params: dict[str, Any], principal: Principal) -> uuid.UUID:
+        engine = request.app.state.engine
+        with engine.begin() as conn:
+            job_id = insert_job(conn, kind, params, principal.key_id)
+        audit(request, principal, f"POST /jobs/{kind}", "ok", target=f"job:{job_id}", detail=params)
+        runner: JobRunner = request.app.state.jobs
+        runner.submit(job_id, kind, params, principal.actor, principal.key_id)
+        return job_id
