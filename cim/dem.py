@@ -15,7 +15,6 @@ import rasterio
 from numpy.typing import ArrayLike, NDArray
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import from_bounds
 from sqlalchemy import Connection, select
 
 from cim import crs
@@ -55,7 +54,8 @@ def sample_heights(path: Path, lon: ArrayLike, lat: ArrayLike) -> NDArray[np.flo
         source = crs.parse_crs(src.crs.to_wkt()) if src.crs is not None else crs.parse_crs(crs.CGCS2000)
         xs, ys = crs.transform_xy(lons, lats, crs.CGCS2000, source)
         inv = ~src.transform
-        cols, rows = inv * (xs, ys)
+        cols = inv.a * xs + inv.b * ys + inv.c
+        rows = inv.d * xs + inv.e * ys + inv.f
         # Pixel centres are at +0.5: shift so that integer coordinates are centres.
         cols = np.asarray(cols) - 0.5
         rows = np.asarray(rows) - 0.5
@@ -93,9 +93,21 @@ def read_grid(path: Path, bounds: tuple[float, float, float, float], width: int,
     dx = (east - west) / max(width - 1, 1)
     dy = (north - south) / max(height - 1, 1)
     grid_bounds = (west - dx / 2, south - dy / 2, east + dx / 2, north + dy / 2)
-    with rasterio.open(path) as src, WarpedVRT(src, crs="EPSG:4490", resampling=Resampling.bilinear) as vrt:
-        window = from_bounds(*grid_bounds, transform=vrt.transform)
-        data = vrt.read(
-            1, window=window, out_shape=(height, width), resampling=Resampling.bilinear, masked=True, boundless=True
-        )
+    # WarpedVRT refuses boundless window reads: warp straight onto the requested grid instead.
+    out_transform = rasterio.transform.from_bounds(*grid_bounds, width, height)
+    with (
+        rasterio.open(path) as src,
+        WarpedVRT(
+            src,
+            crs="EPSG:4490",
+            transform=out_transform,
+            width=width,
+            height=height,
+            resampling=Resampling.bilinear,
+            dtype="float32",
+            nodata=np.nan,
+            tolerance=0.01,  # near-exact transforms: the grids are small, accuracy matters more
+        ) as vrt,
+    ):
+        data = vrt.read(1, masked=True)
     return np.asarray(data.astype(np.float32).filled(np.nan))
