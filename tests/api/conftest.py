@@ -47,8 +47,12 @@ def tiles_dir(settings: Settings) -> Path:
     (root / "subtrees").mkdir()
     (root / "tileset.json").write_text(
         '{"asset": {"version": "1.1"}, "geometricError": 500, "root": {"boundingVolume": {"region": '
-        + "[" + ", ".join(["0.1"] * 6) + "]}, " + '"geometricError": 100, "refine": "ADD"}, "padding": "'
-        + "x" * 2000 + '"}'
+        + "["
+        + ", ".join(["0.1"] * 6)
+        + "]}, "
+        + '"geometricError": 100, "refine": "ADD"}, "padding": "'
+        + "x" * 2000
+        + '"}'
     )
     (root / "0.glb").write_bytes(b"glTF" + bytes(range(256)) * 8)
     (root / "subtrees" / "0.0.0.subtree").write_bytes(b"subt" + b"\0" * 60)

@@ -15,23 +15,57 @@ def _seed(engine: Engine) -> dict[str, int]:
     with engine.begin() as conn:
         ds = factories.dataset(conn, "office-model", kind="ifc", layer="buildings")
         bid = factories.building(
-            conn, ds, factories.square(114.30, 30.58), height=45.0, name="Riverside Office", address="1 Jiang'an Rd",
-            use="office", storeys=12, safety_class="B", attributes={"owner": "city"},
+            conn,
+            ds,
+            factories.square(114.30, 30.58),
+            height=45.0,
+            name="Riverside Office",
+            address="1 Jiang'an Rd",
+            use="office",
+            storeys=12,
+            safety_class="B",
+            attributes={"owner": "city"},
         )
         for i, cls in enumerate(["IfcWall", "IfcWall", "IfcSlab"]):
-            conn.execute(insert(Element).values(
-                global_id=f"2O2Fr$t4X7Zf8NOew3FL{i:02d}", ifc_class=cls, name=f"{cls} {i}", storey="Level 1",
-                properties={"Pset_WallCommon": {"IsExternal": True}}, building_id=bid, dataset_id=ds,
-                location=from_shape(shapely.Point(114.3001, 30.5801, 12.5), srid=4490),
-            ))
-        conn.execute(insert(Review).values(file_name="office.ifc", sha256="1" * 64, status="passed", passed=True,
-                                           building_id=bid))
-        conn.execute(insert(ModelVersion).values(model_key="office", version=1, file_name="office.ifc",
-                                                 storage_key="ab/cd", sha256="2" * 64, size_bytes=10, building_id=bid))
-        conn.execute(insert(Tileset).values(
-            name="city", path="/x/city", layers=["buildings", "terrain"], tile_count=5, feature_count=9,
-            bounds=from_shape(shapely.box(114.28, 30.56, 114.33, 30.60), srid=4490), options={"terrain": "terrain"},
-        ))
+            conn.execute(
+                insert(Element).values(
+                    global_id=f"2O2Fr$t4X7Zf8NOew3FL{i:02d}",
+                    ifc_class=cls,
+                    name=f"{cls} {i}",
+                    storey="Level 1",
+                    properties={"Pset_WallCommon": {"IsExternal": True}},
+                    building_id=bid,
+                    dataset_id=ds,
+                    location=from_shape(shapely.Point(114.3001, 30.5801, 12.5), srid=4490),
+                )
+            )
+        conn.execute(
+            insert(Review).values(
+                file_name="office.ifc", sha256="1" * 64, status="passed", passed=True, building_id=bid
+            )
+        )
+        conn.execute(
+            insert(ModelVersion).values(
+                model_key="office",
+                version=1,
+                file_name="office.ifc",
+                storage_key="ab/cd",
+                sha256="2" * 64,
+                size_bytes=10,
+                building_id=bid,
+            )
+        )
+        conn.execute(
+            insert(Tileset).values(
+                name="city",
+                path="/x/city",
+                layers=["buildings", "terrain"],
+                tile_count=5,
+                feature_count=9,
+                bounds=from_shape(shapely.box(114.28, 30.56, 114.33, 30.60), srid=4490),
+                options={"terrain": "terrain"},
+            )
+        )
     return {"building": bid}
 
 
@@ -62,8 +96,15 @@ def test_element_detail_and_search(client: TestClient) -> None:
     assert hits[0]["type"] == "building" and hits[0]["id"] == ids["building"]
     assert client.get("/search", params={"q": str(ids["building"])}).json()[0]["id"] == ids["building"]
     elements = client.get("/search", params={"q": "2O2Fr$t4X7Zf8NOew3FL01"}).json()
-    assert elements[0] == {"type": "element", "id": "2O2Fr$t4X7Zf8NOew3FL01", "name": "IfcWall 1", "address": None,
-                           "lon": 114.3001, "lat": 30.5801, "height": 12.5}
+    assert elements[0] == {
+        "type": "element",
+        "id": "2O2Fr$t4X7Zf8NOew3FL01",
+        "name": "IfcWall 1",
+        "address": None,
+        "lon": 114.3001,
+        "lat": 30.5801,
+        "height": 12.5,
+    }
     assert client.get("/search", params={"q": "%"}).json() == []
 
 

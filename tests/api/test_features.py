@@ -32,9 +32,9 @@ def city(client: TestClient) -> dict[str, list[int]]:
             )
         old = factories.building(conn, ds, factories.square(114.31, 30.59), name="demolished")
         conn.execute(
-            update(Building).where(Building.id == old).values(
-                valid_from=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), valid_to=dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
-            )
+            update(Building)
+            .where(Building.id == old)
+            .values(valid_from=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), valid_to=dt.datetime(2022, 1, 1, tzinfo=dt.UTC))
         )
         ids["old"].append(old)
         fs = factories.dataset(conn, "hydrants", layer="facilities")
@@ -55,16 +55,29 @@ def test_landing_page_and_conformance(client: TestClient) -> None:
     assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
     assert client.get(rels["service-desc"]["href"]).json()["openapi"].startswith("3.0")
     classes = client.get("/conformance").json()["conformsTo"]
-    for suffix in ("features-1/1.0/conf/core", "features-1/1.0/conf/geojson", "features-1/1.0/conf/oas30",
-                   "features-2/1.0/conf/crs"):
+    for suffix in (
+        "features-1/1.0/conf/core",
+        "features-1/1.0/conf/geojson",
+        "features-1/1.0/conf/oas30",
+        "features-2/1.0/conf/crs",
+    ):
         assert any(c.endswith(suffix) for c in classes)
 
 
 def test_collections_list_every_contracted_id_with_their_crs(client: TestClient) -> None:
     doc = client.get("/collections").json()
     ids = {c["id"] for c in doc["collections"]}
-    assert {"buildings", "elements", "facilities", "facilities-hydrant", "facilities-pipe_gas", "parcels",
-            "planning_zones", "districts", "analysis_results"} <= ids
+    assert {
+        "buildings",
+        "elements",
+        "facilities",
+        "facilities-hydrant",
+        "facilities-pipe_gas",
+        "parcels",
+        "planning_zones",
+        "districts",
+        "analysis_results",
+    } <= ids
     for coll in doc["collections"]:
         assert coll["crs"][0] == CRS84
         assert EPSG + "4547" in coll["crs"] and EPSG + "4513" in coll["crs"] and EPSG + "4554" in coll["crs"]
@@ -74,7 +87,7 @@ def test_collections_list_every_contracted_id_with_their_crs(client: TestClient)
 
 def test_collection_has_extent_and_unknown_is_404(client: TestClient, city: dict) -> None:
     doc = client.get("/collections/buildings").json()
-    w, s, e, n = doc["extent"]["spatial"]["bbox"][0]
+    w, s, _e, _n = doc["extent"]["spatial"]["bbox"][0]
     assert w == pytest.approx(114.30) and s == pytest.approx(30.58)
     assert doc["extent"]["temporal"]["interval"][0][1] is None
     r = client.get("/collections/nope")
@@ -115,8 +128,16 @@ def test_bbox_and_property_filters(client: TestClient, city: dict) -> None:
 
 
 def test_bad_parameters_are_400_with_json(client: TestClient, city: dict) -> None:
-    for params in ({"colour": "red"}, {"bbox": "1,2,3"}, {"bbox": "a,b,c,d"}, {"limit": 0}, {"storeys": "tall"},
-                   {"datetime": "yesterday"}, {"crs": EPSG + "3857"}, {"crs": "nonsense"}):
+    for params in (
+        {"colour": "red"},
+        {"bbox": "1,2,3"},
+        {"bbox": "a,b,c,d"},
+        {"limit": 0},
+        {"storeys": "tall"},
+        {"datetime": "yesterday"},
+        {"crs": EPSG + "3857"},
+        {"crs": "nonsense"},
+    ):
         r = client.get("/collections/buildings/items", params=params)
         assert r.status_code == 400, params
         assert set(r.json()) == {"code", "title", "detail"}
@@ -130,8 +151,9 @@ def test_limit_above_maximum_is_reduced(client: TestClient, city: dict) -> None:
 def test_datetime_selects_rows_valid_then(client: TestClient, city: dict) -> None:
     then = client.get("/collections/buildings/items", params={"datetime": "2021-06-01T00:00:00Z"}).json()
     assert [f["id"] for f in then["features"]] == city["old"]
-    interval = client.get("/collections/buildings/items", params={"datetime": "2021-01-01T00:00:00Z/..",
-                                                                   "limit": 100}).json()
+    interval = client.get(
+        "/collections/buildings/items", params={"datetime": "2021-01-01T00:00:00Z/..", "limit": 100}
+    ).json()
     assert interval["numberMatched"] == 26
 
 
@@ -149,8 +171,9 @@ def test_gauss_kruger_output_matches_cim_crs_in_northing_easting_order(client: T
 
 def test_cgcs2000_geographic_output_is_lat_lon_and_crs84_lon_lat(client: TestClient, city: dict) -> None:
     fid = city["hydrants"][0]
-    lat, lon = client.get(f"/collections/facilities/items/{fid}", params={"crs": EPSG + "4490"}).json()[
-        "geometry"]["coordinates"][:2]
+    lat, lon = client.get(f"/collections/facilities/items/{fid}", params={"crs": EPSG + "4490"}).json()["geometry"][
+        "coordinates"
+    ][:2]
     assert (lon, lat) == pytest.approx((114.301, 30.581))
     lon2, lat2 = client.get(f"/collections/facilities/items/{fid}").json()["geometry"]["coordinates"][:2]
     assert (lon2, lat2) == pytest.approx((114.301, 30.581))
@@ -161,8 +184,9 @@ def test_bbox_crs_in_gauss_kruger_and_in_lat_lon(client: TestClient, city: dict)
     gk = f"{y[0]},{x[0]},{y[1]},{x[1]}"  # northing, easting: the axis order of EPSG:4547
     r = client.get("/collections/buildings/items", params={"bbox": gk, "bbox-crs": EPSG + "4547"}).json()
     assert r["numberMatched"] == 4
-    latlon = client.get("/collections/buildings/items",
-                        params={"bbox": "30.5795,114.2995,30.5815,114.3015", "bbox-crs": EPSG + "4490"}).json()
+    latlon = client.get(
+        "/collections/buildings/items", params={"bbox": "30.5795,114.2995,30.5815,114.3015", "bbox-crs": EPSG + "4490"}
+    ).json()
     assert latlon["numberMatched"] == 4
 
 

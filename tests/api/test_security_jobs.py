@@ -15,21 +15,39 @@ from cim.db.api_keys import revoke_api_key
 from cim.db.models import ROLES, AuditLog
 from cim.errors import AuthError
 
-GEOJSON = json.dumps({
-    "type": "FeatureCollection",
-    "features": [
-        {"type": "Feature", "properties": {"name": f"Block {i}", "height": 20.0 + i, "storeys": 6, "use": "residential"},
-         "geometry": {"type": "Polygon", "coordinates": [[[114.30 + i * 0.001, 30.58], [114.3005 + i * 0.001, 30.58],
-                                                           [114.3005 + i * 0.001, 30.5805], [114.30 + i * 0.001, 30.5805],
-                                                           [114.30 + i * 0.001, 30.58]]]}}
-        for i in range(3)
-    ],
-}).encode()
+GEOJSON = json.dumps(
+    {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": f"Block {i}", "height": 20.0 + i, "storeys": 6, "use": "residential"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [
+                            [114.30 + i * 0.001, 30.58],
+                            [114.3005 + i * 0.001, 30.58],
+                            [114.3005 + i * 0.001, 30.5805],
+                            [114.30 + i * 0.001, 30.5805],
+                            [114.30 + i * 0.001, 30.58],
+                        ]
+                    ],
+                },
+            }
+            for i in range(3)
+        ],
+    }
+).encode()
 
 
 def _ingest(client: TestClient, headers: dict[str, str]):
-    return client.post("/jobs/ingest", headers=headers, data={"layer": "buildings", "crs": "EPSG:4490"},
-                       files={"file": ("blocks.geojson", GEOJSON, "application/geo+json")})
+    return client.post(
+        "/jobs/ingest",
+        headers=headers,
+        data={"layer": "buildings", "crs": "EPSG:4490"},
+        files={"file": ("blocks.geojson", GEOJSON, "application/geo+json")},
+    )
 
 
 def _tiles(client: TestClient, headers: dict[str, str]):
@@ -110,8 +128,11 @@ def test_oversize_upload_is_refused_before_parsing(client: TestClient, keys: dic
             yield b"y" * 65536
         yield b"\r\n--b0undary--\r\n"
 
-    r = client.post("/jobs/ingest", content=chunks(),
-                    headers={"X-API-Key": keys["admin"], "Content-Type": "multipart/form-data; boundary=b0undary"})
+    r = client.post(
+        "/jobs/ingest",
+        content=chunks(),
+        headers={"X-API-Key": keys["admin"], "Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
     assert r.status_code == 413
     uploads = client.app.state.settings.data_path / "uploads"  # type: ignore[attr-defined]
     assert not uploads.exists() or not any(uploads.rglob("*.ifc"))
