@@ -127,7 +127,7 @@ def build_bridge(*, name: str = "示例大桥") -> ifcopenshell.file:
             "C30 混凝土",
         )
         ifcopenshell.api.spatial.assign_container(f, products=[wall, footing], relating_structure=abutment_part)
-    return f
+    return b.finish("bridge")
 
 
 def generate_bridge(path: Path | str) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import ifcopenshell.api.root
 import ifcopenshell.api.spatial
 import ifcopenshell.api.style
 import ifcopenshell.api.unit
+import ifcopenshell.guid
 import numpy as np
 
 from cim.crs import transform_xy
@@ -76,6 +78,19 @@ class ModelBuilder:
         )
         self.styles: dict[str, Any] = {}
         self.materials: dict[str, Any] = {}
+
+    def finish(self, key: str) -> ifcopenshell.file:
+        """Give every rooted entity a GlobalId derived from ``key`` and its position, and fix the header time.
+
+        Regenerating a sample then writes the same bytes (a re-ingest is a no-op), and a changed layout keeps
+        the IfcProject GlobalId (a re-ingest supersedes the previous version).
+        """
+        namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"https://cim.example/sample/{key}")
+        for index, item in enumerate(sorted(self.f.by_type("IfcRoot"), key=lambda e: e.id())):
+            label = "project" if item.is_a("IfcProject") else f"{item.is_a()}/{index}"
+            item.GlobalId = ifcopenshell.guid.compress(uuid.uuid5(namespace, label).hex)
+        self.f.header.file_name.time_stamp = "2024-06-01T00:00:00"
+        return self.f
 
     def entity(self, ifc_class: str, name: str, **attributes: Any) -> Any:
         item = ifcopenshell.api.root.create_entity(self.f, ifc_class=ifc_class, name=name)
@@ -253,7 +268,7 @@ def build_office(layout: OfficeLayout = OfficeLayout(), *, name: str = "示例�
             b.pset(space, "房间信息", {"房间名称": "开放办公区", "使用人数": int(area // 10)})
             spaces.append(space)
         ifcopenshell.api.aggregate.assign_object(f, products=spaces, relating_object=storey)
-    return f
+    return b.finish("office")
 
 
 def generate_office(path: Path | str, layout: OfficeLayout = OfficeLayout()) -> Path:
