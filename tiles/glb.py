@@ -233,6 +233,8 @@ def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compr
             values = table.columns[name]
             if spec["type"] == "STRING":
                 data, offsets = _strings(list(values))
+                if not data:  # every value empty: leave the (optional) property out, no zero-length views
+                    continue
                 props[name] = {
                     "values": w.bin.add(data),
                     "stringOffsets": w.bin.add(offsets),

@@ -1,0 +1,214 @@
+"""The 3D Tiles builder on a small city (LOD1 buildings, a BIM building, facilities, DEM), validated like the
+official 3d-tiles-validator and the Khronos glTF validator would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, text
+
+from cim import crs
+from cim.errors import TilesError
+from cim.settings import Settings
+from tests.tiles.city import City, make_city
+from tests.tiles.validation import check_terrain, check_tileset, gltf_reports
+from tiles.build import build_tileset
+
+SMALL = {"leaf_capacity": 20.0, "parent_capacity": 12}
+
+
+@pytest.fixture
+def city(engine: Engine, tmp_path: Path) -> City:
+    return make_city(engine, tmp_path)
+
+
+def _assert_gltf_clean(paths: list[Path]) -> None:
+    reports = gltf_reports(paths)
+    assert len(reports) == len(paths)
+    bad = [(r["file"], [m for m in r["messages"] if m["severity"] == 0]) for r in reports if r["errors"]]
+    assert not bad, bad
+
+
+def _centroids(engine: Engine) -> dict[int, tuple[float, float, float]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, ST_X(ST_Centroid(footprint)), ST_Y(ST_Centroid(footprint)), base_height + height "
+                "FROM building WHERE valid_to IS NULL"
+            )
+        ).all()
+    return {int(r[0]): (float(r[1]), float(r[2]), float(r[3])) for r in rows}
+
+
+def test_build_is_valid_and_every_building_is_at_one_leaf_in_place(
+    engine: Engine, settings: Settings, city: City, tmp_path: Path
+) -> None:
+    out = tmp_path / "tiles"
+    report = build_tileset(engine, settings, "city", out=out, **SMALL)  # type: ignore[arg-type]
+    assert report.tiles > 3 and report.written == len(json.loads((out / "manifest.json").read_text())["files"])
+    checked = check_tileset(out)
+    assert checked.errors == []
+    tileset = json.loads((out / "tileset.json").read_text())
+    assert tileset["root"]["children"] and tileset["root"]["refine"] == "REPLACE"
+    assert tileset["root"]["geometricError"] > 0
+    _assert_gltf_clean(checked.contents)
+    assert check_terrain(out / "terrain") == report.terrain_tiles > 0
+    # Every building exactly once at leaf level (BIM buildings through their elements), at the right place.
+    expected = _centroids(engine)
+    seen: dict[int, int] = {}
+    element_guids: list[str] = []
+    facility_ids: list[int] = []
+    for _, prims in checked.leaves:
+        for prim in prims:
+            t = prim.table
+            if t["class"] == "building":
+                for fid, bid in enumerate(t["building_id"]):
+                    seen[int(bid)] = seen.get(int(bid), 0) + 1
+                    tri = prim.indices.reshape(-1, 3)
+                    tri = tri[prim.feature_ids[tri[:, 0]] == fid]
+                    p = prim.ecef[tri]
+                    lon, lat, _ = expected[int(bid)]
+                    up = np.array(crs.enu_to_ecef_matrix(lon, lat, 0.0)[:3, 2])
+                    roof = prim.normals[tri[:, 0]] @ up > 0.999
+                    area = np.linalg.norm(np.cross(p[roof, 1] - p[roof, 0], p[roof, 2] - p[roof, 0]), axis=1) / 2
+                    centre = (p[roof].mean(axis=1) * area[:, None]).sum(axis=0) / area.sum()
+                    want = crs.geodetic_to_geocentric([lon], [lat], [expected[int(bid)][2]])[0]
+                    assert np.linalg.norm(centre - want) < 0.1, (bid, np.linalg.norm(centre - want))
+            elif t["class"] == "element":
+                element_guids += t["global_id"]
+                for b in set(t["building_id"].tolist()) - {-1}:
+                    seen[int(b)] = seen.get(int(b), 0) + 1
+            else:
+                facility_ids += t["facility_id"].tolist()
+    assert seen == {bid: 1 for bid in expected}
+    assert sorted(element_guids) == sorted(city.element_guids)
+    assert sorted(facility_ids) == sorted(city.facility_ids)
+    # Metadata carries what the viewer shows on a click.
+    names = [n for _, prims in checked.leaves for p in prims if p.table["class"] == "building" for n in p.table["name"]]
+    assert "楼 0" in names
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT path, tile_count, feature_count, options, ST_XMin(bounds) FROM tileset")).one()
+    assert row[0] == str(out) and row[1] == report.tiles and row[3]["terrain"] == "terrain"
+    assert report.buildings == len(expected) and report.elements == len(city.element_guids)
+    assert row[2] == report.buildings + report.elements + report.facilities == report.facilities + 68
+
+
+def test_underground_pipes_stay_below_the_terrain(
+    engine: Engine, settings: Settings, city: City, tmp_path: Path
+) -> None:
+    from cim.dem import sample_heights
+
+    out = tmp_path / "tiles"
+    build_tileset(engine, settings, "pipes", out=out, layers=["facilities"])
+    checked = check_tileset(out)
+    assert checked.errors == []
+    for _, prims in checked.leaves:
+        for prim in prims:
+            kinds = np.array(prim.table["kind"])[prim.feature_ids]
+            under = np.isin(kinds, ["pipe_water", "pipe_gas", "manhole"])
+            lon, lat, h = crs.geocentric_to_geodetic(prim.ecef[under])
+            ground = sample_heights(city.dem_path, lon, lat)
+            assert under.any() and np.all(h < ground)
+
+
+def test_meshopt_compression_validates_and_is_smaller(
+    engine: Engine, settings: Settings, city: City, tmp_path: Path
+) -> None:
+    plain = build_tileset(engine, settings, "plain", out=tmp_path / "plain", layers=["buildings", "elements"], **SMALL)  # type: ignore[arg-type]
+    packed = build_tileset(
+        engine,
+        settings,
+        "packed",
+        out=tmp_path / "packed",
+        layers=["buildings", "elements"],
+        compress="meshopt",
+        **SMALL,  # type: ignore[arg-type]
+    )
+    assert packed.bytes < plain.bytes * 0.7
+    checked = check_tileset(tmp_path / "packed", position_tol_m=0.5)
+    assert checked.errors == []
+    _assert_gltf_clean(checked.contents)
+    ids = sorted(
+        int(b)
+        for _, prims in checked.leaves
+        for p in prims
+        if p.table["class"] == "building"
+        for b in p.table["building_id"]
+    )
+    assert len(ids) == len(set(ids)) == len(city.building_ids) - 1
+
+
+def test_rebuild_writes_only_changed_tiles(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:
+    from tests import factories
+
+    out = tmp_path / "tiles"
+    first = build_tileset(engine, settings, "inc", out=out, layers=["buildings"], **SMALL)  # type: ignore[arg-type]
+    again = build_tileset(engine, settings, "inc", out=out, layers=["buildings"], **SMALL)  # type: ignore[arg-type]
+    assert again.written == 0 and again.kept == first.written
+    with engine.begin() as conn:
+        ds = factories.dataset(conn, "one more")
+        factories.building(conn, ds, factories.square(114.2945, 30.5752, 0.0001), height=9.0, base_height=22.0)
+    third = build_tileset(engine, settings, "inc", out=out, layers=["buildings"], **SMALL)  # type: ignore[arg-type]
+    assert 0 < third.written < first.written / 2 and third.kept > 0
+    assert check_tileset(out).errors == []
+
+
+def test_process_pool_gives_identical_tiles(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:
+    build_tileset(engine, settings, "seq", out=tmp_path / "a", layers=["buildings", "elements", "facilities"], **SMALL)  # type: ignore[arg-type]
+    build_tileset(
+        engine, settings, "par", out=tmp_path / "b", layers=["buildings", "elements", "facilities"], jobs=2, **SMALL
+    )  # type: ignore[arg-type]
+    a = json.loads((tmp_path / "a/manifest.json").read_text())["files"]
+    b = json.loads((tmp_path / "b/manifest.json").read_text())["files"]
+    assert a == b and len(a) > 3
+
+
+def test_dask_local_cluster_executor(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    build_tileset(engine, settings, "seq", out=tmp_path / "a", layers=["buildings", "elements"], **SMALL)  # type: ignore[arg-type]
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        report = build_tileset(
+            engine,
+            settings,
+            "dask",
+            out=tmp_path / "b",
+            layers=["buildings", "elements"],
+            executor=client.get_executor(),
+            **SMALL,  # type: ignore[arg-type]
+        )
+    assert report.tiles > 3
+    a = json.loads((tmp_path / "a/manifest.json").read_text())["files"]
+    b = json.loads((tmp_path / "b/manifest.json").read_text())["files"]
+    assert a == b
+
+
+def test_bad_arguments_and_empty_database(engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(TilesError, match="unknown layers"):
+        build_tileset(engine, settings, "x", layers=["roofs"])
+    with pytest.raises(TilesError, match="compression"):
+        build_tileset(engine, settings, "x", compress="zip")
+    with pytest.raises(TilesError, match="name"):
+        build_tileset(engine, settings, "../etc")
+    with pytest.raises(TilesError, match="no DEM"):
+        build_tileset(engine, settings, "x", out=tmp_path / "x")
+
+
+def test_cli_build_json_and_errors(engine: Engine, city: City, run_cim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    res = run_cim(
+        "tiles", "build", "cli", "--layers", "buildings,facilities", "--bbox", "114.29,30.57,114.31,30.59", "--json"
+    )
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["name"] == "cli" and doc["tiles"] >= 1 and doc["buildings"] > 0 and doc["elements"] == 0
+    assert (Path(doc["path"]) / "tileset.json").exists()
+    bad = run_cim("tiles", "build", "cli", "--compress", "zip")
+    assert bad.exit_code != 0 and "compression" in bad.stderr
+    bad = run_cim("tiles", "build", "cli", "--bbox", "1,2,3")
+    assert bad.exit_code != 0 and "W,S,E,N" in bad.stderr

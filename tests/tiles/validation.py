@@ -1,0 +1,262 @@
+"""What the official 3d-tiles-validator and the Khronos glTF validator check, applied to a tileset directory.
+
+- ``tileset.json`` against the official 3D Tiles 1.1 JSON schemas (jsonschema, $refs through a Registry);
+- semantic rules: child regions inside the parent's, geometric error non-increasing towards the leaves,
+  content URIs resolve, content (the decoded vertices) inside the content and tile bounding volumes,
+  feature ids within featureCount, property tables conforming to the metadata schema;
+- every .glb through the npm ``gltf-validator`` (tools/node/validate-gltf.mjs), zero errors;
+- terrain: ``layer.json`` and every tile listed as available exists and parses.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+from referencing import Registry, Resource
+
+from cim import crs
+from tests.conftest import ROOT, TILES_SCHEMA_DIR
+from tiles.glb import read_glb
+
+BASE = "https://cim.invalid/3d-tiles-schema/"
+TOL_RAD = 1e-9
+TOL_M = 0.01
+
+
+@cache
+def _registry() -> Registry:
+    resources = []
+    for path in TILES_SCHEMA_DIR.rglob("*.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        uri = BASE + path.relative_to(TILES_SCHEMA_DIR).as_posix()
+        doc["$id"] = uri
+        resources.append((uri, Resource.from_contents(doc)))
+    return Registry().with_resources(resources)
+
+
+def schema_errors(document: dict[str, Any], schema: str = "tileset.schema.json") -> list[str]:
+    """JSON-schema errors of a document against one of the official schemas."""
+    registry = _registry()
+    root = registry.contents(BASE + schema)
+    validator = jsonschema.Draft202012Validator(root, registry=registry)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def gltf_reports(paths: list[Path]) -> list[dict[str, Any]]:
+    """Run the Khronos glTF validator on files; one report per file."""
+    out = subprocess.run(
+        ["node", str(ROOT / "tools/node/validate-gltf.mjs"), *map(str, paths)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    reports: list[dict[str, Any]] = json.loads(out.stdout)
+    return reports
+
+
+@dataclass
+class DecodedPrimitive:
+    """A primitive decoded back to ECEF (metres) with its feature ids and property table."""
+
+    ecef: np.ndarray
+    normals: np.ndarray
+    feature_ids: np.ndarray
+    indices: np.ndarray
+    table: dict[str, Any]
+
+
+def _view_bytes(doc: dict[str, Any], blob: bytes, index: int) -> bytes:
+    view = doc["bufferViews"][index]
+    ext = view.get("extensions", {}).get("EXT_meshopt_compression")
+    if ext is None:
+        assert view["buffer"] == 0
+        return blob[view.get("byteOffset", 0) : view.get("byteOffset", 0) + view["byteLength"]]
+    import meshoptimizer
+
+    data = blob[ext.get("byteOffset", 0) : ext.get("byteOffset", 0) + ext["byteLength"]]
+    if ext["mode"] == "ATTRIBUTES":
+        arr = meshoptimizer.decode_vertex_buffer(ext["count"], ext["byteStride"], data)
+    else:
+        arr = meshoptimizer.decode_index_buffer(ext["count"], ext["byteStride"], data)
+    return np.asarray(arr).tobytes()
+
+
+_NP = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8, 5120: np.int8, 5122: np.int16}
+_NC = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}
+
+
+def _accessor(doc: dict[str, Any], blob: bytes, index: int) -> np.ndarray:
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    data = _view_bytes(doc, blob, acc["bufferView"])
+    dt = np.dtype(_NP[acc["componentType"]])
+    nc = _NC[acc["type"]]
+    stride = view.get("byteStride", dt.itemsize * nc)
+    raw = np.frombuffer(data, dtype=np.uint8)[acc.get("byteOffset", 0) :]
+    rows = np.lib.stride_tricks.as_strided(raw, shape=(acc["count"], dt.itemsize * nc), strides=(stride, 1))
+    out = np.ascontiguousarray(rows).view(dt).reshape(acc["count"], nc).astype(np.float64)
+    if acc.get("normalized"):
+        out = np.maximum(out / float(np.iinfo(dt).max), -1.0)
+    return out if nc > 1 else out[:, 0]
+
+
+def read_table(doc: dict[str, Any], blob: bytes, table: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Decode a property table into lists/arrays, checking it against the schema class."""
+    cls = schema["classes"][table["class"]]["properties"]
+    count = table["count"]
+    values: dict[str, Any] = {}
+    for name, spec in cls.items():
+        prop = table["properties"].get(name)
+        if prop is None:
+            assert not spec.get("required"), f"required property {name} missing"
+            continue
+        raw = _view_bytes(doc, blob, prop["values"])
+        if spec["type"] == "STRING":
+            assert prop.get("stringOffsetType", "UINT32") == "UINT32"
+            offs = np.frombuffer(_view_bytes(doc, blob, prop["stringOffsets"]), dtype=np.uint32)
+            assert len(offs) == count + 1 and offs[0] == 0 and np.all(np.diff(offs.astype(np.int64)) >= 0)
+            assert offs[-1] == len(raw)
+            values[name] = [raw[offs[i] : offs[i + 1]].decode("utf-8") for i in range(count)]
+        else:
+            dt = {"INT64": np.int64, "INT32": np.int32, "FLOAT64": np.float64}[spec["componentType"]]
+            assert doc["bufferViews"][prop["values"]].get("byteOffset", 0) % np.dtype(dt).itemsize == 0
+            arr = np.frombuffer(raw, dtype=dt)
+            assert len(arr) == count, f"{name}: {len(arr)} values for {count} features"
+            values[name] = arr
+    return values
+
+
+def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
+    """Every primitive of a .glb in ECEF, given the tile's accumulated transform (4×4)."""
+    doc, blob = read_glb(path.read_bytes())
+    schema = doc["extensions"]["EXT_structural_metadata"]["schema"]
+    tables = doc["extensions"]["EXT_structural_metadata"]["propertyTables"]
+    node = doc["nodes"][0]
+    scale = np.array(node.get("scale", [1, 1, 1]))
+    trans = np.array(node.get("translation", [0, 0, 0]))
+    out = []
+    for prim in doc["meshes"][0]["primitives"]:
+        p = _accessor(doc, blob, prim["attributes"]["POSITION"]) * scale + trans
+        nrm = _accessor(doc, blob, prim["attributes"]["NORMAL"])
+        zup = np.column_stack([p[:, 0], -p[:, 2], p[:, 1]])
+        nup = np.column_stack([nrm[:, 0], -nrm[:, 2], nrm[:, 1]])
+        ecef = zup @ transform[:3, :3].T + transform[:3, 3]
+        fid = _accessor(doc, blob, prim["attributes"]["_FEATURE_ID_0"])
+        idx = _accessor(doc, blob, prim["indices"]).astype(np.int64)
+        fset = prim["extensions"]["EXT_mesh_features"]["featureIds"][0]
+        table = tables[fset["propertyTable"]]
+        assert fid.max() < fset["featureCount"] <= table["count"]
+        assert idx.max() < len(p)
+        out.append(
+            DecodedPrimitive(
+                ecef, nup, fid.astype(np.int64), idx, read_table(doc, blob, table, schema) | {"class": table["class"]}
+            )
+        )
+    return out
+
+
+def _inside(inner: list[float], outer: list[float]) -> bool:
+    return (
+        inner[0] >= outer[0] - TOL_RAD
+        and inner[1] >= outer[1] - TOL_RAD
+        and inner[2] <= outer[2] + TOL_RAD
+        and inner[3] <= outer[3] + TOL_RAD
+        and inner[4] >= outer[4] - TOL_M
+        and inner[5] <= outer[5] + TOL_M
+    )
+
+
+@dataclass
+class TilesetCheck:
+    """Everything decoded while checking a tileset."""
+
+    errors: list[str] = field(default_factory=list)
+    leaves: list[tuple[Path, list[DecodedPrimitive]]] = field(default_factory=list)
+    contents: list[Path] = field(default_factory=list)
+
+
+def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
+    """Validate ``root/tileset.json`` (schema + semantics) and decode every content."""
+    result = TilesetCheck()
+    tileset = json.loads((root / "tileset.json").read_text(encoding="utf-8"))
+    result.errors += schema_errors(tileset)
+    if tileset["geometricError"] < tileset["root"]["geometricError"]:
+        result.errors.append("tileset geometricError smaller than the root's")
+
+    def walk(tile: dict[str, Any], parent: dict[str, Any] | None, acc: np.ndarray, path: str) -> None:
+        region = tile["boundingVolume"]["region"]
+        if parent is not None:
+            if not _inside(region, parent["boundingVolume"]["region"]):
+                result.errors.append(f"{path}: bounding volume not inside the parent's")
+            if tile["geometricError"] > parent["geometricError"]:
+                result.errors.append(f"{path}: geometric error larger than the parent's")
+        m = acc @ np.array(tile.get("transform", np.eye(4).ravel().tolist())).reshape(4, 4).T
+        content = tile.get("content")
+        if content is not None:
+            file = root / content["uri"]
+            if not file.exists():
+                result.errors.append(f"{path}: content {content['uri']} does not resolve")
+            else:
+                result.contents.append(file)
+                prims = decode_glb(file, m)
+                creg = content.get("boundingVolume", {}).get("region", region)
+                if not _inside(creg, region):
+                    result.errors.append(f"{path}: content bounding volume not inside the tile's")
+                for prim in prims:
+                    lon, lat, h = crs.geocentric_to_geodetic(prim.ecef)
+                    lo = np.radians([lon.min(), lat.min()])
+                    hi = np.radians([lon.max(), lat.max()])
+                    tol_rad = position_tol_m / 6.3e6
+                    if (
+                        lo[0] < creg[0] - tol_rad
+                        or lo[1] < creg[1] - tol_rad
+                        or hi[0] > creg[2] + tol_rad
+                        or hi[1] > creg[3] + tol_rad
+                        or h.min() < creg[4] - position_tol_m
+                        or h.max() > creg[5] + position_tol_m
+                    ):
+                        result.errors.append(f"{path}: {prim.table['class']} vertices outside the content region")
+                if "children" not in tile:
+                    result.leaves.append((file, prims))
+        elif "children" not in tile:
+            result.errors.append(f"{path}: leaf without content")
+        for i, child in enumerate(tile.get("children", [])):
+            walk(child, tile, m, f"{path}/{i}")
+
+    walk(tileset["root"], None, np.eye(4), "root")
+    return result
+
+
+def check_terrain(root: Path) -> int:
+    """Check layer.json and every available tile (header and vertex data); return the tile count."""
+    layer = json.loads((root / "layer.json").read_text(encoding="utf-8"))
+    assert layer["format"] == "quantized-mesh-1.0" and layer["scheme"] == "tms"
+    assert layer["available"][0] == [{"startX": 0, "startY": 0, "endX": 1, "endY": 0}]
+    count = 0
+    for z, ranges in enumerate(layer["available"]):
+        for r in ranges:
+            for x in range(r["startX"], r["endX"] + 1):
+                for y in range(r["startY"], r["endY"] + 1):
+                    data = (root / f"{z}/{x}/{y}.terrain").read_bytes()
+                    hmin, hmax = struct.unpack_from("<2f", data, 24)
+                    (n,) = struct.unpack_from("<I", data, 88)
+                    assert n >= 4 and hmin <= hmax
+                    u = np.cumsum(_zigzag(np.frombuffer(data, "<u2", n, 92)))
+                    v = np.cumsum(_zigzag(np.frombuffer(data, "<u2", n, 92 + 2 * n)))
+                    assert u.min() >= 0 and u.max() <= 32767 and v.min() >= 0 and v.max() <= 32767
+                    count += 1
+    return count
+
+
+def _zigzag(a: np.ndarray) -> np.ndarray:
+    x = a.astype(np.int64)
+    return (x >> 1) ^ (-(x & 1))
