@@ -19,6 +19,8 @@ from cim.cli.common import CliState, ExitCode, stderr
 from cim.cli.db import app as db_app
 from cim.cli.demo import demo
 from cim.cli.ingest import app as ingest_app
+from cim.cli.keys import app as keys_app
+from cim.cli.serve import serve
 from cim.cli.tiles import app as tiles_app
 from cim.errors import CimError
 from cim.settings import load_settings
@@ -34,6 +36,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(tiles_app, name="tiles")
 app.command("demo")(demo)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,26 @@
+"""``cim serve``: the HTTP service (tiles, OGC API – Features, details, jobs, analyses, viewer)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cim.cli.common import state, stderr
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (tile throughput scales with them).")
+    ] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+) -> None:
+    """Serve the API and the viewer; settings from CIM_* / CIM_API_* / CIM_VIEWER_* and DATABASE_URL."""
+    from cim.api.server import run_server
+
+    if not state(ctx).quiet:
+        stderr.print(f"serving on http://{host}:{port}/ (viewer: /viewer/, API docs: /docs) with {workers} worker(s)")
+    run_server(state(ctx).settings, host=host, port=port, workers=workers, log_level=log_level)
