@@ -23,7 +23,7 @@ import rasterio
 import rasterio.features
 import shapely
 from affine import Affine
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from cim import crs

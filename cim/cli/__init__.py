@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from cim import __version__
+from cim.cli.analyse import app as analyse_app
 from cim.cli.common import CliState, ExitCode, stderr
 from cim.cli.db import app as db_app
 from cim.cli.demo import demo
@@ -33,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(analyse_app, name="analyse")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(tiles_app, name="tiles")
 app.command("demo")(demo)

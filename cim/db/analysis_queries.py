@@ -412,7 +412,7 @@ def fire_gaps(conn: Connection, access_m: float) -> list[dict[str, Any]]:
         conn,
         """
         WITH reach AS (
-            SELECT ST_Union(ST_Buffer(g, :access)::geometry) AS geom FROM fire_reach
+            SELECT ST_SetSRID(ST_Union(ST_Buffer(g, :access)::geometry), 4490) AS geom FROM fire_reach
         ), gap AS (
             SELECT d.code, CASE WHEN r.geom IS NULL THEN d.geom
                                 ELSE ST_CollectionExtract(ST_Difference(d.geom, r.geom), 3) END AS geom
