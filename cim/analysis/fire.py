@@ -17,7 +17,7 @@ from typing import Any, Literal
 import networkx as nx
 from sqlalchemy import Connection, Engine
 
-from cim.analysis.runs import ResultRow, add_results, finish_run, start_run
+from cim.analysis.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.db import analysis_queries as q
 from cim.errors import AnalysisError
 from cim.settings import Settings
@@ -94,7 +94,7 @@ def compute_fire_reach(
 class FireCoverageReport:
     """Fire-rescue reach per district: covered buildings, coverage %, gap areas (GeoJSON, lon/lat)."""
 
-    run_id: int
+    run_id: int | None
     method: str
     reach_seconds: float
     access_m: float
@@ -107,6 +107,29 @@ class FireCoverageReport:
         """JSON-ready dict."""
         return asdict(self)
 
+    def feature_collection(self) -> dict[str, Any]:
+        """Areas beyond the reach (per district) as a GeoJSON FeatureCollection (lon/lat) with coverage figures."""
+        coverage = {d["district_code"]: d for d in self.districts}
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": g["geometry"],
+                    "properties": {
+                        "district_code": g["district_code"],
+                        "area_km2": g["area_km2"],
+                        **{k: v for k, v in coverage.get(g["district_code"], {}).items() if k != "district_code"},
+                    },
+                }
+                for g in self.gaps
+            ],
+            "method": self.method,
+            "reach_seconds": self.reach_seconds,
+            "access_m": self.access_m,
+            "total": self.total,
+        }
+
 
 def run_fire_coverage(
     engine: Engine,
@@ -116,11 +139,12 @@ def run_fire_coverage(
     method: Method = "auto",
     access_m: float = ACCESS_M,
     limit_s: float = REACH_SECONDS,
+    store: bool = True,
 ) -> FireCoverageReport:
     """Compute 5-minute fire reach, per-district building coverage and the gap areas; store them as a run."""
     started = time.perf_counter()
     params = {"district": district, "method": method, "access_m": access_m, "limit_s": limit_s}
-    with engine.begin() as conn:
+    with run_transaction(engine, store=store) as conn:
         if not q.create_district_scope(conn, district):
             raise AnalysisError(
                 f"district {district!r} is not stored"
@@ -156,5 +180,12 @@ def run_fire_coverage(
         summary = {"total": total, "method": reach.method, "stations": reach.stations, "edges": reach.edges}
         finish_run(conn, run_id, summary)
     return FireCoverageReport(
-        run_id, reach.method, limit_s, access_m, districts, total, gap_out, time.perf_counter() - started
+        run_id if store else None,
+        reach.method,
+        limit_s,
+        access_m,
+        districts,
+        total,
+        gap_out,
+        time.perf_counter() - started,
     )

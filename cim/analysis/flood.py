@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from cim import crs
-from cim.analysis.runs import ResultRow, add_results, finish_run, start_run
+from cim.analysis.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.db import analysis_queries as q
 from cim.dem import live_dem
 from cim.errors import AnalysisError
@@ -135,7 +135,7 @@ def level_for_volume(grid: FloodGrid, seeds: NDArray[np.bool_], water: NDArray[n
 class FloodReport:
     """A flood run: level, flooded land polygons (GeoJSON lon/lat with depth statistics), affected features."""
 
-    run_id: int
+    run_id: int | None
     level: float
     volume_m3: float
     flooded_area_km2: float
@@ -177,6 +177,7 @@ def run_flood(
     level: float | None = None,
     volume: float | None = None,
     seed: tuple[float, float] | None = None,
+    store: bool = True,
 ) -> FloodReport:
     """Flood the live DEM to ``level`` metres (or with ``volume`` m³) from water bodies or a seed (lon, lat).
 
@@ -189,7 +190,7 @@ def run_flood(
     if volume is not None and volume <= 0:
         raise AnalysisError("the water volume must be positive (m³)")
     timings: dict[str, float] = {}
-    with engine.begin() as conn:
+    with run_transaction(engine, store=store) as conn:
         dem = live_dem(conn)
         if dem is None:
             raise AnalysisError("no DEM is loaded; ingest one with `cim ingest raster --kind dem FILE`")
@@ -278,7 +279,7 @@ def run_flood(
     for p in polygons:
         p.pop("ewkt", None)
     return FloodReport(
-        run_id,
+        run_id if store else None,
         float(level),
         vol,
         area_km2,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, update
+from sqlalchemy import Connection, Engine, func, insert, update
 
 from cim import __version__
 from cim.db import analysis_queries as q
@@ -68,3 +70,12 @@ def finish_run(conn: Connection, run_id: int, summary: dict[str, Any]) -> dt.dat
         .values(status="succeeded", summary=summary, finished_at=finished)
     )
     return finished
+
+
+@contextmanager
+def run_transaction(engine: Engine, *, store: bool = True) -> Iterator[Connection]:
+    """One transaction for a whole analysis; committed when ``store``, else rolled back (a preview)."""
+    with engine.connect() as conn, conn.begin() as tx:
+        yield conn
+        if not store:
+            tx.rollback()

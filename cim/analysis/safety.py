@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from cim.analysis.runs import ResultRow, add_results, finish_run, start_run
+from cim.analysis.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.db import analysis_queries as q
 from cim.errors import AnalysisError
 from cim.settings import Settings
@@ -72,7 +72,7 @@ def _feature(geometry: Any, properties: dict[str, Any]) -> dict[str, Any]:
 class GasProximityReport:
     """Buildings and manholes closer to a gas pipe than allowed; GeoJSON features in lon/lat (CRS84)."""
 
-    run_id: int
+    run_id: int | None
     distances_m: dict[str, float]
     buildings: int
     manholes: int
@@ -89,12 +89,16 @@ class GasProximityReport:
 
 
 def run_gas_proximity(
-    engine: Engine, settings: Settings | None = None, *, distances: dict[str, float] | None = None
+    engine: Engine,
+    settings: Settings | None = None,
+    *,
+    distances: dict[str, float] | None = None,
+    store: bool = True,
 ) -> GasProximityReport:
     """Find buildings and manholes within the separation distance of a live gas pipe; store the run."""
     started = time.perf_counter()
     table = separation_table(distances)
-    with engine.begin() as conn:
+    with run_transaction(engine, store=store) as conn:
         run_id = start_run(conn, "gas-proximity", {"distances_m": {k: table[k] for k in GAS_SEPARATION_M}})
         pairs = q.gas_proximity(conn, table, UNKNOWN_PRESSURE_M)
         features: list[dict[str, Any]] = []
@@ -131,7 +135,7 @@ def run_gas_proximity(
         n_b = sum(1 for x in features if x["properties"]["kind"] == "building")
         finish_run(conn, run_id, {"buildings": n_b, "manholes": len(features) - n_b})
     return GasProximityReport(
-        run_id,
+        run_id if store else None,
         {k: table[k] for k in GAS_SEPARATION_M},
         n_b,
         len(features) - n_b,
@@ -144,7 +148,7 @@ def run_gas_proximity(
 class DangerousBuildingsReport:
     """Buildings appraised C or D (JGJ 125), as GeoJSON features (lon/lat), with counts by class."""
 
-    run_id: int
+    run_id: int | None
     classes: list[str]
     counts: dict[str, int]
     features: list[dict[str, Any]] = field(default_factory=list)
@@ -164,12 +168,13 @@ def run_dangerous_buildings(
     *,
     district: str | None = None,
     classes: tuple[str, ...] = ("C", "D"),
+    store: bool = True,
 ) -> DangerousBuildingsReport:
     """The dangerous-house map: live buildings whose safety class is C or D; stored as a run."""
     bad = [c for c in classes if c not in ("A", "B", "C", "D")]
     if bad:
         raise AnalysisError(f"unknown safety classes {bad}; classes are A, B, C, D (JGJ 125)")
-    with engine.begin() as conn:
+    with run_transaction(engine, store=store) as conn:
         run_id = start_run(conn, "dangerous-buildings", {"district": district, "classes": list(classes)})
         rows = q.dangerous_buildings(conn, district, classes)
         features = [_feature(r.pop("geometry"), r) for r in rows]
@@ -189,4 +194,4 @@ def run_dangerous_buildings(
             ],
         )
         finish_run(conn, run_id, {"counts": counts})
-    return DangerousBuildingsReport(run_id, list(classes), counts, features)
+    return DangerousBuildingsReport(run_id if store else None, list(classes), counts, features)

@@ -579,3 +579,29 @@ def run_results(conn: Connection, run_id: int, indicator: str | None = None) -> 
 def district_geometries(conn: Connection) -> dict[str, str]:
     """EWKT of each district in ``hc_district`` by code."""
     return {str(c): str(g) for c, g in conn.execute(text("SELECT code, ST_AsEWKT(geom) FROM hc_district"))}
+
+
+def run_row(conn: Connection, run_id: int) -> dict[str, Any] | None:
+    """One stored run (id, kind, parameters, inputs, software version, status, summary, times) or ``None``."""
+    rows = _rows(
+        conn,
+        """
+        SELECT id, kind, parameters, inputs, software_version, status, summary, started_at, finished_at
+          FROM analysis_run WHERE id = :run
+        """,
+        run=run_id,
+    )
+    return rows[0] if rows else None
+
+
+def runs(conn: Connection, kind: str, limit: int) -> list[dict[str, Any]]:
+    """Stored runs of ``kind``, newest first."""
+    return _rows(
+        conn,
+        """
+        SELECT id, kind, parameters, inputs, software_version, status, summary, started_at, finished_at
+          FROM analysis_run WHERE kind = :kind ORDER BY id DESC LIMIT :limit
+        """,
+        kind=kind,
+        limit=limit,
+    )
