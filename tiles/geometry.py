@@ -73,64 +73,79 @@ def extrude(
     height_anomaly: float = 0.0,
 ) -> Mesh:
     """LOD1 blocks: each (multi)polygon footprint (lon/lat degrees) extruded from ``base`` to ``top`` (normal
-    heights, metres) as walls and a flat roof (no floor). ``feature`` of the result indexes ``footprints``."""
+    heights, metres) as walls and a flat roof (no floor). ``feature`` of the result indexes ``footprints``.
+
+    Works on the ragged coordinate arrays of all footprints at once; each ring vertex is transformed to ECEF
+    twice (at base and top) and shared by the walls and the roof.
+    """
     if len(footprints) == 0:
         return Mesh.empty()
-    polys, poly_feat = shapely.get_parts(footprints, return_index=True)
-    keep = shapely.get_type_id(polys) == 3
-    polys, poly_feat = polys[keep], poly_feat[keep]
-    rings, ring_poly = shapely.get_rings(polys, return_index=True)
-    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-    if len(coords) == 0:
-        return Mesh.empty()
-    ring_first = np.r_[True, ring_poly[1:] != ring_poly[:-1]]  # exterior ring of each polygon comes first
+    polygonal = np.isin(shapely.get_type_id(footprints), [3, 6]) & ~shapely.is_empty(footprints)
+    if not polygonal.all():
+        keep = np.nonzero(polygonal)[0]
+        mesh = extrude(footprints[keep], base[keep], top[keep], height_anomaly=height_anomaly)
+        mesh.feature = keep[mesh.feature]
+        return mesh
+    gtype, coords, offsets = shapely.to_ragged_array(footprints)
+    if gtype == shapely.GeometryType.POLYGON:
+        ring_off, poly_off = offsets
+        multi_off = np.arange(len(footprints) + 1)
+    else:
+        ring_off, poly_off, multi_off = offsets
+    nrings, npolys = len(ring_off) - 1, len(poly_off) - 1
+    coord_ring = np.repeat(np.arange(nrings), np.diff(ring_off))
+    ring_poly = np.repeat(np.arange(npolys), np.diff(poly_off))
+    poly_feat = np.repeat(np.arange(len(footprints)), np.diff(multi_off))
     ring_feat = poly_feat[ring_poly]
-    # Walls: one quad per ring edge.
-    same = coord_ring[:-1] == coord_ring[1:]
-    ia = np.nonzero(same)[0]
+    ring_first = np.zeros(nrings, dtype=bool)
+    ring_first[poly_off[:-1][np.diff(poly_off) > 0]] = True  # exterior ring of each polygon comes first
+    cfeat = ring_feat[coord_ring]
+    nc = len(coords)
+    xyz = crs.geodetic_to_geocentric(
+        np.r_[coords[:, 0], coords[:, 0]],
+        np.r_[coords[:, 1], coords[:, 1]],
+        np.r_[base[cfeat], top[cfeat]],
+        height_anomaly=height_anomaly,
+    )
+    bot, tp = xyz[:nc], xyz[nc:]
+    # Walls: one quad per ring edge (a → b), vertices a_bot, b_bot, b_top, a_top.
+    ia = np.nonzero(coord_ring[:-1] == coord_ring[1:])[0]
     a, b = coords[ia], coords[ia + 1]
-    eridx = coord_ring[ia]
     nonzero = (a[:, 0] != b[:, 0]) | (a[:, 1] != b[:, 1])
-    ia, a, b, eridx = ia[nonzero], a[nonzero], b[nonzero], eridx[nonzero]
+    ia, a, b = ia[nonzero], a[nonzero], b[nonzero]
+    eridx = coord_ring[ia]
     cross = a[:, 0] * b[:, 1] - b[:, 0] * a[:, 1]
-    signed = np.bincount(eridx, weights=cross, minlength=len(rings))
+    signed = np.bincount(eridx, weights=cross, minlength=nrings)
     flip = ((signed > 0) != ring_first)[eridx]  # exterior CCW, holes CW: flip the others
-    efeat = ring_feat[eridx]
-    ne = len(a)
-    lon = np.concatenate([a[:, 0], b[:, 0], b[:, 0], a[:, 0]])
-    lat = np.concatenate([a[:, 1], b[:, 1], b[:, 1], a[:, 1]])
-    hb, ht = base[efeat], top[efeat]
-    h = np.concatenate([hb, hb, ht, ht])
-    xyz = crs.geodetic_to_geocentric(lon, lat, h, height_anomaly=height_anomaly)
-    wall = xyz.reshape(4, ne, 3).transpose(1, 0, 2).reshape(-1, 3)  # a_bot, b_bot, b_top, a_top per edge
-    q = wall.reshape(ne, 4, 3)
-    normal = _unit(np.cross(q[:, 1] - q[:, 0], q[:, 3] - q[:, 0]))
+    ne = len(ia)
+    wall = np.stack([bot[ia], bot[ia + 1], tp[ia + 1], tp[ia]], axis=1)  # (ne, 4, 3)
+    normal = _unit(np.cross(wall[:, 1] - wall[:, 0], wall[:, 3] - wall[:, 0]))
     normal[flip] *= -1
     base_idx = np.arange(ne, dtype=np.int64)[:, None] * 4
     fwd = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)
     rev = np.array([0, 2, 1, 0, 3, 2], dtype=np.int64)
     tri = np.where(flip[:, None], rev[None, :], fwd[None, :]) + base_idx
-    walls = Mesh(wall, np.repeat(normal, 4, axis=0).astype(np.float32), np.repeat(efeat, 4), tri.ravel())
-    return concat([walls, _roofs(polys, poly_feat, rings, ring_poly, coords, coord_ring, top, height_anomaly)])
+    walls = Mesh(
+        wall.reshape(-1, 3), np.repeat(normal, 4, axis=0).astype(np.float32), np.repeat(cfeat[ia], 4), tri.ravel()
+    )
+    return concat([walls, _roofs(coords, coord_ring, ring_poly, poly_feat, tp)])
 
 
 def _roofs(
-    polys: NDArray[np.object_],
-    poly_feat: NDArray[np.int64],
-    rings: NDArray[np.object_],
-    ring_poly: NDArray[np.int64],
     coords: NDArray[np.float64],
     coord_ring: NDArray[np.int64],
-    top: NDArray[np.float64],
-    height_anomaly: float,
+    ring_poly: NDArray[np.int64],
+    poly_feat: NDArray[np.int64],
+    top_xyz: NDArray[np.float64],
 ) -> Mesh:
     # Unique ring vertices (drop each ring's closing point).
     last = np.r_[coord_ring[1:] != coord_ring[:-1], True]
     keep = ~last
-    rc, rr = coords[keep], coord_ring[keep]
-    npoly = len(polys)
+    rc, rr, rxyz = coords[keep], coord_ring[keep], top_xyz[keep]
+    nrings = len(ring_poly)
+    npoly = len(poly_feat)
     rings_per_poly = np.bincount(ring_poly, minlength=npoly)
-    verts_per_ring = np.bincount(rr, minlength=len(rings))
+    verts_per_ring = np.bincount(rr, minlength=nrings)
     verts_per_poly = np.bincount(ring_poly, weights=verts_per_ring, minlength=npoly).astype(np.int64)
     poly_start = np.r_[0, np.cumsum(verts_per_poly)[:-1]]
     vpoly = ring_poly[rr]
@@ -162,13 +177,11 @@ def _roofs(
     if not tris:
         return Mesh.empty()
     tri = np.concatenate(tris)
-    feat = poly_feat[vpoly]
-    xyz = crs.geodetic_to_geocentric(rc[:, 0], rc[:, 1], top[feat], height_anomaly=height_anomaly)
     up = up_vectors(rc[:, 0], rc[:, 1])
-    n = np.cross(xyz[tri[:, 1]] - xyz[tri[:, 0]], xyz[tri[:, 2]] - xyz[tri[:, 0]])
+    n = np.cross(rxyz[tri[:, 1]] - rxyz[tri[:, 0]], rxyz[tri[:, 2]] - rxyz[tri[:, 0]])
     down = np.einsum("ij,ij->i", n, up[tri[:, 0]]) < 0
     tri[down] = tri[down][:, [0, 2, 1]]
-    return Mesh(xyz, up.astype(np.float32), feat, tri.ravel())
+    return Mesh(rxyz, up.astype(np.float32), poly_feat[vpoly], tri.ravel())
 
 
 def prisms(

@@ -97,11 +97,17 @@ def _y_up(v: NDArray[Any]) -> NDArray[Any]:
 
 
 def _strings(values: list[str]) -> tuple[bytes, bytes]:
-    encoded = [s.encode("utf-8") for s in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.uint32)
-    if encoded:
-        np.cumsum(np.fromiter((len(b) for b in encoded), dtype=np.uint32, count=len(encoded)), out=offsets[1:])
-    return b"".join(encoded), offsets.tobytes()
+    offsets = np.zeros(len(values) + 1, dtype=np.uint32)
+    joined = "".join(values)
+    if joined.isascii():  # one byte per character: lengths without encoding each string
+        lengths = np.fromiter(map(len, values), dtype=np.uint32, count=len(values))
+        data = joined.encode("ascii")
+    else:
+        encoded = [s.encode("utf-8") for s in values]
+        lengths = np.fromiter(map(len, encoded), dtype=np.uint32, count=len(encoded))
+        data = b"".join(encoded)
+    np.cumsum(lengths, out=offsets[1:])
+    return data, offsets.tobytes()
 
 
 class _Writer:

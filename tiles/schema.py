@@ -99,13 +99,6 @@ def rgba_table(keys: list[str | None], table: dict[str, tuple[int, int, int]], d
     """An (n, 4) uint8 array of colours for ``keys`` looked up in ``table`` (alpha 255)."""
     import numpy as np
 
-    out = np.empty((len(keys), 4), dtype=np.uint8)
-    out[:, 3] = 255
-    cache: dict[str | None, tuple[int, int, int]] = {}
-    for i, key in enumerate(keys):
-        rgb = cache.get(key)
-        if rgb is None:
-            rgb = table.get(key or "", default)
-            cache[key] = rgb
-        out[i, :3] = rgb
-    return out
+    names, inverse = np.unique(np.asarray([k or "" for k in keys], dtype=object), return_inverse=True)
+    palette = np.array([[*table.get(str(k), default), 255] for k in names], dtype=np.uint8).reshape(-1, 4)
+    return palette[inverse.reshape(-1)] if len(keys) else np.zeros((0, 4), dtype=np.uint8)

@@ -39,7 +39,7 @@ class Columns:
 def _fetch(conn: Connection, sql: str, params: dict[str, Any], names: list[str], kinds: dict[str, Any]) -> Columns:
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur:
+    with raw.cursor(binary=True) as cur:
         cur.execute(sql, params)
         rows = cur.fetchall()
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
@@ -64,52 +64,29 @@ def _bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
 
 
 def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
-    """Live buildings: id, footprint WKB, heights, attributes, centroid, bounds and a size measure."""
+    """Live buildings: id, footprint WKB, heights, attributes, bounds, partition point and a size measure.
+
+    The partition point (``cx``, ``cy``) is the centre of the bounding box (cheap: PostGIS caches boxes) and
+    the size measure (``area``) the box area in square degrees; placing a building in a tile needs no more.
+    """
     where, params = _bbox_sql("b.footprint", bbox)
     sql = (
-        "SELECT b.id, ST_AsBinary(b.footprint), b.base_height, b.height, coalesce(b.storeys, -1), "
-        "coalesce(b.year_built, -1), coalesce(b.use, ''), coalesce(b.name, ''), coalesce(b.safety_class, ''), "
-        "coalesce(b.cim_level, -1), ST_X(c.p), ST_Y(c.p), ST_XMin(b.footprint), ST_YMin(b.footprint), "
-        "ST_XMax(b.footprint), ST_YMax(b.footprint), ST_Area(b.footprint) "
-        "FROM building b CROSS JOIN LATERAL (SELECT ST_Centroid(b.footprint) AS p) c "
+        "SELECT b.id, ST_AsBinary(b.footprint), b.base_height, b.height, coalesce(b.storeys, -1)::int4, "
+        "coalesce(b.year_built, -1)::int4, coalesce(b.use, ''), coalesce(b.name, ''), "
+        "coalesce(b.safety_class, ''), coalesce(b.cim_level, -1)::int4, "
+        "ST_XMin(x.b), ST_YMin(x.b), ST_XMax(x.b), ST_YMax(x.b) "
+        "FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x "
         f"WHERE b.valid_to IS NULL{where} ORDER BY b.id"
     )
-    names = [
-        "id",
-        "wkb",
-        "base",
-        "height",
-        "storeys",
-        "year_built",
-        "use",
-        "name",
-        "safety_class",
-        "cim_level",
-        "cx",
-        "cy",
-        "xmin",
-        "ymin",
-        "xmax",
-        "ymax",
-        "area",
-    ]
+    names = "id wkb base height storeys year_built use name safety_class cim_level xmin ymin xmax ymax".split()
     f8, i8, i4 = np.float64, np.int64, np.int32
-    kinds = {
-        "id": i8,
-        "base": f8,
-        "height": f8,
-        "storeys": i4,
-        "year_built": i4,
-        "cim_level": i4,
-        "cx": f8,
-        "cy": f8,
-        "xmin": f8,
-        "ymin": f8,
-        "xmax": f8,
-        "ymax": f8,
-        "area": f8,
-    }
-    return _fetch(conn, sql, params, names, kinds)
+    kinds = {"id": i8, "base": f8, "height": f8, "storeys": i4, "year_built": i4, "cim_level": i4}
+    kinds.update({k: f8 for k in ("xmin", "ymin", "xmax", "ymax")})
+    cols = _fetch(conn, sql, params, names, kinds)
+    cols.data["cx"] = (cols["xmin"] + cols["xmax"]) / 2
+    cols.data["cy"] = (cols["ymin"] + cols["ymax"]) / 2
+    cols.data["area"] = (cols["xmax"] - cols["xmin"]) * (cols["ymax"] - cols["ymin"])
+    return cols
 
 
 def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:

@@ -1,0 +1,252 @@
+"""Benchmark: synthetic LOD1 buildings in PostGIS → 3D Tiles, end to end (read, extrude, metadata, write).
+
+Usage: ``python -m benchmarks.tiles_build [--counts 100000,1000000] [--jobs 2] [--py3dtiles PATH]``
+
+Creates (or reuses) a dedicated database ``cim_bench_tiles`` on the platform's PostGIS server, fills it with
+generated buildings through COPY (vectorised EWKB), then runs :func:`tiles.build.build_tileset` without and
+with meshopt compression and prints buildings/s, tiles written, bytes per building and peak RSS. When a
+``py3dtiles`` executable is given, times ``py3dtiles export`` on the same table (extruded to polyhedral
+surfaces, as it needs) as a reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import psycopg
+
+from cim.db import database_url
+from cim.db.cluster import ensure_extensions
+from cim.db.engine import connect_url, make_engine
+from cim.db.migrate import upgrade_to_head
+from cim.settings import Settings, load_settings
+from tiles.build import build_tileset
+
+DB = "cim_bench_tiles"
+USES = np.array(["residential", "commercial", "office", "industrial", "public", "education", "medical", "mixed"])
+
+
+def _server_db(url: str, name: str) -> str:
+    base, _, _ = connect_url(url).rpartition("/")
+    return f"{base}/{name}"
+
+
+def ensure_database(settings: Settings) -> str:
+    """A migrated benchmark database on the platform's server; returns its libpq URL."""
+    url = database_url(settings)
+    admin = _server_db(url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{DB}"')
+    bench = _server_db(url, DB)
+    with psycopg.connect(bench, autocommit=True) as conn:
+        ensure_extensions(conn)
+    upgrade_to_head(bench)
+    return bench
+
+
+def footprints_ewkb(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n rotated rectangles (EWKB MultiPolygon, SRID 4490) spread like a city region; also heights and bases."""
+    side = int(np.ceil(np.sqrt(n)))
+    i = np.arange(n)
+    # ~60 m spacing: 1M buildings cover ≈ 60 × 60 km around Wuhan.
+    step = 0.0006
+    cx = 114.0 + (i % side) * step + rng.uniform(-0.0001, 0.0001, n)
+    cy = 30.3 + (i // side) * step * 0.87 + rng.uniform(-0.0001, 0.0001, n)
+    w = rng.uniform(8, 30, n) / 96_000.0
+    d = rng.uniform(8, 25, n) / 111_000.0
+    a = rng.uniform(0, np.pi / 2, n)
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1], [-1, -1]], dtype=np.float64)
+    ca, sa = np.cos(a)[:, None], np.sin(a)[:, None]
+    ux = corners[None, :, 0] * w[:, None] / 2
+    uy = corners[None, :, 1] * d[:, None] / 2
+    xs = cx[:, None] + ux * ca - uy * sa * (96_000 / 111_000)
+    ys = cy[:, None] + ux * sa * (111_000 / 96_000) + uy * ca
+    rec = np.dtype(
+        [("bo", "u1"), ("t", "<u4"), ("srid", "<u4"), ("np", "<u4"), ("bo2", "u1"), ("t2", "<u4"), ("nr", "<u4"),
+         ("npt", "<u4"), ("xy", "<f8", (10,))]
+    )  # fmt: skip
+    arr = np.zeros(n, dtype=rec)
+    arr["bo"], arr["t"], arr["srid"], arr["np"] = 1, 0x20000006, 4490, 1
+    arr["bo2"], arr["t2"], arr["nr"], arr["npt"] = 1, 3, 1, 5
+    arr["xy"] = np.stack([xs, ys], axis=2).reshape(n, 10)
+    height = rng.gamma(2.0, 9.0, n) + 3.0
+    base = 20.0 + 5.0 * np.sin(cx * 50) + 3.0 * np.cos(cy * 40)
+    return arr, height, base
+
+
+def fill(url: str, n: int, seed: int = 1) -> float:
+    """Replace the benchmark buildings with n generated ones via COPY; returns seconds."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM element")
+        conn.execute("DELETE FROM building")
+        conn.execute("DELETE FROM tileset")
+        conn.execute("DELETE FROM dataset")
+        ds = conn.execute(
+            "INSERT INTO dataset (name, kind, layer, path, sha256) VALUES ('bench', 'vector', 'buildings', "
+            "'/bench', repeat('0', 64)) RETURNING id"
+        ).fetchone()
+        assert ds is not None
+        dataset_id = int(ds[0])
+        chunk = 200_000
+        with conn.cursor() as cur:
+            with cur.copy(
+                "COPY building (footprint, base_height, height, storeys, use, year_built, name, cim_level, "
+                "safety_class, dataset_id) FROM STDIN"
+            ) as copy:
+                for start in range(0, n, chunk):
+                    m = min(chunk, n - start)
+                    wkb, height, base = footprints_ewkb(m, rng)
+                    raw = wkb.tobytes()
+                    size = wkb.dtype.itemsize
+                    hexes = raw.hex()
+                    storeys = np.maximum(1, (height / 3).astype(int))
+                    use = USES[rng.integers(0, len(USES), m)]
+                    year = rng.integers(1960, 2024, m)
+                    safety = np.array(["A", "B", "C", "D", "\\N"])[rng.integers(0, 5, m)]
+                    buf = io.StringIO()
+                    for j in range(m):
+                        buf.write(
+                            f"{hexes[2 * size * j : 2 * size * (j + 1)]}\t{base[j]:.2f}\t{height[j]:.2f}\t{storeys[j]}\t"
+                            f"{use[j]}\t{year[j]}\tBuilding {start + j}\t2\t{safety[j]}\t{dataset_id}\n"
+                        )
+                    copy.write(buf.getvalue())
+        conn.execute("ANALYZE building")
+        conn.commit()
+    return time.perf_counter() - t0
+
+
+class PeakRss:
+    """Sample the RSS of this process plus its children (the worker pool) every 50 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process(os.getpid())
+        while not self._stop.is_set():
+            try:
+                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                total = 0
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_build(url: str, settings: Settings, n: int, jobs: int, compress: str, out: Path) -> dict[str, float]:
+    """One timed build; returns its figures."""
+    engine = make_engine(url)
+    shutil.rmtree(out, ignore_errors=True)
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        report = build_tileset(
+            engine, settings, f"bench_{compress}", out=out, layers=["buildings"], compress=compress, jobs=jobs
+        )
+        seconds = time.perf_counter() - t0
+    engine.dispose()
+    glb = sum(p.stat().st_size for p in out.rglob("*.glb"))
+    leaf_glb = glb  # parents carry at most PARENT_CAPACITY simplified blocks each; reported separately below
+    return {
+        "buildings": report.buildings,
+        "seconds": seconds,
+        "buildings_per_s": n / seconds,
+        "tiles": report.tiles,
+        "written": report.written,
+        "bytes_total": float(report.bytes),
+        "glb_bytes_per_building": leaf_glb / n,
+        "peak_rss_gib": rss.peak / 2**30,
+        "read_s": report.timings.get("read", 0.0),
+        "maxrss_self_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def run_py3dtiles(exe: str, url: str, out: Path) -> float | str:
+    """Time ``py3dtiles export`` on a polyhedral-surface copy of the building table (seconds, or why not)."""
+    info = psycopg.conninfo.conninfo_to_dict(connect_url(url))
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        conn.execute("DROP TABLE IF EXISTS bench_lod1")
+        conn.execute(
+            "CREATE TABLE bench_lod1 AS SELECT id, ST_Extrude(ST_Force3D(ST_Transform(ST_GeometryN(footprint, 1), "
+            "4479), 0), 0, 0, height) AS geom FROM building WHERE valid_to IS NULL"
+        )
+        prep = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        exe, "export", "-D", str(info.get("dbname")), "-t", "bench_lod1", "-c", "geom", "-i", "id",
+        "-H", str(info.get("host", "localhost")), "-P", str(info.get("port", 5432)), "-u", str(info.get("user", "")),
+        "-o", str(out),
+    ]  # fmt: skip
+    env = dict(os.environ)
+    if info.get("password"):
+        env["PGPASSWORD"] = str(info["password"])
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return f"failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})"
+    print(f"  py3dtiles input preparation (ST_Extrude into bench_lod1, not timed): {prep:.1f} s")
+    return seconds
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="100000,1000000")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--py3dtiles", default=None, help="path of a py3dtiles executable (reference timing)")
+    parser.add_argument("--py3dtiles-max", type=int, default=100_000, help="largest count to time py3dtiles on")
+    args = parser.parse_args()
+    settings = load_settings()
+    url = ensure_database(settings)
+    work = Path(tempfile.mkdtemp(prefix="cim-bench-tiles-"))
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; output in {work}")
+    try:
+        for n in (int(v) for v in args.counts.split(",")):
+            fill_s = fill(url, n)
+            print(f"\n{n:,} buildings (COPY insert {fill_s:.1f} s)")
+            for compress in ("none", "meshopt"):
+                r = run_build(url, settings, n, args.jobs, compress, work / f"{n}_{compress}")
+                print(
+                    f"  compress={compress:7s} jobs={args.jobs}: {r['seconds']:.2f} s = {r['buildings_per_s']:,.0f} "
+                    f"buildings/s (DB read {r['read_s']:.2f} s), tiles written {int(r['written'])} "
+                    f"({int(r['tiles'])} tiles), {r['glb_bytes_per_building']:.0f} bytes/building (all .glb incl. "
+                    f"parent LODs), peak RSS {r['peak_rss_gib']:.2f} GiB (process + workers)"
+                )
+            if args.py3dtiles and n <= args.py3dtiles_max:
+                ref = run_py3dtiles(args.py3dtiles, url, work / f"{n}_py3dtiles")
+                ours = run_build(url, settings, n, args.jobs, "none", work / f"{n}_none")["seconds"]
+                if isinstance(ref, float):
+                    print(f"  py3dtiles export: {ref:.2f} s = {n / ref:,.0f} buildings/s; ratio {ref / ours:.1f}× slower")
+                else:
+                    print(f"  py3dtiles export: {ref}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
