@@ -25,7 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
-from cim.crs import geodetic_to_geocentric
+from cim.crs import check_within_area_of_use, geodetic_to_geocentric
 from cim.db.datasets import (
     file_sha256,
     insert_dataset,
@@ -226,11 +226,15 @@ def _store(
     with raw.cursor() as cursor:
         copy = ElementCopy(cursor, dataset_id)
         on_element = (lambda done: progress(done, total)) if progress is not None else None
-        for batch in iterate_meshes(model, products, threads=threads, on_element=on_element):
-            box = _write_batch(copy, batch, by_id, psets, spatial, georef, settings, accumulators, by_class)
-            produced.update(batch.step_ids)
-            report.triangles += int(sum(len(t) for t in batch.triangle_chunks))
-            bounds = [min(bounds[0], box[0]), min(bounds[1], box[1]), max(bounds[2], box[2]), max(bounds[3], box[3])]
+        try:
+            for batch in iterate_meshes(model, products, threads=threads, on_element=on_element):
+                box = _write_batch(copy, batch, by_id, psets, spatial, georef, settings, accumulators, by_class)
+                produced.update(batch.step_ids)
+                report.triangles += int(sum(len(t) for t in batch.triangle_chunks))
+                bounds = [*np.minimum(bounds[:2], box[:2]), *np.maximum(bounds[2:], box[2:])]
+        except BaseException as exc:
+            copy.abort(exc)
+            raise
         copy.close()
     report.elements = copy.rows
     report.elements_by_class = dict(sorted(by_class.items()))
@@ -310,10 +314,14 @@ def _write_batch(
     """Georeference, encode and COPY one batch; returns its 2D bounds (west, south, east, north)."""
     vertices, triangles, voff, toff = batch.arrays()
     lon, lat, height = georef.to_geodetic(vertices)
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+    finite = np.isfinite(lon).all() and np.isfinite(lat).all()
+    if not finite or np.abs(lon).max() > 180.0 or np.abs(lat).max() > 90.0:
         raise IngestError(
-            f"model coordinates could not be transformed with {georef.crs_in}; check the georeference or --crs"
+            f"model coordinates could not be transformed with {georef.crs_in} (they fall off the globe); "
+            "check the model's georeference or --crs; nothing was stored"
         )
+    if georef.crs.crs is not None and not georef.crs.crs.is_geographic:
+        check_within_area_of_use(lon, lat, georef.crs)
     ecef = geodetic_to_geocentric(lon, lat, height, height_anomaly=settings.height_anomaly)
     records = triangle_records(ecef[triangles])
     locations, extents, low, high, boxes = batch_geometry_columns(lon, lat, height, voff)

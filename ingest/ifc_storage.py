@@ -7,6 +7,7 @@ NumPy in one go for a whole batch of elements.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,3 +165,9 @@ class ElementCopy:
     def close(self) -> None:
         """Finish the COPY (the server checks every row now)."""
         self._context.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        """End the COPY with a failure so the connection can roll back (never leaves it mid-COPY)."""
+        # The original error is what matters; the server has dropped the COPY either way.
+        with contextlib.suppress(psycopg.Error):
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
