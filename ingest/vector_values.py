@@ -35,12 +35,12 @@ def text(values: pa.Array) -> pa.Array:
 def number(values: pa.Array) -> NDArray[np.float64]:
     """Any column as float64 (NaN when missing); text like '25.5m' or '约30' gives its first number."""
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
-        return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     if pa.types.is_boolean(values.type):
-        return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     strings = pd.Series(pc.cast(values, pa.string()).to_pandas(), dtype="object")
     extracted = strings.str.extract(_NUMBER, expand=False)
-    return np.asarray(pd.to_numeric(extracted, errors="coerce"), dtype=np.float64)
+    return np.array(pd.to_numeric(extracted, errors="coerce"), dtype=np.float64)
 
 
 def year(values: pa.Array) -> NDArray[np.float64]:
@@ -48,11 +48,11 @@ def year(values: pa.Array) -> NDArray[np.float64]:
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
         out = number(values)
     elif pa.types.is_date(values.type) or pa.types.is_timestamp(values.type):
-        out = np.asarray(pc.cast(pc.year(values), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        out = np.array(pc.cast(pc.year(values), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     else:
         strings = pd.Series(pc.cast(values, pa.string()).to_pandas(), dtype="object")
         out = np.asarray(pd.to_numeric(strings.str.extract(r"((?:1[6-9]|20)\d\d)", expand=False), errors="coerce"))
-    out = np.asarray(out, dtype=np.float64)
+    out = np.array(out, dtype=np.float64)
     out[(out < 1000) | (out > 2100)] = np.nan
     return out
 
