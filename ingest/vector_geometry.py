@@ -139,7 +139,8 @@ def metric_area(geoms: GeomArray) -> NDArray[np.float64]:
     """Areas in square metres of EPSG:4490 geometries (lon/lat degrees)."""
     if not len(geoms):
         return np.zeros(0)
-    lat = shapely.get_coordinates(shapely.centroid(geoms))[:, 1]
+    bounds = shapely.bounds(geoms)  # the mid-latitude of the bounding box is plenty for the scale factor
+    lat = (bounds[:, 1] + bounds[:, 3]) / 2.0
     return np.asarray(shapely.area(geoms) * geodetic_area_factor(lat))
 
 

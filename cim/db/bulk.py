@@ -235,8 +235,9 @@ def create_spatial_index(conn: Connection, table: str, column: str) -> None:
     conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {table}_{column}_gist ON {table} USING gist ({column})")
 
 
-def analyze(conn: Connection, table: str) -> None:
-    """Refresh the planner statistics of a table after a large load."""
+def estimated_rows(conn: Connection, table: str) -> int:
+    """The planner's row estimate of a table (cheap, from ``pg_class``; 0 for a never-analysed empty table)."""
     if not _IDENT.match(table):
         raise ValueError("invalid SQL identifier")
-    conn.exec_driver_sql(f"ANALYZE {table}")
+    value = conn.exec_driver_sql(f"SELECT reltuples::bigint FROM pg_class WHERE oid = '{table}'::regclass").scalar()
+    return max(int(value or 0), 0)
