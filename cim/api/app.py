@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim import __version__
 from cim.api.job_runner import JobRunner
@@ -14,7 +15,7 @@ from cim.api.middleware import AccessLogMiddleware, BodyLimitMiddleware, configu
 from cim.api.openapi import to_openapi30
 from cim.api.security import KeyVerifier
 from cim.api.settings import ApiSettings, ViewerSettings
-from cim.api.tiles import TileFiles, tiles_openapi_path
+from cim.api.tiles import FastTilePath, TileFiles, tiles_openapi_path
 from cim.settings import Settings
 
 DESCRIPTION = """\
@@ -25,6 +26,23 @@ building and element details, ingest and tile jobs, and CIM+ analyses.
 Reads are open unless the deployment requires a key; writes need an API key (`X-API-Key` header or
 `Authorization: Bearer …`) whose role may do the write. Errors are JSON: `{"code", "title", "detail"}`.
 """
+
+
+class CimApp(FastAPI):
+    """FastAPI with a short path for tile GETs/HEADs: they skip the middleware stack and the router."""
+
+    fast_tiles: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.fast_tiles is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith("/tiles/")
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            await self.fast_tiles(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -52,7 +70,7 @@ def create_app(
     viewer_settings = viewer_settings or ViewerSettings()
     configure_logging()
 
-    app = FastAPI(
+    app = CimApp(
         title="CIM platform",
         version=__version__,
         description=DESCRIPTION,
@@ -74,6 +92,8 @@ def create_app(
     )
     app.state.tiles = tiles
     app.mount("/tiles", tiles, name="tiles")
+    fast: ASGIApp = FastTilePath(tiles, api_settings.cors_origins)
+    app.fast_tiles = AccessLogMiddleware(fast) if api_settings.access_log else fast
 
     app.include_router(CatalogFactory().router)
     app.include_router(FeaturesFactory().router)

@@ -1,28 +1,73 @@
-"""Run the HTTP service with uvicorn (factory mode, so every worker process builds its own app)."""
+"""Run the HTTP service: granian (Rust HTTP layer, default) or uvicorn, both in factory mode.
+
+Every worker process builds its own app with :func:`cim.api.app.create_app`. granian is the default because
+its HTTP layer leaves more CPU to the app: on the 2-core benchmark machine it served tile files about 1.5×
+faster than uvicorn (``benchmarks/serve_tiles.py``).
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Literal
 
+from cim.errors import ConfigError
 from cim.settings import Settings
+
+TARGET = "cim.api.app:create_app"
+Server = Literal["granian", "uvicorn"]
 
 
 def run_server(
-    settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info"
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    server: Server = "granian",
+    log_level: str = "info",
 ) -> None:
     """Serve :func:`cim.api.app.create_app` until interrupted.
 
     The database is started and migrated once here, then its URL is handed to the workers through
     ``DATABASE_URL`` (so workers neither start the cluster nor migrate concurrently).
     """
-    import uvicorn
-
     from cim.db.engine import database_url
 
     os.environ["DATABASE_URL"] = database_url(settings)
     os.environ["CIM_DATA_DIR"] = str(settings.data_path)
+    if server == "granian":
+        _granian(host, port, workers, log_level)
+    elif server == "uvicorn":
+        _uvicorn(host, port, workers, log_level)
+    else:
+        raise ConfigError(f"unknown server {server!r}; use granian or uvicorn")
+
+
+def _granian(host: str, port: int, workers: int, log_level: str) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces, Loops, RuntimeModes
+    from granian.log import LogLevels
+
+    Granian(
+        TARGET,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        runtime_mode=RuntimeModes.st,
+        loop=Loops.uvloop,
+        websockets=False,
+        factory=True,
+        log_level=LogLevels(log_level.lower()),
+        log_access=False,  # the app writes JSON access logs itself
+    ).serve()
+
+
+def _uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
+    import uvicorn
+
     uvicorn.run(
-        "cim.api.app:create_app",
+        TARGET,
         factory=True,
         host=host,
         port=port,

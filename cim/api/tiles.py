@@ -235,15 +235,20 @@ class TileFiles:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        method = scope["method"]
-        if method not in ("GET", "HEAD"):
-            await self._error(send, *_json_error(405, "Method Not Allowed", "tiles are read-only"), allow=True)
-            return
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
-        rel = path.lstrip("/")
+        await self.serve(path.lstrip("/"), scope, send)
+
+    async def serve(
+        self, rel: str, scope: Scope, send: Send, extra_headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Answer a request for ``rel`` (``<tileset>/<path>``), adding ``extra_headers`` (CORS) to the response."""
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await self._error(send, *_json_error(405, "Method Not Allowed", "tiles are read-only"), allow=True)
+            return
         entry = self._files.get(rel)
         if entry is None or time.monotonic() - entry.checked_at >= STAT_TTL_SECONDS:
             entry = await run_in_threadpool(self._entry, rel)
@@ -251,14 +256,21 @@ class TileFiles:
             await self._error(send, *_json_error(404, "Not Found", f"no tile file {rel!r}"))
             return
         headers = self._request_headers(scope)
-        await self._respond(entry, headers, method == "HEAD", send)
+        await self._respond(entry, headers, method == "HEAD", send, extra_headers)
 
     @staticmethod
     def _request_headers(scope: Scope) -> dict[bytes, bytes]:
         wanted = (b"if-none-match", b"if-modified-since", b"range", b"accept-encoding", b"if-range")
         return {k: v for k, v in scope["headers"] if k in wanted}
 
-    async def _respond(self, entry: TileFile, req: dict[bytes, bytes], head: bool, send: Send) -> None:
+    async def _respond(
+        self,
+        entry: TileFile,
+        req: dict[bytes, bytes],
+        head: bool,
+        send: Send,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         accepts_gzip = entry.gzip_body is not None and b"gzip" in req.get(b"accept-encoding", b"")
         etag = entry.gzip_etag if accepts_gzip else entry.etag
         inm = req.get(b"if-none-match")
@@ -272,6 +284,8 @@ class TileFiles:
             except (TypeError, ValueError, IndexError, OverflowError):
                 not_modified = False
         headers = [*entry.headers, (b"etag", etag.encode())]
+        if extra_headers:
+            headers += extra_headers
         if not_modified:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
@@ -360,3 +374,38 @@ def tiles_openapi_path() -> dict[str, Any]:
             },
         }
     }
+
+
+class FastTilePath:
+    """The short path for tile GETs, taken before FastAPI's middleware stack and router (the hot path).
+
+    Adds the CORS response headers itself (preflights still go through the app's CORS middleware).
+    """
+
+    PREFIX = "/tiles/"
+
+    def __init__(self, tiles: TileFiles, cors_origins: list[str]) -> None:
+        self.tiles = tiles
+        self.allow_all = "*" in cors_origins
+        self.origins = {o.encode() for o in cors_origins}
+        self.expose = b"ETag, Content-Crs, Content-Range, Content-Length, Location"
+        self.enabled = bool(cors_origins)
+
+    def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]] | None:
+        if not self.enabled:
+            return None
+        for key, value in scope["headers"]:
+            if key == b"origin":
+                if self.allow_all:
+                    return [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", self.expose)]
+                if value in self.origins:
+                    return [
+                        (b"access-control-allow-origin", value),
+                        (b"access-control-expose-headers", self.expose),
+                        (b"vary", b"Origin"),
+                    ]
+                return None
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.tiles.serve(scope["path"][len(self.PREFIX) :], scope, send, self._cors(scope))

@@ -16,11 +16,25 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes (tile throughput scales with them).")
     ] = 1,
+    server: Annotated[
+        str, typer.Option(help="HTTP server: granian (default, faster tile serving) or uvicorn.")
+    ] = "granian",
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
 ) -> None:
     """Serve the API and the viewer; settings from CIM_* / CIM_API_* / CIM_VIEWER_* and DATABASE_URL."""
     from cim.api.server import run_server
 
     if not state(ctx).quiet:
-        stderr.print(f"serving on http://{host}:{port}/ (viewer: /viewer/, API docs: /docs) with {workers} worker(s)")
-    run_server(state(ctx).settings, host=host, port=port, workers=workers, log_level=log_level)
+        stderr.print(
+            f"serving on http://{host}:{port}/ (viewer: /viewer/, API docs: /docs), {workers} {server} worker(s)"
+        )
+    if server not in ("granian", "uvicorn"):
+        raise typer.BadParameter("--server must be granian or uvicorn")
+    run_server(
+        state(ctx).settings,
+        host=host,
+        port=port,
+        workers=workers,
+        server=server,  # type: ignore[arg-type]
+        log_level=log_level,
+    )
