@@ -102,28 +102,30 @@ def fill(url: str, n: int, seed: int = 1) -> float:
         assert ds is not None
         dataset_id = int(ds[0])
         chunk = 200_000
-        with conn.cursor() as cur:
-            with cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 "COPY building (footprint, base_height, height, storeys, use, year_built, name, cim_level, "
                 "safety_class, dataset_id) FROM STDIN"
-            ) as copy:
-                for start in range(0, n, chunk):
-                    m = min(chunk, n - start)
-                    wkb, height, base = footprints_ewkb(m, rng)
-                    raw = wkb.tobytes()
-                    size = wkb.dtype.itemsize
-                    hexes = raw.hex()
-                    storeys = np.maximum(1, (height / 3).astype(int))
-                    use = USES[rng.integers(0, len(USES), m)]
-                    year = rng.integers(1960, 2024, m)
-                    safety = np.array(["A", "B", "C", "D", "\\N"])[rng.integers(0, 5, m)]
-                    buf = io.StringIO()
-                    for j in range(m):
-                        buf.write(
-                            f"{hexes[2 * size * j : 2 * size * (j + 1)]}\t{base[j]:.2f}\t{height[j]:.2f}\t{storeys[j]}\t"
-                            f"{use[j]}\t{year[j]}\tBuilding {start + j}\t2\t{safety[j]}\t{dataset_id}\n"
-                        )
-                    copy.write(buf.getvalue())
+            ) as copy,
+        ):
+            for start in range(0, n, chunk):
+                m = min(chunk, n - start)
+                wkb, height, base = footprints_ewkb(m, rng)
+                raw = wkb.tobytes()
+                size = wkb.dtype.itemsize
+                hexes = raw.hex()
+                storeys = np.maximum(1, (height / 3).astype(int))
+                use = USES[rng.integers(0, len(USES), m)]
+                year = rng.integers(1960, 2024, m)
+                safety = np.array(["A", "B", "C", "D", "\\N"])[rng.integers(0, 5, m)]
+                buf = io.StringIO()
+                for j in range(m):
+                    buf.write(
+                        f"{hexes[2 * size * j : 2 * size * (j + 1)]}\t{base[j]:.2f}\t{height[j]:.2f}\t"
+                        f"{storeys[j]}\t{use[j]}\t{year[j]}\tBuilding {start + j}\t2\t{safety[j]}\t{dataset_id}\n"
+                    )
+                copy.write(buf.getvalue())
         conn.execute("ANALYZE building")
         conn.commit()
     return time.perf_counter() - t0
@@ -240,7 +242,8 @@ def main() -> None:
                 ref = run_py3dtiles(args.py3dtiles, url, work / f"{n}_py3dtiles")
                 ours = run_build(url, settings, n, args.jobs, "none", work / f"{n}_none")["seconds"]
                 if isinstance(ref, float):
-                    print(f"  py3dtiles export: {ref:.2f} s = {n / ref:,.0f} buildings/s; ratio {ref / ours:.1f}× slower")
+                    rate = n / ref
+                    print(f"  py3dtiles export: {ref:.2f} s = {rate:,.0f} buildings/s; ratio {ref / ours:.1f}× slower")
                 else:
                     print(f"  py3dtiles export: {ref}")
     finally:

@@ -308,7 +308,7 @@ def _features(
         leaf_counts["facilities"],
     )
     report.tiles = len(results)
-    tile = _tile_json(root, results, np.zeros(3))
+    tile = _tile_json(root, results, np.eye(4))
     if tile is None:
         raise TilesError("no feature produced any geometry (empty footprints or meshes?)")
     region = tile["boundingVolume"]["region"]
@@ -323,11 +323,9 @@ def _tile_json(node: partition.Node, results: dict[str, TileResult], acc: NDArra
     regions: list[list[float]] = []
     here = acc
     if res is not None:
-        delta = res.center - acc
-        m = np.eye(4)
-        m[:3, 3] = delta
-        tile["transform"] = m.T.ravel().tolist()
-        here = res.center
+        relative = np.linalg.inv(acc) @ res.matrix  # tile transforms compose from the root down
+        tile["transform"] = relative.T.ravel().tolist()
+        here = res.matrix
         tile["content"] = {"uri": f"content/{res.key}.glb", "boundingVolume": {"region": res.region}}
         regions.append(res.region)
     children = [c for c in (_tile_json(ch, results, here) for ch in node.children) if c is not None]

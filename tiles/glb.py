@@ -1,9 +1,9 @@
 """Binary glTF 2.0 (.glb) written straight from NumPy buffers, with EXT_mesh_features feature ids,
 EXT_structural_metadata property tables and optional EXT_meshopt_compression.
 
-Positions are given in a Z-up frame (ECEF axes, metres, relative to the tile centre); the writer rotates them
+Positions are given in a Z-up frame (the tile's local east-north-up frame, metres); the writer rotates them
 into glTF's Y-up convention (x, y, z) → (x, z, −y), which 3D Tiles undoes when it loads the content, so
-the tile's ``transform`` is a plain translation to the centre.
+the tile's ``transform`` is exactly the ENU→ECEF matrix of the content centre.
 """
 
 from __future__ import annotations
@@ -118,15 +118,20 @@ class _Writer:
         self.fallback_size = 0
         self.used: set[str] = set()
 
-    def vertex_view(self, data: NDArray[Any], stride: int, target: int) -> int:
-        raw = np.ascontiguousarray(data).tobytes()
-        if self.compress != "meshopt":
+    def vertex_view(self, data: NDArray[Any] | bytes, stride: int, target: int | None) -> int:
+        """A bufferView of vertex data (ARRAY_BUFFER), indices (ELEMENT_ARRAY_BUFFER) or metadata (None);
+        meshopt-compressed when asked (metadata padded to a whole number of ``stride``-byte elements)."""
+        raw = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
+        if self.compress != "meshopt" or not raw:
             return self.bin.add(raw, target, {"byteStride": stride} if target == ARRAY_BUFFER else None)
         import meshoptimizer
 
+        raw += b"\0" * ((-len(raw)) % stride)
         count = len(raw) // stride
         if target == ELEMENT_ARRAY_BUFFER:
-            encoded = meshoptimizer.encode_index_buffer(np.frombuffer(raw, dtype=np.uint32), count, None)
+            encoded = meshoptimizer.encode_index_buffer(
+                np.frombuffer(raw, dtype=np.uint16 if stride == 2 else np.uint32).astype(np.uint32), count, None
+            )
             mode = "TRIANGLES"
         else:
             encoded = meshoptimizer.encode_vertex_buffer(
@@ -142,7 +147,6 @@ class _Writer:
             "buffer": 1,
             "byteOffset": offset,
             "byteLength": len(raw),
-            "target": target,
             "extensions": {
                 "EXT_meshopt_compression": {
                     "buffer": 0,
@@ -154,6 +158,8 @@ class _Writer:
                 }
             },
         }
+        if target is not None:
+            view["target"] = target
         if target == ARRAY_BUFFER:
             view["byteStride"] = stride
         self.bin.views[index] = view
@@ -212,10 +218,20 @@ def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compr
             attrs["NORMAL"] = w.accessor(v, FLOAT, "VEC3", n)
         v = w.vertex_view(np.ascontiguousarray(prim.colors, dtype=np.uint8), 4, ARRAY_BUFFER)
         attrs["COLOR_0"] = w.accessor(v, UNSIGNED_BYTE, "VEC4", n, normalized=True)
-        v = w.vertex_view(prim.feature_ids.astype(np.float32), 4, ARRAY_BUFFER)
-        attrs["_FEATURE_ID_0"] = w.accessor(v, FLOAT, "SCALAR", n)
-        iv = w.vertex_view(prim.indices.astype(np.uint32), 4, ELEMENT_ARRAY_BUFFER)
-        ia = w.accessor(iv, UNSIGNED_INT, "SCALAR", len(prim.indices))
+        if prim.feature_count <= 65535:  # unsigned short ids (padded to 4 bytes): compress far better
+            ids = np.zeros((n, 2), dtype=np.uint16)
+            ids[:, 0] = prim.feature_ids
+            v = w.vertex_view(ids, 4, ARRAY_BUFFER)
+            attrs["_FEATURE_ID_0"] = w.accessor(v, UNSIGNED_SHORT, "SCALAR", n)
+        else:
+            v = w.vertex_view(prim.feature_ids.astype(np.float32), 4, ARRAY_BUFFER)
+            attrs["_FEATURE_ID_0"] = w.accessor(v, FLOAT, "SCALAR", n)
+        if n <= 65535:  # 16-bit indices when they fit
+            iv = w.vertex_view(prim.indices.astype(np.uint16), 2, ELEMENT_ARRAY_BUFFER)
+            ia = w.accessor(iv, UNSIGNED_SHORT, "SCALAR", len(prim.indices))
+        else:
+            iv = w.vertex_view(prim.indices.astype(np.uint32), 4, ELEMENT_ARRAY_BUFFER)
+            ia = w.accessor(iv, UNSIGNED_INT, "SCALAR", len(prim.indices))
         meshes_prims.append(
             {
                 "attributes": attrs,
@@ -242,13 +258,13 @@ def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compr
                 if not data:  # every value empty: leave the (optional) property out, no zero-length views
                     continue
                 props[name] = {
-                    "values": w.bin.add(data),
-                    "stringOffsets": w.bin.add(offsets),
+                    "values": w.vertex_view(data, 4, None),
+                    "stringOffsets": w.vertex_view(offsets, 4, None),
                     "stringOffsetType": "UINT32",
                 }
             else:
                 arr = np.asarray(values, dtype=_META_DTYPES[spec["componentType"]])
-                props[name] = {"values": w.bin.add(arr.tobytes())}
+                props[name] = {"values": w.vertex_view(arr.tobytes(), arr.dtype.itemsize, None)}
         prop_tables.append({"class": table.class_name, "count": table.count, "properties": props})
     doc: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "cim tiles"},

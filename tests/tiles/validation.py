@@ -124,7 +124,7 @@ def read_table(doc: dict[str, Any], blob: bytes, table: dict[str, Any], schema: 
             assert prop.get("stringOffsetType", "UINT32") == "UINT32"
             offs = np.frombuffer(_view_bytes(doc, blob, prop["stringOffsets"]), dtype=np.uint32)
             assert len(offs) == count + 1 and offs[0] == 0 and np.all(np.diff(offs.astype(np.int64)) >= 0)
-            assert offs[-1] == len(raw)
+            assert offs[-1] <= len(raw)
             values[name] = [raw[offs[i] : offs[i + 1]].decode("utf-8") for i in range(count)]
         else:
             dt = {"INT64": np.int64, "INT32": np.int32, "FLOAT64": np.float64}[spec["componentType"]]
@@ -150,6 +150,7 @@ def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
         zup = np.column_stack([p[:, 0], -p[:, 2], p[:, 1]])
         nup = np.column_stack([nrm[:, 0], -nrm[:, 2], nrm[:, 1]])
         ecef = zup @ transform[:3, :3].T + transform[:3, 3]
+        nup = nup @ transform[:3, :3].T
         fid = _accessor(doc, blob, prim["attributes"]["_FEATURE_ID_0"])
         idx = _accessor(doc, blob, prim["indices"]).astype(np.int64)
         fset = prim["extensions"]["EXT_mesh_features"]["featureIds"][0]
