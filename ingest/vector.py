@@ -9,8 +9,10 @@ bytes for the same target is a no-op; a changed file supersedes the previous ver
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,10 +261,54 @@ def _load(
             for columns in batches:
                 job.report.stored += bulk.upsert_columns(conn, table, columns, key="code")
         else:
-            counted = _count_rows(batches, job.report)
-            bulk.copy_batches(conn, table, counted)
+            # Prepare the next batch (GIL-free shapely/pyproj/NumPy work) while the server digests this one.
+            prepared = _prefetch(batches)
+            try:
+                bulk.copy_batches(conn, table, _count_rows(prepared, job.report))
+            finally:
+                prepared.close()  # stops the worker before the source closes
     if big:
         bulk.create_spatial_index(conn, table, geom_col)
+
+
+def _prefetch(items: Iterator[list[CopyColumn]], depth: int = 2) -> Generator[list[CopyColumn], None, None]:
+    """Run a generator in a worker thread, ``depth`` items ahead; its exceptions re-raise here."""
+    done = object()
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(done)
+        except BaseException as exc:  # handed over to the consumer
+            box.put(exc)
+
+    worker = threading.Thread(target=work, name="vector-ingest-prepare", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.1)
 
 
 def _count_rows(batches: Iterator[list[CopyColumn]], report: VectorIngestReport) -> Iterator[list[CopyColumn]]:

@@ -328,3 +328,20 @@ def test_cli_vector_json(run_cim, tmp_path):
     assert doc["stored"] == 2 and doc["read"] == 2 and doc["dataset_id"] and "wall_time_s" in doc
     bad = run_cim("ingest", "vector", str(path), "--layer", "facilities")
     assert bad.exit_code == IngestError.exit_code and "--kind" in bad.stderr
+
+
+def test_city_local_crs_mapping_and_storey_height_from_config(engine, settings, tmp_path):
+    dx, dy = 500_000.0, 3_300_000.0
+    local = shapely.transform(_gk_boxes(2), lambda c: c - np.array([dx, dy]))
+    path = _write(tmp_path / "local.gpkg", local, {"BH": [None, 30.0], "FLOORS": [4, 10]}, crs=None, driver="GPKG")
+    config = tmp_path / "city.toml"
+    config.write_text(
+        f'[local_crs]\ntype = "helmert4"\nname = "武汉城建坐标系（示例）"\nbase = "EPSG:4547"\ndx = {dx}\ndy = {dy}\n'
+        '[mapping]\nheight = "BH"\n[buildings]\nstorey_height = 3.5\n',
+        encoding="utf-8",
+    )
+    report = ingest_vector(engine, path, settings, layer="buildings", config=config)
+    assert report.stored == 2 and report.heights_from_storeys == 1
+    rows = _buildings(engine)
+    assert [r["height"] for r in rows] == [14.0, 30.0]
+    assert rows[0]["lon"] == pytest.approx(WUHAN[0], abs=1e-3) and rows[0]["lat"] == pytest.approx(WUHAN[1], abs=1e-3)
