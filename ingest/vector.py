@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +55,7 @@ and rebuild it after COPY, in the same transaction: building a GiST index in one
 than maintaining it row by row. The table is locked against other writers and readers meanwhile."""
 
 ProgressCallback = Callable[[int, int | None], None]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -262,16 +263,16 @@ def _load(
                 job.report.stored += bulk.upsert_columns(conn, table, columns, key="code")
         else:
             # Prepare the next batch (GIL-free shapely/pyproj/NumPy work) while the server digests this one.
-            prepared = _prefetch(batches)
+            prepared = _prefetch(bulk.encode_batches(_count_rows(batches, job.report)))
             try:
-                bulk.copy_batches(conn, table, _count_rows(prepared, job.report))
+                bulk.copy_encoded(conn, table, prepared)
             finally:
                 prepared.close()  # stops the worker before the source closes
     if big:
         bulk.create_spatial_index(conn, table, geom_col)
 
 
-def _prefetch(items: Iterator[list[CopyColumn]], depth: int = 2) -> Generator[list[CopyColumn], None, None]:
+def _prefetch(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
     """Run a generator in a worker thread, ``depth`` items ahead; its exceptions re-raise here."""
     done = object()
     box: queue.Queue[Any] = queue.Queue(maxsize=depth)

@@ -13,7 +13,7 @@ accepts it directly, so no text parsing happens on the server.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,3 +241,50 @@ def estimated_rows(conn: Connection, table: str) -> int:
         raise ValueError("invalid SQL identifier")
     value = conn.exec_driver_sql(f"SELECT reltuples::bigint FROM pg_class WHERE oid = '{table}'::regclass").scalar()
     return max(int(value or 0), 0)
+
+
+def encode_batches(
+    batches: Iterable[Sequence[CopyColumn]], *, chunk_rows: int = 50_000
+) -> Iterator[tuple[list[str], int, bytes]]:
+    """Encode batches of columns into binary COPY chunks: yields (column names, row count, bytes).
+
+    Lets the encoding run in another thread than the one that talks to the server (see :func:`copy_encoded`).
+    """
+    for batch in batches:
+        names = [c.name for c in batch]
+        n = _row_count(batch)
+        for start in range(0, n, chunk_rows):
+            stop = min(start + chunk_rows, n)
+            yield names, stop - start, encode_rows([_slice(c, start, stop, n) for c in batch], stop - start)
+
+
+def copy_encoded(conn: Connection, table: str, chunks: Iterable[tuple[list[str], int, bytes]]) -> int:
+    """Write pre-encoded chunks (from :func:`encode_batches`) with one binary COPY; returns the row count."""
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    names = first[0]
+    for name in [table, *names]:
+        if not _IDENT.match(name):
+            raise ValueError(f"invalid SQL identifier {name!r}")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    written = 0
+    statement = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with raw.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(_SIGNATURE)
+        for chunk_names, n, data in _chain_chunks(first, chunks):
+            if chunk_names != names:
+                raise ValueError("all chunks of one COPY must have the same columns")
+            copy.write(data)
+            written += n
+        copy.write(_TRAILER)
+    return written
+
+
+def _chain_chunks(
+    first: tuple[list[str], int, bytes], rest: Iterator[tuple[list[str], int, bytes]]
+) -> Iterator[tuple[list[str], int, bytes]]:
+    yield first
+    yield from rest
