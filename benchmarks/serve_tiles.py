@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         p, n, b = results["platform"], results["nginx"], results["bbox_query"]
         print(
-            f"tile GETs, {args.connections} connections, {args.duration} s, {args.workers} workers, "
+            f"tile GETs, {args.connections} connections, {args.duration} s, {args.workers} {args.server} workers, "
             f"{len(paths)} files (loopback, wrk -t{args.threads}):"
         )
         print(f"  {'server':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,6 +20,7 @@ from cim.api.errors import BadRequestError
 from cim.api.factory import BaseFactory
 from cim.api.security import Principal, read_access
 from cim.crs import CGCS2000, CRS84_URI, crs_uri, epsg_from_uri
+from cim.db.cql import cql_filter
 from cim.db.features import (
     COLLECTIONS,
     OUTPUT_EPSG,
@@ -39,8 +40,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
 ]
-RESERVED = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "crs", "f"})
+RESERVED = frozenset(
+    {"bbox", "bbox-crs", "datetime", "limit", "offset", "crs", "f", "filter", "filter-lang", "filter-crs"}
+)
 SUPPORTED_CRS = [CRS84_URI, *(crs_uri(code) for code in OUTPUT_EPSG)]
 STORAGE_CRS = crs_uri(CGCS2000)
 
@@ -51,25 +62,44 @@ class ItemsParams:
 
     bbox: Annotated[
         str | None,
-        Query(description="minx,miny,maxx,maxy in bbox-crs (CRS84 lon/lat by default; in the axis order of "
-              "bbox-crs otherwise, e.g. lat,lon for EPSG:4490)."),
+        Query(
+            description="minx,miny,maxx,maxy in bbox-crs (CRS84 lon/lat by default; in the axis order of "
+            "bbox-crs otherwise, e.g. lat,lon for EPSG:4490)."
+        ),
     ] = None
     bbox_crs: Annotated[
         str | None, Query(alias="bbox-crs", description="CRS URI of bbox (one of the collection's crs list).")
     ] = None
     datetime: Annotated[
         str | None,
-        Query(description="RFC 3339 instant or interval (a/b, ../b, a/..): rows valid at that time; default: "
-              "current rows only."),
+        Query(
+            description="RFC 3339 instant or interval (a/b, ../b, a/..): rows valid at that time; default: "
+            "current rows only."
+        ),
     ] = None
     limit: Annotated[
         int, Query(ge=1, le=1_000_000, description="Page size (default 10; values above 10000 are reduced to 10000).")
     ] = 10
     offset: Annotated[int, Query(ge=0, le=100_000_000, description="Features to skip (paging).")] = 0
+    filter: Annotated[
+        str | None,
+        Query(
+            description="CQL2 filter on the queryables (e.g. use = 'residential' AND height > 30, or "
+            "S_INTERSECTS(geometry, POLYGON((…))) with CRS84 coordinates)."
+        ),
+    ] = None
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json"], Query(alias="filter-lang", description="Language of filter.")
+    ] = "cql2-text"
+    filter_crs: Annotated[
+        str | None, Query(alias="filter-crs", description="CRS of geometry literals in filter (CRS84 only).")
+    ] = None
     crs: Annotated[
         str | None,
-        Query(description="Output CRS URI: CRS84 (default), http://www.opengis.net/def/crs/EPSG/0/4490, …/4326, "
-              "or a CGCS2000 Gauss–Krüger CRS …/4513–4554."),
+        Query(
+            description="Output CRS URI: CRS84 (default), http://www.opengis.net/def/crs/EPSG/0/4490, …/4326, "
+            "or a CGCS2000 Gauss–Krüger CRS …/4513–4554."
+        ),
     ] = None
 
 
@@ -168,6 +198,12 @@ class FeaturesFactory(BaseFactory):
             "links": [
                 _link(base, "self", "application/json", "This collection"),
                 _link(base + "/items", "items", GEOJSON, "Features of this collection"),
+                _link(
+                    base + "/queryables",
+                    "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                    "application/schema+json",
+                    "Queryables",
+                ),
             ],
         }
         if extent:
@@ -186,11 +222,16 @@ class FeaturesFactory(BaseFactory):
                 "zones, districts and analysis results under CGCS2000; 3D Tiles at /tilesets.",
                 "links": [
                     _link(str(request.url_for("landing_page")), "self", "application/json", "This document"),
-                    _link(str(request.url_for("openapi")), "service-desc",
-                          "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+                    _link(
+                        str(request.url_for("openapi")),
+                        "service-desc",
+                        "application/vnd.oai.openapi+json;version=3.0",
+                        "The API definition",
+                    ),
                     _link(str(request.base_url) + "docs", "service-doc", "text/html", "The API documentation"),
-                    _link(str(request.url_for("conformance")), "conformance", "application/json",
-                          "Conformance classes"),
+                    _link(
+                        str(request.url_for("conformance")), "conformance", "application/json", "Conformance classes"
+                    ),
                     _link(str(request.url_for("get_collections")), "data", "application/json", "Collections"),
                 ],
             }
@@ -221,13 +262,47 @@ class FeaturesFactory(BaseFactory):
             return self._collection_doc(request, coll, extent)
 
         @router.get(
+            "/collections/{collectionId}/queryables",
+            tags=["OGC API – Features"],
+            summary="Properties usable in filters (JSON Schema)",
+            name="get_queryables",
+        )
+        def get_queryables(
+            request: Request,
+            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
+            _: Annotated[Principal, Depends(read_access)],
+        ) -> JSONResponse:
+            coll = self._get(collectionId)
+            properties: dict[str, Any] = {
+                "geometry": {"format": "geometry-any", "x-ogc-role": "primary-geometry"},
+                "id": {"type": "integer", "x-ogc-role": "id"},
+            }
+            for name in coll.queryables:
+                python_type = coll.table.c[name].type.python_type
+                kind = "integer" if python_type is int else "number" if python_type is float else "string"
+                properties[name] = {"type": kind}
+            doc = {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": str(request.url),
+                "type": "object",
+                "title": coll.title,
+                "properties": properties,
+                "additionalProperties": False,
+            }
+            return JSONResponse(doc, media_type="application/schema+json")
+
+        @router.get(
             "/collections/{collectionId}/items",
             tags=["OGC API – Features"],
             summary="Features of a collection (GeoJSON)",
             name="get_items",
             response_class=Response,
-            responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}},
-                             "description": "A GeoJSON FeatureCollection."}},
+            responses={
+                200: {
+                    "content": {GEOJSON: {"schema": {"type": "object"}}},
+                    "description": "A GeoJSON FeatureCollection.",
+                }
+            },
         )
         def get_items(
             request: Request,
@@ -246,21 +321,55 @@ class FeaturesFactory(BaseFactory):
             except ValueError as exc:
                 raise BadRequestError(str(exc)) from exc
             limit = min(params.limit, MAX_LIMIT)
+            extra = None
+            if params.filter is not None:
+                if params.filter_crs is not None and epsg_from_uri(params.filter_crs) not in (None, CGCS2000):
+                    raise CrsError("filter-crs must be CRS84 (or EPSG:4490, the same lon/lat within centimetres)")
+                try:
+                    extra = cql_filter(coll, params.filter, params.filter_lang)
+                except ValueError as exc:
+                    raise BadRequestError(str(exc)) from exc
             with request.app.state.engine.connect() as conn:
                 matched, features = feature_page(
-                    conn, coll, limit=limit, offset=params.offset, epsg=epsg, bbox=bbox, bbox_epsg=bbox_epsg,
-                    interval=interval, filters=filters,
+                    conn,
+                    coll,
+                    limit=limit,
+                    offset=params.offset,
+                    epsg=epsg,
+                    bbox=bbox,
+                    bbox_epsg=bbox_epsg,
+                    interval=interval,
+                    filters=filters,
+                    extra=extra,
                 )
             url = request.url
-            links = [_link(str(url), "self", GEOJSON, "This page"),
-                     _link(str(request.url_for("get_collection", collectionId=coll.id)), "collection",
-                           "application/json", "The collection")]
+            links = [
+                _link(str(url), "self", GEOJSON, "This page"),
+                _link(
+                    str(request.url_for("get_collection", collectionId=coll.id)),
+                    "collection",
+                    "application/json",
+                    "The collection",
+                ),
+            ]
             if params.offset + len(features) < matched:
-                links.append(_link(str(url.include_query_params(offset=params.offset + limit, limit=limit)), "next",
-                                   GEOJSON, "Next page"))
+                links.append(
+                    _link(
+                        str(url.include_query_params(offset=params.offset + limit, limit=limit)),
+                        "next",
+                        GEOJSON,
+                        "Next page",
+                    )
+                )
             if params.offset > 0:
-                links.append(_link(str(url.include_query_params(offset=max(params.offset - limit, 0), limit=limit)),
-                                   "prev", GEOJSON, "Previous page"))
+                links.append(
+                    _link(
+                        str(url.include_query_params(offset=max(params.offset - limit, 0), limit=limit)),
+                        "prev",
+                        GEOJSON,
+                        "Previous page",
+                    )
+                )
             tail = {
                 "numberMatched": matched,
                 "numberReturned": len(features),
@@ -276,8 +385,10 @@ class FeaturesFactory(BaseFactory):
             summary="One feature (GeoJSON)",
             name="get_item",
             response_class=Response,
-            responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}}, "description": "A GeoJSON Feature."},
-                       404: {"description": "No such feature."}},
+            responses={
+                200: {"content": {GEOJSON: {"schema": {"type": "object"}}}, "description": "A GeoJSON Feature."},
+                404: {"description": "No such feature."},
+            },
         )
         def get_item(
             request: Request,

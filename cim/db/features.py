@@ -49,14 +49,45 @@ class FeatureCollectionDef:
 
 
 _BUILDING_PROPS = (
-    "name", "address", "use", "height", "base_height", "storeys", "gross_floor_area", "year_built", "structure",
-    "safety_class", "cim_level", "facility_type", "ifc_global_id", "district_code", "source_id", "attributes",
-    "dataset_id", "valid_from", "valid_to",
+    "name",
+    "address",
+    "use",
+    "height",
+    "base_height",
+    "storeys",
+    "gross_floor_area",
+    "year_built",
+    "structure",
+    "safety_class",
+    "cim_level",
+    "facility_type",
+    "ifc_global_id",
+    "district_code",
+    "source_id",
+    "attributes",
+    "dataset_id",
+    "valid_from",
+    "valid_to",
 )
 _FACILITY_PROPS = (
-    "kind", "name", "diameter_mm", "depth_m", "invert_start_m", "invert_end_m", "material", "pressure_class",
-    "width_m", "road_class", "capacity", "area_m2", "district_code", "source_id", "attributes", "dataset_id",
-    "valid_from", "valid_to",
+    "kind",
+    "name",
+    "diameter_mm",
+    "depth_m",
+    "invert_start_m",
+    "invert_end_m",
+    "material",
+    "pressure_class",
+    "width_m",
+    "road_class",
+    "capacity",
+    "area_m2",
+    "district_code",
+    "source_id",
+    "attributes",
+    "dataset_id",
+    "valid_from",
+    "valid_to",
 )
 _LIMIT_PROPS = ("max_height", "max_far", "max_density", "min_green_ratio", "setback_m")
 
@@ -64,56 +95,132 @@ _LIMIT_PROPS = ("max_height", "max_far", "max_density", "min_green_ratio", "setb
 def _collections() -> dict[str, FeatureCollectionDef]:
     items = [
         FeatureCollectionDef(
-            "buildings", "Buildings", "Building footprints (MultiPolygon) with heights in metres, use, storeys, "
-            "safety class and CIM level.", Building, "footprint", _BUILDING_PROPS,
-            ("name", "use", "storeys", "year_built", "structure", "safety_class", "cim_level", "facility_type",
-             "district_code", "dataset_id", "ifc_global_id"),
-            temporal=True, geometry_type="multipolygon",
+            "buildings",
+            "Buildings",
+            "Building footprints (MultiPolygon) with heights in metres, use, storeys, safety class and CIM level.",
+            Building,
+            "footprint",
+            _BUILDING_PROPS,
+            (
+                "name",
+                "use",
+                "height",
+                "base_height",
+                "gross_floor_area",
+                "storeys",
+                "year_built",
+                "structure",
+                "safety_class",
+                "cim_level",
+                "facility_type",
+                "district_code",
+                "dataset_id",
+                "ifc_global_id",
+            ),
+            temporal=True,
+            geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "elements", "IFC elements", "IFC products with a body: 2D extent (Polygon), class, storey, heights (m).",
-            Element, "extent",
-            ("global_id", "ifc_class", "name", "type_name", "storey", "material", "min_height", "max_height",
-             "triangle_count", "building_id", "dataset_id", "properties", "valid_from", "valid_to"),
+            "elements",
+            "IFC elements",
+            "IFC products with a body: 2D extent (Polygon), class, storey, heights (m).",
+            Element,
+            "extent",
+            (
+                "global_id",
+                "ifc_class",
+                "name",
+                "type_name",
+                "storey",
+                "material",
+                "min_height",
+                "max_height",
+                "triangle_count",
+                "building_id",
+                "dataset_id",
+                "properties",
+                "valid_from",
+                "valid_to",
+            ),
             ("global_id", "ifc_class", "name", "storey", "material", "building_id", "dataset_id"),
-            temporal=True, geometry_type="polygon",
+            temporal=True,
+            geometry_type="polygon",
         ),
         FeatureCollectionDef(
-            "facilities", "Municipal facilities", "Every municipal facility: pipes, manholes, roads, parks, "
-            "shelters, fire stations, schools…", Facility, "geom", _FACILITY_PROPS,
-            ("kind", "name", "material", "pressure_class", "road_class", "district_code", "dataset_id"),
+            "facilities",
+            "Municipal facilities",
+            "Every municipal facility: pipes, manholes, roads, parks, shelters, fire stations, schools…",
+            Facility,
+            "geom",
+            _FACILITY_PROPS,
+            (
+                "kind",
+                "name",
+                "material",
+                "pressure_class",
+                "road_class",
+                "diameter_mm",
+                "depth_m",
+                "district_code",
+                "dataset_id",
+            ),
             temporal=True,
         ),
     ]
     for kind, info in FACILITY_KINDS.items():
         items.append(
             FeatureCollectionDef(
-                f"facilities-{kind}", f"{info.en.capitalize()} ({info.zh})", f"Facilities of kind {kind}: {info.en}.",
-                Facility, "geom", _FACILITY_PROPS,
+                f"facilities-{kind}",
+                f"{info.en.capitalize()} ({info.zh})",
+                f"Facilities of kind {kind}: {info.en}.",
+                Facility,
+                "geom",
+                _FACILITY_PROPS,
                 ("name", "material", "pressure_class", "road_class", "district_code", "dataset_id"),
-                temporal=True, fixed=(("kind", kind),), geometry_type=info.geometry,
+                temporal=True,
+                fixed=(("kind", kind),),
+                geometry_type=info.geometry,
             )
         )
     items += [
         FeatureCollectionDef(
-            "parcels", "Land parcels", "Land parcels with planning limits (height m, FAR, density, green ratio).",
-            Parcel, "geom", ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "attributes", "dataset_id"),
-            ("code", "name", "land_use", "district_code", "dataset_id"), geometry_type="multipolygon",
+            "parcels",
+            "Land parcels",
+            "Land parcels with planning limits (height m, FAR, density, green ratio).",
+            Parcel,
+            "geom",
+            ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "attributes", "dataset_id"),
+            ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "dataset_id"),
+            geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "planning_zones", "Planning zones", "Regulatory planning zones with their limits.",
-            PlanningZone, "geom", ("code", "name", "zone_type", *_LIMIT_PROPS, "attributes", "dataset_id"),
-            ("code", "name", "zone_type", "dataset_id"), geometry_type="multipolygon",
+            "planning_zones",
+            "Planning zones",
+            "Regulatory planning zones with their limits.",
+            PlanningZone,
+            "geom",
+            ("code", "name", "zone_type", *_LIMIT_PROPS, "attributes", "dataset_id"),
+            ("code", "name", "zone_type", "dataset_id"),
+            geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "districts", "Districts", "Administrative areas with population and built-up area (km²).",
-            District, "geom", ("code", "name", "level", "parent_code", "population", "built_up_area_km2", "attributes"),
-            ("code", "name", "level", "parent_code"), geometry_type="multipolygon",
+            "districts",
+            "Districts",
+            "Administrative areas with population and built-up area (km²).",
+            District,
+            "geom",
+            ("code", "name", "level", "parent_code", "population", "built_up_area_km2", "attributes"),
+            ("code", "name", "level", "parent_code", "population"),
+            geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "analysis_results", "Analysis results", "Values of CIM+ analysis runs (indicators, flooded areas…).",
-            AnalysisResult, "geom", ("run_id", "indicator", "district_code", "value", "unit", "attributes"),
-            ("run_id", "indicator", "district_code", "unit"),
+            "analysis_results",
+            "Analysis results",
+            "Values of CIM+ analysis runs (indicators, flooded areas…).",
+            AnalysisResult,
+            "geom",
+            ("run_id", "indicator", "district_code", "value", "unit", "attributes"),
+            ("run_id", "indicator", "district_code", "value", "unit"),
         ),
     ]
     return {c.id: c for c in items}
@@ -206,10 +313,14 @@ def _feature_json(coll: FeatureCollectionDef, epsg: int | None) -> ColumnElement
     for name in coll.properties:
         props += [literal(name), t.c[name]]
     return func.json_build_object(
-        literal("type"), literal("Feature"),
-        literal("id"), t.c.id,
-        literal("geometry"), _geometry_json(coll, epsg),
-        literal("properties"), func.json_build_object(*props),
+        literal("type"),
+        literal("Feature"),
+        literal("id"),
+        t.c.id,
+        literal("geometry"),
+        _geometry_json(coll, epsg),
+        literal("properties"),
+        func.json_build_object(*props),
     ).cast(_text_type())
 
 
@@ -223,8 +334,9 @@ def validate_filters(coll: FeatureCollectionDef, filters: dict[str, str]) -> Non
     """Raise :class:`ValueError` naming a property that cannot be filtered on, or a value of the wrong type."""
     for name, text in filters.items():
         if name not in coll.queryables:
-            raise ValueError(f"unknown parameter or property {name!r}; queryables of {coll.id}: "
-                             + ", ".join(coll.queryables))
+            raise ValueError(
+                f"unknown parameter or property {name!r}; queryables of {coll.id}: " + ", ".join(coll.queryables)
+            )
         try:
             _value_for(coll.table.c[name], text)
         except ValueError as exc:
@@ -270,8 +382,12 @@ def collection_extent(conn: Connection, coll: FeatureCollectionDef) -> dict[str,
     where = _where(coll, bbox=None, bbox_epsg=None, interval=None, filters={})
     g = t.c[coll.geometry]
     row = conn.execute(
-        select(func.ST_XMin(func.ST_Extent(g)), func.ST_YMin(func.ST_Extent(g)),
-               func.ST_XMax(func.ST_Extent(g)), func.ST_YMax(func.ST_Extent(g))).where(where)
+        select(
+            func.ST_XMin(func.ST_Extent(g)),
+            func.ST_YMin(func.ST_Extent(g)),
+            func.ST_XMax(func.ST_Extent(g)),
+            func.ST_YMax(func.ST_Extent(g)),
+        ).where(where)
     ).one()
     extent: dict[str, Any] = {}
     if row[0] is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import shapely
@@ -200,3 +201,40 @@ def test_single_item_and_missing_item(client: TestClient, city: dict) -> None:
     assert client.get("/collections/buildings/items/999999").status_code == 404
     assert client.get("/collections/buildings/items/abc").status_code == 404
     assert client.get(f"/collections/facilities-hydrant/items/{fid}").status_code == 404
+
+
+def test_cql2_text_and_json_filters(client: TestClient, city: dict) -> None:
+    text = client.get(
+        "/collections/buildings/items", params={"filter": "use = 'residential' AND height > 20", "limit": 100}
+    ).json()
+    assert text["numberMatched"] == 2  # residential heights 10, 15, 20, 25, 30
+    spatial = client.get(
+        "/collections/buildings/items",
+        params={
+            "filter": "S_INTERSECTS(geometry, POLYGON((114.2995 30.5795, 114.3015 30.5795, 114.3015 30.5815, "
+            "114.2995 30.5815, 114.2995 30.5795)))"
+        },
+    ).json()
+    assert spatial["numberMatched"] == 4
+    as_json = {
+        "op": "and",
+        "args": [
+            {"op": "=", "args": [{"property": "use"}, "office"]},
+            {"op": "<", "args": [{"property": "storeys"}, 100]},
+        ],
+    }
+    r = client.get("/collections/buildings/items", params={"filter": json.dumps(as_json), "filter-lang": "cql2-json"})
+    assert r.status_code == 200
+    assert r.json()["numberMatched"] == 0  # storeys are NULL in the fixture rows
+    for bad in ("height >", "secret_column = 1", "1 = 1; DROP TABLE building"):
+        r = client.get("/collections/buildings/items", params={"filter": bad})
+        assert r.status_code == 400, bad
+    assert client.get("/collections/buildings/items").json()["numberMatched"] == 25
+
+
+def test_queryables_describe_the_filterable_properties(client: TestClient) -> None:
+    r = client.get("/collections/buildings/queryables")
+    assert r.headers["content-type"].startswith("application/schema+json")
+    props = r.json()["properties"]
+    assert props["use"] == {"type": "string"} and props["storeys"] == {"type": "integer"}
+    assert "geometry" in props
