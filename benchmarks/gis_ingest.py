@@ -39,6 +39,28 @@ def _server_url() -> str:
     return PrivateCluster(data_dir).up().rpartition("/")[0] + "/postgres"
 
 
+def _backend_cpu_s(engine: Any) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each server backend of the benchmark database."""
+    with engine.connect() as conn:
+        pids = [
+            r[0] for r in conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_one(size: int, db_url: str, workdir: Path) -> dict[str, Any]:
     """Generate ``size`` buildings, ingest every zone file, return timings and counts (in this process)."""
     from cim.db.engine import make_engine
@@ -52,14 +74,22 @@ def run_one(size: int, db_url: str, workdir: Path) -> dict[str, Any]:
     engine = make_engine(db_url)
     settings = Settings(data_dir=workdir / "data", database_url=db_url)
     stored = read = 0
-    t0 = time.perf_counter()
     per_file = []
+    server_cpu = 0.0
+    client_cpu = 0.0
+    elapsed = 0.0
     for path in files.zone_files:
+        before = _backend_cpu_s(engine)
+        c0 = _own_cpu_s()
+        t0 = time.perf_counter()
         report = ingest_vector(engine, path, settings, layer="buildings")
+        elapsed += time.perf_counter() - t0
+        client_cpu += _own_cpu_s() - c0
+        after = _backend_cpu_s(engine)
+        server_cpu += sum(v - before.get(pid, 0.0) for pid, v in after.items())
         stored += report.stored
         read += report.read
         per_file.append({"file": path.name, "stored": report.stored, "wall_time_s": report.wall_time_s})
-    elapsed = time.perf_counter() - t0
     with engine.connect() as conn:
         live = conn.exec_driver_sql("SELECT count(*) FROM building WHERE valid_to IS NULL").scalar()
     engine.dispose()
@@ -71,6 +101,9 @@ def run_one(size: int, db_url: str, workdir: Path) -> dict[str, Any]:
         "generate_s": round(generated, 2),
         "ingest_s": round(elapsed, 2),
         "buildings_per_s": round(stored / elapsed),
+        "client_cpu_s": round(client_cpu, 2),
+        "server_cpu_s": round(server_cpu, 2),
+        "load_avg_1m": os.getloadavg()[0],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "files": per_file,
     }
@@ -121,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['stored']:>9,} buildings: ingest {result['ingest_s']:6.2f} s = "
                 f"{result['buildings_per_s']:>8,} buildings/s, peak RSS {result['peak_rss_mib']:7.1f} MiB "
                 f"(generation {result['generate_s']:.2f} s, {len(result['files'])} zone files)"
+            )
+            cpu = result["client_cpu_s"] + result["server_cpu_s"]
+            print(
+                f"  CPU: client {result['client_cpu_s']:.2f} s + database backend {result['server_cpu_s']:.2f} s "
+                f"= {result['stored'] / cpu:,.0f} buildings per CPU-second (machine load average "
+                f"{result['load_avg_1m']:.1f} on {os.cpu_count()} cores during the run)"
             )
             print("  " + json.dumps(result["files"], ensure_ascii=False))
     return 0

@@ -387,7 +387,7 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
     b[2], b[3] = max(b[2], float(np.nanmax(xy[:, 2]))), max(b[3], float(np.nanmax(xy[:, 3])))
     n = len(kept)
     common = [
-        CopyColumn(LAYERS[job.layer][1], "geometry", pa.array(vg.ewkb(kept), type=pa.large_binary())),
+        CopyColumn(LAYERS[job.layer][1], "geometry", vg.ewkb(kept)),
         CopyColumn("dataset_id", "int8", np.asarray(dataset_id, dtype=np.int64)),
     ]
     extra: dict[str, pa.Array] = {}

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from numpy.typing import NDArray
 
@@ -150,6 +151,30 @@ def centroids(geoms: GeomArray) -> tuple[NDArray[np.float64], NDArray[np.float64
     return xy[:, 0], xy[:, 1]
 
 
-def ewkb(geoms: GeomArray, srid: int = cimcrs.CGCS2000) -> GeomArray:
-    """EWKB bytes (with SRID) of the geometries, as binary COPY into PostGIS wants them."""
-    return np.asarray(shapely.to_wkb(shapely.set_srid(geoms, srid), hex=False, include_srid=True))
+def ewkb(geoms: GeomArray, srid: int = cimcrs.CGCS2000) -> pa.Array:
+    """EWKB (little-endian, with SRID) of the geometries as an Arrow binary array, for binary COPY into PostGIS.
+
+    Plain WKB from shapely gets the SRID spliced in with NumPy (flag 0x20000000 on the type, 4 bytes after it):
+    cheaper than setting an SRID on every shapely object.
+    """
+    wkb = pa.array(shapely.to_wkb(geoms, hex=False, byte_order=1), type=pa.large_binary())
+    n = len(wkb)
+    if n == 0:
+        return wkb
+    offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int64)[wkb.offset : wkb.offset + n + 1]
+    data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8)
+    lengths = np.diff(offsets)
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths + 4, out=new_offsets[1:])
+    out = np.empty(int(new_offsets[-1]), dtype=np.uint8)
+    # Body (everything after the 5-byte header) moves 4 bytes on; header copied; SRID written in the gap.
+    total = int(lengths.sum())
+    within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    src = np.arange(total, dtype=np.int64) + offsets[0]
+    dst = np.repeat(new_offsets[:-1], lengths) + within + np.where(within >= 5, 4, 0)
+    out[dst] = data[src]
+    type_pos = new_offsets[:-1] + 4  # high byte of the little-endian geometry type
+    out[type_pos] |= 0x20
+    srid_bytes = np.frombuffer(np.uint32(srid).astype("<u4").tobytes(), dtype=np.uint8)
+    out[new_offsets[:-1, None] + 5 + np.arange(4)] = srid_bytes
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(out)])
