@@ -119,3 +119,32 @@ def test_unknown_tile_is_a_json_404(client: TestClient, tiles_dir: Path) -> None
     r = client.get("/tiles/city/nope.glb")
     assert r.status_code == 404
     assert set(r.json()) == {"code", "title", "detail"}
+
+
+def test_access_log_lines_are_json(settings, tiles_dir: Path) -> None:
+    import json
+    import logging
+
+    from cim.api.app import create_app
+    from cim.api.middleware import JsonLogFormatter
+    from cim.api.settings import ApiSettings
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logging.getLogger("cim.access").addHandler(handler)
+    try:
+        app = create_app(settings, api_settings=ApiSettings(access_log=True))
+        with TestClient(app) as c:
+            c.get("/tiles/city/0.glb")
+            c.get("/conformance")
+        app.state.engine.dispose()
+    finally:
+        logging.getLogger("cim.access").removeHandler(handler)
+    lines = [json.loads(JsonLogFormatter().format(r)) for r in records]
+    assert [(line["path"], line["status"]) for line in lines] == [("/tiles/city/0.glb", 200), ("/conformance", 200)]
+    assert all(line["type"] == "access" and line["ms"] >= 0 and line["method"] == "GET" for line in lines)
