@@ -41,15 +41,14 @@ from ingest.ifc_geometry import MeshBatch, body_products, iterate_meshes
 from ingest.ifc_georef import Georeference, georeference_of
 from ingest.ifc_model import open_model
 from ingest.ifc_properties import (
+    Lookups,
     Spatial,
     address_of,
     facilities,
     gross_floor_area,
-    material_name,
     properties_json,
     property_sets,
     storey_count,
-    type_name,
 )
 from ingest.ifc_storage import (
     ElementCopy,
@@ -215,6 +214,7 @@ def _store(
     by_id = {p.id(): p for p in products}
     psets = property_sets(model)
     spatial = Spatial.of(model)
+    lookups = Lookups.of(model)
     accumulators = _insert_facilities(conn, model, spatial, psets, dataset_id)
 
     raw = conn.connection.driver_connection
@@ -228,7 +228,9 @@ def _store(
         on_element = (lambda done: progress(done, total)) if progress is not None else None
         try:
             for batch in iterate_meshes(model, products, threads=threads, on_element=on_element):
-                box = _write_batch(copy, batch, by_id, psets, spatial, georef, settings, accumulators, by_class)
+                box = _write_batch(
+                    copy, batch, by_id, psets, spatial, lookups, georef, settings, accumulators, by_class
+                )
                 produced.update(batch.step_ids)
                 report.triangles += int(sum(len(t) for t in batch.triangle_chunks))
                 bounds = [*np.minimum(bounds[:2], box[:2]), *np.maximum(bounds[2:], box[2:])]
@@ -306,6 +308,7 @@ def _write_batch(
     by_id: dict[int, ifcopenshell.entity_instance],
     psets: dict[int, dict[str, dict[str, Any]]],
     spatial: Spatial,
+    lookups: Lookups,
     georef: Georeference,
     settings: Settings,
     accumulators: dict[int, _FacilityAccumulator],
@@ -338,12 +341,12 @@ def _write_batch(
         ifc_class = product.is_a()
         rows.append(
             ElementRow(
-                global_id=str(product.GlobalId),
+                global_id=str(product[0]),  # IfcRoot attributes by position: GlobalId 0, Name 2
                 ifc_class=ifc_class,
-                name=product.Name,
-                type_name=type_name(product),
+                name=product[2],
+                type_name=lookups.type_name(step_id),
                 storey=(storey.Name or storey.LongName) if storey is not None else None,
-                material=material_name(product),
+                material=lookups.material(step_id),
                 color_json=json.dumps([round(c, 4) for c in color]) if color is not None else None,
                 properties_json=properties_json(psets.get(step_id, {})),
                 building_id=accumulator.building_id if accumulator is not None else None,

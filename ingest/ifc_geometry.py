@@ -37,7 +37,13 @@ def has_body(product: ifcopenshell.entity_instance) -> bool:
 
 def body_products(model: ifcopenshell.file) -> list[ifcopenshell.entity_instance]:
     """Every product of the model with a body representation, except openings and other non-physical ones."""
-    return [p for p in model.by_type("IfcProduct") if has_body(p) and not any(p.is_a(c) for c in NOT_ELEMENTS)]
+    excluded: set[int] = set()
+    for cls in NOT_ELEMENTS:
+        try:
+            excluded.update(item.id() for item in model.by_type(cls))
+        except RuntimeError:  # the class does not exist in this schema
+            continue
+    return [p for p in model.by_type("IfcProduct") if p.id() not in excluded and has_body(p)]
 
 
 def geometry_settings() -> ifcopenshell.geom.settings:
@@ -80,9 +86,7 @@ class MeshBatch:
         voff = np.concatenate([[0], np.cumsum(vcounts)])
         toff = np.concatenate([[0], np.cumsum(tcounts)])
         vertices = np.concatenate(self.vertex_chunks) if self.vertex_chunks else np.zeros((0, 3))
-        triangles = (
-            np.concatenate(self.triangle_chunks) if self.triangle_chunks else np.zeros((0, 3), dtype=np.int64)
-        )
+        triangles = np.concatenate(self.triangle_chunks) if self.triangle_chunks else np.zeros((0, 3), dtype=np.int64)
         triangles = triangles + np.repeat(voff[:-1], tcounts)[:, None]
         return vertices, triangles, voff, toff
 

@@ -29,18 +29,60 @@ def _definitions(rel_def: Any) -> list[Any]:
     return [rel_def]
 
 
+_SIMPLE_QUANTITIES = frozenset(
+    {
+        "IfcQuantityLength",
+        "IfcQuantityArea",
+        "IfcQuantityVolume",
+        "IfcQuantityCount",
+        "IfcQuantityWeight",
+        "IfcQuantityTime",
+        "IfcQuantityNumber",
+    }
+)
+
+
+def _simple_values(definition: Any) -> dict[str, Any] | None:
+    """Values of a property set of single values or a quantity set of simple quantities, else ``None``.
+
+    Attributes are read by position (several times faster than by name in ifcopenshell): IfcPropertySet
+    HasProperties = 4, IfcElementQuantity Quantities = 5, IfcPropertySingleValue Name = 0 / NominalValue = 2,
+    IfcPhysicalSimpleQuantity Name = 0 / value = 3, the same in IFC2X3, IFC4 and IFC4X3.
+    """
+    values: dict[str, Any] = {}
+    kind = definition.is_a()
+    if kind == "IfcPropertySet":
+        for prop in definition[4] or ():
+            if prop.is_a() != "IfcPropertySingleValue":
+                return None
+            nominal = prop[2]
+            values[prop[0]] = nominal.wrappedValue if nominal is not None else None
+        return values
+    if kind == "IfcElementQuantity":
+        for quantity in definition[5] or ():
+            if quantity.is_a() not in _SIMPLE_QUANTITIES:
+                return None
+            values[quantity[0]] = quantity[3]
+        return values
+    return None
+
+
 def _as_dict(definition: Any, cache: dict[int, tuple[str, dict[str, Any]] | None]) -> tuple[str, dict[str, Any]] | None:
     key = definition.id()
     if key in cache:
         return cache[key]
     result: tuple[str, dict[str, Any]] | None = None
-    if definition.is_a("IfcPropertySet") or definition.is_a("IfcElementQuantity") or definition.is_a(
-        "IfcPreDefinedPropertySet"
+    if (
+        definition.is_a("IfcPropertySet")
+        or definition.is_a("IfcElementQuantity")
+        or definition.is_a("IfcPreDefinedPropertySet")
     ):
-        try:
-            values = ifcopenshell.util.element.get_property_definition(definition)
-        except Exception:  # a malformed property set must not stop the model; it is just left out
-            values = None
+        values = _simple_values(definition)
+        if values is None:
+            try:
+                values = ifcopenshell.util.element.get_property_definition(definition)
+            except Exception:  # a malformed property set must not stop the model; it is just left out
+                values = None
         if isinstance(values, dict):
             result = (str(definition.Name or definition.is_a()), _clean(values))
     cache[key] = result
@@ -95,14 +137,14 @@ def properties_json(sets: dict[str, dict[str, Any]]) -> str:
     return json.dumps(sets, ensure_ascii=False, default=json_default, allow_nan=False) if sets else "{}"
 
 
-def material_name(element: ifcopenshell.entity_instance) -> str | None:
-    """A readable material of an element: material, layer set, profile set or constituent set name."""
-    try:
-        material = ifcopenshell.util.element.get_material(element, should_skip_usage=True)
-    except Exception:  # unusual material assignments are not worth failing an element over
-        return None
+def material_label(material: ifcopenshell.entity_instance | None) -> str | None:
+    """A readable name of a material assignment: material, layer/profile/constituent set or list."""
     if material is None:
         return None
+    if material.is_a("IfcMaterialLayerSetUsage"):
+        return material_label(material.ForLayerSet)
+    if material.is_a("IfcMaterialProfileSetUsage"):
+        return material_label(material.ForProfileSet)
     name = getattr(material, "Name", None) or getattr(material, "LayerSetName", None)
     if name:
         return str(name)
@@ -114,10 +156,46 @@ def material_name(element: ifcopenshell.entity_instance) -> str | None:
     return None
 
 
-def type_name(element: ifcopenshell.entity_instance) -> str | None:
-    """The name of the element's type object, if any."""
-    element_type = ifcopenshell.util.element.get_type(element)
-    return str(element_type.Name) if element_type is not None and element_type.Name else None
+@dataclass
+class Lookups:
+    """Type names and materials of every object, by step id, from one walk over the relationships."""
+
+    type_of: dict[int, int] = field(default_factory=dict)
+    type_names: dict[int, str | None] = field(default_factory=dict)
+    materials: dict[int, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: ifcopenshell.file) -> Lookups:
+        """Walk IfcRelDefinesByType and IfcRelAssociatesMaterial once."""
+        found = cls()
+        for rel in model.by_type("IfcRelDefinesByType"):
+            relating = rel.RelatingType
+            if relating is None:
+                continue
+            found.type_names[relating.id()] = str(relating.Name) if relating.Name else None
+            for obj in rel.RelatedObjects or ():
+                found.type_of[obj.id()] = relating.id()
+        for rel in model.by_type("IfcRelAssociatesMaterial"):
+            try:
+                label = material_label(rel.RelatingMaterial)
+            except (AttributeError, RuntimeError):  # unusual material entities: no label rather than a failure
+                label = None
+            for obj in rel.RelatedObjects or ():
+                found.materials[obj.id()] = label
+        return found
+
+    def type_name(self, step_id: int) -> str | None:
+        """The name of the object's type, if it has one."""
+        type_id = self.type_of.get(step_id)
+        return self.type_names.get(type_id) if type_id is not None else None
+
+    def material(self, step_id: int) -> str | None:
+        """The object's material, else its type's."""
+        own = self.materials.get(step_id)
+        if own is not None:
+            return own
+        type_id = self.type_of.get(step_id)
+        return self.materials.get(type_id) if type_id is not None else None
 
 
 @dataclass
