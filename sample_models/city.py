@@ -50,7 +50,7 @@ def sample_city_files(folder: Path, *, buildings: int = 2000) -> tuple[DistrictF
             gpkg=Path(data["gpkg"]) if data.get("gpkg") else None,
             shapefile=Path(data["shapefile"]) if data.get("shapefile") else None,
             dem=Path(data["dem"]) if data.get("dem") else None,
-            layers=[tuple(layer) for layer in data["layers"]],  # type: ignore[misc]
+            layers=[(str(a), str(b), c) for a, b, c in data["layers"]],
             buildings=int(data["buildings"]),
             counts=dict(data.get("counts", {})),
         )
