@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--disable-dev-shm-usage",
 ]
-VIEWPORT = {"width": 1100, "height": 720}
+VIEWPORT: Any = {"width": 1100, "height": 720}  # playwright ViewportSize
 LOAD_TIMEOUT_MS = 150_000
 
 

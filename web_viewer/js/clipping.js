@@ -31,22 +31,36 @@ export function createClipping(ctx) {
     return Cesium.Transforms.eastNorthUpToFixedFrame(cartesian);
   }
 
+  // One collection per tileset, kept for the tileset's lifetime: replacing or removing a collection that
+  // was drawn with leaves a dangling uniform in CesiumJS 1.140 ("reading '_target'"), so planes are swapped
+  // inside it and the collection is disabled instead.
+  const collections = new Map();
+
+  function collectionOf(tileset) {
+    let collection = collections.get(tileset);
+    if (!collection) {
+      collection = new Cesium.ClippingPlaneCollection({ edgeWidth: 1.5, edgeColor: Cesium.Color.RED, enabled: false });
+      tileset.clippingPlanes = collection;
+      collections.set(tileset, collection);
+    }
+    return collection;
+  }
+
   function apply(planes, enuFrame, union) {
     for (const tileset of ctx.tilesets.values()) {
+      const collection = collectionOf(tileset);
       const toTileset = Cesium.Matrix4.inverse(tileset.clippingPlanesOriginMatrix, new Cesium.Matrix4());
-      tileset.clippingPlanes = new Cesium.ClippingPlaneCollection({
-        planes: planes.map((p) => new Cesium.ClippingPlane(p.normal, p.distance)),
-        modelMatrix: Cesium.Matrix4.multiply(toTileset, enuFrame, new Cesium.Matrix4()),
-        unionClippingRegions: union,
-        edgeWidth: 1.5,
-        edgeColor: Cesium.Color.RED,
-      });
+      collection.removeAll();
+      for (const p of planes) collection.add(new Cesium.ClippingPlane(p.normal, p.distance));
+      collection.modelMatrix = Cesium.Matrix4.multiply(toTileset, enuFrame, new Cesium.Matrix4());
+      collection.unionClippingRegions = union;
+      collection.enabled = true;
     }
     viewer.scene.requestRender();
   }
 
   function removeAll() {
-    for (const tileset of ctx.tilesets.values()) tileset.clippingPlanes = undefined;
+    for (const collection of collections.values()) collection.enabled = false;
     viewer.scene.requestRender();
   }
 

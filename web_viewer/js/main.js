@@ -92,7 +92,7 @@ function overview(viewer, bounds) {
   );
   const center = Cesium.Cartesian3.fromRadians(bounds.center.longitude, bounds.center.latitude, (bounds.minHeight + bounds.maxHeight) / 2);
   viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(center, Math.max(diag / 2, 100)), {
-    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), Math.max(diag * 0.9, 250)),
+    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), Math.max(diag * 1.1, 400)),
     duration: 0,
   });
 }
@@ -163,6 +163,8 @@ async function main() {
   });
   hook.viewer = viewer;
   viewer.clock.shouldAnimate = false;
+  // A fixed, reproducible light: noon (Beijing time) at the June solstice until the sun tool sets a time.
+  viewer.clock.currentTime = Cesium.JulianDate.fromIso8601(`${new Date().getFullYear()}-06-21T04:00:00Z`);
   viewer.scene.globe.depthTestAgainstTerrain = true;
   viewer.scene.globe.baseColor = Cesium.Color.fromCssColorString("#2b3a4a");
   viewer.scene.postRender.addEventListener(function first() {
@@ -206,7 +208,11 @@ async function main() {
       const tileset = await Cesium.Cesium3DTileset.fromUrl(apiUrl(info.url), {
         maximumScreenSpaceError: 16,
         enableCollision: true,
+        // No sky-tinted environment map: a white model stays white, and software WebGL stays fast.
+        environmentMapOptions: { enabled: false },
       });
+      // The style's colours replace the glTF materials: a white model is white whatever the builder baked in.
+      tileset.colorBlendMode = Cesium.Cesium3DTileColorBlendMode.REPLACE;
       loadState.set(info.name, { pending: 0, processing: 0 });
       tileset.loadProgress.addEventListener((pending, processing) => {
         loadState.set(info.name, { pending, processing });

@@ -54,7 +54,7 @@ export function createPanel(ctx) {
   const kindLine = document.getElementById("panel-kind");
   const table = document.getElementById("panel-props");
   const details = document.getElementById("panel-details");
-  let selected = null; // {feature?, originalColor?, kind, props, position}
+  let selected = null; // {feature?, kind, props, position?, name?}
   let silhouette = null;
   let lastShown = null;
   let requestSeq = 0;
@@ -82,21 +82,30 @@ export function createPanel(ctx) {
     return out;
   }
 
+  const highlightColor = Cesium.Color.fromCssColorString(HIGHLIGHT);
+
   function unhighlight() {
     if (selected?.feature) {
-      try {
-        selected.feature.color = selected.originalColor;
-      } catch {
-        // the tile holding the feature was unloaded meanwhile
-      }
+      // Re-evaluating the style restores the feature's own colour (whatever the style is by now).
+      for (const tileset of ctx.tilesets.values()) tileset.makeStyleDirty();
     }
     if (silhouette) silhouette.selected = [];
   }
 
   function highlight(feature) {
-    selected.originalColor = Cesium.Color.clone(feature.color);
-    feature.color = Cesium.Color.fromCssColorString(HIGHLIGHT);
+    feature.color = highlightColor;
     if (silhouette) silhouette.selected = [feature];
+  }
+
+  // The style engine re-styles tiles that become visible again (also after pick passes); keep the
+  // selected feature highlighted every frame its tile is drawn.
+  for (const tileset of ctx.tilesets.values()) {
+    tileset.tileVisible.addEventListener((tile) => {
+      const feature = selected?.feature;
+      if (feature && feature.content === tile.content && !Cesium.Color.equals(feature.color, highlightColor)) {
+        feature.color = highlightColor;
+      }
+    });
   }
 
   async function loadDetails(kind, props, seq) {

@@ -17,6 +17,9 @@ export const HEIGHT_CLASSES = [
   [Infinity, "#7f2704"],
 ];
 
+/** The white model's colour (see colorConditions). */
+export const WHITE_MODEL = "#f7f7f5";
+
 function quote(value) {
   return `'${String(value).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
@@ -69,7 +72,9 @@ export function colorConditions(mode) {
       else conditions.push(["true", color(css)]);
     }
   }
-  conditions.push(["true", color("#ffffff")]);
+  // Not pure white: CesiumJS treats a pure-white style colour as "no style" and would show the colours baked
+  // into the glTF instead.
+  conditions.push(["true", color(WHITE_MODEL)]);
   return conditions;
 }
 
