@@ -132,6 +132,47 @@ def build_tileset(
     (any :class:`concurrent.futures.Executor`, e.g. a Dask client's) takes precedence. Raises
     :class:`TilesError` on bad arguments or when there is nothing to build.
     """
+    _check(name, layers, compress, jobs)
+    own_pool: ProcessPoolExecutor | None = None
+    if executor is None and jobs > 1:
+        # Start the workers before the data is read, so that the forked workers stay small.
+        own_pool = ProcessPoolExecutor(max_workers=jobs)
+        for warm in [own_pool.submit(int) for _ in range(jobs)]:
+            warm.result()
+    try:
+        return _build_tileset(
+            engine,
+            settings,
+            name,
+            out=out,
+            layers=layers,
+            bbox=bbox,
+            compress=compress,
+            jobs=jobs,
+            executor=executor or own_pool,
+            leaf_capacity=leaf_capacity,
+            parent_capacity=parent_capacity,
+        )
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown()
+
+
+def _build_tileset(
+    engine: Engine,
+    settings: Settings,
+    name: str,
+    *,
+    out: Path | None = None,
+    layers: tuple[str, ...] | list[str] = LAYERS,
+    bbox: BBox | None = None,
+    compress: str = "none",
+    jobs: int = 1,
+    executor: Executor | None = None,
+    leaf_capacity: float = LEAF_CAPACITY,
+    parent_capacity: int = PARENT_CAPACITY,
+) -> TileBuildReport:
+    """The build itself (see :func:`build_tileset`)."""
     t0 = time.perf_counter()
     chosen = _check(name, layers, compress, jobs)
     if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
