@@ -386,8 +386,9 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
     b[0], b[1] = min(b[0], float(np.nanmin(xy[:, 0]))), min(b[1], float(np.nanmin(xy[:, 1])))
     b[2], b[3] = max(b[2], float(np.nanmax(xy[:, 2]))), max(b[3], float(np.nanmax(xy[:, 3])))
     n = len(kept)
+    polygonal = job.layer != "facilities" or FACILITY_KINDS[job.kind or ""].geometry == "polygon"
     common = [
-        CopyColumn(LAYERS[job.layer][1], "geometry", vg.ewkb(kept)),
+        CopyColumn(LAYERS[job.layer][1], "geometry", vg.ewkb(kept, multi=polygonal)),
         CopyColumn("dataset_id", "int8", np.asarray(dataset_id, dtype=np.int64)),
     ]
     extra: dict[str, pa.Array] = {}

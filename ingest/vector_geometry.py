@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from numpy.typing import NDArray
 
@@ -74,10 +75,10 @@ def _polygon_parts(geom: shapely.Geometry) -> shapely.MultiPolygon | None:
 
 
 def as_multipolygons(geoms: GeomArray) -> tuple[GeomArray, NDArray[np.bool_], int]:
-    """Polygons and multipolygons as valid MultiPolygons; others fail the mask.
+    """Valid polygons and multipolygons; others fail the mask (write them with ``ewkb(…, multi=True)``).
 
     Invalid polygons are repaired with ``make_valid`` (their polygonal parts kept) and counted. Returns
-    (multipolygons of the kept ones, keep mask, repaired count).
+    (the kept (multi)polygons, keep mask, repaired count).
     """
     types = shapely.get_type_id(geoms)
     keep = (types == POLYGON) | (types == MULTIPOLYGON)
@@ -92,9 +93,6 @@ def as_multipolygons(geoms: GeomArray) -> tuple[GeomArray, NDArray[np.bool_], in
             continue
         out[i] = fixed
         repaired += 1
-    single = keep & (shapely.get_type_id(out) == POLYGON)
-    if single.any():
-        out[single] = shapely.multipolygons(out[single], indices=np.arange(int(single.sum())))
     return out[keep], keep, repaired
 
 
@@ -151,11 +149,12 @@ def centroids(geoms: GeomArray) -> tuple[NDArray[np.float64], NDArray[np.float64
     return xy[:, 0], xy[:, 1]
 
 
-def ewkb(geoms: GeomArray, srid: int = cimcrs.CGCS2000) -> pa.Array:
+def ewkb(geoms: GeomArray, srid: int = cimcrs.CGCS2000, *, multi: bool = False) -> pa.Array:
     """EWKB (little-endian, with SRID) of the geometries as an Arrow binary array, for binary COPY into PostGIS.
 
-    Plain WKB from shapely gets the SRID spliced in with NumPy (flag 0x20000000 on the type, 4 bytes after it):
-    cheaper than setting an SRID on every shapely object.
+    With ``multi``, Polygons are written as one-part MultiPolygons. Both the SRID and the Multi wrapper are
+    spliced into shapely's plain WKB with NumPy: far cheaper than setting SRIDs on (or building
+    MultiPolygons from) a million shapely objects.
     """
     wkb = pa.array(shapely.to_wkb(geoms, hex=False, byte_order=1), type=pa.large_binary())
     n = len(wkb)
@@ -163,18 +162,21 @@ def ewkb(geoms: GeomArray, srid: int = cimcrs.CGCS2000) -> pa.Array:
         return wkb
     offsets = np.frombuffer(wkb.buffers()[1], dtype=np.int64)[wkb.offset : wkb.offset + n + 1]
     data = np.frombuffer(wkb.buffers()[2], dtype=np.uint8)
-    lengths = np.diff(offsets)
-    new_offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths + 4, out=new_offsets[1:])
-    out = np.empty(int(new_offsets[-1]), dtype=np.uint8)
-    # Body (everything after the 5-byte header) moves 4 bytes on; header copied; SRID written in the gap.
-    total = int(lengths.sum())
-    within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    src = np.arange(total, dtype=np.int64) + offsets[0]
-    dst = np.repeat(new_offsets[:-1], lengths) + within + np.where(within >= 5, 4, 0)
-    out[dst] = data[src]
-    type_pos = new_offsets[:-1] + 4  # high byte of the little-endian geometry type
-    out[type_pos] |= 0x20
-    srid_bytes = np.frombuffer(np.uint32(srid).astype("<u4").tobytes(), dtype=np.uint8)
-    out[new_offsets[:-1, None] + 5 + np.arange(4)] = srid_bytes
-    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(out)])
+    wrap = (shapely.get_type_id(geoms) == POLYGON) if multi else np.zeros(n, dtype=bool)
+    # Wrapped rows: 13-byte Multi header + the whole polygon WKB; others: 9-byte header + WKB after byte 5.
+    head_len = np.where(wrap, 13, 9)
+    head = np.zeros((n, 13), dtype=np.uint8)
+    head[:, 0] = 1
+    head[:, 1:5] = data[offsets[:-1, None] + np.arange(1, 5)]
+    head[wrap, 1:5] = np.frombuffer(np.uint32(MULTIPOLYGON).astype("<u4").tobytes(), dtype=np.uint8)
+    head[:, 4] |= 0x20  # SRID flag
+    head[:, 5:9] = np.frombuffer(np.uint32(srid).astype("<u4").tobytes(), dtype=np.uint8)
+    head[wrap, 9:13] = np.frombuffer(np.uint32(1).astype("<u4").tobytes(), dtype=np.uint8)
+    head_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(head_len, out=head_offsets[1:])
+    head_bytes = np.ascontiguousarray(head[np.arange(13) < head_len[:, None]])
+    heads = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(head_offsets), pa.py_buffer(head_bytes)]
+    )
+    body = wkb if wrap.all() else pc.if_else(pa.array(wrap), wkb, pc.binary_slice(wkb, 5, 1 << 40))
+    return pc.binary_join_element_wise(heads, body, pa.scalar(b"", pa.large_binary()))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
@@ -17,7 +16,7 @@ from numpy.typing import NDArray
 from cim.vocabulary import BUILDING_USES
 from ingest.fields import USE_VALUES
 
-_NUMBER = r"(-?\d+(?:\.\d+)?)"
+_NUMBER = r"-?\d+(?:\.\d+)?"
 
 
 def text(values: pa.Array) -> pa.Array:
@@ -38,9 +37,14 @@ def number(values: pa.Array) -> NDArray[np.float64]:
         return np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     if pa.types.is_boolean(values.type):
         return np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    strings = pd.Series(pc.cast(values, pa.string()).to_pandas(), dtype="object")
-    extracted = strings.str.extract(_NUMBER, expand=False)
-    return np.array(pd.to_numeric(extracted, errors="coerce"), dtype=np.float64)
+    return _first_match(values, _NUMBER)
+
+
+def _first_match(values: pa.Array, pattern: str) -> NDArray[np.float64]:
+    """The first regex group (a number) of each text value as float64, NaN where none (Arrow C++ kernels)."""
+    strings = pc.cast(values, pa.string())
+    found = pc.struct_field(pc.extract_regex(strings, f"(?P<v>{pattern})"), [0])
+    return np.array(pc.cast(found, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def year(values: pa.Array) -> NDArray[np.float64]:
@@ -50,8 +54,7 @@ def year(values: pa.Array) -> NDArray[np.float64]:
     elif pa.types.is_date(values.type) or pa.types.is_timestamp(values.type):
         out = np.array(pc.cast(pc.year(values), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     else:
-        strings = pd.Series(pc.cast(values, pa.string()).to_pandas(), dtype="object")
-        out = np.asarray(pd.to_numeric(strings.str.extract(r"((?:1[6-9]|20)\d\d)", expand=False), errors="coerce"))
+        out = _first_match(values, r"(?:1[6-9]|20)\d\d")
     out = np.array(out, dtype=np.float64)
     out[(out < 1000) | (out > 2100)] = np.nan
     return out
@@ -65,9 +68,8 @@ def ratio(values: pa.Array) -> NDArray[np.float64]:
 
 def safety_class(values: pa.Array) -> pa.Array:
     """House safety classes A–D from text like 'C', 'c级', 'D级危房'; anything else NULL."""
-    strings = pd.Series(pc.cast(values, pa.string()).to_pandas(), dtype="object")
-    found = strings.str.upper().str.extract(r"([ABCD])", expand=False)
-    return pa.array(found.where(found.notna(), None), type=pa.string(), from_pandas=True)
+    upper = pc.utf8_upper(pc.cast(values, pa.string()))
+    return pc.struct_field(pc.extract_regex(upper, "(?P<c>[ABCD])"), [0])
 
 
 def building_use(values: pa.Array, extra: Mapping[str, str] | None = None) -> tuple[pa.Array, pa.Array]:
@@ -77,12 +79,14 @@ def building_use(values: pa.Array, extra: Mapping[str, str] | None = None) -> tu
     """
     table = {**USE_VALUES, **{k: k for k in BUILDING_USES}, **(extra or {})}
     lowered = {k.lower(): v for k, v in table.items()}
-    strings = pd.Series(text(values).to_pandas(), dtype="object")
-    mapped = strings.str.lower().map(lowered)
-    unknown = strings.notna() & mapped.isna()
-    mapped = mapped.where(~unknown, "other")
-    uses = pa.array(mapped.where(mapped.notna(), None), type=pa.string(), from_pandas=True)
-    sources = pa.array(strings.where(unknown, None), type=pa.string(), from_pandas=True)
+    keys = pa.array(list(lowered), type=pa.string())
+    targets = pa.array(list(lowered.values()), type=pa.string())
+    strings = text(values)
+    index = pc.index_in(pc.utf8_lower(strings), value_set=keys)
+    mapped = pc.take(targets, index)
+    unknown = pc.and_(pc.is_valid(strings), pc.is_null(index))
+    uses = pc.if_else(unknown, pa.scalar("other"), mapped)
+    sources = pc.if_else(unknown, strings, pa.scalar(None, pa.string()))
     return uses, sources
 
 
