@@ -185,7 +185,7 @@ class FeaturesFactory(BaseFactory):
         return coll
 
     def _collection_doc(
-        self, request: Request, coll: FeatureCollectionDef, extent: dict[str, Any] | None
+        self, request: Request, coll: FeatureCollectionDef, extent: dict[str, Any] | None, *, in_list: bool = False
     ) -> dict[str, Any]:
         base = str(request.url_for("get_collection", collectionId=coll.id))
         doc: dict[str, Any] = {
@@ -193,7 +193,7 @@ class FeaturesFactory(BaseFactory):
             "title": coll.title,
             "description": coll.description,
             "itemType": coll.item_type,
-            "crs": SUPPORTED_CRS,
+            "crs": ["#/crs"] if in_list else SUPPORTED_CRS,  # "#/crs": the list's global crs (Part 2)
             "storageCrs": STORAGE_CRS,
             "links": [
                 _link(base, "self", "application/json", "This collection"),
@@ -245,7 +245,7 @@ class FeaturesFactory(BaseFactory):
             return {
                 "links": [_link(str(request.url_for("get_collections")), "self", "application/json")],
                 "crs": SUPPORTED_CRS,
-                "collections": [self._collection_doc(request, c, None) for c in COLLECTIONS.values()],
+                "collections": [self._collection_doc(request, c, None, in_list=True) for c in COLLECTIONS.values()],
             }
 
         @router.get(

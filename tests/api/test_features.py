@@ -79,15 +79,17 @@ def test_collections_list_every_contracted_id_with_their_crs(client: TestClient)
         "districts",
         "analysis_results",
     } <= ids
+    assert doc["crs"][0] == CRS84
+    assert EPSG + "4547" in doc["crs"] and EPSG + "4513" in doc["crs"] and EPSG + "4554" in doc["crs"]
     for coll in doc["collections"]:
-        assert coll["crs"][0] == CRS84
-        assert EPSG + "4547" in coll["crs"] and EPSG + "4513" in coll["crs"] and EPSG + "4554" in coll["crs"]
+        assert coll["crs"] == ["#/crs"]  # Part 2: a reference to the global list above
         assert coll["storageCrs"] == EPSG + "4490"
         assert {"self", "items"} <= set(_rels(coll))
 
 
 def test_collection_has_extent_and_unknown_is_404(client: TestClient, city: dict) -> None:
     doc = client.get("/collections/buildings").json()
+    assert doc["crs"][0] == CRS84 and EPSG + "4547" in doc["crs"] and doc["storageCrs"] == EPSG + "4490"
     w, s, _e, _n = doc["extent"]["spatial"]["bbox"][0]
     assert w == pytest.approx(114.30) and s == pytest.approx(30.58)
     assert doc["extent"]["temporal"]["interval"][0][1] is None
