@@ -17,7 +17,7 @@ from typing import Any, Literal
 import networkx as nx
 from sqlalchemy import Connection, Engine
 
-from cim.analysis.runs import ResultRow, add_results, finish_run, run_transaction, start_run
+from cim.analysis.runs import ResultRow, add_results, checked_code, finish_run, run_transaction, start_run
 from cim.db import analysis_queries as q
 from cim.errors import AnalysisError
 from cim.settings import Settings
@@ -143,6 +143,9 @@ def run_fire_coverage(
 ) -> FireCoverageReport:
     """Compute 5-minute fire reach, per-district building coverage and the gap areas; store them as a run."""
     started = time.perf_counter()
+    district = checked_code(district)
+    if not (access_m >= 0 and limit_s > 0):
+        raise AnalysisError("the access distance must be ≥ 0 m and the reach time > 0 s")
     params = {"district": district, "method": method, "access_m": access_m, "limit_s": limit_s}
     with run_transaction(engine, store=store) as conn:
         if not q.create_district_scope(conn, district):

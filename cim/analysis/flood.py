@@ -187,8 +187,12 @@ def run_flood(
     started = time.perf_counter()
     if (level is None) == (volume is None):
         raise AnalysisError("give exactly one of a water level (--level, metres) or a water volume (--volume, m³)")
-    if volume is not None and volume <= 0:
-        raise AnalysisError("the water volume must be positive (m³)")
+    if volume is not None and not 0 < volume < 1e15:
+        raise AnalysisError("the water volume must be a positive number of m³")
+    if level is not None and not -1000 < level < 10_000:
+        raise AnalysisError("the water level must be a height in metres between -1,000 and 10,000")
+    if seed is not None and not (-180 <= seed[0] <= 180 and -90 <= seed[1] <= 90):
+        raise AnalysisError(f"seed {seed} is not a longitude/latitude in degrees")
     timings: dict[str, float] = {}
     with run_transaction(engine, store=store) as conn:
         dem = live_dem(conn)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from cim.analysis.fire import ACCESS_M, REACH_SECONDS, Method, compute_fire_reach
 from cim.analysis.indicators import INDICATOR_BY_CODE, INDICATORS
-from cim.analysis.runs import ResultRow, add_results, finish_run, start_run
+from cim.analysis.runs import ResultRow, add_results, checked_code, finish_run, start_run
 from cim.db import analysis_queries as q
 from cim.errors import AnalysisError
 from cim.settings import Settings
@@ -93,7 +93,10 @@ def run_health_check(
     ``district`` limits the scope to one district code. ``new_since_year`` is the first year that counts as
     "new" for 新建住宅高度超过80米 (default: the last three calendar years).
     """
+    district = checked_code(district)
     since = new_since_year if new_since_year is not None else dt.date.today().year - 2
+    if not 1000 <= since <= 9999:
+        raise AnalysisError(f"the 'new since' year must be a four-digit year, got {since}")
     params: dict[str, Any] = {
         "district": district,
         "new_since_year": since,

@@ -15,6 +15,15 @@ from cim.db import analysis_queries as q
 from cim.db.models import AnalysisResult, AnalysisRun
 
 
+def checked_code(value: str | None, what: str = "district code") -> str | None:
+    """``value`` when it is a usable code (≤ 64 characters, no control characters); else AnalysisError."""
+    from cim.errors import AnalysisError
+
+    if value is not None and (len(value) > 64 or any(ord(ch) < 32 for ch in value)):
+        raise AnalysisError(f"invalid {what} {value[:64]!r}: at most 64 printable characters")
+    return value
+
+
 @dataclass
 class ResultRow:
     """One stored value: indicator per district, a flooded polygon, a building in breach…

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from cim.analysis.runs import ResultRow, add_results, finish_run, run_transaction, start_run
+from cim.analysis.runs import ResultRow, add_results, checked_code, finish_run, run_transaction, start_run
 from cim.db import analysis_queries as q
 from cim.errors import AnalysisError
 from cim.settings import Settings
@@ -59,7 +59,8 @@ def separation_table(distances: dict[str, float] | None = None) -> dict[str, flo
     """Pressure class (lower case, every alias included) → separation in metres."""
     table = dict(GAS_SEPARATION_M)
     for key, value in (distances or {}).items():
-        if value < 0:
+        checked_code(key, "pressure class")
+        if not value >= 0:
             raise AnalysisError(f"separation distance for {key!r} must be ≥ 0 m, got {value}")
         table[PRESSURE_ALIASES.get(key.lower(), key.lower())] = float(value)
     for alias, key in PRESSURE_ALIASES.items():
@@ -174,6 +175,7 @@ def run_dangerous_buildings(
     store: bool = True,
 ) -> DangerousBuildingsReport:
     """The dangerous-house map: live buildings whose safety class is C or D; stored as a run."""
+    district = checked_code(district)
     bad = [c for c in classes if c not in ("A", "B", "C", "D")]
     if bad:
         raise AnalysisError(f"unknown safety classes {bad}; classes are A, B, C, D (JGJ 125)")

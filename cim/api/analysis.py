@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from cim.analysis.indicators import INDICATORS, indicator
+from cim.analysis.runs import checked_code
 from cim.api.security import Principal, audit, read_access, require_role
 from cim.db import analysis_queries as q
 from cim.errors import AnalysisError, NotFoundError
@@ -72,6 +73,7 @@ def _latest_or_new_health_check(request: Request, district: str | None) -> int:
     from cim.analysis.health_check import run_health_check
 
     engine = _engine(request)
+    district = checked_code(district)
     with engine.connect() as conn:
         run_id = q.latest_run_id(conn, "health-check", {"district": district})
     if run_id is None:
@@ -101,7 +103,9 @@ def health_check_runs(
 
 
 @router.get("/health-check/runs/{run_id}", summary="The indicators of one stored run")
-def health_check_run(request: Request, _: Reader, run_id: int) -> dict[str, Any]:
+def health_check_run(
+    request: Request, _: Reader, run_id: Annotated[int, Path(ge=1, le=2**62, description="Run id.")]
+) -> dict[str, Any]:
     """Indicator values of a stored run."""
     with _engine(request).connect() as conn:
         run = q.run_row(conn, run_id)
@@ -114,7 +118,9 @@ class HealthCheckRequest(BaseModel):
     """Parameters of a new health-check run."""
 
     district: str | None = Field(default=None, description="District code; all districts when omitted.")
-    new_since_year: int | None = Field(default=None, description="First year counted as new (新建住宅 > 80 m).")
+    new_since_year: int | None = Field(
+        default=None, ge=1000, le=9999, description="First year counted as new (新建住宅 > 80 m)."
+    )
 
 
 @router.post("/health-check/runs", status_code=201, summary="Compute and store a health-check run (planner)")
@@ -134,7 +140,9 @@ def choropleth(
     request: Request,
     _: Reader,
     indicator_code: Annotated[str, Query(alias="indicator", description="Indicator code, e.g. park_service_coverage")],
-    run: Annotated[int | None, Query(description="Run id; the latest health-check run when omitted.")] = None,
+    run: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Run id; the latest health-check run when omitted.")
+    ] = None,
 ) -> dict[str, Any]:
     """A FeatureCollection of district polygons (lon/lat) with ``value``, ``unit``, ``target``, ``meets``."""
     ind = indicator(indicator_code)
@@ -195,8 +203,10 @@ def _seed(seed: str | None) -> tuple[float, float] | None:
 def flood(
     request: Request,
     _: Reader,
-    level: Annotated[float | None, Query(description="Water level, metres (normal height, 1985 datum).")] = None,
-    volume: Annotated[float | None, Query(gt=0, description="Water volume, m³.")] = None,
+    level: Annotated[
+        float | None, Query(gt=-1000, lt=10_000, description="Water level, metres (normal height, 1985 datum).")
+    ] = None,
+    volume: Annotated[float | None, Query(gt=0, lt=1e15, description="Water volume, m³.")] = None,
     seed: Annotated[str | None, Query(description="Seed point LON,LAT instead of the water bodies.")] = None,
 ) -> dict[str, Any]:
     """Flooded polygons (lon/lat) with depth statistics, plus ``affected_building_ids``; not stored."""
