@@ -221,3 +221,7 @@ def test_unknown_district_is_a_clear_error(engine: Engine) -> None:
 
     with pytest.raises(AnalysisError, match="not stored"):
         run_health_check(engine, district="nowhere")
+    with pytest.raises(AnalysisError, match="invalid district code"):
+        run_health_check(engine, district="A\x00")
+    with pytest.raises(AnalysisError, match="four-digit year"):
+        run_health_check(engine, new_since_year=20)
