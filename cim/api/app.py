@@ -62,12 +62,13 @@ def create_app(
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
     from cim.api.jobs import JobsFactory
-    from cim.api.viewer import mount_viewer
+    from cim.api.viewer import check_viewer_settings, mount_viewer
     from cim.db.engine import database_url, make_engine
 
     settings = settings or Settings()
     api_settings = api_settings or ApiSettings()
     viewer_settings = viewer_settings or ViewerSettings()
+    check_viewer_settings(viewer_settings)  # fail before connecting to anything
     configure_logging()
 
     app = CimApp(
@@ -89,6 +90,7 @@ def create_app(
         settings.data_path / "tiles",
         max_age=api_settings.tile_cache_seconds,
         memory_cache_bytes=api_settings.tile_memory_cache_bytes,
+        key_check=app.state.key_verifier.verify if api_settings.reads_require_key else None,
     )
     app.state.tiles = tiles
     app.mount("/tiles", tiles, name="tiles")

@@ -18,6 +18,7 @@ import re
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
+
+from cim.errors import AuthError
 
 CONTENT_TYPES: dict[str, str] = {
     ".json": "application/json",
@@ -114,7 +117,16 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
 class TileFiles:
     """ASGI app serving ``root/<tileset>/<path>``; mount it at ``/tiles``."""
 
-    def __init__(self, root: Path, *, max_age: int = 3600, memory_cache_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_age: int = 3600,
+        memory_cache_bytes: int = 64 << 20,
+        key_check: Callable[[str], object] | None = None,
+    ) -> None:
+        """``key_check`` (when reads require a key) verifies a presented API key, raising ``AuthError``."""
+        self.key_check = key_check
         self.root = Path(root)
         self.max_age = max_age
         self.memory_budget = memory_cache_bytes
@@ -249,6 +261,8 @@ class TileFiles:
         if method not in ("GET", "HEAD"):
             await self._error(send, *_json_error(405, "Method Not Allowed", "tiles are read-only"), allow=True)
             return
+        if self.key_check is not None and not await self._authorised(scope, send):
+            return
         entry = self._files.get(rel)
         if entry is None or time.monotonic() - entry.checked_at >= STAT_TTL_SECONDS:
             entry = await run_in_threadpool(self._entry, rel)
@@ -257,6 +271,26 @@ class TileFiles:
             return
         headers = self._request_headers(scope)
         await self._respond(entry, headers, method == "HEAD", send, extra_headers)
+
+    async def _authorised(self, scope: Scope, send: Send) -> bool:
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                key = value.decode("latin-1").strip()
+            elif name == b"authorization" and key is None:
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token.strip():
+                    key = token.strip()
+        detail = "this deployment requires an API key for reads (X-API-Key header)"
+        if key:
+            assert self.key_check is not None
+            try:
+                await run_in_threadpool(self.key_check, key)
+                return True
+            except AuthError as exc:
+                detail = str(exc)
+        await self._error(send, *_json_error(401, "Unauthorized", detail))
+        return False
 
     @staticmethod
     def _request_headers(scope: Scope) -> dict[bytes, bytes]:
@@ -353,9 +387,14 @@ def tiles_openapi_path() -> dict[str, Any]:
     """The OpenAPI description of the tiles route (served by :class:`TileFiles`, outside FastAPI routing)."""
     params = [
         {"name": "tileset", "in": "path", "required": True, "schema": {"type": "string"}},
-        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
-         "description": "File inside the tileset folder: tileset.json, *.glb, *.subtree, terrain/layer.json, "
-         "terrain/{z}/{x}/{y}.terrain."},
+        {
+            "name": "path",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "File inside the tileset folder: tileset.json, *.glb, *.subtree, terrain/layer.json, "
+            "terrain/{z}/{x}/{y}.terrain.",
+        },
     ]
     return {
         "get": {

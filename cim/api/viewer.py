@@ -38,8 +38,8 @@ class _NotInstalled:
         await self.body(scope, receive, send)
 
 
-def mount_viewer(app: FastAPI, settings: ViewerSettings) -> None:
-    """Mount the viewer folder and Cesium's build; an explicitly configured missing folder is a start-up error."""
+def check_viewer_settings(settings: ViewerSettings) -> Path:
+    """The viewer folder; :class:`ConfigError` for bad imagery settings or a configured folder that is missing."""
     if settings.imagery_type not in ("natural-earth", "xyz", "wmts"):
         raise ConfigError(f"CIM_VIEWER_IMAGERY_TYPE must be natural-earth, xyz or wmts, not {settings.imagery_type!r}")
     if settings.imagery_type != "natural-earth" and not settings.imagery_url:
@@ -47,7 +47,12 @@ def mount_viewer(app: FastAPI, settings: ViewerSettings) -> None:
     folder = settings.dir
     if folder is not None and not Path(folder).is_dir():
         raise ConfigError(f"viewer directory {folder} (CIM_VIEWER_DIR) does not exist")
-    folder = Path(folder) if folder is not None else REPO_ROOT / "web_viewer"
+    return Path(folder) if folder is not None else REPO_ROOT / "web_viewer"
+
+
+def mount_viewer(app: FastAPI, settings: ViewerSettings) -> None:
+    """Mount the viewer folder and Cesium's build; an explicitly configured missing folder is a start-up error."""
+    folder = check_viewer_settings(settings)
 
     router = APIRouter(tags=["viewer"])
     config = viewer_config(settings)

@@ -128,3 +128,22 @@ def test_viewer_config_and_viewer_mount(client: TestClient) -> None:
     assert r.status_code in (200, 503)
     if r.status_code == 503:
         assert r.json()["code"] == "viewer-not-installed"
+
+
+def test_misconfigured_viewer_stops_the_service_at_start_up(settings, tmp_path) -> None:
+    import pytest
+
+    from cim.api.app import create_app
+    from cim.api.settings import ApiSettings, ViewerSettings
+    from cim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        create_app(
+            settings,
+            api_settings=ApiSettings(access_log=False),
+            viewer_settings=ViewerSettings(dir=tmp_path / "missing"),
+        )
+    with pytest.raises(ConfigError, match="IMAGERY_URL"):
+        create_app(
+            settings, api_settings=ApiSettings(access_log=False), viewer_settings=ViewerSettings(imagery_type="xyz")
+        )

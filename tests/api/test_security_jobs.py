@@ -169,7 +169,7 @@ def test_keys_are_hashed_and_revocation_takes_effect(client: TestClient) -> None
         new_api_key(engine, name="x", role="superuser")
 
 
-def test_reads_can_require_a_key(settings, keys: dict[str, str], client: TestClient) -> None:
+def test_reads_can_require_a_key(settings, keys: dict[str, str], client: TestClient, tiles_dir) -> None:
     from cim.api.app import create_app
     from cim.api.settings import ApiSettings
 
@@ -177,4 +177,11 @@ def test_reads_can_require_a_key(settings, keys: dict[str, str], client: TestCli
     with TestClient(app) as closed:
         assert closed.get("/collections").status_code == 401
         assert closed.get("/collections", headers={"X-API-Key": keys["viewer"]}).status_code == 200
+        tile = closed.get("/tiles/city/0.glb")
+        assert tile.status_code == 401 and tile.json()["code"] == "unauthorized"
+        assert closed.get("/tiles/city/0.glb", headers={"X-API-Key": "cim_x_y"}).status_code == 401
+        assert closed.get("/tiles/city/0.glb", headers={"X-API-Key": keys["viewer"]}).status_code == 200
+        assert (
+            closed.get("/tiles/city/0.glb", headers={"Authorization": f"Bearer {keys['reviewer']}"}).status_code == 200
+        )
     app.state.engine.dispose()
