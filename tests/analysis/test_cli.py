@@ -43,12 +43,17 @@ def test_health_check_json_and_csv(engine: Engine, run_cim: Any) -> None:
     result = run_cim("analyse", "health-check", "--csv", "--district", "A")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 2 * len(INDICATORS) and rows[0]["code"] == INDICATORS[0].code
+    table = run_cim("analyse", "health-check")
+    assert table.exit_code == 0 and "幼儿园服务半径覆盖率  50.00 %" in table.stdout
 
 
 def test_safety_commands_json(engine: Engine, run_cim: Any) -> None:
     _city(engine)
     gas = json.loads(run_cim("analyse", "gas-proximity", "--json").stdout)
     assert gas["buildings"] == 1  # 0.5 m from a low-pressure pipe (0.7 m required)
+    listing = run_cim("analyse", "gas-proximity")
+    assert listing.exit_code == 0 and "building" in listing.stdout
+    assert "50.00 % of 2 buildings" in run_cim("analyse", "fire-coverage").stdout
     relaxed = json.loads(run_cim("analyse", "gas-proximity", "--json", "--distance", "low=0.3").stdout)
     assert relaxed["buildings"] == 0
     dangerous = json.loads(run_cim("analyse", "dangerous-buildings", "--json").stdout)
