@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -71,7 +73,14 @@ def create_app(
     check_viewer_settings(viewer_settings)  # fail before connecting to anything
     configure_logging()
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.jobs.shutdown()  # running jobs finish; their state is in the job table
+        app.state.engine.dispose()
+
     app = CimApp(
+        lifespan=lifespan,
         title="CIM platform",
         version=__version__,
         description=DESCRIPTION,
