@@ -105,14 +105,16 @@ def test_geopackage_buildings_get_heights_uses_and_chinese_attributes(engine, se
     assert ds.status == "loaded" and ds.counts["stored"] == 3 and ds.crs_in == "EPSG:4547"
 
 
-@pytest.mark.parametrize("with_cpg", [True, False], ids=["cpg", "detected"])
-def test_gbk_shapefile_attributes_arrive_as_chinese_text(engine, settings, tmp_path, with_cpg):
+@pytest.mark.parametrize(
+    ("with_cpg", "encoding"), [(True, None), (False, None), (False, "GBK")], ids=["cpg", "detected", "option"]
+)
+def test_gbk_shapefile_attributes_arrive_as_chinese_text(engine, settings, tmp_path, with_cpg, encoding):
     path = _write(tmp_path / "楼.shp", _gk_boxes(3), CHINESE, driver="ESRI Shapefile", encoding="GBK")
     dbf = path.with_suffix(".dbf").read_bytes()
     assert "汉街".encode("gbk") in dbf  # really GBK on disk
     if not with_cpg:
         path.with_suffix(".cpg").unlink()
-    report = ingest_vector(engine, path, settings, layer="buildings")
+    report = ingest_vector(engine, path, settings, layer="buildings", encoding=encoding)
     assert report.stored == 3
     rows = _buildings(engine)
     assert [r["name"] for r in rows] == CHINESE["名称"]
