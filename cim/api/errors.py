@@ -11,6 +11,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import (
@@ -111,6 +112,24 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "; ".join(parts) or "invalid request", "invalid-parameter")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if isinstance(exc, OperationalError) or state.startswith("08") or state == "57P01":
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+        return error_response(503, "the database is not reachable; try again shortly", "database-unavailable")
+    if state.startswith("22") or state in ("XX000", "42883"):
+        # invalid values reached SQL (bbox outside a CRS's range, text compared with a number…)
+        log.info("rejected %s %s: sqlstate %s", request.method, request.url.path, state)
+        return error_response(
+            400,
+            "the request's values could not be evaluated (check bbox, crs, filter and their ranges)",
+            "invalid-parameter",
+        )
+    log.error("database error on %s %s: sqlstate %s", request.method, request.url.path, state)
+    return error_response(500, "internal server error; the incident was logged", "internal-error")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal server error; the incident was logged", "internal-error")
@@ -121,4 +140,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CimError, _cim_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

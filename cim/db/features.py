@@ -298,7 +298,8 @@ def _geometry_json(coll: FeatureCollectionDef, epsg: int | None) -> ColumnElemen
     if axis_flipped(epsg):
         geom = func.ST_FlipCoordinates(geom)
     digits = 8 if is_geographic(epsg) else 3
-    return func.ST_AsGeoJSON(geom, digits).cast(_json_type())
+    # options 0: no "crs" member (RFC 7946); the response's Content-Crs header names the CRS instead
+    return func.ST_AsGeoJSON(geom, digits, 0).cast(_json_type())
 
 
 def _json_type() -> Any:

@@ -114,6 +114,7 @@ def test_items_are_paged_with_number_matched_and_next_prev_links(client: TestCli
     assert sorted(seen) == sorted(city["buildings"])
     feature = client.get("/collections/buildings/items", params={"limit": 1}).json()["features"][0]
     assert feature["geometry"]["type"] == "MultiPolygon"
+    assert "crs" not in feature["geometry"]  # RFC 7946: the CRS is named by the Content-Crs header
     assert {"name", "use", "height", "storeys", "safety_class", "valid_from"} <= set(feature["properties"])
 
 
@@ -140,6 +141,8 @@ def test_bad_parameters_are_400_with_json(client: TestClient, city: dict) -> Non
         {"datetime": "yesterday"},
         {"crs": EPSG + "3857"},
         {"crs": "nonsense"},
+        {"bbox": "1e10,1e10,2e10,2e10", "bbox-crs": EPSG + "4547"},
+        {"filter": "height > 'abc'"},
     ):
         r = client.get("/collections/buildings/items", params=params)
         assert r.status_code == 400, params
