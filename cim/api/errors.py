@@ -11,7 +11,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import (
@@ -118,7 +118,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, OperationalError) or state.startswith("08") or state == "57P01":
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
         return error_response(503, "the database is not reachable; try again shortly", "database-unavailable")
-    if state.startswith("22") or state in ("XX000", "42883"):
+    if isinstance(exc, DataError) or state.startswith("22") or state in ("XX000", "42883"):
         # invalid values reached SQL (bbox outside a CRS's range, text compared with a number…)
         log.info("rejected %s %s: sqlstate %s", request.method, request.url.path, state)
         return error_response(

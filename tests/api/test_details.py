@@ -106,6 +106,7 @@ def test_element_detail_and_search(client: TestClient) -> None:
         "height": 12.5,
     }
     assert client.get("/search", params={"q": "%"}).json() == []
+    assert client.get("/search", params={"q": "a\x00b"}).status_code == 400  # NUL never reaches SQL as text
 
 
 def test_tilesets_and_datasets_lists(client: TestClient) -> None:
