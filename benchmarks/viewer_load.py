@@ -13,7 +13,8 @@ Debian's Chromium (software WebGL, cold cache, 1100 × 720). Figures come from t
 first rendered frame and the moment every tileset and the globe report all tiles loaded (milliseconds since
 navigation start), and the Resource Timing entries of ``/tiles/`` requests (count, bytes on the wire).
 
-Run: ``.venv/bin/python benchmarks/viewer_load.py [--buildings N] [--only sample|synthetic] [--fresh]``.
+Run: ``.venv/bin/python benchmarks/viewer_load.py [--buildings N] [--only sample|synthetic] [--fresh]
+[--screenshot docs/viewer.png]`` (the screenshot shows the sample city around the IFC office, coloured by use).
 Databases and tilesets are reused across runs unless ``--fresh`` is given. Figures taken while other work
 loads the machine are pessimistic.
 """
@@ -194,17 +195,69 @@ def measure(settings: Settings) -> dict[str, Any]:
     }
 
 
+SCREENSHOT_VIEW = "#cam=114.3032,30.5745,650,8,-32,0&mode=use"
+"""Camera (lon, lat, height, heading, pitch, roll) and colouring of the README screenshot."""
+
+
+def save_small_png(png: bytes, path: Path) -> None:
+    """Write a screenshot as a compact PNG: colours quantised to 5 bits per channel, zlib level 9."""
+    import warnings
+
+    import numpy as np
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with MemoryFile(png) as memfile, memfile.open() as src:
+            pixels = src.read()[:3]
+        pixels = (pixels & np.uint8(0xF8)) | np.uint8(0x04)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profile = {"driver": "PNG", "width": pixels.shape[2], "height": pixels.shape[1], "count": 3, "dtype": "uint8"}
+        with rasterio.open(path, "w", ZLEVEL=9, **profile) as dst:
+            dst.write(pixels)
+    for extra in path.parent.glob(path.name + ".aux.xml"):
+        extra.unlink()
+
+
+def screenshot(settings: Settings, path: Path) -> None:
+    """Open the viewer on the README view, wait for every tile, save a compact PNG screenshot."""
+    from tests.e2e.conftest import launch_browser, open_viewer, start_server, stop_server
+
+    live = start_server(settings)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cim-bench-chromium-") as profile:
+            playwright, browser = launch_browser(Path(profile))
+            try:
+                open_viewer(browser, live.base_url, SCREENSHOT_VIEW)
+                browser.page.evaluate("() => window.cimViewer.idle().then(() => true)")
+                save_small_png(browser.page.screenshot(), path)
+            finally:
+                browser.context.close()
+                playwright.stop()
+    finally:
+        stop_server(live)
+    print(f"screenshot: {path} ({path.stat().st_size // 1024} KiB)")
+
+
 def main() -> None:
     """Prepare the cities, load the viewer on each, print a table and one JSON line per city."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--buildings", type=int, default=100_000, help="synthetic buildings (default 100000)")
     parser.add_argument("--only", choices=["sample", "synthetic"], help="measure one city only")
     parser.add_argument("--fresh", action="store_true", help="rebuild databases and tilesets")
+    parser.add_argument("--screenshot", type=Path, help="also save a README screenshot of the sample city here")
+    parser.add_argument("--no-measure", action="store_true", help="only prepare (and screenshot), no timings")
     args = parser.parse_args()
     cities = [args.only] if args.only else ["sample", "synthetic"]
     results: list[LoadFigures] = []
     for city in cities:
         settings, buildings, tiles, build_seconds = prepare(city, args.buildings, args.fresh)
+        if city == "sample" and args.screenshot:
+            screenshot(settings, args.screenshot)
+        if args.no_measure:
+            continue
         figures = measure(settings)
         if figures.pop("errors"):
             print(f"warning: the page reported errors while loading {city}")

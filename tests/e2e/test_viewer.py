@@ -242,8 +242,12 @@ def test_clicking_a_building_opens_its_panel_with_its_name(city: City) -> None:
         arg=tower.address,
         timeout=20_000,
     )
-    highlighted = city.page.evaluate("() => window.cimViewer.panel.selection.feature.color.toCssHexString()")
-    assert highlighted.lower().startswith("#ffd400")
+    # The style colours the selected building (from the next rendered frame on).
+    city.page.wait_for_function(
+        """() => { window.cimViewer.viewer.scene.requestRender();
+                   return window.cimViewer.panel.selection.feature.color.toCssHexString().startsWith('#ffd400'); }""",
+        timeout=20_000,
+    )
     city.page.click("#panel-close")
     assert panel.is_hidden()
 
@@ -297,29 +301,40 @@ def test_search_flies_to_the_building_and_opens_its_panel(city: City) -> None:
 
 def test_share_url_restores_camera_and_layers(city: City) -> None:
     page = city.page
+    camera = [114.3058, 30.5835, 420.0, 10.0, -38.0]  # lon, lat (degrees), height (m), heading, pitch (degrees)
+    page.evaluate(
+        """([lon, lat, h, heading, pitch]) => {
+            const C = window.Cesium;
+            const camera = window.cimViewer.viewer.camera;
+            camera.cancelFlight();
+            const orientation = { heading: C.Math.toRadians(heading), pitch: C.Math.toRadians(pitch), roll: 0 };
+            camera.setView({ destination: C.Cartesian3.fromDegrees(lon, lat, h), orientation });
+        }""",
+        camera,
+    )
     page.uncheck("#layer-bim")
     page.select_option("#style-mode", "use")
-    page.wait_for_function("() => location.hash.includes('mode=use') && !location.hash.includes('bim')")
-    url = page.url
-    camera = page.evaluate(
-        """() => { const c = window.cimViewer.viewer.camera.positionCartographic;
-                   return [c.longitude, c.latitude, c.height]; }"""
+    page.wait_for_function(
+        "() => ['mode=use', 'cam=114.3058,'].every((p) => location.hash.includes(p)) && !location.hash.includes('bim')"
     )
+    url = page.url
     other = city.browser.context.new_page()
     try:
         other.goto(url)
         other.wait_for_function("() => window.cimViewer !== undefined")
         other.evaluate("() => window.cimViewer.ready.then(() => true)")
         restored = other.evaluate(
-            """() => { const c = window.cimViewer.viewer.camera.positionCartographic;
-                       return [c.longitude, c.latitude, c.height]; }"""
+            """() => { const C = window.Cesium; const cam = window.cimViewer.viewer.camera;
+                       const c = cam.positionCartographic;
+                       return [C.Math.toDegrees(c.longitude), C.Math.toDegrees(c.latitude), c.height,
+                               C.Math.toDegrees(cam.heading), C.Math.toDegrees(cam.pitch)]; }"""
         )
-        assert restored[0] == pytest.approx(camera[0], abs=1e-6)
-        assert restored[1] == pytest.approx(camera[1], abs=1e-6)
-        assert restored[2] == pytest.approx(camera[2], abs=1.0)
+        assert restored[:2] == pytest.approx(camera[:2], abs=1e-5)
+        assert restored[2:] == pytest.approx(camera[2:], abs=0.5)
         assert other.locator("#layer-bim").is_checked() is False
         assert other.locator("#layer-buildings").is_checked() is True
         assert other.locator("#style-mode").input_value() == "use"
+        assert "商业" in other.locator("#legend").inner_text()
     finally:
         other.close()
         page.check("#layer-bim")

@@ -20,6 +20,7 @@ export function createLayers(ctx) {
     hiddenKinds: new Set(),
     hiddenTilesets: new Set(),
     mode: "white",
+    highlight: null, // {kind, id} of the selected feature, coloured by the style
   };
   const tree = document.getElementById("layer-tree");
   const modeSelect = document.getElementById("style-mode");
@@ -147,6 +148,11 @@ export function createLayers(ctx) {
       if (saved.hiddenKinds) state.hiddenKinds = new Set(saved.hiddenKinds);
       if (saved.hiddenTilesets) state.hiddenTilesets = new Set(saved.hiddenTilesets);
       if (saved.mode) state.mode = saved.mode;
+    },
+    /** Colour the selected feature ({kind, id}) or nobody (null). */
+    setHighlight(highlight) {
+      state.highlight = highlight;
+      applyStyle();
     },
     /** Set the building colouring mode ("white" | "use" | "safety" | "height"). */
     setMode(mode) {

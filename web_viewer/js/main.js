@@ -33,6 +33,12 @@ const hook = {
 };
 window.cimViewer = hook;
 
+/** Subdomains of an imagery URL template's {s}: Tianditu uses t0–t7, most others a, b, c. */
+function subdomainsOf(imagery) {
+  if (imagery.subdomains) return imagery.subdomains;
+  return /tianditu/i.test(imagery.url) ? "01234567" : "abc";
+}
+
 /** An imagery provider promise for the configured base map (offline Natural Earth II by default). */
 function imageryProvider(imagery) {
   const type = imagery?.type ?? "natural-earth";
@@ -40,7 +46,7 @@ function imageryProvider(imagery) {
     return Promise.resolve(
       new Cesium.UrlTemplateImageryProvider({
         url: imagery.url,
-        subdomains: imagery.subdomains ?? "abc",
+        subdomains: subdomainsOf(imagery),
         maximumLevel: imagery.maximum_level ?? 18,
         tilingScheme: imagery.tiling === "geographic" ? new Cesium.GeographicTilingScheme() : undefined,
         credit: imagery.credit ?? "",
@@ -55,7 +61,7 @@ function imageryProvider(imagery) {
         style: imagery.style ?? "default",
         format: imagery.format ?? "tiles",
         tileMatrixSetID: imagery.tile_matrix_set ?? "w",
-        subdomains: imagery.subdomains ?? undefined,
+        subdomains: subdomainsOf(imagery),
         maximumLevel: imagery.maximum_level ?? 18,
         tilingScheme: imagery.tiling === "geographic" ? new Cesium.GeographicTilingScheme() : undefined,
         credit: imagery.credit ?? "",
@@ -247,6 +253,7 @@ async function main() {
   const layers = createLayers(ctx);
   layers.restore(saved.layers);
   layers.refresh();
+  ctx.layers = layers;
   const panel = createPanel(ctx);
   ctx.panel = panel;
   const search = createSearch(ctx);

@@ -3,9 +3,8 @@
 
 import { getJson } from "./api.js";
 import { pick, t } from "./i18n.js";
+import { HIGHLIGHT } from "./style.js";
 import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES } from "./vocab.js";
-
-const HIGHLIGHT = "#ffd400";
 
 /** Plain JS value of a metadata property (INT64 comes back as BigInt). */
 function plain(value) {
@@ -82,30 +81,16 @@ export function createPanel(ctx) {
     return out;
   }
 
-  const highlightColor = Cesium.Color.fromCssColorString(HIGHLIGHT);
-
   function unhighlight() {
-    if (selected?.feature) {
-      // Re-evaluating the style restores the feature's own colour (whatever the style is by now).
-      for (const tileset of ctx.tilesets.values()) tileset.makeStyleDirty();
-    }
+    ctx.layers?.setHighlight(null);
     if (silhouette) silhouette.selected = [];
   }
 
-  function highlight(feature) {
-    feature.color = highlightColor;
-    if (silhouette) silhouette.selected = [feature];
-  }
-
-  // The style engine re-styles tiles that become visible again (also after pick passes); keep the
-  // selected feature highlighted every frame its tile is drawn.
-  for (const tileset of ctx.tilesets.values()) {
-    tileset.tileVisible.addEventListener((tile) => {
-      const feature = selected?.feature;
-      if (feature && feature.content === tile.content && !Cesium.Color.equals(feature.color, highlightColor)) {
-        feature.color = highlightColor;
-      }
-    });
+  function highlight(selection) {
+    const { kind, props } = selection;
+    const id = kind === "element" ? props.global_id : kind === "facility" ? props.facility_id : props.building_id;
+    if (id !== undefined && id !== null) ctx.layers?.setHighlight({ kind, id: String(id) });
+    if (silhouette && selection.feature) silhouette.selected = [selection.feature];
   }
 
   async function loadDetails(kind, props, seq) {
@@ -163,7 +148,7 @@ export function createPanel(ctx) {
   function show(selection) {
     unhighlight();
     selected = selection;
-    if (selection.feature) highlight(selection.feature);
+    highlight(selection);
     lastShown = selection;
     panel.hidden = false;
     render();

@@ -17,6 +17,22 @@ export const HEIGHT_CLASSES = [
   [Infinity, "#7f2704"],
 ];
 
+/** Colour of the selected feature. */
+export const HIGHLIGHT = "#ffd400";
+
+/**
+ * The style condition that is true for the selected feature only: `{kind, id}` with kind "building"
+ * (building_id), "element" (global_id) or "facility" (facility_id). INT64 ids are BigInt in CesiumJS, so
+ * they are compared as strings.
+ */
+export function highlightCondition(highlight) {
+  if (!highlight || highlight.id === undefined || highlight.id === null) return null;
+  if (highlight.kind === "element") return `\${global_id} === ${quote(highlight.id)}`;
+  if (highlight.kind === "facility") return `String(\${facility_id}) === ${quote(highlight.id)}`;
+  if (highlight.kind === "building") return `${IS_ELEMENT} ? false : String(\${building_id}) === ${quote(highlight.id)}`;
+  return null;
+}
+
 /** The white model's colour (see colorConditions). */
 export const WHITE_MODEL = "#f7f7f5";
 
@@ -47,8 +63,10 @@ export function showExpression(layers) {
  * The colour conditions for a building colouring mode ("white" | "use" | "safety" | "height").
  * @returns {Array<[string, string]>}
  */
-export function colorConditions(mode) {
+export function colorConditions(mode, highlight = null) {
   const conditions = [];
+  const selected = highlightCondition(highlight);
+  if (selected) conditions.push([selected, color(HIGHLIGHT)]);
   for (const [cls, css] of Object.entries(IFC_CLASS_COLORS)) {
     conditions.push([`${IS_ELEMENT} && \${ifc_class} === ${quote(cls)}`, color(css)]);
   }
@@ -82,7 +100,7 @@ export function colorConditions(mode) {
 export function tileStyle(Cesium, layers, mode) {
   return new Cesium.Cesium3DTileStyle({
     show: showExpression(layers),
-    color: { conditions: colorConditions(mode) },
+    color: { conditions: colorConditions(mode, layers.highlight) },
   });
 }
 
