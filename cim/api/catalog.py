@@ -33,9 +33,7 @@ class CatalogFactory(BaseFactory):
         """``GET /tilesets``, ``GET /datasets``."""
 
         @self.router.get("/tilesets", tags=["tiles"], summary="Built 3D Tiles tilesets with their bounds")
-        async def get_tilesets(
-            request: Request, _: Annotated[Principal, Depends(read_access)]
-        ) -> list[dict[str, Any]]:
+        async def get_tilesets(request: Request, _: Annotated[Principal, Depends(read_access)]) -> list[dict[str, Any]]:
             def query() -> list[dict[str, Any]]:
                 with request.app.state.engine.connect() as conn:
                     return list_tilesets(conn)

@@ -38,12 +38,21 @@ INGEST_FORM: dict[str, Any] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary",
-                                 "description": "IFC, GeoPackage, GeoJSON, zipped shapefile or GeoTIFF."},
-                        "kind": {"type": "string", "enum": ["ifc", "vector", "raster"],
-                                 "description": "What to ingest it as (default: from the file's content)."},
-                        "layer": {"type": "string", "enum": list(VECTOR_LAYERS),
-                                  "description": "Target layer of a vector file (required for vector)."},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "IFC, GeoPackage, GeoJSON, zipped shapefile or GeoTIFF.",
+                        },
+                        "kind": {
+                            "type": "string",
+                            "enum": ["ifc", "vector", "raster"],
+                            "description": "What to ingest it as (default: from the file's content).",
+                        },
+                        "layer": {
+                            "type": "string",
+                            "enum": list(VECTOR_LAYERS),
+                            "description": "Target layer of a vector file (required for vector).",
+                        },
                         "facility_kind": {"type": "string", "description": "facility.kind for a facilities layer."},
                         "name": {"type": "string", "description": "Dataset name (IFC)."},
                         "crs": {"type": "string", "description": "Source CRS override, e.g. EPSG:4547."},
@@ -80,8 +89,7 @@ class JobAccepted(BaseModel):
 
 def _accepted(request: Request, job_id: uuid.UUID) -> JSONResponse:
     url = str(request.url_for("get_job", job_id=str(job_id)))
-    return JSONResponse({"id": str(job_id), "status": "queued", "url": url}, status_code=202,
-                        headers={"Location": url})
+    return JSONResponse({"id": str(job_id), "status": "queued", "url": url}, status_code=202, headers={"Location": url})
 
 
 @dataclass
@@ -98,8 +106,10 @@ class JobsFactory(BaseFactory):
             status_code=202,
             response_model=JobAccepted,
             openapi_extra=INGEST_FORM,
-            responses={413: {"description": "Upload larger than the limit."},
-                       415: {"description": "Not an accepted file type."}},
+            responses={
+                413: {"description": "Upload larger than the limit."},
+                415: {"description": "Not an accepted file type."},
+            },
         )
         async def post_ingest_job(
             request: Request, principal: Annotated[Principal, Depends(require_role(*INGEST_ROLES))]
@@ -129,8 +139,7 @@ class JobsFactory(BaseFactory):
                 await upload.close()
                 if kind == "vector" and fields.get("layer") not in VECTOR_LAYERS:
                     raise BadRequestError(f"a vector upload needs layer = one of {', '.join(VECTOR_LAYERS)}")
-                params: dict[str, Any] = {**fields, "kind": kind, "path": str(path),
-                                          "file_name": upload.filename}
+                params: dict[str, Any] = {**fields, "kind": kind, "path": str(path), "file_name": upload.filename}
                 job_id = await run_in_threadpool(self._create, request, "ingest", params, principal)
             except CimError as exc:
                 await run_in_threadpool(audit, request, principal, action, "failed", detail={"error": str(exc)})

@@ -63,8 +63,14 @@ def new_api_key(engine: Engine, *, name: str, role: str) -> tuple[int, str]:
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     with engine.begin() as conn:
         key_id = insert_api_key(conn, name=name, role=role, prefix=prefix, key_hash=_HASHER.hash(key))
-        insert_audit(conn, action="keys.create", outcome="ok", actor="cli", target=f"api_key:{key_id}",
-                     detail={"name": name, "role": role})
+        insert_audit(
+            conn,
+            action="keys.create",
+            outcome="ok",
+            actor="cli",
+            target=f"api_key:{key_id}",
+            detail={"name": name, "role": role},
+        )
     return key_id, key
 
 

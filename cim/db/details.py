@@ -19,14 +19,21 @@ def _iso(value: Any) -> str | None:
 def building_detail(conn: Connection, building_id: int) -> dict[str, Any] | None:
     """Everything about one building (any validity): attributes, bbox, centroid, elements, sources, history."""
     g = Building.footprint
-    row = conn.execute(
-        select(
-            *Building.__table__.c,
-            func.ST_XMin(g).label("w"), func.ST_YMin(g).label("s"), func.ST_XMax(g).label("e"),
-            func.ST_YMax(g).label("n"),
-            func.ST_X(func.ST_PointOnSurface(g)).label("cx"), func.ST_Y(func.ST_PointOnSurface(g)).label("cy"),
-        ).where(Building.id == building_id)
-    ).mappings().first()
+    row = (
+        conn.execute(
+            select(
+                *Building.__table__.c,
+                func.ST_XMin(g).label("w"),
+                func.ST_YMin(g).label("s"),
+                func.ST_XMax(g).label("e"),
+                func.ST_YMax(g).label("n"),
+                func.ST_X(func.ST_PointOnSurface(g)).label("cx"),
+                func.ST_Y(func.ST_PointOnSurface(g)).label("cy"),
+            ).where(Building.id == building_id)
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     b = row
@@ -42,8 +49,14 @@ def building_detail(conn: Connection, building_id: int) -> dict[str, Any] | None
         conn.execute(select(Element.dataset_id).where(Element.building_id == building_id).distinct()).scalars()
     )
     datasets = [
-        {"id": d.id, "name": d.name, "kind": d.kind, "version": d.version, "status": d.status,
-         "created_at": _iso(d.created_at)}
+        {
+            "id": d.id,
+            "name": d.name,
+            "kind": d.kind,
+            "version": d.version,
+            "status": d.status,
+            "created_at": _iso(d.created_at),
+        }
         for d in conn.execute(
             select(Dataset.id, Dataset.name, Dataset.kind, Dataset.version, Dataset.status, Dataset.created_at)
             .where(Dataset.id.in_(dataset_ids))
@@ -59,8 +72,17 @@ def building_detail(conn: Connection, building_id: int) -> dict[str, Any] | None
         )
     ]
     archive = [
-        {"id": m.id, "model_key": m.model_key, "version": m.version, "file_name": m.file_name, "sha256": m.sha256,
-         "size_bytes": m.size_bytes, "author": m.author, "message": m.message, "created_at": _iso(m.created_at)}
+        {
+            "id": m.id,
+            "model_key": m.model_key,
+            "version": m.version,
+            "file_name": m.file_name,
+            "sha256": m.sha256,
+            "size_bytes": m.size_bytes,
+            "author": m.author,
+            "message": m.message,
+            "created_at": _iso(m.created_at),
+        }
         for m in conn.execute(
             select(*ModelVersion.__table__.c)
             .where(ModelVersion.building_id == building_id)
@@ -98,14 +120,18 @@ def building_detail(conn: Connection, building_id: int) -> dict[str, Any] | None
 def element_detail(conn: Connection, global_id: str) -> dict[str, Any] | None:
     """The live element with this IFC GlobalId (the newest when several models share it), else ``None``."""
     loc = Element.location
-    row = conn.execute(
-        select(
-            *Element.__table__.c, func.ST_X(loc).label("cx"), func.ST_Y(loc).label("cy"), func.ST_Z(loc).label("cz")
+    row = (
+        conn.execute(
+            select(
+                *Element.__table__.c, func.ST_X(loc).label("cx"), func.ST_Y(loc).label("cy"), func.ST_Z(loc).label("cz")
+            )
+            .where(Element.global_id == global_id, Element.valid_to.is_(None))
+            .order_by(Element.id.desc())
+            .limit(1)
         )
-        .where(Element.global_id == global_id, Element.valid_to.is_(None))
-        .order_by(Element.id.desc())
-        .limit(1)
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     e = row

@@ -45,8 +45,9 @@ def test_no_request_from_the_openapi_document_causes_a_server_error(api_schema) 
     for operation, (mode, headers) in itertools.product(operations, modes):
 
         @given(case=operation.as_strategy(mode, headers=headers))
-        @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+        )
         def check(case) -> None:
             response = case.call_and_validate(checks=[not_a_server_error])
             calls.append(response.status_code)
