@@ -45,7 +45,7 @@ def run_server(
 
 def _granian(host: str, port: int, workers: int, log_level: str) -> None:
     from granian import Granian
-    from granian.constants import Interfaces, Loops, RuntimeModes
+    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
     from granian.log import LogLevels
 
     Granian(
@@ -53,6 +53,7 @@ def _granian(host: str, port: int, workers: int, log_level: str) -> None:
         address=host,
         port=port,
         interface=Interfaces.ASGI,
+        http=HTTPModes.http1,  # no HTTP/2 sniffing per connection; browsers talk HTTP/1.1 to a plain-HTTP origin
         workers=workers,
         runtime_mode=RuntimeModes.st,
         loop=Loops.uvloop,
