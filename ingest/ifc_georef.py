@@ -14,6 +14,7 @@ iterator returns them, to CGCS2000 longitude/latitude (degrees, EPSG:4490) and n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,15 @@ def georeference_of(
             cos=math.cos(theta),
             sin=math.sin(theta),
         )
-    found = _map_conversion(model, unit, crs)
+    try:
+        found = _map_conversion(model, unit, crs)
+    except IngestError as exc:
+        # A map conversion to a CRS pyproj does not know: the site's latitude/longitude still places the
+        # model (less exactly); without them the user has to name the CRS.
+        fallback = _site_reference(model, unit) if crs is None else None
+        if fallback is None:
+            raise
+        return dataclasses.replace(fallback, notes=(*fallback.notes, f"map conversion not used: {exc}"))
     if found is not None:
         return found
     if crs is not None:

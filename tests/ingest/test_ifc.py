@@ -11,6 +11,7 @@ import math
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ifcopenshell
 import ifcopenshell.geom
@@ -109,7 +110,7 @@ def _stored_points(engine: Engine, dataset_id: int, global_id: str) -> np.ndarra
 def _local_vertices(model: ifcopenshell.file, product: ifcopenshell.entity_instance) -> np.ndarray:
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
-    shape = ifcopenshell.geom.create_shape(settings, product)
+    shape: Any = ifcopenshell.geom.create_shape(settings, product)
     return np.asarray(shape.geometry.verts, dtype=np.float64).reshape(-1, 3)
 
 

@@ -15,11 +15,14 @@ import ifcopenshell.api.root
 import ifcopenshell.api.spatial
 import ifcopenshell.api.unit
 import numpy as np
+import pytest
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
+from cim.errors import IngestError
 from cim.settings import Settings
 from ingest.ifc import ingest_ifc
+from tests.conftest import IFC_DIR
 
 EASTING, NORTHING, HEIGHT = 536_420.0, 3_383_150.0, 21.5
 ANGLE = 30.0  # degrees, x axis counter-clockwise from grid east
@@ -126,3 +129,23 @@ def test_model_without_georeference_is_placed_by_origin_and_rotation(
     north = b * CORNERS[:, 0] + a * CORNERS[:, 1]
     expected = np.array([x0, y0, z0]) + np.outer(east, e_vec) + np.outer(north, n_vec) + np.outer(CORNERS[:, 2], u_vec)
     assert _nearest(_stored_vertices(engine, report.dataset_id), expected) < 0.05
+
+
+def test_map_conversion_to_an_unknown_crs_falls_back_to_the_site_reference_or_asks_for_crs(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    source = (IFC_DIR / "geographic-referencing-gk.ifc").read_text()
+    unknown = tmp_path / "gk-unknown-crs.ifc"
+    unknown.write_text(source.replace("'EPSG:31467'", "'Stadtnetz Karlsruhe'"))
+    report = ingest_ifc(engine, unknown, settings)
+    assert report.georef_method == "IfcSite RefLatitude/RefLongitude"
+    assert any("map conversion not used" in w for w in report.warnings)
+
+    no_site = tmp_path / "gk-unknown-crs-no-site.ifc"
+    no_site.write_text(
+        source.replace("'EPSG:31467'", "'Stadtnetz Karlsruhe'").replace("(49,5,43,983700),(8,26,1,247300)", "$,$")
+    )
+    with pytest.raises(IngestError, match="--crs"):
+        ingest_ifc(engine, no_site, settings)
+    placed = ingest_ifc(engine, no_site, settings, crs="EPSG:31467")
+    assert (placed.georef_level, placed.crs_in) == (50, "EPSG:31467")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -35,7 +36,7 @@ def test_new_version_of_a_model_supersedes_the_old_one_and_keeps_history(
     assert not second.skipped
     assert second.superseded_dataset_id == first.dataset_id and second.version == 2
     with engine.connect() as conn:
-        statuses = dict(conn.execute(text("SELECT id, status FROM dataset")).all())
+        statuses: dict[int, str] = dict(conn.execute(text("SELECT id, status FROM dataset")).all())
         live_buildings = conn.execute(text("SELECT dataset_id, storeys FROM building WHERE valid_to IS NULL")).all()
         old_live = conn.execute(
             text("SELECT count(*) FROM element WHERE dataset_id = :d AND valid_to IS NULL"), {"d": first.dataset_id}
@@ -78,7 +79,7 @@ def test_ifczip_and_non_ifc_files_are_refused_with_reasons(engine: Engine, setti
     assert _counts(engine)["datasets"] == 0
 
 
-def test_cli_json_summary_and_refusal_without_georeference(run_cim, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+def test_cli_json_summary_and_refusal_without_georeference(run_cim: Any, engine: Engine) -> None:
     done = run_cim("ingest", "ifc", str(IFC_DIR / "AC20-FZK-Haus.ifc"), "--json")
     assert done.exit_code == 0, done.stderr
     summary = json.loads(done.stdout)
