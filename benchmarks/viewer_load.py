@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -39,6 +40,8 @@ from cim.db.migrate import upgrade_to_head
 from cim.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the browser and server helpers live in tests/e2e/conftest.py
 DATA = ROOT / ".cim" / "bench-viewer"
 GRID_PITCH_M = 30.0
 BUILDING_SIZE_M = 16.0
@@ -195,7 +198,7 @@ def measure(settings: Settings) -> dict[str, Any]:
     }
 
 
-SCREENSHOT_VIEW = "#cam=114.3032,30.5745,650,8,-32,0&mode=use"
+SCREENSHOT_VIEW = "#cam=114.2985,30.5668,1100,22,-27,0&mode=use"
 """Camera (lon, lat, height, heading, pitch, roll) and colouring of the README screenshot."""
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+import shapely
 
 from cim.settings import Settings
 from tests import factories
@@ -107,6 +108,8 @@ def build_city(settings: Settings) -> dict[str, CityBuilding]:
                     address=b.address,
                 )
                 buildings[b.name] = CityBuilding(**{**b.__dict__, "id": new_id})
+            # One district around the city, so that the health-check choropleth has something to colour.
+            factories.district(conn, "420102", shapely.box(114.3040, 30.5840, 114.3075, 30.5870), 12_000, name="江岸区")
         build_tileset(engine, settings, "city", layers=("buildings",))
     finally:
         engine.dispose()
@@ -354,3 +357,17 @@ def test_analysis_overlay_is_drawn_or_reported_as_missing(city: City) -> None:
         assert "暂无数据" in message
     assert city.browser.log.page_errors == []
     city.page.evaluate("() => window.cimViewer.overlays.set('dangerous', false)")
+
+
+def test_health_check_choropleth_colours_the_district(city: City) -> None:
+    before = canvas_png(city)
+    status = city.page.evaluate("() => window.cimViewer.overlays.set('choropleth', true)")
+    assert status == "loaded", city.page.locator("#overlay-message").inner_text()
+    indicator = city.page.locator("#ov-indicator").input_value()
+    assert indicator != ""
+    assert "1 个要素" in city.page.locator("#overlay-message").inner_text()
+    assert changed_fraction(before, canvas_png(city)) > 0.01
+    assert f"ind={indicator}" in city.page.evaluate("() => location.hash") or city.page.wait_for_function(
+        "(code) => location.hash.includes('ind=' + code)", arg=indicator
+    )
+    city.page.evaluate("() => window.cimViewer.overlays.set('choropleth', false)")

@@ -285,6 +285,7 @@ async function main() {
     document.getElementById("btn-lang").textContent = lang === "zh" ? "English" : "中文";
     layers.refresh();
     panel.render();
+    overlays.relabel();
     status.render();
     saveHash();
   });

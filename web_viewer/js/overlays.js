@@ -119,25 +119,35 @@ export function createOverlays(ctx) {
     renderLegend(legend, entries);
   }
 
-  async function loadIndicators() {
-    if (indicatorsLoaded) return;
-    const result = await getJson("/analysis/health-check");
-    if (!result.ok || !result.data) return;
-    indicatorsLoaded = true;
-    let indicators = result.data.indicators ?? result.data;
-    if (indicators && !Array.isArray(indicators) && typeof indicators === "object") {
-      indicators = Object.entries(indicators).map(([code, v]) => ({ code, ...(typeof v === "object" ? v : { value: v }) }));
-    }
-    if (!Array.isArray(indicators)) return;
+  let indicatorDefs = [];
+
+  function fillIndicators() {
     const keep = indicatorSelect.value;
-    for (const ind of indicators) {
-      if (!ind.code) continue;
+    const first = indicatorSelect.options[0];
+    indicatorSelect.replaceChildren(first);
+    for (const ind of indicatorDefs) {
       const option = document.createElement("option");
       option.value = ind.code;
-      option.textContent = ind.name_zh && currentLang() === "zh" ? ind.name_zh : ind.name || ind.name_en || ind.code;
+      option.textContent = (currentLang() === "en" ? ind.en : ind.zh) || ind.code;
       indicatorSelect.append(option);
     }
-    if (keep) indicatorSelect.value = keep;
+    if (keep && !indicatorDefs.some((i) => i.code === keep)) {
+      const option = document.createElement("option");
+      option.value = keep;
+      option.textContent = keep;
+      indicatorSelect.append(option);
+    }
+    indicatorSelect.value = keep;
+  }
+
+  /** The indicator definitions (code, zh, en, unit…) from /analysis/health-check/indicators. */
+  async function loadIndicators() {
+    if (indicatorsLoaded) return;
+    const result = await getJson("/analysis/health-check/indicators");
+    if (!result.ok || !Array.isArray(result.data)) return;
+    indicatorsLoaded = true;
+    indicatorDefs = result.data.filter((i) => i && i.code);
+    fillIndicators();
   }
 
   /** Turn overlay `key` on or off; resolves to a status string ("loaded" | "empty" | "failed" | "off"). */
@@ -158,7 +168,10 @@ export function createOverlays(ctx) {
       return "off";
     }
     const name = t(def.label);
-    if (key === "choropleth") await loadIndicators();
+    if (key === "choropleth") {
+      await loadIndicators();
+      if (!indicatorSelect.value && indicatorDefs.length) indicatorSelect.value = indicatorDefs[0].code;
+    }
     const path = def.path();
     if (!path) {
       message.textContent = t("overlays.noIndicator");
@@ -212,6 +225,9 @@ export function createOverlays(ctx) {
     get indicator() {
       return indicatorSelect.value;
     },
+    /** Re-label the indicator list after a language switch. */
+    relabel: fillIndicators,
+    loadIndicators,
     set indicator(code) {
       if (code && ![...indicatorSelect.options].some((o) => o.value === code)) {
         const option = document.createElement("option");
