@@ -185,3 +185,21 @@ def test_reads_can_require_a_key(settings, keys: dict[str, str], client: TestCli
             closed.get("/tiles/city/0.glb", headers={"Authorization": f"Bearer {keys['reviewer']}"}).status_code == 200
         )
     app.state.engine.dispose()
+
+
+def test_every_write_operation_of_the_app_refuses_anonymous_and_viewer_callers(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """Whatever router adds a write (jobs, analyses…), it is guarded: no key → 401, viewer key → 403."""
+    writes = [
+        (method.upper(), path)
+        for path, item in client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        for method in item
+        if method in ("post", "put", "patch", "delete")
+    ]
+    assert ("POST", "/jobs/ingest") in writes and ("POST", "/jobs/tiles") in writes
+    for method, path in writes:
+        url = path.replace("{", "").replace("}", "")  # any concrete value: the key is checked first
+        assert client.request(method, url, json={}).status_code == 401, (method, path)
+        denied = client.request(method, url, json={}, headers={"X-API-Key": keys["viewer"]})
+        assert denied.status_code == 403, (method, path, denied.text)
