@@ -118,3 +118,29 @@ def test_cli_json_summary_and_refusal_without_georeference(run_cim: Any, engine:
 
     bad = run_cim("ingest", "ifc", str(IFC_DIR / "IfcOpenHouse_IFC4.ifc"), "--origin", "30.58")
     assert bad.exit_code == IngestError.exit_code and "LON,LAT,H" in bad.stderr
+
+
+BROKEN_ELEMENT = """#170= IFCBUILTELEMENT('1kTvXnbbzCWw8lcMd1dR4p',$,'Broken',$,$,#80,#190,$);
+#171=IFCRELCONTAINEDINSPATIALSTRUCTURE('2TnxZkTXT08eDuMuhUUFNz',$,'Container','Container to Contained',(#170),#30);
+#190= IFCPRODUCTDEFINITIONSHAPE($,$,(#191));
+#191= IFCSHAPEREPRESENTATION(#21,'Body','SweptSolid',(#192));
+#192= IFCEXTRUDEDAREASOLID(#193,$,#4,1.5);
+#193= IFCARBITRARYCLOSEDPROFILEDEF(.AREA.,'degenerate',#194);
+#194= IFCPOLYLINE((#63,#63));
+ENDSEC;"""
+
+
+def test_element_whose_geometry_fails_is_listed_and_the_rest_is_ingested(
+    run_cim: Any, engine: Engine, tmp_path: Path
+) -> None:
+    source = (IFC_DIR / "geographic-referencing-rigid-operation.ifc").read_text()
+    cut = source.rindex("ENDSEC;")
+    broken = tmp_path / "broken-element.ifc"
+    broken.write_text(source[:cut] + BROKEN_ELEMENT + source[cut + len("ENDSEC;") :])
+    done = run_cim("ingest", "ifc", str(broken), "--json")
+    assert done.exit_code == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["failed"] == ["1kTvXnbbzCWw8lcMd1dR4p"]
+    assert summary["elements"] == 1 and summary["elements_by_class"] == {"IfcBuiltElement": 1}
+    assert "1kTvXnbbzCWw8lcMd1dR4p" in done.stderr  # the warning names it
+    assert _counts(engine)["elements"] == 1
