@@ -7,6 +7,8 @@ and in the command line (DESIGN.md).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +74,24 @@ def run_tiles(engine: Engine, settings: Settings, params: dict[str, Any]) -> dic
 
 
 RUNNERS = {"ingest": run_ingest, "tiles": run_tiles}
+
+
+def runner_identity() -> dict[str, Any]:
+    """Which process runs a job (stored with the job, so a poll can tell when that process is gone)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def runner_is_gone(runner: dict[str, Any] | None) -> bool:
+    """True when ``runner`` was a process on this host that no longer exists."""
+    if not runner or runner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(runner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, ValueError, KeyError):
+        return False
+    return False
 
 
 class JobRunner:

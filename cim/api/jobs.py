@@ -18,10 +18,10 @@ from starlette.datastructures import UploadFile
 
 from cim.api.errors import BadRequestError
 from cim.api.factory import BaseFactory
-from cim.api.job_runner import JobRunner
+from cim.api.job_runner import JobRunner, runner_identity, runner_is_gone
 from cim.api.security import Principal, audit, read_access, require_role
 from cim.api.uploads import store_upload
-from cim.db.jobs import insert_job, job_by_id
+from cim.db.jobs import insert_job, job_by_id, mark_finished
 from cim.errors import CimError, NotFoundError
 
 INGEST_ROLES = ("planner", "designer")
@@ -171,17 +171,23 @@ class JobsFactory(BaseFactory):
             job_id: Annotated[uuid.UUID, Path(description="Job id returned by the submission.")],
             _: Annotated[Principal, Depends(read_access)],
         ) -> dict[str, Any]:
-            with request.app.state.engine.connect() as conn:
+            engine = request.app.state.engine
+            with engine.connect() as conn:
                 job = job_by_id(conn, job_id)
             if job is None:
                 raise NotFoundError(f"no job {job_id}")
+            if job["status"] in ("queued", "running") and runner_is_gone(job["params"].get("runner")):
+                with engine.begin() as conn:  # the process that ran it stopped (restart, crash): say so
+                    mark_finished(conn, job_id, error="the service process running this job stopped; submit it again")
+                    job = job_by_id(conn, job_id)
+                assert job is not None
             return job
 
     @staticmethod
     def _create(request: Request, kind: str, params: dict[str, Any], principal: Principal) -> uuid.UUID:
         engine = request.app.state.engine
         with engine.begin() as conn:
-            job_id = insert_job(conn, kind, params, principal.key_id)
+            job_id = insert_job(conn, kind, {**params, "runner": runner_identity()}, principal.key_id)
         audit(request, principal, f"POST /jobs/{kind}", "ok", target=f"job:{job_id}", detail=params)
         runner: JobRunner = request.app.state.jobs
         runner.submit(job_id, kind, params, principal.actor, principal.key_id)

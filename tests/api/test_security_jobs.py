@@ -203,3 +203,21 @@ def test_every_write_operation_of_the_app_refuses_anonymous_and_viewer_callers(
         assert client.request(method, url, json={}).status_code == 401, (method, path)
         denied = client.request(method, url, json={}, headers={"X-API-Key": keys["viewer"]})
         assert denied.status_code == 403, (method, path, denied.text)
+
+
+def test_job_of_a_stopped_process_is_reported_failed(client: TestClient) -> None:
+    import socket
+    import subprocess
+
+    from cim.db.jobs import insert_job, mark_running
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        job_id = insert_job(
+            conn, "tiles", {"name": "x", "runner": {"host": socket.gethostname(), "pid": gone.pid}}, None
+        )
+        mark_running(conn, job_id)
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "failed" and "stopped" in job["error"]
