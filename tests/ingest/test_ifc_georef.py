@@ -149,3 +149,27 @@ def test_map_conversion_to_an_unknown_crs_falls_back_to_the_site_reference_or_as
         ingest_ifc(engine, no_site, settings)
     placed = ingest_ifc(engine, no_site, settings, crs="EPSG:31467")
     assert (placed.georef_level, placed.crs_in) == (50, "EPSG:31467")
+
+
+def test_map_conversion_scaled_applies_its_axis_factors(engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    source = (IFC_DIR / "geographic-referencing-utm.ifc").read_text()
+    original = "IFCMAPCONVERSION(#100011,#1,458657.30,5438232.25,113.7,0.270600445976,0.962691746426,1000.)"
+    assert original in source
+    scaled = tmp_path / "utm-scaled.ifc"
+    scaled.write_text(
+        source.replace(
+            original,
+            "IFCMAPCONVERSIONSCALED(#100011,#1,458657.30,5438232.25,113.7,0.270600445976,0.962691746426,1000.,"
+            "0.5,0.5,1.)",  # exaggerated factors, so a missed factor shows
+        )
+    )
+    report = ingest_ifc(engine, scaled, settings)
+    assert report.georef_method == "IfcMapConversionScaled"
+    local = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 4.0], [-0.5, 0.5, 2.0]])  # pyramid vertices, metres
+    norm = math.hypot(0.270600445976, 0.962691746426)
+    a, b = 0.270600445976 / norm, 0.962691746426 / norm
+    e = 458657.30 + 0.5 * (a * local[:, 0] - b * local[:, 1])
+    n = 5438232.25 + 0.5 * (b * local[:, 0] + a * local[:, 1])
+    lon, lat = Transformer.from_crs("EPSG:25832", "EPSG:4490", always_xy=True).transform(e, n)
+    x, y, z = Transformer.from_crs("EPSG:4480", "EPSG:4479", always_xy=True).transform(lon, lat, 113.7 + local[:, 2])
+    assert _nearest(_stored_vertices(engine, report.dataset_id), np.column_stack([x, y, z])) < 0.05
