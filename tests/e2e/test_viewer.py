@@ -371,3 +371,22 @@ def test_health_check_choropleth_colours_the_district(city: City) -> None:
         "(code) => location.hash.includes('ind=' + code)", arg=indicator
     )
     city.page.evaluate("() => window.cimViewer.overlays.set('choropleth', false)")
+
+
+def test_underground_view_and_sun_shadows_change_the_picture(city: City) -> None:
+    before = canvas_png(city)
+    city.page.check("#underground")
+    assert city.page.evaluate("() => window.cimViewer.viewer.scene.globe.translucency.enabled") is True
+    translucent = canvas_png(city)
+    assert changed_fraction(before, translucent) > 0.01
+    city.page.uncheck("#underground")
+    city.page.fill("#sun-time", "2026-12-21T16:30")
+    city.page.check("#sun")
+    state = city.page.evaluate(
+        """() => ({ shadows: window.cimViewer.viewer.shadows,
+                    time: window.Cesium.JulianDate.toIso8601(window.cimViewer.viewer.clock.currentTime, 0) })"""
+    )
+    assert state == {"shadows": True, "time": "2026-12-21T08:30:00Z"}  # 16:30 Beijing time
+    assert changed_fraction(before, canvas_png(city)) > 0.01
+    assert "sun=2026-12-21T16:30" in city.page.evaluate("() => decodeURIComponent(location.hash)")
+    city.page.uncheck("#sun")
