@@ -224,7 +224,7 @@ def test_interface_is_chinese_by_default_and_switches_to_english(city: City) -> 
     assert page.locator(".brand").inner_text() == "CIM 城市信息模型平台"
     page.click("#btn-lang")
     assert page.locator(".brand").inner_text() == "CIM City Information Model Platform"
-    assert page.locator("label[for], #layer-tree").first.inner_text().count("Buildings (white model)") == 1
+    assert "Buildings (white model)" in page.locator("#layer-tree").inner_text()
     page.click("#btn-lang")
     assert page.locator(".brand").inner_text() == "CIM 城市信息模型平台"
 
@@ -344,19 +344,21 @@ def test_share_url_restores_camera_and_layers(city: City) -> None:
         page.select_option("#style-mode", "white")
 
 
-def test_analysis_overlay_is_drawn_or_reported_as_missing(city: City) -> None:
+def test_dangerous_buildings_overlay_is_drawn_and_a_missing_analysis_is_reported(city: City) -> None:
     before = canvas_png(city)
     status = city.page.evaluate("() => window.cimViewer.overlays.set('dangerous', true)")
-    message = city.page.locator("#overlay-message").inner_text()
-    if status == "loaded":
-        assert "危房" in message
-        assert changed_fraction(before, canvas_png(city)) > 0.002
-    else:
-        # Before the first analysis run the API may answer 404 or an empty collection: say so, no failure.
-        assert status == "empty"
-        assert "暂无数据" in message
-    assert city.browser.log.page_errors == []
+    assert status == "loaded", city.page.locator("#overlay-message").inner_text()
+    assert city.page.locator("#overlay-message").inner_text() == "危房（C/D级）：2 个要素"  # 汉正商场 (C), 老旧宿舍 (D)
+    assert "D级：整幢危险" in city.page.locator("#overlay-legend").inner_text()
+    assert changed_fraction(before, canvas_png(city)) > 0.002
     city.page.evaluate("() => window.cimViewer.overlays.set('dangerous', false)")
+    # The test city has no DEM and no water bodies: the flood analysis cannot answer; the viewer says so.
+    status = city.page.evaluate("() => window.cimViewer.overlays.set('flood', true)")
+    assert status in ("empty", "failed")
+    assert city.page.locator("#overlay-message").inner_text().startswith("洪涝淹没范围：")
+    assert city.page.evaluate("() => window.cimViewer.overlays.active") == []
+    assert city.browser.log.page_errors == []
+    city.page.evaluate("() => window.cimViewer.overlays.set('flood', false)")
 
 
 def test_health_check_choropleth_colours_the_district(city: City) -> None:

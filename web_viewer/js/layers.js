@@ -86,7 +86,7 @@ export function createLayers(ctx) {
     });
     const details = document.createElement("details");
     const summary = document.createElement("summary");
-    summary.textContent = "…";
+    summary.textContent = t("layers.kinds");
     const kinds = document.createElement("ul");
     for (const [kind, entry] of Object.entries(FACILITY_KINDS)) {
       const li = checkbox(`layer-kind-${kind}`, !state.hiddenKinds.has(kind), null, pick(entry), (on) => {
