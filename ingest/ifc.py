@@ -23,7 +23,7 @@ import psycopg
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, text, update
 
 from cim.crs import check_within_area_of_use, geodetic_to_geocentric
 from cim.db.datasets import (
@@ -34,7 +34,7 @@ from cim.db.datasets import (
     supersede_dataset,
     update_dataset,
 )
-from cim.db.models import Building, Dataset
+from cim.db.models import Building
 from cim.errors import CimError, IngestError
 from cim.settings import Settings
 from ingest.ifc_geometry import MeshBatch, body_products, iterate_meshes
@@ -262,13 +262,8 @@ def _store(
 
 def _previous_version(conn: Connection, model_key: str) -> tuple[int, int] | None:
     """(id, version) of the live dataset of the same IfcProject, if any."""
-    found: Any = live_dataset_for_model(conn, model_key, KIND)
-    if found is None:
-        return None
-    # On a Core connection the shared query yields the first column (the id), not an ORM object.
-    dataset_id = int(found if isinstance(found, int) else found.id)
-    version = conn.execute(select(Dataset.version).where(Dataset.id == dataset_id)).scalar_one()
-    return dataset_id, int(version)
+    found = live_dataset_for_model(conn, model_key, KIND)
+    return (found.id, found.version) if found is not None else None
 
 
 def _insert_facilities(

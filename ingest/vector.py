@@ -22,14 +22,14 @@ import pyarrow as pa
 import pyogrio
 import pyogrio.raw
 import shapely
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.exc import DBAPIError
 
 from cim import crs as cimcrs
 from cim.db import bulk
 from cim.db.bulk import CopyColumn
-from cim.db.datasets import file_sha256, insert_dataset, supersede_dataset, update_dataset
-from cim.db.models import Dataset, Parcel, PlanningZone
+from cim.db.datasets import file_sha256, insert_dataset, live_dataset_for_model, supersede_dataset, update_dataset
+from cim.db.models import Parcel, PlanningZone
 from cim.dem import live_dem, sample_heights
 from cim.errors import CimError, IngestError
 from cim.settings import Settings
@@ -164,12 +164,7 @@ def ingest_vector(
     total = int(info.get("features") or -1)
     try:
         with engine.begin() as conn:
-            previous = conn.execute(
-                select(Dataset.id, Dataset.sha256)
-                .where(Dataset.model_key == model_key, Dataset.kind == "vector", Dataset.status == "loaded")
-                .order_by(Dataset.id.desc())
-                .limit(1)
-            ).first()
+            previous = live_dataset_for_model(conn, model_key, "vector")
             if previous is not None and previous.sha256 == sha:
                 report.dataset_id = int(previous.id)
                 report.skipped = True

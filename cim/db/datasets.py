@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,24 @@ def loaded_dataset_with_sha256(conn: Connection, sha256: str, kind: str, layer: 
     return conn.execute(query.order_by(Dataset.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def live_dataset_for_model(conn: Connection, model_key: str, kind: str) -> Dataset | None:
-    """The live dataset that holds the current version of a model (same IfcProject GlobalId, say)."""
+@dataclass(frozen=True)
+class LiveDataset:
+    """The live version of a source: its dataset id, version number and checksum."""
+
+    id: int
+    version: int
+    sha256: str
+
+
+def live_dataset_for_model(conn: Connection, model_key: str, kind: str) -> LiveDataset | None:
+    """The live dataset that holds the current version of a source (same IfcProject GlobalId, same layer…)."""
     row = conn.execute(
-        select(Dataset)
+        select(Dataset.id, Dataset.version, Dataset.sha256)
         .where(Dataset.model_key == model_key, Dataset.kind == kind, Dataset.status == "loaded")
-        .order_by(Dataset.version.desc())
+        .order_by(Dataset.version.desc(), Dataset.id.desc())
         .limit(1)
     ).first()
-    return row[0] if row is not None else None
+    return LiveDataset(int(row.id), int(row.version), str(row.sha256)) if row is not None else None
 
 
 def insert_dataset(conn: Connection, **values: Any) -> int:
