@@ -24,15 +24,16 @@ from sqlalchemy import Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
 from cim import crs
+from cim.db.engine import connect_url
 from cim.db.models import Tileset
 from cim.dem import live_dem
 from cim.errors import TilesError
 from cim.settings import Settings
 from tiles import partition
 from tiles.output import IncrementalWriter
-from tiles.render import TileJob, TileResult, render_tile
+from tiles.render import BuildingSource, TileJob, TileResult, close_connections, render_tile
 from tiles.schema import SCHEMA
-from tiles.source import BBox, Columns, read_buildings, read_elements, read_facilities
+from tiles.source import BBox, Columns, read_building_points, read_elements, read_facilities
 from tiles.terrain import build_terrain
 
 LAYERS = ("buildings", "elements", "facilities", "terrain")
@@ -154,8 +155,9 @@ def build_tileset(
             parent_capacity=parent_capacity,
         )
     finally:
+        close_connections()
         if own_pool is not None:
-            own_pool.shutdown()
+            own_pool.shutdown(cancel_futures=True)
 
 
 def _build_tileset(
@@ -182,35 +184,39 @@ def _build_tileset(
     report = TileBuildReport(name=name, path=str(out_dir), layers=chosen, compress=compress)
     empty = Columns({})
     with engine.connect() as conn:
+        # One snapshot for everything: the workers import it to read their buildings.
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        buildings = read_buildings(conn, bbox) if "buildings" in chosen else empty
+        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+        source = BuildingSource(connect_url(engine.url.render_as_string(hide_password=False)), snapshot)
+        buildings = read_building_points(conn, bbox) if "buildings" in chosen else empty
         elements = read_elements(conn, bbox) if "elements" in chosen else empty
         facilities = read_facilities(conn, bbox) if "facilities" in chosen else empty
         dem = live_dem(conn) if ("terrain" in chosen or "facilities" in chosen) else None
+        report.timings["read"] = time.perf_counter() - t0
+        nb, ne, nf = len(buildings), len(elements), len(facilities)
+        dem_path = str(dem.path) if dem is not None else None
+        if "terrain" in chosen and dem is None and nb + ne + nf == 0:
+            raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        writer = IncrementalWriter(out_dir)
+        root_tile: dict[str, Any] | None = None
+        if nb + ne + nf:
+            root_tile = _features(
+                report,
+                writer,
+                buildings,
+                elements,
+                facilities,
+                zeta,
+                dem_path,
+                compress,
+                jobs,
+                executor,
+                source,
+                leaf_capacity,
+                parent_capacity,
+            )
         conn.rollback()
-    report.timings["read"] = time.perf_counter() - t0
-    nb, ne, nf = len(buildings), len(elements), len(facilities)
-    dem_path = str(dem.path) if dem is not None else None
-    if "terrain" in chosen and dem is None and nb + ne + nf == 0:
-        raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer = IncrementalWriter(out_dir)
-    root_tile: dict[str, Any] | None = None
-    if nb + ne + nf:
-        root_tile = _features(
-            report,
-            writer,
-            buildings,
-            elements,
-            facilities,
-            zeta,
-            dem_path,
-            compress,
-            jobs,
-            executor,
-            leaf_capacity,
-            parent_capacity,
-        )
     report.timings["tiles"] = time.perf_counter() - t0 - report.timings["read"]
     options: dict[str, Any] = {"compress": compress}
     if "terrain" in chosen and dem is not None:
@@ -254,6 +260,7 @@ def _features(
     compress: str,
     jobs: int,
     executor: Executor | None,
+    source: BuildingSource,
     leaf_capacity: float,
     parent_capacity: int,
 ) -> dict[str, Any]:
@@ -296,7 +303,12 @@ def _features(
             top = bidx[np.argsort(-importance[bidx], kind="stable")[:parent_capacity]]
             jobs_list.append(
                 TileJob(
-                    key, buildings=buildings.take(np.sort(top)), simplified=True, height_anomaly=zeta, compress=compress
+                    key,
+                    building_ids=buildings["id"][np.sort(top)],
+                    source=source,
+                    simplified=True,
+                    height_anomaly=zeta,
+                    compress=compress,
                 )
             )
             continue
@@ -306,7 +318,8 @@ def _features(
         jobs_list.append(
             TileJob(
                 key,
-                buildings=buildings.take(lod1) if len(lod1) else None,
+                building_ids=buildings["id"][lod1] if len(lod1) else None,
+                source=source,
                 elements=elements.take(np.asarray(eidx, dtype=np.int64)) if eidx else None,
                 facilities=facilities.take(fidx) if len(fidx) else None,
                 dem_path=dem_path,
@@ -334,8 +347,9 @@ def _features(
             for fut in futures:
                 _store(fut.result())
     finally:
+        close_connections()
         if own_pool is not None:
-            own_pool.shutdown()
+            own_pool.shutdown(cancel_futures=True)
     leaf_counts = {"buildings": 0, "elements": 0, "facilities": 0}
     for node in root.walk():
         if not node.children:

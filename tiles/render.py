@@ -7,8 +7,10 @@ This is the unit of parallel work: :func:`render_tile` takes a picklable :class:
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -28,7 +30,7 @@ from tiles.schema import (
     USE_COLORS,
     rgba_table,
 )
-from tiles.source import Columns
+from tiles.source import Columns, fetch_buildings
 
 REGION_MARGIN_RAD = 2e-8  # ≈ 0.13 m: room for float32 rounding of positions
 REGION_MARGIN_M = 0.5
@@ -41,12 +43,53 @@ POINT_STYLE: dict[str, tuple[float, float, float]] = {
 DEFAULT_POINT_STYLE = (1.0, 3.0, 6)
 
 
+@dataclass(frozen=True)
+class BuildingSource:
+    """Where a worker reads its buildings: a libpq URL and the snapshot exported by the build's transaction
+    (so every worker sees exactly the same database state as the partition did)."""
+
+    url: str
+    snapshot: str
+
+
+_CONNECTIONS: dict[tuple[int, str], Any] = {}
+"""One connection per (process, database) reused across tiles; keyed by pid so forked workers never share
+their parent's socket."""
+
+
+def close_connections() -> None:
+    """Close the connections this process opened to read buildings."""
+    pid = os.getpid()
+    for key in [k for k in _CONNECTIONS if k[0] == pid]:
+        _CONNECTIONS.pop(key).close()
+
+
+def _fetch_buildings(source: BuildingSource, ids: NDArray[np.int64]) -> Columns:
+    import psycopg
+    from psycopg import sql
+
+    key = (os.getpid(), source.url)
+    conn = _CONNECTIONS.get(key)
+    if conn is None or conn.closed:
+        conn = psycopg.connect(source.url)
+        _CONNECTIONS[key] = conn
+    try:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(source.snapshot)))
+        return fetch_buildings(conn, ids)
+    finally:
+        conn.rollback()
+
+
 @dataclass
 class TileJob:
-    """Everything one tile needs: its features and how to encode them."""
+    """Everything one tile needs: its features (or the ids of its buildings and where to read them) and how
+    to encode them."""
 
     key: str
     buildings: Columns | None = None
+    building_ids: NDArray[np.int64] | None = None
+    source: BuildingSource | None = None
     simplified: bool = False
     elements: Columns | None = None
     facilities: Columns | None = None
@@ -219,6 +262,8 @@ def _feature_major(mesh: geo.Mesh) -> geo.Mesh:
 
 def render_tile(job: TileJob) -> TileResult:
     """Build the meshes of one tile and encode them as .glb (positions relative to the content centre)."""
+    if job.buildings is None and job.building_ids is not None and job.source is not None:
+        job.buildings = _fetch_buildings(job.source, job.building_ids)
     bounds = _Bounds()
     parts: list[tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]] = []
     counts: dict[str, int] = {}

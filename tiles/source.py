@@ -36,9 +36,13 @@ class Columns:
         return Columns(out)
 
 
-def _fetch(conn: Connection, sql: str, params: dict[str, Any], names: list[str], kinds: dict[str, Any]) -> Columns:
+def _driver(conn: Connection) -> Any:
     raw = conn.connection.driver_connection
     assert raw is not None
+    return raw
+
+
+def _fetch(raw: Any, sql: str, params: dict[str, Any], names: list[str], kinds: dict[str, Any]) -> Columns:
     with raw.cursor(binary=True) as cur:
         cur.execute(sql, params)
         rows = cur.fetchall()
@@ -63,6 +67,27 @@ def _bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
     )
 
 
+_BUILDING_COLUMNS = (
+    "b.id, ST_AsBinary(b.footprint), b.base_height, b.height, coalesce(b.storeys, -1)::int4, "
+    "coalesce(b.year_built, -1)::int4, coalesce(b.use, ''), coalesce(b.name, ''), "
+    "coalesce(b.safety_class, ''), coalesce(b.cim_level, -1)::int4, "
+    "ST_XMin(x.b), ST_YMin(x.b), ST_XMax(x.b), ST_YMax(x.b) "
+    "FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x "
+)
+_BUILDING_NAMES = ["id", "wkb", "base", "height", "storeys", "year_built", "use", "name", "safety_class", "cim_level"]
+_BUILDING_NAMES += ["xmin", "ymin", "xmax", "ymax"]
+_BUILDING_KINDS: dict[str, Any] = {"id": np.int64, "base": np.float64, "height": np.float64, "storeys": np.int32}
+_BUILDING_KINDS.update({"year_built": np.int32, "cim_level": np.int32})
+_BUILDING_KINDS.update({k: np.float64 for k in ("xmin", "ymin", "xmax", "ymax")})
+
+
+def _with_points(cols: Columns) -> Columns:
+    cols.data["cx"] = (cols["xmin"] + cols["xmax"]) / 2
+    cols.data["cy"] = (cols["ymin"] + cols["ymax"]) / 2
+    cols.data["area"] = (cols["xmax"] - cols["xmin"]) * (cols["ymax"] - cols["ymin"])
+    return cols
+
+
 def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
     """Live buildings: id, footprint WKB, heights, attributes, bounds, partition point and a size measure.
 
@@ -70,38 +95,26 @@ def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
     the size measure (``area``) the box area in square degrees; placing a building in a tile needs no more.
     """
     where, params = _bbox_sql("b.footprint", bbox)
+    sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.valid_to IS NULL{where} ORDER BY b.id"
+    return _with_points(_fetch(_driver(conn), sql, params, _BUILDING_NAMES, _BUILDING_KINDS))
+
+
+def read_building_points(conn: Connection, bbox: BBox | None = None) -> Columns:
+    """Live buildings, light: id, height, bounds, partition point and size (no geometry, no attributes)."""
+    where, params = _bbox_sql("b.footprint", bbox)
     sql = (
-        "SELECT b.id, ST_AsBinary(b.footprint), b.base_height, b.height, coalesce(b.storeys, -1)::int4, "
-        "coalesce(b.year_built, -1)::int4, coalesce(b.use, ''), coalesce(b.name, ''), "
-        "coalesce(b.safety_class, ''), coalesce(b.cim_level, -1)::int4, "
-        "ST_XMin(x.b), ST_YMin(x.b), ST_XMax(x.b), ST_YMax(x.b) "
-        "FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x "
-        f"WHERE b.valid_to IS NULL{where} ORDER BY b.id"
+        "SELECT b.id, b.height, ST_XMin(x.b), ST_YMin(x.b), ST_XMax(x.b), ST_YMax(x.b) FROM building b "
+        f"CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x WHERE b.valid_to IS NULL{where} ORDER BY b.id"
     )
-    names = [
-        "id",
-        "wkb",
-        "base",
-        "height",
-        "storeys",
-        "year_built",
-        "use",
-        "name",
-        "safety_class",
-        "cim_level",
-        "xmin",
-        "ymin",
-        "xmax",
-        "ymax",
-    ]
-    f8, i8, i4 = np.float64, np.int64, np.int32
-    kinds = {"id": i8, "base": f8, "height": f8, "storeys": i4, "year_built": i4, "cim_level": i4}
-    kinds.update({k: f8 for k in ("xmin", "ymin", "xmax", "ymax")})
-    cols = _fetch(conn, sql, params, names, kinds)
-    cols.data["cx"] = (cols["xmin"] + cols["xmax"]) / 2
-    cols.data["cy"] = (cols["ymin"] + cols["ymax"]) / 2
-    cols.data["area"] = (cols["xmax"] - cols["xmin"]) * (cols["ymax"] - cols["ymin"])
-    return cols
+    names = ["id", "height", "xmin", "ymin", "xmax", "ymax"]
+    kinds = {k: _BUILDING_KINDS[k] for k in names}
+    return _with_points(_fetch(_driver(conn), sql, params, names, kinds))
+
+
+def fetch_buildings(raw: Any, ids: NDArray[np.int64]) -> Columns:
+    """The full rows (as :func:`read_buildings`) of buildings ``ids`` through a psycopg connection."""
+    sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.id = ANY(%(ids)s) ORDER BY b.id"
+    return _with_points(_fetch(raw, sql, {"ids": [int(i) for i in ids]}, _BUILDING_NAMES, _BUILDING_KINDS))
 
 
 def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:
@@ -113,7 +126,7 @@ def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:
         f"FROM element e WHERE e.valid_to IS NULL AND e.mesh IS NOT NULL{where} ORDER BY e.id"
     )
     names = ["id", "building_id", "global_id", "ifc_class", "name", "storey", "color", "wkb"]
-    return _fetch(conn, sql, params, names, {"id": np.int64, "building_id": np.int64})
+    return _fetch(_driver(conn), sql, params, names, {"id": np.int64, "building_id": np.int64})
 
 
 def read_facilities(conn: Connection, bbox: BBox | None = None) -> Columns:
@@ -138,4 +151,4 @@ def read_facilities(conn: Connection, bbox: BBox | None = None) -> Columns:
         "px": f8,
         "py": f8,
     }
-    return _fetch(conn, sql, params, names, kinds)
+    return _fetch(_driver(conn), sql, params, names, kinds)
