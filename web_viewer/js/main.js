@@ -269,9 +269,13 @@ async function main() {
     if (!measure.active) panel.pickAt(event.position);
   }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
+  /** The start view: an overview of every tileset (or of China when there is none). */
+  hook.home = () => {
+    if (bounds) overview(viewer, bounds);
+    else viewer.camera.setView({ destination: Cesium.Rectangle.fromDegrees(73, 18, 135, 54) });
+  };
   if (saved.camera) applyCamera(Cesium, viewer, saved.camera);
-  else if (bounds) overview(viewer, bounds);
-  else viewer.camera.setView({ destination: Cesium.Rectangle.fromDegrees(73, 18, 135, 54) });
+  else hook.home();
   if (saved.underground) environment.setUnderground(true);
   if (saved.sun) environment.setSun(true, saved.sun);
   if (saved.indicator) overlays.indicator = saved.indicator;
