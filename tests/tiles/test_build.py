@@ -212,3 +212,7 @@ def test_cli_build_json_and_errors(engine: Engine, city: City, run_cim, tmp_path
     assert bad.exit_code != 0 and "compression" in bad.stderr
     bad = run_cim("tiles", "build", "cli", "--bbox", "1,2,3")
     assert bad.exit_code != 0 and "W,S,E,N" in bad.stderr
+    bad = run_cim("tiles", "build", "cli", "--executor", "tcp://127.0.0.1:1")
+    assert bad.exit_code != 0 and "dask://" in bad.stderr
+    again = run_cim("tiles", "build", "cli", "--layers", "buildings,facilities", "--bbox", "114.29,30.57,114.31,30.59")
+    assert again.exit_code == 0 and "0 written" in again.stderr
