@@ -330,8 +330,9 @@ def _features(
     results: dict[str, TileResult] = {}
 
     def _store(res: TileResult) -> None:
-        writer.put(f"content/{res.key}.glb", res.glb, res.sha256)
-        res.glb = b""
+        for c in res.contents:
+            writer.put(f"content/{res.key}-{c.layer}.glb", c.glb, c.sha256)
+            c.glb = b""
         results[res.key] = res
 
     own_pool: ProcessPoolExecutor | None = None
@@ -381,7 +382,13 @@ def _tile_json(node: partition.Node, results: dict[str, TileResult], acc: NDArra
         relative = np.linalg.inv(acc) @ res.matrix  # tile transforms compose from the root down
         tile["transform"] = relative.T.ravel().tolist()
         here = res.matrix
-        tile["content"] = {"uri": f"content/{res.key}.glb", "boundingVolume": {"region": res.region}}
+        items = [
+            {"uri": f"content/{res.key}-{c.layer}.glb", "boundingVolume": {"region": c.region}} for c in res.contents
+        ]
+        if len(items) == 1:
+            tile["content"] = items[0]
+        else:
+            tile["contents"] = items  # one content per feature class: one property table per glTF
         regions.append(res.region)
     children = [c for c in (_tile_json(ch, results, here) for ch in node.children) if c is not None]
     if res is None and not children:
@@ -395,7 +402,7 @@ def _tile_json(node: partition.Node, results: dict[str, TileResult], acc: NDArra
     tile["refine"] = "REPLACE"
     if children:
         tile["children"] = children
-    order = ["boundingVolume", "geometricError", "refine", "transform", "content", "children"]
+    order = ["boundingVolume", "geometricError", "refine", "transform", "content", "contents", "children"]
     return {k: tile[k] for k in order if k in tile}
 
 

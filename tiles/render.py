@@ -99,13 +99,22 @@ class TileJob:
 
 
 @dataclass
+class TileContent:
+    """One .glb of a tile: the feature class it holds, its bytes, SHA-256 and region."""
+
+    layer: str
+    glb: bytes
+    sha256: str
+    region: list[float]
+
+
+@dataclass
 class TileResult:
     """An encoded tile: .glb bytes, its SHA-256, the content frame (4×4 ENU→ECEF matrix, metres) and the
     content region (radians, ellipsoidal metres)."""
 
     key: str
-    glb: bytes
-    sha256: str
+    contents: list[TileContent]
     matrix: NDArray[np.float64]
     region: list[float]
     counts: dict[str, int] = field(default_factory=dict)
@@ -260,12 +269,24 @@ def _feature_major(mesh: geo.Mesh) -> geo.Mesh:
     return geo.Mesh(mesh.positions[order], mesh.normals[order], mesh.feature[order], tri.ravel())
 
 
+def _region(b: _Bounds, zeta: float) -> list[float]:
+    return [
+        float(np.radians(b.lo[0])) - REGION_MARGIN_RAD,
+        float(np.radians(b.lo[1])) - REGION_MARGIN_RAD,
+        float(np.radians(b.hi[0])) + REGION_MARGIN_RAD,
+        float(np.radians(b.hi[1])) + REGION_MARGIN_RAD,
+        float(b.lo[2] + zeta) - REGION_MARGIN_M,
+        float(b.hi[2] + zeta) + REGION_MARGIN_M,
+    ]
+
+
 def render_tile(job: TileJob) -> TileResult:
-    """Build the meshes of one tile and encode them as .glb (positions relative to the content centre)."""
+    """Build the meshes of one tile and encode them: one .glb per feature class (buildings, elements,
+    facilities), each with a single property table (CesiumJS picks and styles one property table per model).
+    Positions are in the tile's east-north-up frame at the centre of all its contents."""
     if job.buildings is None and job.building_ids is not None and job.source is not None:
         job.buildings = _fetch_buildings(job.source, job.building_ids)
-    bounds = _Bounds()
-    parts: list[tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]] = []
+    parts: list[tuple[str, _Bounds, tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]]] = []
     counts: dict[str, int] = {}
     for name, cols, fn in (
         ("buildings", job.buildings, _buildings),
@@ -273,40 +294,35 @@ def render_tile(job: TileJob) -> TileResult:
         ("facilities", job.facilities, _facilities),
     ):
         if cols is not None and len(cols):
-            parts.append(fn(job, bounds))
-            counts[name] = len(cols)
-    parts = [p for p in parts if len(p[0].indices)]
+            b = _Bounds()
+            part = fn(job, b)
+            if len(part[0].indices):
+                parts.append((name, b, part))
+                counts[name] = len(cols)
     if not parts:
         raise ValueError(f"tile {job.key} has no geometry")
-    lo, hi = bounds.lo, bounds.hi
+    lo = np.min([b.lo for _, b, _ in parts], axis=0)
+    hi = np.max([b.hi for _, b, _ in parts], axis=0)
     zeta = job.height_anomaly
-    # Content frame: east-north-up at the centre of the content (the tile transform), so that a wall's
+    # Tile frame: east-north-up at the centre of the contents (the tile transform), so that a wall's
     # bottom and top vertices differ in one coordinate only, which the meshopt codec rewards.
     matrix = crs.enu_to_ecef_matrix((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2, height_anomaly=zeta)
     matrix[:3, 3] = np.round(matrix[:3, 3], 3)
     centre, rot = matrix[:3, 3], matrix[:3, :3]
-    prims: list[Primitive] = []
-    tables: list[PropertyTable] = []
-    for mesh, table, colors in ((_feature_major(m), t, c) for m, t, c in parts):
-        prims.append(
-            Primitive(
-                positions=(mesh.positions - centre) @ rot,
-                normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
-                colors=colors[mesh.feature],
-                feature_ids=mesh.feature,
-                indices=mesh.indices,
-                table=len(tables),
-                feature_count=table.count,
-            )
+    contents: list[TileContent] = []
+    for name, bounds, (mesh, table, colors) in parts:
+        mesh = _feature_major(mesh)
+        prim = Primitive(
+            positions=(mesh.positions - centre) @ rot,
+            normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
+            colors=colors[mesh.feature],
+            feature_ids=mesh.feature,
+            indices=mesh.indices,
+            table=0,
+            feature_count=table.count,
         )
-        tables.append(table)
-    glb = write_glb(prims, tables, compress=job.compress)
-    region = [
-        float(np.radians(lo[0])) - REGION_MARGIN_RAD,
-        float(np.radians(lo[1])) - REGION_MARGIN_RAD,
-        float(np.radians(hi[0])) + REGION_MARGIN_RAD,
-        float(np.radians(hi[1])) + REGION_MARGIN_RAD,
-        float(lo[2] + zeta) - REGION_MARGIN_M,
-        float(hi[2] + zeta) + REGION_MARGIN_M,
-    ]
-    return TileResult(job.key, glb, hashlib.sha256(glb).hexdigest(), matrix, region, counts)
+        glb = write_glb([prim], [table], compress=job.compress)
+        contents.append(TileContent(name, glb, hashlib.sha256(glb).hexdigest(), _region(bounds, zeta)))
+    whole = _Bounds()
+    whole.lo, whole.hi = lo, hi
+    return TileResult(job.key, contents, matrix, _region(whole, zeta), counts)

@@ -165,6 +165,12 @@ def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
     return out
 
 
+def _tables_of(path: Path) -> list[Any]:
+    doc, _ = read_glb(path.read_bytes())
+    tables: list[Any] = doc["extensions"]["EXT_structural_metadata"]["propertyTables"]
+    return tables
+
+
 def _inside(inner: list[float], outer: list[float]) -> bool:
     return (
         inner[0] >= outer[0] - TOL_RAD
@@ -201,34 +207,36 @@ def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
             if tile["geometricError"] > parent["geometricError"]:
                 result.errors.append(f"{path}: geometric error larger than the parent's")
         m = acc @ np.array(tile.get("transform", np.eye(4).ravel().tolist())).reshape(4, 4).T
-        content = tile.get("content")
-        if content is not None:
+        contents = [tile["content"]] if "content" in tile else list(tile.get("contents", []))
+        for content in contents:
             file = root / content["uri"]
             if not file.exists():
                 result.errors.append(f"{path}: content {content['uri']} does not resolve")
-            else:
-                result.contents.append(file)
-                prims = decode_glb(file, m)
-                creg = content.get("boundingVolume", {}).get("region", region)
-                if not _inside(creg, region):
-                    result.errors.append(f"{path}: content bounding volume not inside the tile's")
-                for prim in prims:
-                    lon, lat, h = crs.geocentric_to_geodetic(prim.ecef)
-                    lo = np.radians([lon.min(), lat.min()])
-                    hi = np.radians([lon.max(), lat.max()])
-                    tol_rad = position_tol_m / 6.3e6
-                    if (
-                        lo[0] < creg[0] - tol_rad
-                        or lo[1] < creg[1] - tol_rad
-                        or hi[0] > creg[2] + tol_rad
-                        or hi[1] > creg[3] + tol_rad
-                        or h.min() < creg[4] - position_tol_m
-                        or h.max() > creg[5] + position_tol_m
-                    ):
-                        result.errors.append(f"{path}: {prim.table['class']} vertices outside the content region")
-                if "children" not in tile:
-                    result.leaves.append((file, prims))
-        elif "children" not in tile:
+                continue
+            result.contents.append(file)
+            prims = decode_glb(file, m)
+            if len(prims) != 1 or len(_tables_of(file)) != 1:
+                result.errors.append(f"{path}: {content['uri']} must hold one primitive with one property table")
+            creg = content.get("boundingVolume", {}).get("region", region)
+            if not _inside(creg, region):
+                result.errors.append(f"{path}: content bounding volume not inside the tile's")
+            for prim in prims:
+                lon, lat, h = crs.geocentric_to_geodetic(prim.ecef)
+                lo = np.radians([lon.min(), lat.min()])
+                hi = np.radians([lon.max(), lat.max()])
+                tol_rad = position_tol_m / 6.3e6
+                if (
+                    lo[0] < creg[0] - tol_rad
+                    or lo[1] < creg[1] - tol_rad
+                    or hi[0] > creg[2] + tol_rad
+                    or hi[1] > creg[3] + tol_rad
+                    or h.min() < creg[4] - position_tol_m
+                    or h.max() > creg[5] + position_tol_m
+                ):
+                    result.errors.append(f"{path}: {prim.table['class']} vertices outside the content region")
+            if "children" not in tile:
+                result.leaves.append((file, prims))
+        if not contents and "children" not in tile:
             result.errors.append(f"{path}: leaf without content")
         for i, child in enumerate(tile.get("children", [])):
             walk(child, tile, m, f"{path}/{i}")
