@@ -97,10 +97,18 @@ function overview(viewer, bounds) {
     Cesium.Cartesian3.fromRadians(rect.east, rect.north),
   );
   const center = Cesium.Cartesian3.fromRadians(bounds.center.longitude, bounds.center.latitude, (bounds.minHeight + bounds.maxHeight) / 2);
+  const range = Math.max(diag * 1.6, 400);
   viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(center, Math.max(diag / 2, 100)), {
-    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), Math.max(diag * 1.1, 400)),
+    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), range),
     duration: 0,
   });
+  // Centre the city in the part of the canvas the sidebar leaves free.
+  const sidebar = document.getElementById("sidebar").getBoundingClientRect();
+  const width = viewer.canvas.clientWidth;
+  const fov = viewer.camera.frustum.fov;
+  if (width > 0 && sidebar.right > 0 && sidebar.right < width / 2 && fov) {
+    viewer.camera.moveLeft(((sidebar.right / 2) / width) * 2 * range * Math.tan(fov / 2));
+  }
 }
 
 function createStatus(viewer) {
