@@ -259,12 +259,6 @@ def test_clicking_a_building_opens_its_panel_with_its_name(city: City) -> None:
     assert panel.is_hidden()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tiles/ writes buildings and BIM elements as two primitives with two property tables in one glTF; "
-    "CesiumJS 1.140 uses one feature table per model (Model.featureTableId), so element features cannot be "
-    "picked or styled. Fix: elements in their own content (3D Tiles 1.1 `contents`) or their own tiles.",
-)
 def test_clicking_a_bim_element_opens_its_panel_with_ifc_details(city: City, artifacts: Path) -> None:
     from sample_models.site import OFFICE_GROUND_HEIGHT, OFFICE_SITE
 
@@ -433,3 +427,35 @@ def test_underground_view_and_sun_shadows_change_the_picture(city: City) -> None
     assert changed_fraction(before, canvas_png(city)) > 0.01
     assert "sun=2026-12-21T16:30" in city.page.evaluate("() => decodeURIComponent(location.hash)")
     city.page.uncheck("#sun")
+
+
+def test_clipping_box_cuts_into_the_selected_building_and_area_tool_measures(city: City) -> None:
+    tower = city.buildings["黄鹤大厦"]
+    roof = [*tower.centre, tower.height - 0.5]
+    city.page.evaluate("([lon, lat, h]) => window.cimViewer.search.flyTo(lon, lat, h, 0)", roof)
+    wait_idle(city.browser)
+    city.page.mouse.click(*window_position(city, *roof))
+    city.page.locator("#panel-title").filter(has_text="黄鹤大厦").wait_for(timeout=20_000)
+    before = canvas_png(city)
+    city.page.fill("#clip-box-size", "40")
+    city.page.check("#clip-box")  # a 40 m box around the clicked point of the roof is cut away
+    assert city.page.evaluate("() => window.cimViewer.tilesets.get('city').clippingPlanes.enabled") is True
+    assert changed_fraction(before, canvas_png(city)) > 0.002
+    city.page.uncheck("#clip-box")
+    city.page.click("#panel-close")
+
+    city.page.evaluate("() => window.cimViewer.home()")
+    wait_idle(city.browser)
+    lat = 30.5846
+    corners = [(114.3075, lat), (114.3085, lat), (114.3085, lat - 0.0004)]
+    city.page.click("button[data-tool='area']")
+    for lon, la in corners:
+        city.page.mouse.click(*window_position(city, lon, la, 0.0))
+    city.page.mouse.click(*window_position(city, *corners[-1], 0.0), button="right")
+    result = city.page.evaluate("() => window.cimViewer.measure.lastResult")
+    east = 6378137.0 * math.radians(0.001) * math.cos(math.radians(lat))
+    north = 6356752.3 * math.radians(0.0004)
+    assert result["mode"] == "area"
+    assert result["value"] == pytest.approx(east * north / 2, rel=0.05)  # ≈ 2,100 m²
+    assert city.page.locator("#measure-result").inner_text().startswith("面积：")
+    city.page.click("#btn-clear-measure")
