@@ -39,7 +39,7 @@ from tiles.terrain import build_terrain
 LAYERS = ("buildings", "elements", "facilities", "terrain")
 COMPRESSIONS = ("none", "meshopt", "draco")
 LEAF_CAPACITY = 3000.0
-PARENT_CAPACITY = 400
+PARENT_CAPACITY = 250
 ELEMENT_TRIANGLES_PER_UNIT = 40.0
 ERROR_DIVISOR = 16.0
 MIN_TILESET_ERROR = 200.0
