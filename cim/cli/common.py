@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -106,3 +106,15 @@ def progress_bar(ctx: typer.Context | None = None, *, transient: bool = True) ->
         disable=quiet or not stderr.is_terminal,
     ) as progress:
         yield progress
+
+
+@contextmanager
+def progress_task(ctx: typer.Context | None, description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A one-task progress bar; yields the ``(done, total)`` callback that long operations accept."""
+    with progress_bar(ctx) as progress:
+        task = progress.add_task(description, total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance

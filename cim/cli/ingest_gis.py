@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, progress_bar, state, stderr
+from cim.cli.common import JsonOption, emit_json, progress_task, state, stderr
 
 
 def vector(
@@ -43,12 +43,7 @@ def vector(
 
     st = state(ctx)
     mapping = parse_map_options(map_ or [])
-    with progress_bar(ctx) as progress:
-        task = progress.add_task(f"{file.name} → {layer}", total=None)
-
-        def _advance(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with progress_task(ctx, f"{file.name} → {layer}") as _advance:
         report = ingest_vector(
             st.engine(),
             file,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, progress_bar, state, stderr
+from cim.cli.common import JsonOption, emit_json, progress_task, state, stderr
 from cim.errors import IngestError
 
 
@@ -50,12 +50,7 @@ def ifc(
 
     st = state(ctx)
     where = parse_origin(origin) if origin is not None else None
-    with progress_bar(ctx) as progress:
-        task = progress.add_task(f"{file.name} geometry", total=None)
-
-        def _advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with progress_task(ctx, f"{file.name} geometry") as _advance:
         report = ingest_ifc(
             st.engine(),
             file,
