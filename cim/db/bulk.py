@@ -165,33 +165,7 @@ def copy_batches(
     conn: Connection, table: str, batches: Iterable[Sequence[CopyColumn]], *, chunk_rows: int = 50_000
 ) -> int:
     """Like :func:`copy_columns` for several batches of the same columns, in one COPY statement."""
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None:
-        return 0
-    names = [c.name for c in first]
-    for name in [table, *names]:
-        if not _IDENT.match(name):
-            raise ValueError(f"invalid SQL identifier {name!r}")
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    written = 0
-    statement = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
-    with raw.cursor() as cur, cur.copy(statement) as copy:
-        copy.write(_SIGNATURE)
-        for batch in _chain(first, batches):
-            n = _row_count(batch)
-            for start in range(0, n, chunk_rows):
-                stop = min(start + chunk_rows, n)
-                copy.write(encode_rows([_slice(c, start, stop, n) for c in batch], stop - start))
-            written += n
-        copy.write(_TRAILER)
-    return written
-
-
-def _chain(first: Sequence[CopyColumn], rest: Iterable[Sequence[CopyColumn]]) -> Iterable[Sequence[CopyColumn]]:
-    yield first
-    yield from rest
+    return copy_encoded(conn, table, encode_batches(batches, chunk_rows=chunk_rows))
 
 
 def _slice(col: CopyColumn, start: int, stop: int, n: int) -> CopyColumn:
