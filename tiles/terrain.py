@@ -19,11 +19,9 @@ import numpy as np
 import quantized_mesh_encoder
 import rasterio
 from pydelatin import Delatin
-from rasterio.enums import Resampling
-from rasterio.transform import from_origin
-from rasterio.vrt import WarpedVRT
 
 from cim import crs
+from cim.dem import read_grid
 
 GRID = 65
 MAX_TERRAIN_LEVEL = 16
@@ -67,24 +65,7 @@ def _tile_range(bounds: tuple[float, float, float, float], z: int) -> tuple[int,
 def read_tile_grid(dem: Path, bounds: tuple[float, float, float, float], size: int = GRID) -> np.ndarray:
     """DEM normal heights (m) on a ``size × size`` lon/lat grid whose edge samples lie on ``bounds``
     (west, south, east, north degrees), north row first; NaN outside the DEM."""
-    w, s, e, n = bounds
-    dx, dy = (e - w) / (size - 1), (n - s) / (size - 1)
-    transform = from_origin(w - dx / 2, n + dy / 2, dx, dy)
-    with (
-        rasterio.open(dem) as src,
-        WarpedVRT(
-            src,
-            crs="EPSG:4490",
-            transform=transform,
-            width=size,
-            height=size,
-            resampling=Resampling.bilinear,
-            nodata=np.nan,
-            dtype="float32",
-        ) as vrt,
-    ):
-        data = vrt.read(1, masked=True)
-    return np.asarray(data.astype(np.float64).filled(np.nan))
+    return read_grid(dem, bounds, size, size).astype(np.float64)
 
 
 def encode_tile(
