@@ -1,12 +1,13 @@
 """Benchmark: synthetic LOD1 buildings in PostGIS → 3D Tiles, end to end (read, extrude, metadata, write).
 
-Usage: ``python -m benchmarks.tiles_build [--counts 100000,1000000] [--jobs 2] [--py3dtiles PATH]``
+Usage: ``python -m benchmarks.tiles_build [--counts 100000,1000000] [--jobs 2] [--compress none,meshopt,draco]
+[--py3dtiles PATH]``
 
 Creates (or reuses) a dedicated database ``cim_bench_tiles`` on the platform's PostGIS server, fills it with
-generated buildings through COPY (vectorised EWKB), then runs :func:`tiles.build.build_tileset` without and
-with meshopt compression and prints buildings/s, tiles written, bytes per building and peak RSS. When a
-``py3dtiles`` executable is given, times ``py3dtiles export`` on the same table (extruded to polyhedral
-surfaces, as it needs) as a reference.
+generated buildings through COPY (vectorised EWKB), then runs :func:`tiles.build.build_tileset` without
+compression, with meshopt and with draco (``--compress``) and prints buildings/s, tiles written, bytes per
+building and peak RSS. When a ``py3dtiles`` executable is given, times ``py3dtiles export`` on the same table
+(extruded to polyhedral surfaces, as it needs) as a reference.
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", default="100000,1000000")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--compress", default="none,meshopt,draco", help="compressions to run, comma-separated")
     parser.add_argument("--py3dtiles", default=None, help="path of a py3dtiles executable (reference timing)")
     parser.add_argument("--py3dtiles-max", type=int, default=100_000, help="largest count to time py3dtiles on")
     args = parser.parse_args()
@@ -232,7 +234,7 @@ def main() -> None:
         for n in (int(v) for v in args.counts.split(",")):
             fill_s = fill(url, n)
             print(f"\n{n:,} buildings (COPY insert {fill_s:.1f} s)")
-            for compress in ("none", "meshopt"):
+            for compress in args.compress.split(","):
                 r = run_build(url, settings, n, args.jobs, compress, work / f"{n}_{compress}")
                 print(
                     f"  compress={compress:7s} jobs={args.jobs}: {r['seconds']:.2f} s = {r['buildings_per_s']:,.0f} "

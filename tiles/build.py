@@ -84,8 +84,6 @@ def _check(name: str, layers: tuple[str, ...] | list[str], compress: str, jobs: 
         raise TilesError(f"unknown layers {unknown or chosen}; choose among {', '.join(LAYERS)}")
     if compress not in COMPRESSIONS:
         raise TilesError(f"unknown compression {compress!r}; use one of {', '.join(COMPRESSIONS)}")
-    if compress == "draco":
-        raise TilesError("draco compression is not available in this build; use --compress meshopt")
     if jobs < 1:
         raise TilesError("--jobs must be at least 1")
     return [layer for layer in LAYERS if layer in chosen]

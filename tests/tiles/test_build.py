@@ -14,8 +14,9 @@ from cim import crs
 from cim.errors import TilesError
 from cim.settings import Settings
 from tests.tiles.city import City, make_city
-from tests.tiles.validation import check_terrain, check_tileset, gltf_reports
+from tests.tiles.validation import TilesetCheck, check_terrain, check_tileset, gltf_reports
 from tiles.build import build_tileset
+from tiles.glb import read_glb
 
 SMALL = {"leaf_capacity": 20.0, "parent_capacity": 12}
 
@@ -43,6 +44,43 @@ def _centroids(engine: Engine) -> dict[int, tuple[float, float, float]]:
     return {int(r[0]): (float(r[1]), float(r[2]), float(r[3])) for r in rows}
 
 
+def _assert_each_feature_once_in_place(
+    checked: TilesetCheck, expected: dict[int, tuple[float, float, float]], city: City, up_cos: float = 0.999
+) -> None:
+    """Every building exactly once at leaf level (BIM buildings through their elements), its roof centroid
+    (triangles selected through their feature ids) within 0.1 m of the ECEF position from cim/crs.py; every
+    element GlobalId and facility id exactly once."""
+    seen: dict[int, int] = {}
+    element_guids: list[str] = []
+    facility_ids: list[int] = []
+    for _, prims in checked.leaves:
+        for prim in prims:
+            t = prim.table
+            if t["class"] == "building":
+                for fid, bid in enumerate(t["building_id"]):
+                    seen[int(bid)] = seen.get(int(bid), 0) + 1
+                    tri = prim.indices.reshape(-1, 3)
+                    assert np.all(prim.feature_ids[tri] == prim.feature_ids[tri[:, :1]]), "mixed-feature triangle"
+                    tri = tri[prim.feature_ids[tri[:, 0]] == fid]
+                    p = prim.ecef[tri]
+                    lon, lat, _ = expected[int(bid)]
+                    up = np.array(crs.enu_to_ecef_matrix(lon, lat, 0.0)[:3, 2])
+                    roof = prim.normals[tri[:, 0]] @ up > up_cos
+                    area = np.linalg.norm(np.cross(p[roof, 1] - p[roof, 0], p[roof, 2] - p[roof, 0]), axis=1) / 2
+                    centre = (p[roof].mean(axis=1) * area[:, None]).sum(axis=0) / area.sum()
+                    want = crs.geodetic_to_geocentric([lon], [lat], [expected[int(bid)][2]])[0]
+                    assert np.linalg.norm(centre - want) < 0.1, (bid, np.linalg.norm(centre - want))
+            elif t["class"] == "element":
+                element_guids += t["global_id"]
+                for b in set(t["building_id"].tolist()) - {-1}:
+                    seen[int(b)] = seen.get(int(b), 0) + 1
+            else:
+                facility_ids += t["facility_id"].tolist()
+    assert seen == {bid: 1 for bid in expected}
+    assert sorted(element_guids) == sorted(city.element_guids)
+    assert sorted(facility_ids) == sorted(city.facility_ids)
+
+
 def test_build_is_valid_and_every_building_is_at_one_leaf_in_place(
     engine: Engine, settings: Settings, city: City, tmp_path: Path
 ) -> None:
@@ -58,34 +96,7 @@ def test_build_is_valid_and_every_building_is_at_one_leaf_in_place(
     assert check_terrain(out / "terrain") == report.terrain_tiles > 0
     # Every building exactly once at leaf level (BIM buildings through their elements), at the right place.
     expected = _centroids(engine)
-    seen: dict[int, int] = {}
-    element_guids: list[str] = []
-    facility_ids: list[int] = []
-    for _, prims in checked.leaves:
-        for prim in prims:
-            t = prim.table
-            if t["class"] == "building":
-                for fid, bid in enumerate(t["building_id"]):
-                    seen[int(bid)] = seen.get(int(bid), 0) + 1
-                    tri = prim.indices.reshape(-1, 3)
-                    tri = tri[prim.feature_ids[tri[:, 0]] == fid]
-                    p = prim.ecef[tri]
-                    lon, lat, _ = expected[int(bid)]
-                    up = np.array(crs.enu_to_ecef_matrix(lon, lat, 0.0)[:3, 2])
-                    roof = prim.normals[tri[:, 0]] @ up > 0.999
-                    area = np.linalg.norm(np.cross(p[roof, 1] - p[roof, 0], p[roof, 2] - p[roof, 0]), axis=1) / 2
-                    centre = (p[roof].mean(axis=1) * area[:, None]).sum(axis=0) / area.sum()
-                    want = crs.geodetic_to_geocentric([lon], [lat], [expected[int(bid)][2]])[0]
-                    assert np.linalg.norm(centre - want) < 0.1, (bid, np.linalg.norm(centre - want))
-            elif t["class"] == "element":
-                element_guids += t["global_id"]
-                for b in set(t["building_id"].tolist()) - {-1}:
-                    seen[int(b)] = seen.get(int(b), 0) + 1
-            else:
-                facility_ids += t["facility_id"].tolist()
-    assert seen == {bid: 1 for bid in expected}
-    assert sorted(element_guids) == sorted(city.element_guids)
-    assert sorted(facility_ids) == sorted(city.facility_ids)
+    _assert_each_feature_once_in_place(checked, expected, city)
     # Metadata carries what the viewer shows on a click.
     names = [n for _, prims in checked.leaves for p in prims if p.table["class"] == "building" for n in p.table["name"]]
     assert "楼 0" in names
@@ -139,6 +150,34 @@ def test_meshopt_compression_validates_and_is_smaller(
         for b in p.table["building_id"]
     )
     assert len(ids) == len(set(ids)) == len(city.building_ids) - 1
+
+
+def test_draco_compression_validates_and_keeps_feature_ids(
+    engine: Engine, settings: Settings, city: City, tmp_path: Path
+) -> None:
+    layers = ["buildings", "elements", "facilities"]
+    plain = build_tileset(engine, settings, "plain", out=tmp_path / "plain", layers=layers, **SMALL)  # type: ignore[arg-type]
+    packed = build_tileset(
+        engine,
+        settings,
+        "draco",
+        out=tmp_path / "draco",
+        layers=layers,
+        compress="draco",
+        **SMALL,  # type: ignore[arg-type]
+    )
+    assert packed.bytes < plain.bytes * 0.8 and packed.tiles == plain.tiles
+    checked = check_tileset(tmp_path / "draco", position_tol_m=0.5)  # decodes every primitive with DracoPy
+    assert checked.errors == []
+    _assert_gltf_clean(checked.contents)
+    for path in checked.contents:
+        doc, _ = read_glb(path.read_bytes())
+        assert doc["extensionsRequired"] == ["KHR_draco_mesh_compression"]
+        for prim in doc["meshes"][0]["primitives"]:
+            ext = prim["extensions"]["KHR_draco_mesh_compression"]
+            assert set(ext["attributes"]) == {"POSITION", "NORMAL", "COLOR_0", "_FEATURE_ID_0"}
+    # Octahedral 8-bit normals: roofs are up within ~1°; feature ids exact, so every feature is found once.
+    _assert_each_feature_once_in_place(checked, _centroids(engine), city, up_cos=0.999)
 
 
 def test_rebuild_writes_only_changed_tiles(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:

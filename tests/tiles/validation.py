@@ -135,6 +135,32 @@ def read_table(doc: dict[str, Any], blob: bytes, table: dict[str, Any], schema: 
     return values
 
 
+def _draco(
+    doc: dict[str, Any], blob: bytes, prim: dict[str, Any], ext: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode a KHR_draco_mesh_compression primitive with DracoPy and check it against its accessors:
+    positions, normals, feature ids (exact integers) and triangle indices."""
+    import DracoPy
+
+    data = _view_bytes(doc, blob, ext["bufferView"])
+    mesh = DracoPy.decode(data)
+    by_id = {int(a["unique_id"]): np.asarray(a["data"]) for a in mesh.attributes}
+    attrs = prim["attributes"]
+    assert set(ext["attributes"]) <= set(attrs), "draco attributes must be primitive attributes"
+    decoded = {name: by_id[uid] for name, uid in ext["attributes"].items()}
+    for name, values in decoded.items():
+        acc = doc["accessors"][attrs[name]]
+        assert "bufferView" not in acc and acc["count"] == len(values), name
+    pos = decoded["POSITION"].astype(np.float64)
+    acc = doc["accessors"][attrs["POSITION"]]
+    assert np.allclose(pos.min(axis=0), acc["min"]) and np.allclose(pos.max(axis=0), acc["max"])
+    fid = decoded["_FEATURE_ID_0"][:, 0]
+    assert np.issubdtype(fid.dtype, np.integer) or np.all(fid == np.rint(fid)), "feature ids must stay exact"
+    idx = np.asarray(mesh.faces, dtype=np.int64).ravel()
+    assert doc["accessors"][prim["indices"]]["count"] == len(idx)
+    return pos, decoded["NORMAL"].astype(np.float64), fid.astype(np.float64), idx
+
+
 def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
     """Every primitive of a .glb in ECEF, given the tile's accumulated transform (4×4)."""
     doc, blob = read_glb(path.read_bytes())
@@ -145,14 +171,19 @@ def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
     trans = np.array(node.get("translation", [0, 0, 0]))
     out = []
     for prim in doc["meshes"][0]["primitives"]:
-        p = _accessor(doc, blob, prim["attributes"]["POSITION"]) * scale + trans
-        nrm = _accessor(doc, blob, prim["attributes"]["NORMAL"])
+        draco = prim.get("extensions", {}).get("KHR_draco_mesh_compression")
+        if draco is not None:
+            p, nrm, fid, idx = _draco(doc, blob, prim, draco)
+            p = p * scale + trans
+        else:
+            p = _accessor(doc, blob, prim["attributes"]["POSITION"]) * scale + trans
+            nrm = _accessor(doc, blob, prim["attributes"]["NORMAL"])
+            fid = _accessor(doc, blob, prim["attributes"]["_FEATURE_ID_0"])
+            idx = _accessor(doc, blob, prim["indices"]).astype(np.int64)
         zup = np.column_stack([p[:, 0], -p[:, 2], p[:, 1]])
         nup = np.column_stack([nrm[:, 0], -nrm[:, 2], nrm[:, 1]])
         ecef = zup @ transform[:3, :3].T + transform[:3, 3]
         nup = nup @ transform[:3, :3].T
-        fid = _accessor(doc, blob, prim["attributes"]["_FEATURE_ID_0"])
-        idx = _accessor(doc, blob, prim["indices"]).astype(np.int64)
         fset = prim["extensions"]["EXT_mesh_features"]["featureIds"][0]
         table = tables[fset["propertyTable"]]
         assert fid.max() < fset["featureCount"] <= table["count"]
