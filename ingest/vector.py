@@ -51,8 +51,10 @@ LAYERS: dict[str, tuple[str, str]] = {
 BATCH_SIZE = 65_536
 REBUILD_INDEX_FROM = 50_000
 """Loads of at least this many features (and a quarter of the rows already there) drop the table's GiST index
-and rebuild it after COPY, in the same transaction: building a GiST index in one go is several times faster
-than maintaining it row by row. The table is locked against other writers and readers meanwhile."""
+and its foreign keys, and rebuild them after COPY, in the same transaction: building a GiST index in one go is
+several times faster than maintaining it row by row, and validating ``dataset_id`` in one join instead of one
+trigger call per row halves the server's COPY time. The table (and ``dataset``, referenced by the foreign key)
+is locked against other writers and readers meanwhile."""
 
 ProgressCallback = Callable[[int, int | None], None]
 _T = TypeVar("_T")
@@ -234,8 +236,10 @@ def _load(
         and total >= REBUILD_INDEX_FROM
         and total * 4 >= bulk.estimated_rows(conn, table)
     )
+    foreign_keys: list[tuple[str, str]] = []
     if big:
         bulk.drop_spatial_index(conn, table, geom_col)
+        foreign_keys = bulk.drop_foreign_keys(conn, table)
     try:
         stream = pyogrio.raw.open_arrow(
             path,
@@ -264,6 +268,7 @@ def _load(
             finally:
                 prepared.close()  # stops the worker before the source closes
     if big:
+        bulk.restore_foreign_keys(conn, table, foreign_keys)
         bulk.create_spatial_index(conn, table, geom_col)
 
 

@@ -214,6 +214,38 @@ def create_spatial_index(conn: Connection, table: str, column: str) -> None:
     conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {table}_{column}_gist ON {table} USING gist ({column})")
 
 
+def drop_foreign_keys(conn: Connection, table: str) -> list[tuple[str, str]]:
+    """Drop the foreign keys *of* ``table`` (inside the caller's transaction) before a large load.
+
+    A foreign key is checked by a trigger once per inserted row (several microseconds each: most of the
+    server's COPY time for narrow rows); re-adding it with :func:`restore_foreign_keys` validates the whole
+    table in one join instead. Returns (name, definition) pairs for :func:`restore_foreign_keys`. Dropping a
+    foreign key locks the referenced table (e.g. ``dataset``) exclusively until the transaction ends.
+    """
+    if not _IDENT.match(table):
+        raise ValueError("invalid SQL identifier")
+    rows = conn.exec_driver_sql(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        f"WHERE conrelid = '{table}'::regclass AND contype = 'f' ORDER BY conname"
+    ).all()
+    saved = [(str(name), str(definition)) for name, definition in rows]
+    for name, _ in saved:
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {_quote(name)}")
+    return saved
+
+
+def restore_foreign_keys(conn: Connection, table: str, saved: Sequence[tuple[str, str]]) -> None:
+    """Re-add foreign keys dropped by :func:`drop_foreign_keys`; PostgreSQL validates every row (one join)."""
+    if not _IDENT.match(table):
+        raise ValueError("invalid SQL identifier")
+    for name, definition in saved:
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {_quote(name)} {definition}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def estimated_rows(conn: Connection, table: str) -> int:
     """The planner's row estimate of a table (cheap, from ``pg_class``; 0 for a never-analysed empty table)."""
     if not _IDENT.match(table):

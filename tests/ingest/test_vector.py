@@ -347,3 +347,35 @@ def test_city_local_crs_mapping_and_storey_height_from_config(engine, settings, 
     rows = _buildings(engine)
     assert [r["height"] for r in rows] == [14.0, 30.0]
     assert rows[0]["lon"] == pytest.approx(WUHAN[0], abs=1e-3) and rows[0]["lat"] == pytest.approx(WUHAN[1], abs=1e-3)
+
+
+def _index_and_keys(engine) -> tuple[list, list]:
+    with engine.connect() as conn:
+        indexes = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'building' ORDER BY 1")).all()
+        keys = conn.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'building'::regclass ORDER BY 1"
+            )
+        ).all()
+    return indexes, keys
+
+
+def test_bulk_load_path_restores_gist_index_and_foreign_key(engine, settings, tmp_path, monkeypatch):
+    import ingest.vector as iv
+
+    schema = _index_and_keys(engine)
+    assert any(k[0] == "building_dataset_id_fkey" for k in schema[1])
+    monkeypatch.setattr(iv, "REBUILD_INDEX_FROM", 1)  # take the drop-and-rebuild path on a small file
+    good = _write(tmp_path / "g.gpkg", _gk_boxes(5), {"NAME": list("abcde")}, driver="GPKG")
+    assert ingest_vector(engine, good, settings, layer="buildings").stored == 5
+    assert _index_and_keys(engine) == schema
+    boxes = list(_gk_boxes(3)) + list(shapely.transform(_gk_boxes(2), lambda c: c + np.array([2_000_000.0, 0.0])))
+    bad = _write(tmp_path / "bad.gpkg", np.array(boxes, dtype=object), {"NAME": list("abcde")}, driver="GPKG")
+    monkeypatch.setattr(iv, "BATCH_SIZE", 3)
+    with pytest.raises(CrsError):
+        ingest_vector(engine, bad, settings, layer="buildings")
+    assert _index_and_keys(engine) == schema
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 5
+        assert conn.execute(text("SELECT count(*) FROM building b JOIN dataset d ON d.id = b.dataset_id")).scalar() == 5
