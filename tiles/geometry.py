@@ -229,6 +229,40 @@ def prisms(
     return concat([side, cap])
 
 
+def unit_prism(sides: int = 8) -> Mesh:
+    """A regular prism in a local Z-up frame (x east, y north, z up; metres): circumradius 1, from z = 0 to
+    z = 1, ``sides`` side faces with flat normals and a top cap: the template that instanced point
+    facilities scale by (radius, radius, height). Same faces as :func:`prisms`; ``feature`` is all 0."""
+    ang = np.arange(sides) * (2 * np.pi / sides)
+    ring = np.column_stack([np.cos(ang), np.sin(ang), np.zeros(sides)])
+    nxt = (np.arange(sides) + 1) % sides
+    up = np.array([0.0, 0.0, 1.0])
+    face = np.stack([ring, ring[nxt], ring[nxt] + up, ring + up], axis=1)  # (s, 4, 3)
+    fnorm = _unit(ring + ring[nxt])
+    side_idx = (np.array([0, 1, 2, 0, 2, 3])[None, :] + 4 * np.arange(sides)[:, None]).ravel()
+    j = np.arange(1, sides - 1)
+    cap_idx = (np.stack([np.zeros_like(j), j, j + 1], axis=1) + 4 * sides).ravel()
+    positions = np.concatenate([face.reshape(-1, 3), ring + up])
+    normals = np.concatenate([np.repeat(fnorm, 4, axis=0), np.tile(up, (sides, 1))]).astype(np.float32)
+    return Mesh(positions, normals, np.zeros(len(positions), np.int64), np.r_[side_idx, cap_idx].astype(np.int64))
+
+
+def rotation_quaternions(m: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Unit quaternions (x, y, z, w) of proper rotation matrices ``m`` (k, 3, 3) close to the identity
+    (trace > 0, e.g. the rotation between two east-north-up frames less than 90° apart)."""
+    w = np.sqrt(np.maximum(1.0 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2], 1e-12)) / 2
+    q = np.column_stack(
+        [
+            (m[:, 2, 1] - m[:, 1, 2]) / (4 * w),
+            (m[:, 0, 2] - m[:, 2, 0]) / (4 * w),
+            (m[:, 1, 0] - m[:, 0, 1]) / (4 * w),
+            w,
+        ]
+    )
+    out: NDArray[np.float64] = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return out
+
+
 def tubes(
     start: NDArray[np.float64],
     end: NDArray[np.float64],

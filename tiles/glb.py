@@ -66,6 +66,28 @@ class PropertyTable:
     columns: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Instances:
+    """One mesh drawn at many places with ``EXT_mesh_gpu_instancing`` (repeated facilities: lamps, manholes…).
+
+    The template mesh is in a local Z-up frame (metres): ``positions`` (n, 3), ``normals`` (n, 3), ``colors``
+    uint8 (n, 4), ``indices`` (m,). Each instance k places it in the tile's Z-up frame: ``translations``
+    (k, 3) metres relative to the tile centre, ``rotations`` (k, 4) unit quaternions (x, y, z, w),
+    ``scales`` (k, 3); ``feature_ids`` (k,) are rows of property table ``table`` (``EXT_instance_features``).
+    """
+
+    positions: NDArray[np.float64]
+    normals: NDArray[np.float32]
+    colors: NDArray[np.uint8]
+    indices: NDArray[np.int64]
+    translations: NDArray[np.float64]
+    rotations: NDArray[np.float64]
+    scales: NDArray[np.float64]
+    feature_ids: NDArray[np.int64]
+    table: int
+    feature_count: int
+
+
 class _Bin:
     """The binary chunk being assembled, with bufferViews (8-byte aligned)."""
 
@@ -252,8 +274,75 @@ def _draco_primitive(
     return out
 
 
-def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compress: str = "none") -> bytes:
-    """Encode primitives and property tables as one .glb (bytes).
+def _instanced_node(w: _Writer, inst: Instances, mesh: int) -> dict[str, Any]:
+    """The template mesh's primitive is written by the caller; this writes the per-instance accessors (not
+    quantised: float32 translations, quaternions, scales and feature ids) and returns the node."""
+    k = len(inst.translations)
+    t = _y_up(inst.translations).astype(np.float32)
+    q = np.column_stack([_y_up(inst.rotations[:, :3]), inst.rotations[:, 3]]).astype(np.float32)
+    sc = inst.scales[:, [0, 2, 1]].astype(np.float32)  # Z-up (x, y, z) scale → Y-up (x, z, y)
+    attrs = {
+        "TRANSLATION": w.accessor(
+            w.vertex_view(t, 12, None), FLOAT, "VEC3", k, min=t.min(axis=0).tolist(), max=t.max(axis=0).tolist()
+        ),
+        "ROTATION": w.accessor(w.vertex_view(q, 16, None), FLOAT, "VEC4", k),
+        "SCALE": w.accessor(w.vertex_view(sc, 12, None), FLOAT, "VEC3", k),
+        FEATURE_ID_ATTRIBUTE: w.accessor(
+            w.vertex_view(inst.feature_ids.astype(np.float32), 4, None), FLOAT, "SCALAR", k
+        ),
+    }
+    w.used.add("EXT_mesh_gpu_instancing")
+    return {
+        "mesh": mesh,
+        "extensions": {
+            "EXT_mesh_gpu_instancing": {"attributes": attrs},
+            "EXT_instance_features": {
+                "featureIds": [{"featureCount": inst.feature_count, "attribute": 0, "propertyTable": inst.table}]
+            },
+        },
+    }
+
+
+def _template_primitive(w: _Writer, inst: Instances, material: int) -> dict[str, Any]:
+    n = len(inst.positions)
+    pos = _y_up(inst.positions).astype(np.float32)
+    attrs = {
+        "POSITION": w.accessor(
+            w.vertex_view(pos, 12, ARRAY_BUFFER),
+            FLOAT,
+            "VEC3",
+            n,
+            min=pos.min(axis=0).tolist(),
+            max=pos.max(axis=0).tolist(),
+        ),
+        "NORMAL": w.accessor(
+            w.vertex_view(_y_up(inst.normals.astype(np.float64)).astype(np.float32), 12, ARRAY_BUFFER),
+            FLOAT,
+            "VEC3",
+            n,
+        ),
+        "COLOR_0": w.accessor(
+            w.vertex_view(np.ascontiguousarray(inst.colors, dtype=np.uint8), 4, ARRAY_BUFFER),
+            UNSIGNED_BYTE,
+            "VEC4",
+            n,
+            normalized=True,
+        ),
+    }
+    iv = w.vertex_view(inst.indices.astype(np.uint32), 4, ELEMENT_ARRAY_BUFFER)
+    ia = w.accessor(iv, UNSIGNED_INT, "SCALAR", len(inst.indices))
+    return {"attributes": attrs, "indices": ia, "material": material, "mode": 4}
+
+
+def write_glb(
+    primitives: list[Primitive],
+    tables: list[PropertyTable],
+    *,
+    compress: str = "none",
+    instances: list[Instances] | None = None,
+) -> bytes:
+    """Encode primitives (one mesh, node 0), instanced meshes (one node each, ``EXT_mesh_gpu_instancing`` +
+    ``EXT_instance_features``) and property tables as one .glb (bytes).
 
     ``compress="meshopt"`` quantises positions to 16 bits (KHR_mesh_quantization, node scale/offset) and
     normals to 8 bits and compresses vertex and index buffers with EXT_meshopt_compression;
@@ -339,9 +428,6 @@ def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compr
     doc: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "cim tiles"},
         "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0}],
-        "meshes": [{"primitives": meshes_prims}],
         "materials": [
             {
                 "pbrMetallicRoughness": {
@@ -357,9 +443,25 @@ def write_glb(primitives: list[Primitive], tables: list[PropertyTable], *, compr
         "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
         "extensions": {"EXT_structural_metadata": {"schema": SCHEMA, "propertyTables": prop_tables}},
     }
-    if quantize:
-        doc["nodes"][0]["translation"] = qmin.tolist()
-        doc["nodes"][0]["scale"] = scale.tolist()
+    nodes: list[dict[str, Any]] = []
+    meshes: list[dict[str, Any]] = []
+    if meshes_prims:
+        nodes.append({"mesh": 0})
+        meshes.append({"primitives": meshes_prims})
+        if quantize:
+            nodes[0]["translation"] = qmin.tolist()
+            nodes[0]["scale"] = scale.tolist()
+    for inst in instances or []:
+        # Template meshes stay plain (meshopt-compressed buffers at most): they are a few dozen vertices.
+        meshes.append({"primitives": [_template_primitive(w, inst, material_index)]})
+        nodes.append(_instanced_node(w, inst, len(meshes) - 1))
+    if not nodes:
+        raise ValueError("a .glb needs at least one primitive or instanced mesh")
+    if instances:
+        doc["extensionsUsed"].append("EXT_instance_features")
+    doc["scenes"] = [{"nodes": list(range(len(nodes)))}]
+    doc["nodes"] = nodes
+    doc["meshes"] = meshes
     required = sorted(w.used)
     if required:
         doc["extensionsUsed"] += required

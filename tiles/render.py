@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from cim import crs
 from cim.dem import sample_heights
 from cim.vocabulary import PIPE_KINDS
 from tiles import geometry as geo
-from tiles.glb import Primitive, PropertyTable, write_glb
+from tiles.glb import Instances, Primitive, PropertyTable, write_glb
 from tiles.schema import (
     DEFAULT_BUILDING_COLOR,
     DEFAULT_ELEMENT_COLOR,
@@ -41,6 +42,24 @@ POINT_STYLE: dict[str, tuple[float, float, float]] = {
     "street_lamp": (0.1, 8.0, 6),
 }
 DEFAULT_POINT_STYLE = (1.0, 3.0, 6)
+INSTANCE_MIN = 2
+"""Point facilities of one kind that occur at least this often in a tile are drawn as one instanced prism
+(EXT_mesh_gpu_instancing); rarer ones are merged into the tile's facility mesh."""
+POINT_SIDES = 8
+
+
+@dataclass
+class _PointGroup:
+    """Point facilities of one kind drawn by instancing: feature index, lon/lat (degrees), bottom/top
+    (normal heights, m) and radius (m) of each prism."""
+
+    kind: str
+    feature: NDArray[np.int64]
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    bottom: NDArray[np.float64]
+    top: NDArray[np.float64]
+    radius: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -202,7 +221,11 @@ def _elements(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, N
     return mesh, table, colors
 
 
-def _facilities(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]:
+def _facilities(
+    job: TileJob, bounds: _Bounds, groups: list[_PointGroup] | None = None
+) -> tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]:
+    """Facility meshes; when ``groups`` is given, repeated point facilities are appended to it (to be drawn
+    by instancing) instead of being merged into the mesh."""
     f = job.facilities
     assert f is not None
     geoms = shapely.from_wkb(f["wkb"])
@@ -243,9 +266,21 @@ def _facilities(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable,
         bottom = np.where(is_manhole, ground - np.maximum(depth, 0.5), ground)
         top = np.where(is_manhole, ground - 0.05, ground + style[:, 1])
         radius = np.where(is_manhole, 0.5, style[:, 0])
-        m = geo.prisms(lon, lat, bottom, top, radius, sides=8, height_anomaly=zeta)
-        m.feature = pt[m.feature]
-        meshes.append(m)
+        m = geo.prisms(lon, lat, bottom, top, radius, sides=POINT_SIDES, height_anomaly=zeta)
+        bounds.add_ecef(m.positions, zeta)
+        instanced = np.zeros(len(pt), dtype=bool)
+        if groups is not None:
+            kinds_pt = kinds[pt].astype(str)
+            names, counts = np.unique(kinds_pt, return_counts=True)
+            for kind in names[counts >= INSTANCE_MIN]:
+                sel = kinds_pt == kind
+                instanced |= sel
+                groups.append(_PointGroup(str(kind), pt[sel], lon[sel], lat[sel], bottom[sel], top[sel], radius[sel]))
+        keep = ~instanced[m.feature]  # per vertex; a prism's triangles use its own vertices only
+        tri = m.indices.reshape(-1, 3)
+        remap = np.cumsum(keep) - 1
+        tri = remap[tri[keep[tri[:, 0]]]]
+        meshes.append(geo.Mesh(m.positions[keep], m.normals[keep], pt[m.feature[keep]], tri.ravel()))
     # Areas (parks, water, shelters…): thin slabs on the ground.
     poly = np.nonzero(np.isin(types, [3, 6]))[0]
     if len(poly):
@@ -257,6 +292,31 @@ def _facilities(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable,
     bounds.add_ecef(mesh.positions, zeta)
     table = PropertyTable("facility", len(f), {"facility_id": f["id"], "kind": list(f["kind"]), "name": f["name"]})
     return mesh, table, rgba_table(list(f["kind"]), FACILITY_COLORS, DEFAULT_FACILITY_COLOR)
+
+
+def _instances(
+    g: _PointGroup, colors: NDArray[np.uint8], feature_count: int, matrix: NDArray[np.float64], zeta: float
+) -> Instances:
+    """One instanced prism for a group of point facilities, placed in the tile frame ``matrix`` (ENU→ECEF):
+    translation = bottom centre, rotation = the facility's own east-north-up frame seen from the tile frame
+    (so posts stay plumb across the tile), scale = (radius, radius, top − bottom)."""
+    template = geo.unit_prism(POINT_SIDES)
+    centre, rot = matrix[:3, 3], matrix[:3, :3]
+    base = crs.geodetic_to_geocentric(g.lon, g.lat, g.bottom, height_anomaly=zeta)
+    east, north, up = geo.enu_axes(g.lon, g.lat)
+    local = np.stack([east, north, up], axis=2)  # (k, 3, 3): columns = the facility's ENU axes in ECEF
+    return Instances(
+        positions=template.positions,
+        normals=template.normals,
+        colors=np.repeat(colors[g.feature[:1]], len(template.positions), axis=0),
+        indices=template.indices,
+        translations=(base - centre) @ rot,
+        rotations=geo.rotation_quaternions(np.einsum("ji,kjl->kil", rot, local)),
+        scales=np.column_stack([g.radius, g.radius, np.maximum(g.top - g.bottom, 0.01)]),
+        feature_ids=g.feature,
+        table=0,
+        feature_count=feature_count,
+    )
 
 
 def _feature_major(mesh: geo.Mesh) -> geo.Mesh:
@@ -288,15 +348,16 @@ def render_tile(job: TileJob) -> TileResult:
         job.buildings = _fetch_buildings(job.source, job.building_ids)
     parts: list[tuple[str, _Bounds, tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]]] = []
     counts: dict[str, int] = {}
+    groups: list[_PointGroup] = []
     for name, cols, fn in (
         ("buildings", job.buildings, _buildings),
         ("elements", job.elements, _elements),
-        ("facilities", job.facilities, _facilities),
+        ("facilities", job.facilities, partial(_facilities, groups=groups)),
     ):
         if cols is not None and len(cols):
             b = _Bounds()
             part = fn(job, b)
-            if len(part[0].indices):
+            if len(part[0].indices) or (name == "facilities" and groups):
                 parts.append((name, b, part))
                 counts[name] = len(cols)
     if not parts:
@@ -311,17 +372,22 @@ def render_tile(job: TileJob) -> TileResult:
     centre, rot = matrix[:3, 3], matrix[:3, :3]
     contents: list[TileContent] = []
     for name, bounds, (mesh, table, colors) in parts:
-        mesh = _feature_major(mesh)
-        prim = Primitive(
-            positions=(mesh.positions - centre) @ rot,
-            normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
-            colors=colors[mesh.feature],
-            feature_ids=mesh.feature,
-            indices=mesh.indices,
-            table=0,
-            feature_count=table.count,
-        )
-        glb = write_glb([prim], [table], compress=job.compress)
+        prims: list[Primitive] = []
+        if len(mesh.indices):
+            mesh = _feature_major(mesh)
+            prims.append(
+                Primitive(
+                    positions=(mesh.positions - centre) @ rot,
+                    normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
+                    colors=colors[mesh.feature],
+                    feature_ids=mesh.feature,
+                    indices=mesh.indices,
+                    table=0,
+                    feature_count=table.count,
+                )
+            )
+        instances = [_instances(g, colors, table.count, matrix, zeta) for g in groups] if name == "facilities" else []
+        glb = write_glb(prims, [table], compress=job.compress, instances=instances)
         contents.append(TileContent(name, glb, hashlib.sha256(glb).hexdigest(), _region(bounds, zeta)))
     whole = _Bounds()
     whole.lo, whole.hi = lo, hi

@@ -172,12 +172,56 @@ def test_draco_compression_validates_and_keeps_feature_ids(
     _assert_gltf_clean(checked.contents)
     for path in checked.contents:
         doc, _ = read_glb(path.read_bytes())
-        assert doc["extensionsRequired"] == ["KHR_draco_mesh_compression"]
-        for prim in doc["meshes"][0]["primitives"]:
-            ext = prim["extensions"]["KHR_draco_mesh_compression"]
+        assert "KHR_draco_mesh_compression" in doc["extensionsRequired"]
+        for prim in (p for m in doc["meshes"] for p in m["primitives"] if "EXT_mesh_features" in p["extensions"]):
+            ext = prim["extensions"]["KHR_draco_mesh_compression"]  # (instanced templates stay plain)
             assert set(ext["attributes"]) == {"POSITION", "NORMAL", "COLOR_0", "_FEATURE_ID_0"}
     # Octahedral 8-bit normals: roofs are up within ~1°; feature ids exact, so every feature is found once.
     _assert_each_feature_once_in_place(checked, _centroids(engine), city, up_cos=0.999)
+
+
+@pytest.mark.parametrize("compress", ["none", "draco"])
+def test_repeated_facilities_are_instanced_and_pickable(
+    engine: Engine, settings: Settings, city: City, tmp_path: Path, compress: str
+) -> None:
+    out = tmp_path / "fac"
+    build_tileset(engine, settings, "fac", out=out, layers=["facilities"], compress=compress)
+    checked = check_tileset(out, position_tol_m=0.05 if compress == "none" else 0.5)  # expands every instance
+    assert checked.errors == []
+    _assert_gltf_clean(checked.contents)
+    instances = 0
+    for path in checked.contents:
+        doc, _ = read_glb(path.read_bytes())
+        for node in doc["nodes"]:
+            ext = node.get("extensions", {})
+            if "EXT_mesh_gpu_instancing" in ext:
+                instances += doc["accessors"][ext["EXT_mesh_gpu_instancing"]["attributes"]["TRANSLATION"]]["count"]
+                assert ext["EXT_instance_features"]["featureIds"][0]["propertyTable"] == 0
+                assert "EXT_mesh_gpu_instancing" in doc["extensionsRequired"]
+                assert "EXT_instance_features" in doc["extensionsUsed"]
+    with engine.connect() as conn:
+        lamps = {
+            int(r[0]): (float(r[1]), float(r[2]))
+            for r in conn.execute(
+                text("SELECT id, ST_X(geom), ST_Y(geom) FROM facility WHERE kind = 'street_lamp' AND valid_to IS NULL")
+            )
+        }
+    assert instances == len(lamps) == 2  # the lone manhole stays in the merged mesh
+    # Picking names the facility: each instance's feature id points at its own row, the post stands at the
+    # facility's point, plumb (8 m from its foot to its top along the local vertical).
+    found: list[int] = []
+    for _, prims in checked.leaves:
+        for prim in prims:
+            for fid, facility_id in enumerate(prim.table["facility_id"].tolist()):
+                if facility_id not in lamps:
+                    continue
+                found.append(facility_id)
+                lon, lat, h = crs.geocentric_to_geodetic(prim.ecef[prim.feature_ids == fid])
+                want_lon, want_lat = lamps[facility_id]
+                assert abs(lon.mean() - want_lon) < 1e-7 and abs(lat.mean() - want_lat) < 1e-7
+                assert abs((h.max() - h.min()) - 8.0) < 0.01
+                assert np.ptp(lon) < 3e-6 and np.ptp(lat) < 3e-6  # 0.2 m across: a plumb post, not a tilted pole
+    assert sorted(found) == sorted(lamps)
 
 
 def test_rebuild_writes_only_changed_tiles(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from cim.settings import Settings
 from tests.tiles.validation import check_terrain, check_tileset, gltf_reports
 from tiles.build import build_tileset
+from tiles.glb import read_glb
 
 
 def test_sample_city_tileset_is_valid(engine: Engine, settings: Settings, tmp_path: Path) -> None:
@@ -49,3 +50,16 @@ def _check_build(engine: Engine, settings: Settings, out: Path, compress: str) -
                 seen += sorted({int(b) for b in prim.table["building_id"]} - {-1})
     assert sorted(seen) == sorted(live) and len(seen) == len(set(seen))
     assert guids == n_elements > 0
+    # Manholes, hydrants and lamps repeat: drawn by EXT_mesh_gpu_instancing, every facility still once.
+    required = [read_glb(path.read_bytes())[0].get("extensionsRequired", []) for path in checked.contents]
+    assert any("EXT_mesh_gpu_instancing" in r for r in required)
+    facility_ids = [
+        int(f)
+        for _, prims in checked.leaves
+        for p in prims
+        if p.table["class"] == "facility"
+        for f in p.table["facility_id"]
+    ]
+    with engine.connect() as conn:
+        n_facilities = conn.execute(text("SELECT count(*) FROM facility WHERE valid_to IS NULL")).scalar()
+    assert len(facility_ids) == len(set(facility_ids)) == n_facilities

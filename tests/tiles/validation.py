@@ -161,36 +161,103 @@ def _draco(
     return pos, decoded["NORMAL"].astype(np.float64), fid.astype(np.float64), idx
 
 
+_INSTANCE_FORMATS = {
+    "TRANSLATION": ("VEC3", {5126}),
+    "ROTATION": ("VEC4", {5126, 5120, 5122}),
+    "SCALE": ("VEC3", {5126}),
+    "_FEATURE_ID_0": ("SCALAR", {5126, 5121, 5123}),
+}
+
+
+def _quat_matrices(q: np.ndarray) -> np.ndarray:
+    """(k, 3, 3) rotation matrices of unit quaternions (x, y, z, w)."""
+    x, y, z, w = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
+        ],
+        axis=1,
+    )
+
+
+def _mesh_primitive(doc: dict[str, Any], blob: bytes, prim: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    draco = prim.get("extensions", {}).get("KHR_draco_mesh_compression")
+    if draco is not None:
+        return _draco(doc, blob, prim, draco)
+    p = _accessor(doc, blob, prim["attributes"]["POSITION"])
+    nrm = _accessor(doc, blob, prim["attributes"]["NORMAL"])
+    fid = (
+        _accessor(doc, blob, prim["attributes"]["_FEATURE_ID_0"])
+        if "_FEATURE_ID_0" in prim["attributes"]
+        else np.zeros(len(p))
+    )
+    idx = _accessor(doc, blob, prim["indices"]).astype(np.int64)
+    assert idx.max() < len(p)
+    return p, nrm, fid, idx
+
+
 def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
-    """Every primitive of a .glb in ECEF, given the tile's accumulated transform (4×4)."""
+    """The geometry of a .glb in ECEF, given the tile's accumulated transform (4×4): one decoded primitive
+    per property table, merging the mesh primitives (EXT_mesh_features) and the instanced meshes
+    (EXT_mesh_gpu_instancing + EXT_instance_features, expanded instance by instance) that use it."""
     doc, blob = read_glb(path.read_bytes())
     schema = doc["extensions"]["EXT_structural_metadata"]["schema"]
     tables = doc["extensions"]["EXT_structural_metadata"]["propertyTables"]
-    node = doc["nodes"][0]
-    scale = np.array(node.get("scale", [1, 1, 1]))
-    trans = np.array(node.get("translation", [0, 0, 0]))
-    out = []
-    for prim in doc["meshes"][0]["primitives"]:
-        draco = prim.get("extensions", {}).get("KHR_draco_mesh_compression")
-        if draco is not None:
-            p, nrm, fid, idx = _draco(doc, blob, prim, draco)
+    assert sorted(doc["scenes"][doc["scene"]]["nodes"]) == list(range(len(doc["nodes"])))
+    pieces: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for node in doc["nodes"]:
+        scale = np.array(node.get("scale", [1, 1, 1]))
+        trans = np.array(node.get("translation", [0, 0, 0]))
+        assert "rotation" not in node and "matrix" not in node
+        ext = node.get("extensions", {})
+        for prim in doc["meshes"][node["mesh"]]["primitives"]:
+            p, nrm, fid, idx = _mesh_primitive(doc, blob, prim)
+            if "EXT_mesh_gpu_instancing" in ext:
+                assert "EXT_mesh_features" not in prim.get("extensions", {})
+                attrs = ext["EXT_mesh_gpu_instancing"]["attributes"]
+                for name, (kind, types) in _INSTANCE_FORMATS.items():  # EXT_mesh_gpu_instancing rules
+                    acc = doc["accessors"][attrs[name]]
+                    assert acc["type"] == kind and acc["componentType"] in types, name
+                    view = doc["bufferViews"][acc["bufferView"]]
+                    assert "target" not in view and "byteStride" not in view, name
+                    assert acc["count"] == doc["accessors"][attrs["TRANSLATION"]]["count"], name
+                t = _accessor(doc, blob, attrs["TRANSLATION"])
+                r = _quat_matrices(_accessor(doc, blob, attrs["ROTATION"]))
+                sc = _accessor(doc, blob, attrs["SCALE"])
+                ifid = _accessor(doc, blob, attrs["_FEATURE_ID_0"])
+                assert len(t) == len(r) == len(sc) == len(ifid) > 0
+                assert np.allclose(np.linalg.det(r), 1.0, atol=1e-4)
+                fset = ext["EXT_instance_features"]["featureIds"][0]
+                assert fset["attribute"] == 0 and np.all(ifid == np.rint(ifid))
+                k, n = len(t), len(p)
+                p = t[:, None, :] + np.einsum("kij,knj->kni", r, sc[:, None, :] * p[None])
+                nrm = np.einsum("kij,knj->kni", r, nrm[None] / sc[:, None, :])
+                nrm = (nrm / np.linalg.norm(nrm, axis=2, keepdims=True)).reshape(-1, 3)
+                p = p.reshape(-1, 3)
+                idx = (idx[None, :] + n * np.arange(k)[:, None]).ravel()
+                fid = np.repeat(ifid, n)
+            else:
+                fset = prim["extensions"]["EXT_mesh_features"]["featureIds"][0]
             p = p * scale + trans
-        else:
-            p = _accessor(doc, blob, prim["attributes"]["POSITION"]) * scale + trans
-            nrm = _accessor(doc, blob, prim["attributes"]["NORMAL"])
-            fid = _accessor(doc, blob, prim["attributes"]["_FEATURE_ID_0"])
-            idx = _accessor(doc, blob, prim["indices"]).astype(np.int64)
-        zup = np.column_stack([p[:, 0], -p[:, 2], p[:, 1]])
-        nup = np.column_stack([nrm[:, 0], -nrm[:, 2], nrm[:, 1]])
-        ecef = zup @ transform[:3, :3].T + transform[:3, 3]
-        nup = nup @ transform[:3, :3].T
-        fset = prim["extensions"]["EXT_mesh_features"]["featureIds"][0]
-        table = tables[fset["propertyTable"]]
-        assert fid.max() < fset["featureCount"] <= table["count"]
-        assert idx.max() < len(p)
+            zup = np.column_stack([p[:, 0], -p[:, 2], p[:, 1]])
+            nup = np.column_stack([nrm[:, 0], -nrm[:, 2], nrm[:, 1]])
+            ecef = zup @ transform[:3, :3].T + transform[:3, 3]
+            nup = nup @ transform[:3, :3].T
+            assert fid.max() < fset["featureCount"] <= tables[fset["propertyTable"]]["count"]
+            pieces.setdefault(fset["propertyTable"], []).append((ecef, nup, fid.astype(np.int64), idx))
+    out = []
+    for t_index, parts in sorted(pieces.items()):
+        offsets = np.cumsum([0] + [len(e) for e, _, _, _ in parts[:-1]])
+        table = tables[t_index]
         out.append(
             DecodedPrimitive(
-                ecef, nup, fid.astype(np.int64), idx, read_table(doc, blob, table, schema) | {"class": table["class"]}
+                np.concatenate([e for e, _, _, _ in parts]),
+                np.concatenate([nn for _, nn, _, _ in parts]),
+                np.concatenate([f for _, _, f, _ in parts]),
+                np.concatenate([i + o for (_, _, _, i), o in zip(parts, offsets, strict=True)]),
+                read_table(doc, blob, table, schema) | {"class": table["class"]},
             )
         )
     return out
@@ -247,7 +314,7 @@ def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
             result.contents.append(file)
             prims = decode_glb(file, m)
             if len(prims) != 1 or len(_tables_of(file)) != 1:
-                result.errors.append(f"{path}: {content['uri']} must hold one primitive with one property table")
+                result.errors.append(f"{path}: {content['uri']} must hold one property table")
             creg = content.get("boundingVolume", {}).get("region", region)
             if not _inside(creg, region):
                 result.errors.append(f"{path}: content bounding volume not inside the tile's")
