@@ -9,11 +9,13 @@ bytes for the same target is a no-op; a changed file supersedes the previous ver
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +57,9 @@ and its foreign keys, and rebuild them after COPY, in the same transaction: buil
 several times faster than maintaining it row by row, and validating ``dataset_id`` in one join instead of one
 trigger call per row halves the server's COPY time. The table (and ``dataset``, referenced by the foreign key)
 is locked against other writers and readers meanwhile."""
+
+PREPARE_WORKERS = 2
+"""Threads preparing and encoding batches at once (shapely, pyproj and Arrow release the GIL)."""
 
 ProgressCallback = Callable[[int, int | None], None]
 _T = TypeVar("_T")
@@ -261,12 +266,14 @@ def _load(
             for columns in batches:
                 job.report.stored += bulk.upsert_columns(conn, table, columns, key="code")
         else:
-            # Prepare the next batch (GIL-free shapely/pyproj/NumPy work) while the server digests this one.
-            prepared = _prefetch(bulk.encode_batches(_count_rows(batches, job.report)))
+            # Read in a worker thread and prepare + encode PREPARE_WORKERS batches at once in others (GIL-free
+            # shapely/pyproj/Arrow work) while the server digests the previous ones.
+            raw = _raw_batches(job, reader, meta)
+            prepared = _prefetch(_prepare_parallel(job, raw, dataset_id, total if total > 0 else None, progress))
             try:
                 bulk.copy_encoded(conn, table, prepared)
             finally:
-                prepared.close()  # stops the worker before the source closes
+                prepared.close()  # stops the workers before the source closes
     if big:
         bulk.restore_foreign_keys(conn, table, foreign_keys)
         bulk.create_spatial_index(conn, table, geom_col)
@@ -293,6 +300,11 @@ def _prefetch(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
         except BaseException as exc:  # handed over to the consumer
             box.put(exc)
 
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's own clean-up (e.g. its thread pool) runs in this thread
+
     worker = threading.Thread(target=work, name="vector-ingest-prepare", daemon=True)
     worker.start()
     try:
@@ -312,10 +324,87 @@ def _prefetch(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
                 worker.join(timeout=0.1)
 
 
-def _count_rows(batches: Iterator[list[CopyColumn]], report: VectorIngestReport) -> Iterator[list[CopyColumn]]:
-    for columns in batches:
-        report.stored += len(columns[0].values)
-        yield columns
+_Chunk = tuple[list[str], int, bytes]
+_COUNTERS = (
+    "skipped_empty",
+    "repaired",
+    "skipped_geometry_type",
+    "converted_to_point",
+    "base_heights_from_dem",
+    "heights_from_storeys",
+    "heights_defaulted",
+)
+
+
+def _raw_batches(job: _Job, reader: pa.RecordBatchReader, meta: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The source's non-empty record batches (counted as read); sets the job's geometry/attribute columns."""
+    _set_columns(job, reader.schema, meta)
+    for batch in reader:
+        if batch.num_rows:
+            job.report.read += batch.num_rows
+            yield batch
+
+
+def _prepare_encoded(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> tuple[_Job, list[_Chunk]]:
+    """Prepare and encode one batch on a private copy of the job (safe in a worker thread)."""
+    local = replace(
+        job,
+        report=VectorIngestReport(path=job.report.path, layer=job.layer),
+        bounds=[np.inf, np.inf, -np.inf, -np.inf],
+    )
+    columns = _prepare(local, batch, dataset_id)
+    return local, list(bulk.encode_batches([columns])) if columns is not None else []
+
+
+def _merge(job: _Job, local: _Job, chunks: Sequence[_Chunk]) -> None:
+    report = job.report
+    for name in _COUNTERS:
+        setattr(report, name, getattr(report, name) + getattr(local.report, name))
+    report.stored += sum(n for _, n, _ in chunks)
+    job.source = local.source
+    report.crs_in = local.report.crs_in or report.crs_in
+    b, lb = job.bounds, local.bounds
+    b[0], b[1], b[2], b[3] = min(b[0], lb[0]), min(b[1], lb[1]), max(b[2], lb[2]), max(b[3], lb[3])
+
+
+def _prepare_parallel(
+    job: _Job,
+    batches: Iterator[pa.RecordBatch],
+    dataset_id: int,
+    total: int | None,
+    progress: ProgressCallback | None,
+) -> Generator[_Chunk, None, None]:
+    """Encoded COPY chunks of the batches, in source order, prepared by PREPARE_WORKERS threads."""
+    pending: collections.deque[Future[tuple[_Job, list[_Chunk]]]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=PREPARE_WORKERS, thread_name_prefix="vector-ingest-encode") as pool:
+        try:
+            for batch in batches:
+                pending.append(pool.submit(_prepare_encoded, job, batch, dataset_id))
+                while len(pending) > PREPARE_WORKERS:
+                    yield from _finish(job, pending.popleft(), total, progress)
+            while pending:
+                yield from _finish(job, pending.popleft(), total, progress)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _finish(
+    job: _Job, future: Future[tuple[_Job, list[_Chunk]]], total: int | None, progress: ProgressCallback | None
+) -> Iterator[_Chunk]:
+    local, chunks = future.result()
+    _merge(job, local, chunks)
+    if progress is not None:
+        progress(job.report.read, total)
+    yield from chunks
+
+
+def _set_columns(job: _Job, schema: pa.Schema, meta: Mapping[str, Any]) -> None:
+    geom_name = _geometry_column(schema, meta)
+    job.geometry_column = geom_name
+    fid = meta.get("fid_column") or None
+    reserved = {geom_name, fid, *job.mapping.values()}
+    job.attribute_columns = [n for n in schema.names if n not in reserved and n != "OGC_FID"]
 
 
 def _batches(
@@ -326,12 +415,7 @@ def _batches(
     total: int | None,
     progress: ProgressCallback | None,
 ) -> Iterator[list[CopyColumn]]:
-    schema = reader.schema
-    geom_name = _geometry_column(schema, meta)
-    job.geometry_column = geom_name
-    fid = meta.get("fid_column") or None
-    reserved = {geom_name, fid, *job.mapping.values()}
-    job.attribute_columns = [n for n in schema.names if n not in reserved and n != "OGC_FID"]
+    _set_columns(job, reader.schema, meta)
     for batch in reader:
         if batch.num_rows == 0:
             continue
@@ -358,16 +442,25 @@ def _geometry_column(schema: pa.Schema, meta: Mapping[str, Any]) -> str:
 
 def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColumn] | None:
     report = job.report
-    wkb = batch.column(job.geometry_column).to_numpy(zero_copy_only=False)
-    geoms = shapely.from_wkb(wkb)
-    present = vg.drop_empty(geoms)
-    report.skipped_empty += int((~present).sum())
-    geoms = geoms[present]
-    if not len(geoms):
-        return None
-    if shapely.has_z(geoms).any():
-        geoms = shapely.force_2d(geoms)
-    job.source = vg.to_cgcs2000(geoms, job.source)
+    column = batch.column(job.geometry_column)
+    # Usual footprints (one-ring 2D polygons): transform the coordinates inside the WKB bytes with NumPy and
+    # build shapely objects once, from the result (for the validity check); else the general path.
+    simple = vg.simple_polygons(column) if job.layer != "facilities" else None
+    if simple is not None:
+        coords, job.source = vg.transform_coordinates(simple.coords, job.source)
+        simple = simple.with_coords(coords)
+        geoms = shapely.from_wkb(simple.wkb().to_numpy(zero_copy_only=False))
+        present = np.ones(len(geoms), dtype=bool)
+    else:
+        geoms = shapely.from_wkb(column.to_numpy(zero_copy_only=False))
+        present = vg.drop_empty(geoms)
+        report.skipped_empty += int((~present).sum())
+        geoms = geoms[present]
+        if not len(geoms):
+            return None
+        if shapely.has_z(geoms).any():
+            geoms = shapely.force_2d(geoms)
+        job.source = vg.to_cgcs2000(geoms, job.source)
     report.crs_in = job.source.key if job.source.pipeline_to_cgcs2000 is None else job.source.name
     if job.layer == "facilities":
         assert job.kind is not None
@@ -387,8 +480,10 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
     b[2], b[3] = max(b[2], float(np.nanmax(xy[:, 2]))), max(b[3], float(np.nanmax(xy[:, 3])))
     n = len(kept)
     polygonal = job.layer != "facilities" or FACILITY_KINDS[job.kind or ""].geometry == "polygon"
+    # simple.ewkb(): the same bytes vg.ewkb(kept, multi=True) writes, without going through shapely
+    footprints = simple.ewkb() if simple is not None and not repaired and mask.all() else vg.ewkb(kept, multi=polygonal)
     common = [
-        CopyColumn(LAYERS[job.layer][1], "geometry", vg.ewkb(kept, multi=polygonal)),
+        CopyColumn(LAYERS[job.layer][1], "geometry", footprints),
         CopyColumn("dataset_id", "int8", np.asarray(dataset_id, dtype=np.int64)),
     ]
     extra: dict[str, pa.Array] = {}

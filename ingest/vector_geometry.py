@@ -60,6 +60,97 @@ def to_cgcs2000(geoms: GeomArray, source: cimcrs.SourceCrs) -> cimcrs.SourceCrs:
     return used
 
 
+def transform_coordinates(
+    coords: NDArray[np.float64], source: cimcrs.SourceCrs
+) -> tuple[NDArray[np.float64], cimcrs.SourceCrs]:
+    """x/y rows from ``source`` to EPSG:4490 lon/lat rows, after the checks of :func:`to_cgcs2000`."""
+    used = with_zone_prefix(source, coords[:, 0])
+    if used.epsg == cimcrs.CGCS2000:
+        check_coordinates(coords[:, 0], coords[:, 1], used)
+        return coords, used
+    lon, lat = cimcrs.to_cgcs2000(coords[:, 0], coords[:, 1], used)
+    check_coordinates(lon, lat, used)
+    return np.column_stack([lon, lat]), used
+
+
+@dataclass
+class SimplePolygons:
+    """A batch of WKB geometries that are all little-endian 2D Polygons with one ring (the usual footprint).
+
+    Their coordinates can be read and rewritten in the WKB bytes with NumPy alone: no shapely objects needed
+    to transform them, and the stored EWKB is the same bytes with a MultiPolygon + SRID header in front.
+    """
+
+    offsets: NDArray[np.int64]
+    """Row offsets into ``data`` (n + 1, starting at 0)."""
+    data: NDArray[np.uint8]
+    coord_mask: NDArray[np.bool_]
+    """True on the bytes of ``data`` that hold coordinates (everything but each row's 13-byte header)."""
+
+    @property
+    def coords(self) -> NDArray[np.float64]:
+        """All x/y pairs, row after row (shape (points, 2))."""
+        return np.ascontiguousarray(self.data[self.coord_mask]).view("<f8").reshape(-1, 2)
+
+    def with_coords(self, coords: NDArray[np.float64]) -> SimplePolygons:
+        """The same polygons with replaced coordinates (same order and count as :attr:`coords`)."""
+        data = self.data.copy()
+        data[self.coord_mask] = np.ascontiguousarray(coords, dtype="<f8").reshape(-1).view(np.uint8)
+        return SimplePolygons(self.offsets, data, self.coord_mask)
+
+    def wkb(self) -> pa.Array:
+        """The polygons as plain WKB (Arrow binary)."""
+        n = len(self.offsets) - 1
+        return pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(self.offsets), pa.py_buffer(self.data)]
+        )
+
+    def ewkb(self, srid: int = cimcrs.CGCS2000) -> pa.Array:
+        """EWKB one-part MultiPolygons with ``srid``: what :func:`ewkb` (``multi=True``) writes for them."""
+        n = len(self.offsets) - 1
+        head = np.zeros(13, dtype=np.uint8)
+        head[0] = 1
+        head[1:5] = np.frombuffer(np.uint32(MULTIPOLYGON | 0x20000000).astype("<u4").tobytes(), dtype=np.uint8)
+        head[5:9] = np.frombuffer(np.uint32(srid).astype("<u4").tobytes(), dtype=np.uint8)
+        head[9:13] = np.frombuffer(np.uint32(1).astype("<u4").tobytes(), dtype=np.uint8)
+        offsets = self.offsets + 13 * np.arange(n + 1, dtype=np.int64)
+        out = np.empty(int(offsets[-1]), dtype=np.uint8)
+        head_mask = np.zeros(len(out), dtype=bool)
+        head_mask[(offsets[:-1, None] + np.arange(13)).reshape(-1)] = True
+        out[head_mask] = np.tile(head, n)
+        out[~head_mask] = self.data
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+
+
+def simple_polygons(wkb: pa.Array) -> SimplePolygons | None:
+    """The batch as :class:`SimplePolygons` when every value is a non-empty one-ring 2D little-endian WKB
+    Polygon (no NULLs), else None (take the general shapely path)."""
+    if isinstance(wkb, pa.ChunkedArray):
+        wkb = wkb.combine_chunks()
+    n = len(wkb)
+    if n == 0 or wkb.null_count or not (pa.types.is_binary(wkb.type) or pa.types.is_large_binary(wkb.type)):
+        return None
+    width = np.int64 if pa.types.is_large_binary(wkb.type) else np.int32
+    raw = np.frombuffer(wkb.buffers()[1], dtype=width)[wkb.offset : wkb.offset + n + 1].astype(np.int64)
+    lengths = np.diff(raw)
+    if (lengths < 13 + 64).any():
+        return None
+    buffer = np.frombuffer(wkb.buffers()[2], dtype=np.uint8)
+    starts = raw[:-1]
+    head = buffer[starts[:, None] + np.arange(13)]
+    words = np.ascontiguousarray(head[:, 1:13]).view("<u4")
+    points = words[:, 2].astype(np.int64)
+    if not ((head[:, 0] == 1).all() and (words[:, 0] == POLYGON).all() and (words[:, 1] == 1).all()):
+        return None
+    if not (lengths == 13 + 16 * points).all():
+        return None
+    data = buffer[raw[0] : raw[-1]].copy()
+    offsets = raw - raw[0]
+    coord_mask = np.ones(len(data), dtype=bool)
+    coord_mask[(offsets[:-1, None] + np.arange(13)).reshape(-1)] = False
+    return SimplePolygons(offsets, data, coord_mask)
+
+
 def drop_empty(geoms: GeomArray) -> NDArray[np.bool_]:
     """Mask of geometries that are present and not empty."""
     present = ~shapely.is_missing(geoms)
