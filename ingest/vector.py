@@ -50,8 +50,8 @@ LAYERS: dict[str, tuple[str, str]] = {
 }
 """``--layer`` values → (table, geometry column)."""
 
-BATCH_SIZE = 65_536
-REBUILD_INDEX_FROM = 50_000
+BATCH_SIZE = 32_768
+REBUILD_INDEX_FROM = 10_000
 """Loads of at least this many features (and a quarter of the rows already there) drop the table's GiST index
 and its foreign keys, and rebuild them after COPY, in the same transaction: building a GiST index in one go is
 several times faster than maintaining it row by row, and validating ``dataset_id`` in one join instead of one

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import shapely
+from shapely.affinity import rotate
 from sqlalchemy import text
 
 from cim.db.bulk import CopyColumn, copy_columns, upsert_columns
@@ -58,3 +59,24 @@ def test_upsert_columns_updates_on_key(engine):
         )
         rows = conn.execute(text("SELECT code, v FROM u ORDER BY code")).all()
     assert rows == [("a", 1.0), ("b", 20.0), ("c", 3.0)]
+
+
+def test_simple_polygon_fast_path_writes_the_same_ewkb_as_shapely():
+    from cim import crs as cimcrs
+    from ingest import vector_geometry as vg
+
+    x0, y0 = cimcrs.transform_xy([114.3], [30.58], 4490, 4547)
+    xs = x0[0] + np.arange(50) * 40.0
+    boxes = shapely.box(xs, y0[0], xs + 20, y0[0] + 12)
+    geoms = np.array([rotate(g, float(i), origin="centroid") for i, g in enumerate(boxes)], dtype=object)
+    simple = vg.simple_polygons(pa.array(list(shapely.to_wkb(geoms)), pa.binary()))
+    assert simple is not None
+    source = cimcrs.parse_crs("EPSG:4547")
+    coords, used = vg.transform_coordinates(simple.coords, source)
+    moved = simple.with_coords(coords)
+    expected = geoms.copy()
+    assert vg.to_cgcs2000(expected, source) == used
+    assert moved.ewkb().equals(vg.ewkb(expected, multi=True))
+    with_hole = shapely.Polygon(shapely.box(0, 0, 10, 10).exterior.coords, [shapely.box(2, 2, 3, 3).exterior.coords])
+    for other in ([with_hole], [shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])], [shapely.Point(1, 2)]):
+        assert vg.simple_polygons(pa.array(list(shapely.to_wkb(np.array(other, dtype=object))), pa.binary())) is None
