@@ -171,6 +171,11 @@ def ingest_vector(
     total = int(info.get("features") or -1)
     try:
         with engine.begin() as conn:
+            big = _bulk_load(conn, layer, total)
+            if big:
+                # The bulk path alters the table and its foreign key to dataset: lock both first thing (dataset
+                # first), so that two ingests never each hold a lock the other one needs to upgrade.
+                conn.exec_driver_sql(f"LOCK TABLE dataset, {LAYERS[layer][0]} IN ACCESS EXCLUSIVE MODE")
             previous = live_dataset_for_model(conn, model_key, "vector")
             if previous is not None and previous.sha256 == sha:
                 report.dataset_id = int(previous.id)
@@ -205,7 +210,7 @@ def ingest_vector(
                 dem_path=dem.path if dem is not None else None,
                 report=report,
             )
-            _load(conn, job, path, chosen, enc, options, where, dataset_id, total, progress)
+            _load(conn, job, path, chosen, enc, options, where, dataset_id, total, big, progress)
             if previous is not None:
                 _retire(conn, layer, int(previous.id))
                 report.superseded_dataset_id = int(previous.id)
@@ -233,18 +238,14 @@ def _load(
     where: str | None,
     dataset_id: int,
     total: int,
+    big: bool,
     progress: ProgressCallback | None,
 ) -> None:
     table, geom_col = LAYERS[job.layer]
-    big = (
-        job.layer in {"buildings", "facilities"}
-        and total >= REBUILD_INDEX_FROM
-        and total * 4 >= bulk.estimated_rows(conn, table)
-    )
     foreign_keys: list[tuple[str, str]] = []
     if big:
-        bulk.drop_spatial_index(conn, table, geom_col)
         foreign_keys = bulk.drop_foreign_keys(conn, table)
+        bulk.drop_spatial_index(conn, table, geom_col)
     try:
         stream = pyogrio.raw.open_arrow(
             path,
@@ -277,6 +278,16 @@ def _load(
     if big:
         bulk.restore_foreign_keys(conn, table, foreign_keys)
         bulk.create_spatial_index(conn, table, geom_col)
+
+
+def _bulk_load(conn: Connection, layer: str, total: int) -> bool:
+    """Whether this load takes the drop-and-rebuild path (see :data:`REBUILD_INDEX_FROM`)."""
+    table = LAYERS[layer][0]
+    return (
+        layer in {"buildings", "facilities"}
+        and total >= REBUILD_INDEX_FROM
+        and total * 4 >= bulk.estimated_rows(conn, table)
+    )
 
 
 def _prefetch(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:

@@ -379,3 +379,31 @@ def test_bulk_load_path_restores_gist_index_and_foreign_key(engine, settings, tm
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 5
         assert conn.execute(text("SELECT count(*) FROM building b JOIN dataset d ON d.id = b.dataset_id")).scalar() == 5
+
+
+def test_concurrent_bulk_loads_serialise_without_deadlock(engine, settings, tmp_path, monkeypatch):
+    import threading
+
+    import ingest.vector as iv
+
+    monkeypatch.setattr(iv, "REBUILD_INDEX_FROM", 1)
+    files = [
+        _write(tmp_path / f"c{i}.gpkg", _gk_boxes(40 + i), {"NAME": [str(j) for j in range(40 + i)]}, driver="GPKG")
+        for i in range(3)
+    ]
+    errors: list[BaseException] = []
+
+    def load(path: Path) -> None:
+        try:
+            ingest_vector(engine, path, settings, layer="buildings")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 40 + 41 + 42
