@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyogrio
 import pyogrio.raw
 import shapely
+from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine, delete, text
 from sqlalchemy.exc import DBAPIError
 
@@ -460,6 +461,12 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
     if simple is not None:
         coords, job.source = vg.transform_coordinates(simple.coords, job.source)
         simple = simple.with_coords(coords)
+        # Strictly convex quadrilaterals (most footprints) are valid: no shapely objects at all, unless the
+        # DEM sampling needs centroids.
+        ring = simple.convex_quads() if job.dem_path is None else None
+        if ring is not None:
+            report.crs_in = job.source.key if job.source.pipeline_to_cgcs2000 is None else job.source.name
+            return _quad_columns(job, batch, simple, ring, dataset_id)
         geoms = shapely.from_wkb(simple.wkb().to_numpy(zero_copy_only=False))
         present = np.ones(len(geoms), dtype=bool)
     else:
@@ -485,22 +492,52 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
         return None
     rows = np.flatnonzero(present)[mask]
     sub = batch.take(pa.array(rows)) if len(rows) != batch.num_rows else batch
-    xy = shapely.bounds(kept)
-    b = job.bounds
-    b[0], b[1] = min(b[0], float(np.nanmin(xy[:, 0]))), min(b[1], float(np.nanmin(xy[:, 1])))
-    b[2], b[3] = max(b[2], float(np.nanmax(xy[:, 2]))), max(b[3], float(np.nanmax(xy[:, 3])))
-    n = len(kept)
+    _grow_bounds(job, shapely.bounds(kept))
     polygonal = job.layer != "facilities" or FACILITY_KINDS[job.kind or ""].geometry == "polygon"
     # simple.ewkb(): the same bytes vg.ewkb(kept, multi=True) writes, without going through shapely
     footprints = simple.ewkb() if simple is not None and not repaired and mask.all() else vg.ewkb(kept, multi=polygonal)
+    return _columns(job, sub, kept, footprints, dataset_id)
+
+
+def _quad_columns(
+    job: _Job, batch: pa.RecordBatch, simple: vg.SimplePolygons, ring: NDArray[np.float64], dataset_id: int
+) -> list[CopyColumn]:
+    """The columns of a batch of valid quadrilaterals, with bounds and areas from their coordinates."""
+    bounds = vg.ring_bounds(ring)
+    _grow_bounds(job, bounds)
+    area = vg.metric_area_of(vg.ring_areas(ring), bounds) if job.layer == "buildings" else None
+    return _columns(job, batch, None, simple.ewkb(), dataset_id, area=area)
+
+
+def _grow_bounds(job: _Job, xy: NDArray[np.float64]) -> None:
+    b = job.bounds
+    b[0], b[1] = min(b[0], float(np.nanmin(xy[:, 0]))), min(b[1], float(np.nanmin(xy[:, 1])))
+    b[2], b[3] = max(b[2], float(np.nanmax(xy[:, 2]))), max(b[3], float(np.nanmax(xy[:, 3])))
+
+
+def _columns(
+    job: _Job,
+    sub: pa.RecordBatch,
+    kept: vg.GeomArray | None,
+    footprints: pa.Array,
+    dataset_id: int,
+    *,
+    area: NDArray[np.float64] | None = None,
+) -> list[CopyColumn]:
+    """All COPY columns of the kept features: geometry (EWKB), dataset id, the layer's columns, attributes.
+
+    ``kept`` (the geometries, EPSG:4490) may be None for buildings when ``area`` (m²) is given, and for
+    parcels, planning zones and districts."""
+    n = sub.num_rows
     common = [
         CopyColumn(LAYERS[job.layer][1], "geometry", footprints),
         CopyColumn("dataset_id", "int8", np.asarray(dataset_id, dtype=np.int64)),
     ]
     extra: dict[str, pa.Array] = {}
     if job.layer == "buildings":
-        columns = _building_columns(job, sub, kept, extra)
+        columns = _building_columns(job, sub, kept, extra, area)
     elif job.layer == "facilities":
+        assert kept is not None
         columns = _facility_columns(job, sub, kept)
     else:
         columns = _generic_columns(job, sub, kept)
@@ -549,7 +586,11 @@ def _fid_text(job: _Job, batch: pa.RecordBatch, given: pa.Array) -> pa.Array:
 
 
 def _building_columns(
-    job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray, extra: dict[str, pa.Array]
+    job: _Job,
+    batch: pa.RecordBatch,
+    geoms: vg.GeomArray | None,
+    extra: dict[str, pa.Array],
+    area: NDArray[np.float64] | None = None,
 ) -> list[CopyColumn]:
     report = job.report
     n = batch.num_rows
@@ -566,12 +607,15 @@ def _building_columns(
     base = _values(job, batch, "base_height")
     if job.dem_path is not None and (~np.isfinite(base)).any():
         need = ~np.isfinite(base)
+        assert geoms is not None  # the DEM path always builds geometries
         lon, lat = vg.centroids(geoms[need])
         sampled = sample_heights(job.dem_path, lon, lat)
         base[need] = sampled
         report.base_heights_from_dem += int(np.isfinite(sampled).sum())
     base = np.where(np.isfinite(base), base, 0.0)
-    area = vg.metric_area(geoms)
+    if area is None:
+        assert geoms is not None
+        area = vg.metric_area(geoms)
     gfa = np.where(np.isfinite(storeys), area * storeys, np.nan)
     use_col = _source(job, batch, "use")
     if use_col is not None:
@@ -614,7 +658,7 @@ def _facility_columns(job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray) -> 
     return columns
 
 
-def _generic_columns(job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray) -> list[CopyColumn]:
+def _generic_columns(job: _Job, batch: pa.RecordBatch, geoms: vg.GeomArray | None) -> list[CopyColumn]:
     columns: list[CopyColumn] = []
     for target in _targets(job.layer):
         if target.column == "code" and job.layer == "districts":

@@ -86,6 +86,26 @@ class SimplePolygons:
     data: NDArray[np.uint8]
     coord_mask: NDArray[np.bool_]
     """True on the bytes of ``data`` that hold coordinates (everything but each row's 13-byte header)."""
+    points: NDArray[np.int64]
+    """Points per ring (the closing point included)."""
+
+    def convex_quads(self) -> NDArray[np.float64] | None:
+        """Rings as an (n, 5, 2) array when every one is a closed, strictly convex quadrilateral (then valid
+        without asking GEOS: four turns of one sign, each clear of rounding), else None."""
+        if not (self.points == 5).all():
+            return None
+        ring = self.coords.reshape(-1, 5, 2)
+        if not (ring[:, 4] == ring[:, 0]).all():
+            return None
+        edge = ring[:, 1:] - ring[:, :-1]
+        nxt = np.roll(edge, -1, axis=1)
+        cross = edge[..., 0] * nxt[..., 1] - edge[..., 1] * nxt[..., 0]
+        scale = np.hypot(edge[..., 0], edge[..., 1]) * np.hypot(nxt[..., 0], nxt[..., 1])
+        clear = np.abs(cross) > 1e-9 * scale
+        same = (cross > 0).all(axis=1) | (cross < 0).all(axis=1)
+        if not (clear.all() and same.all()):
+            return None
+        return ring
 
     @property
     def coords(self) -> NDArray[np.float64]:
@@ -96,7 +116,7 @@ class SimplePolygons:
         """The same polygons with replaced coordinates (same order and count as :attr:`coords`)."""
         data = self.data.copy()
         data[self.coord_mask] = np.ascontiguousarray(coords, dtype="<f8").reshape(-1).view(np.uint8)
-        return SimplePolygons(self.offsets, data, self.coord_mask)
+        return SimplePolygons(self.offsets, data, self.coord_mask, self.points)
 
     def wkb(self) -> pa.Array:
         """The polygons as plain WKB (Arrow binary)."""
@@ -148,7 +168,28 @@ def simple_polygons(wkb: pa.Array) -> SimplePolygons | None:
     offsets = raw - raw[0]
     coord_mask = np.ones(len(data), dtype=bool)
     coord_mask[(offsets[:-1, None] + np.arange(13)).reshape(-1)] = False
-    return SimplePolygons(offsets, data, coord_mask)
+    return SimplePolygons(offsets, data, coord_mask, points)
+
+
+def ring_bounds(ring: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(minx, miny, maxx, maxy) rows of an (n, points, 2) ring array, like ``shapely.bounds``."""
+    return np.column_stack(
+        [ring[..., 0].min(axis=1), ring[..., 1].min(axis=1), ring[..., 0].max(axis=1), ring[..., 1].max(axis=1)]
+    )
+
+
+def ring_areas(ring: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Planar areas of closed rings given as an (n, points, 2) array, summed as GEOS does (Area::ofRing)."""
+    x = ring[:, 1:-1, 0] - ring[:, :1, 0]
+    total = np.zeros(len(ring))
+    for i in range(x.shape[1]):  # in GEOS's order, so that the sums round the same way
+        total += x[:, i] * (ring[:, i, 1] - ring[:, i + 2, 1])
+    return np.abs(total / 2.0)
+
+
+def metric_area_of(areas: NDArray[np.float64], bounds: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`metric_area` from planar areas (square degrees) and bounds already at hand."""
+    return np.asarray(areas * geodetic_area_factor((bounds[:, 1] + bounds[:, 3]) / 2.0))
 
 
 def drop_empty(geoms: GeomArray) -> NDArray[np.bool_]:

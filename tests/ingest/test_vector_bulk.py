@@ -80,3 +80,21 @@ def test_simple_polygon_fast_path_writes_the_same_ewkb_as_shapely():
     with_hole = shapely.Polygon(shapely.box(0, 0, 10, 10).exterior.coords, [shapely.box(2, 2, 3, 3).exterior.coords])
     for other in ([with_hole], [shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])], [shapely.Point(1, 2)]):
         assert vg.simple_polygons(pa.array(list(shapely.to_wkb(np.array(other, dtype=object))), pa.binary())) is None
+
+
+def test_convex_quads_skip_geos_only_when_certainly_valid():
+    from ingest import vector_geometry as vg
+
+    def simple(geoms):
+        return vg.simple_polygons(pa.array(list(shapely.to_wkb(np.array(geoms, dtype=object))), pa.binary()))
+
+    quads = [rotate(shapely.box(114.3 + i * 1e-3, 30.5, 114.3002 + i * 1e-3, 30.5001), 7.0 * i) for i in range(20)]
+    ring = simple(quads).convex_quads()
+    assert ring is not None
+    assert np.array_equal(vg.ring_bounds(ring), shapely.bounds(np.array(quads, dtype=object)))
+    assert np.array_equal(vg.ring_areas(ring), shapely.area(np.array(quads, dtype=object)))
+    bowtie = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)])
+    spike = shapely.Polygon([(0, 0), (2, 0), (1, 0), (1, 1), (0, 0)])
+    pentagon = shapely.Polygon([(0, 0), (2, 0), (2, 1), (1, 2), (0, 1), (0, 0)])
+    for other in (bowtie, spike, pentagon):
+        assert simple([*quads, other]).convex_quads() is None
