@@ -30,6 +30,7 @@ from cim.dem import live_dem
 from cim.errors import TilesError
 from cim.settings import Settings
 from tiles import partition
+from tiles.implicit import SUBTREE_LEVELS, TILE_CLASS, TILE_SCHEMA_CLASS, implicit_root
 from tiles.output import IncrementalWriter
 from tiles.render import BuildingSource, TileJob, TileResult, close_connections, render_tile
 from tiles.schema import SCHEMA
@@ -123,12 +124,16 @@ def build_tileset(
     executor: Executor | None = None,
     leaf_capacity: float = LEAF_CAPACITY,
     parent_capacity: int = PARENT_CAPACITY,
+    implicit: bool = False,
+    subtree_levels: int = SUBTREE_LEVELS,
 ) -> TileBuildReport:
     """Build (or incrementally rebuild) tileset ``name`` from the live rows of the database.
 
     ``bbox`` is (west, south, east, north) in CGCS2000 degrees; ``out`` defaults to
     ``settings.data_path / "tiles" / name``. ``jobs`` > 1 renders tiles in a process pool; an ``executor``
-    (any :class:`concurrent.futures.Executor`, e.g. a Dask client's) takes precedence. Raises
+    (any :class:`concurrent.futures.Executor`, e.g. a Dask client's) takes precedence. ``implicit`` writes
+    the same tiles as an implicit quadtree (``implicitTiling`` + binary subtrees of ``subtree_levels``
+    levels, see :mod:`tiles.implicit`) instead of an explicit tree. Raises
     :class:`TilesError` on bad arguments or when there is nothing to build.
     """
     _check(name, layers, compress, jobs)
@@ -151,6 +156,8 @@ def build_tileset(
             executor=executor or own_pool,
             leaf_capacity=leaf_capacity,
             parent_capacity=parent_capacity,
+            implicit=implicit,
+            subtree_levels=subtree_levels,
         )
     finally:
         close_connections()
@@ -171,6 +178,8 @@ def _build_tileset(
     executor: Executor | None = None,
     leaf_capacity: float = LEAF_CAPACITY,
     parent_capacity: int = PARENT_CAPACITY,
+    implicit: bool = False,
+    subtree_levels: int = SUBTREE_LEVELS,
 ) -> TileBuildReport:
     """The build itself (see :func:`build_tileset`)."""
     t0 = time.perf_counter()
@@ -213,10 +222,12 @@ def _build_tileset(
                 source,
                 leaf_capacity,
                 parent_capacity,
+                implicit,
+                subtree_levels,
             )
         conn.rollback()
     report.timings["tiles"] = time.perf_counter() - t0 - report.timings["read"]
-    options: dict[str, Any] = {"compress": compress}
+    options: dict[str, Any] = {"compress": compress, "implicit": implicit}
     if "terrain" in chosen and dem is not None:
         t1 = time.perf_counter()
         summary = build_terrain(dem.path, writer.put, zeta)
@@ -230,7 +241,9 @@ def _build_tileset(
     if root_tile is not None:
         tileset = {
             "asset": {"version": "1.1", "generator": "cim tiles"},
-            "schema": SCHEMA,
+            "schema": {**SCHEMA, "classes": {**SCHEMA["classes"], TILE_CLASS: TILE_SCHEMA_CLASS}}
+            if implicit
+            else SCHEMA,
             "geometricError": max(float(root_tile["geometricError"]) * 2.0, MIN_TILESET_ERROR),
             "root": root_tile,
         }
@@ -261,6 +274,8 @@ def _features(
     source: BuildingSource,
     leaf_capacity: float,
     parent_capacity: int,
+    implicit: bool,
+    subtree_levels: int,
 ) -> dict[str, Any]:
     nb, ne, nf = len(buildings), len(elements), len(facilities)
     b_ids = buildings["id"] if nb else np.zeros(0, np.int64)
@@ -329,6 +344,8 @@ def _features(
 
     def _store(res: TileResult) -> None:
         for c in res.contents:
+            if implicit:
+                continue  # written by tiles.implicit under implicit addresses
             writer.put(f"content/{res.key}-{c.layer}.glb", c.glb, c.sha256)
             c.glb = b""
         results[res.key] = res
@@ -366,6 +383,8 @@ def _features(
     if tile is None:
         raise TilesError("no feature produced any geometry (empty footprints or meshes?)")
     region = tile["boundingVolume"]["region"]
+    if implicit:
+        tile = implicit_root(root, results, writer.put, _cell_error, subtree_levels)
     report.bounds = [math.degrees(v) for v in region[:4]]
     report.min_height, report.max_height = region[4] - zeta, region[5] - zeta
     return tile

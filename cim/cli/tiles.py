@@ -39,6 +39,9 @@ def build(
     executor: Annotated[
         str | None, typer.Option("--executor", help="dask://HOST:PORT: render tiles on a Dask cluster.")
     ] = None,
+    implicit: Annotated[
+        bool, typer.Option("--implicit", help="Write an implicit quadtree (implicitTiling + .subtree files).")
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Build or incrementally rebuild tileset NAME from the live rows of the database."""
@@ -70,6 +73,7 @@ def build(
             compress=compress,
             jobs=jobs,
             executor=pool,
+            implicit=implicit,
         )
     finally:
         if client is not None:

@@ -107,6 +107,39 @@ def test_build_is_valid_and_every_building_is_at_one_leaf_in_place(
     assert row[2] == report.buildings + report.elements + report.facilities == report.facilities + 68
 
 
+def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
+    engine: Engine, settings: Settings, city: City, tmp_path: Path
+) -> None:
+    out = tmp_path / "implicit"
+    layers = ["buildings", "elements", "facilities"]
+    report = build_tileset(engine, settings, "imp", out=out, layers=layers, implicit=True, subtree_levels=2, **SMALL)  # type: ignore[arg-type]
+    tileset = json.loads((out / "tileset.json").read_text())
+    root = tileset["root"]
+    assert root["implicitTiling"]["subdivisionScheme"] == "QUADTREE" and root["refine"] == "REPLACE"
+    assert [c["uri"] for c in root["contents"]] == [f"content/{{level}}/{{x}}/{{y}}-{layer}.glb" for layer in layers]
+    assert "children" not in root and "transform" not in root
+    checked = check_tileset(out)  # subtrees, availability ↔ files, volumes, contents decoded
+    assert checked.errors == []
+    assert len(checked.subtrees) > 1 and root["implicitTiling"]["availableLevels"] > 2  # child subtrees used
+    assert len(checked.contents) == len({c for uris in checked.implicit_tiles.values() for c in uris})
+    # Parents keep their LOD blocks: some tile with available children carries content too.
+    tiles = checked.implicit_tiles
+    assert any(
+        (lv + 1, 2 * x + i, 2 * y + j) in tiles
+        for (lv, x, y), uris in tiles.items()
+        if uris
+        for i in (0, 1)
+        for j in (0, 1)
+    )
+    _assert_gltf_clean(checked.contents)
+    _assert_each_feature_once_in_place(checked, _centroids(engine), city)
+    # The same tiles as the explicit build: same leaf count and features.
+    explicit = build_tileset(engine, settings, "exp", out=tmp_path / "explicit", layers=layers, **SMALL)  # type: ignore[arg-type]
+    assert report.tiles == explicit.tiles and report.buildings == explicit.buildings
+    res = build_tileset(engine, settings, "imp", out=out, layers=layers, implicit=True, subtree_levels=2, **SMALL)  # type: ignore[arg-type]
+    assert res.written == 0 and res.kept == report.written
+
+
 def test_underground_pipes_stay_below_the_terrain(
     engine: Engine, settings: Settings, city: City, tmp_path: Path
 ) -> None:
@@ -299,3 +332,7 @@ def test_cli_build_json_and_errors(engine: Engine, city: City, run_cim, tmp_path
     assert bad.exit_code != 0 and "dask://" in bad.stderr
     again = run_cim("tiles", "build", "cli", "--layers", "buildings,facilities", "--bbox", "114.29,30.57,114.31,30.59")
     assert again.exit_code == 0 and "0 written" in again.stderr
+    imp = run_cim("tiles", "build", "cli-imp", "--layers", "buildings", "--implicit", "--out", str(tmp_path / "imp"))
+    assert imp.exit_code == 0, imp.stderr
+    assert "implicitTiling" in json.loads((tmp_path / "imp/tileset.json").read_text())["root"]
+    assert check_tileset(tmp_path / "imp").errors == []

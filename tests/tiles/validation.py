@@ -198,6 +198,40 @@ def _mesh_primitive(doc: dict[str, Any], blob: bytes, prim: dict[str, Any]) -> t
     return p, nrm, fid, idx
 
 
+def _node_matrix(node: dict[str, Any]) -> np.ndarray:
+    if "matrix" in node:
+        m = np.array(node["matrix"], dtype=np.float64).reshape(4, 4).T
+        r = m[:3, :3]
+        assert np.allclose(r @ r.T, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(r), 1.0), "rigid matrix"
+        return m
+    assert "rotation" not in node
+    m = np.eye(4)
+    m[:3, :3] = np.diag(node.get("scale", [1.0, 1.0, 1.0]))
+    m[:3, 3] = node.get("translation", [0.0, 0.0, 0.0])
+    return m
+
+
+def _parent_matrices(doc: dict[str, Any]) -> dict[int, np.ndarray]:
+    """For every node, the product of its ancestors' matrices (y-up); every node reached exactly once from the
+    scene, mesh nodes carrying no matrix of their own (their scale/translation are applied by the caller)."""
+    out: dict[int, np.ndarray] = {}
+
+    def visit(i: int, acc: np.ndarray) -> None:
+        assert i not in out, "node reached twice"
+        node = doc["nodes"][i]
+        out[i] = acc
+        if "mesh" in node:
+            assert "matrix" not in node and "children" not in node
+            return
+        for c in node.get("children", []):
+            visit(c, acc @ _node_matrix(node))
+
+    for root in doc["scenes"][doc.get("scene", 0)]["nodes"]:
+        visit(root, np.eye(4))
+    assert sorted(out) == list(range(len(doc["nodes"]))), "every node must be in the scene"
+    return out
+
+
 def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
     """The geometry of a .glb in ECEF, given the tile's accumulated transform (4×4): one decoded primitive
     per property table, merging the mesh primitives (EXT_mesh_features) and the instanced meshes
@@ -205,9 +239,12 @@ def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
     doc, blob = read_glb(path.read_bytes())
     schema = doc["extensions"]["EXT_structural_metadata"]["schema"]
     tables = doc["extensions"]["EXT_structural_metadata"]["propertyTables"]
-    assert sorted(doc["scenes"][doc["scene"]]["nodes"]) == list(range(len(doc["nodes"])))
+    parents = _parent_matrices(doc)
     pieces: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for node in doc["nodes"]:
+    for node_index, node in enumerate(doc["nodes"]):
+        if "mesh" not in node:
+            continue
+        parent = parents[node_index]
         scale = np.array(node.get("scale", [1, 1, 1]))
         trans = np.array(node.get("translation", [0, 0, 0]))
         assert "rotation" not in node and "matrix" not in node
@@ -241,6 +278,8 @@ def decode_glb(path: Path, transform: np.ndarray) -> list[DecodedPrimitive]:
             else:
                 fset = prim["extensions"]["EXT_mesh_features"]["featureIds"][0]
             p = p * scale + trans
+            p = p @ parent[:3, :3].T + parent[:3, 3]
+            nrm = nrm @ parent[:3, :3].T
             zup = np.column_stack([p[:, 0], -p[:, 2], p[:, 1]])
             nup = np.column_stack([nrm[:, 0], -nrm[:, 2], nrm[:, 1]])
             ecef = zup @ transform[:3, :3].T + transform[:3, 3]
@@ -280,6 +319,21 @@ def _inside(inner: list[float], outer: list[float]) -> bool:
     )
 
 
+def _vertices_inside(prim: DecodedPrimitive, region: list[float], tol_m: float) -> bool:
+    lon, lat, h = crs.geocentric_to_geodetic(prim.ecef)
+    lo = np.radians([lon.min(), lat.min()])
+    hi = np.radians([lon.max(), lat.max()])
+    tol_rad = tol_m / 6.3e6
+    return not (
+        lo[0] < region[0] - tol_rad
+        or lo[1] < region[1] - tol_rad
+        or hi[0] > region[2] + tol_rad
+        or hi[1] > region[3] + tol_rad
+        or h.min() < region[4] - tol_m
+        or h.max() > region[5] + tol_m
+    )
+
+
 @dataclass
 class TilesetCheck:
     """Everything decoded while checking a tileset."""
@@ -287,6 +341,9 @@ class TilesetCheck:
     errors: list[str] = field(default_factory=list)
     leaves: list[tuple[Path, list[DecodedPrimitive]]] = field(default_factory=list)
     contents: list[Path] = field(default_factory=list)
+    # Implicit tilesets: available tiles (level, x, y) → their available content URIs; subtree files read.
+    implicit_tiles: dict[tuple[int, int, int], list[str]] = field(default_factory=dict)
+    subtrees: list[Path] = field(default_factory=list)
 
 
 def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
@@ -296,9 +353,14 @@ def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
     result.errors += schema_errors(tileset)
     if tileset["geometricError"] < tileset["root"]["geometricError"]:
         result.errors.append("tileset geometricError smaller than the root's")
+    if "implicitTiling" in tileset["root"]:
+        check_implicit(root, tileset, result, position_tol_m)
+        return result
 
     def walk(tile: dict[str, Any], parent: dict[str, Any] | None, acc: np.ndarray, path: str) -> None:
         region = tile["boundingVolume"]["region"]
+        if "implicitTiling" in tile:
+            result.errors.append(f"{path}: only the root may carry implicitTiling here")
         if parent is not None:
             if not _inside(region, parent["boundingVolume"]["region"]):
                 result.errors.append(f"{path}: bounding volume not inside the parent's")
@@ -319,18 +381,7 @@ def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
             if not _inside(creg, region):
                 result.errors.append(f"{path}: content bounding volume not inside the tile's")
             for prim in prims:
-                lon, lat, h = crs.geocentric_to_geodetic(prim.ecef)
-                lo = np.radians([lon.min(), lat.min()])
-                hi = np.radians([lon.max(), lat.max()])
-                tol_rad = position_tol_m / 6.3e6
-                if (
-                    lo[0] < creg[0] - tol_rad
-                    or lo[1] < creg[1] - tol_rad
-                    or hi[0] > creg[2] + tol_rad
-                    or hi[1] > creg[3] + tol_rad
-                    or h.min() < creg[4] - position_tol_m
-                    or h.max() > creg[5] + position_tol_m
-                ):
+                if not _vertices_inside(prim, creg, position_tol_m):
                     result.errors.append(f"{path}: {prim.table['class']} vertices outside the content region")
             if "children" not in tile:
                 result.leaves.append((file, prims))
@@ -341,6 +392,179 @@ def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
 
     walk(tileset["root"], None, np.eye(4), "root")
     return result
+
+
+def read_subtree(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Split a binary ``.subtree`` into its JSON header and binary chunk, checking the header layout."""
+    magic, version, jlen, blen = struct.unpack_from("<4sIQQ", data, 0)
+    assert magic == b"subt" and version == 1, "not a subtree file"
+    assert jlen % 8 == 0 and blen % 8 == 0 and 24 + jlen + blen == len(data), "subtree chunk lengths"
+    return json.loads(data[24 : 24 + jlen]), data[24 + jlen :]
+
+
+def _availability(doc: dict[str, Any], blob: bytes, avail: dict[str, Any], n: int, what: str) -> np.ndarray:
+    """Decode one availability (constant or bitstream, bits LSB first, Morton order) to n booleans."""
+    if "constant" in avail:
+        assert "bitstream" not in avail, what
+        return np.full(n, bool(avail["constant"]))
+    view = doc["bufferViews"][avail["bitstream"]]
+    buffer = doc["buffers"][view["buffer"]]
+    assert view["buffer"] == 0 and "uri" not in buffer, f"{what}: bitstream must be in the internal buffer"
+    assert view["byteOffset"] % 8 == 0 and view["byteOffset"] + view["byteLength"] <= buffer["byteLength"] <= len(blob)
+    assert view["byteLength"] >= (n + 7) // 8, f"{what}: bitstream too short"
+    raw = np.frombuffer(blob, np.uint8, view["byteLength"], view["byteOffset"])
+    bits = np.unpackbits(raw, bitorder="little").astype(bool)
+    assert not bits[n:].any(), f"{what}: padding bits must be 0"
+    bits = bits[:n]
+    if "availableCount" in avail:
+        assert avail["availableCount"] == int(bits.sum()), f"{what}: availableCount"
+    return bits
+
+
+def _demorton(m: int) -> tuple[int, int]:
+    x = y = 0
+    for bit in range(32):
+        x |= ((m >> (2 * bit)) & 1) << bit
+        y |= ((m >> (2 * bit + 1)) & 1) << bit
+    return x, y
+
+
+def _expand(template: str, level: int, x: int, y: int) -> str:
+    return template.replace("{level}", str(level)).replace("{x}", str(x)).replace("{y}", str(y))
+
+
+def _semantic_property(schema: dict[str, Any], cls: str, semantic: str) -> str | None:
+    for name, prop in schema["classes"][cls]["properties"].items():
+        if prop.get("semantic") == semantic:
+            return str(name)
+    return None
+
+
+def check_implicit(root: Path, tileset: dict[str, Any], result: TilesetCheck, position_tol_m: float) -> None:
+    """Check an implicit quadtree root (region): every subtree (binary header, JSON schema, buffer views,
+    availability), availability against the files written (every available content exists and every content
+    file is available, child subtree availability ↔ subtree files, parents of available tiles available),
+    each tile's bounding volume (implicit subdivision of the root region, or its TILE_BOUNDING_REGION metadata)
+    inside its parent's and holding its content's vertices, a positive root geometric error (implicit tiling
+    halves it per level, so it decreases towards the leaves by construction)."""
+    tile = tileset["root"]
+    imp = tile["implicitTiling"]
+    errors = result.errors
+    if imp["subdivisionScheme"] != "QUADTREE" or "region" not in tile["boundingVolume"]:
+        errors.append("root: only QUADTREE over a region is checked here")
+        return
+    if "children" in tile or "transform" in tile:
+        errors.append("root: an implicit root must not have children or a transform")
+    levels, available_levels = imp["subtreeLevels"], imp["availableLevels"]
+    contents = [tile["content"]] if "content" in tile else list(tile.get("contents", []))
+    templates = [c["uri"] for c in contents]
+    if any("{level}" not in t or "{x}" not in t or "{y}" not in t for t in templates):
+        errors.append("root: content URIs must be templates with {level}, {x} and {y}")
+    root_region = tile["boundingVolume"]["region"]
+    root_error = tile["geometricError"]
+    if not root_error > 0:
+        errors.append("root: an implicit root needs a positive geometric error (halved per level)")
+    schema = tileset.get("schema", {})
+    n_tiles = (4**levels - 1) // 3
+    regions: dict[tuple[int, int, int], list[float]] = {}
+    queue = [(0, 0, 0)]
+    while queue:
+        s_level, sx, sy = queue.pop()
+        path = root / _expand(imp["subtrees"]["uri"], s_level, sx, sy)
+        if not path.exists():
+            errors.append(f"subtree {path.name} ({s_level}/{sx}/{sy}) is available but missing")
+            continue
+        result.subtrees.append(path)
+        doc, blob = read_subtree(path.read_bytes())
+        errors.extend(f"{path.name}: {e}" for e in schema_errors(doc, "Subtree/subtree.schema.json"))
+        tiles = _availability(doc, blob, doc["tileAvailability"], n_tiles, "tileAvailability")
+        cavail = doc.get("contentAvailability", [])
+        if len(cavail) != len(templates):
+            errors.append(f"{path.name}: {len(cavail)} content availabilities for {len(templates)} contents")
+            continue
+        content_bits = [_availability(doc, blob, a, n_tiles, "contentAvailability") for a in cavail]
+        children = _availability(doc, blob, doc["childSubtreeAvailability"], 4**levels, "childSubtreeAvailability")
+        if not tiles[0]:
+            errors.append(f"{path.name}: the subtree root tile is not available")
+        metadata: np.ndarray | None = None
+        if "tileMetadata" in doc:
+            table = doc["propertyTables"][doc["tileMetadata"]]
+            name = _semantic_property(schema, table["class"], "TILE_BOUNDING_REGION")
+            if table["count"] != int(tiles.sum()):
+                errors.append(f"{path.name}: tile metadata count {table['count']} != available tiles {tiles.sum()}")
+            elif name is not None:
+                view = doc["bufferViews"][table["properties"][name]["values"]]
+                assert view["byteOffset"] % 8 == 0 and view["byteLength"] == 48 * table["count"]
+                metadata = np.frombuffer(blob, "<f8", 6 * table["count"], view["byteOffset"]).reshape(-1, 6)
+        for order, index in enumerate(np.nonzero(tiles)[0]):
+            d = int(np.floor(np.log(3 * index + 1) / np.log(4) + 1e-9))
+            x, y = _demorton(int(index) - (4**d - 1) // 3)
+            key = (s_level + d, (sx << d) + x, (sy << d) + y)
+            if key[0] >= available_levels:
+                errors.append(f"tile {key} beyond availableLevels")
+            size = (root_region[2] - root_region[0]) / (1 << key[0]), (root_region[3] - root_region[1]) / (1 << key[0])
+            implicit_region = [
+                root_region[0] + key[1] * size[0],
+                root_region[1] + key[2] * size[1],
+                root_region[0] + (key[1] + 1) * size[0],
+                root_region[1] + (key[2] + 1) * size[1],
+                root_region[4],
+                root_region[5],
+            ]
+            regions[key] = metadata[order].tolist() if metadata is not None else implicit_region
+            uris = []
+            for k, bits in enumerate(content_bits):
+                if bits[index]:
+                    uris.append(_expand(templates[k], *key))
+            result.implicit_tiles[key] = uris
+        for k, bits in enumerate(content_bits):
+            if (bits & ~tiles).any():
+                errors.append(f"{path.name}: content {k} available where the tile is not")
+        for m in np.nonzero(children)[0]:
+            x, y = _demorton(int(m))
+            child = (s_level + levels, (sx << levels) + x, (sy << levels) + y)
+            parent_index = (4 ** (levels - 1) - 1) // 3 + (int(m) >> 2)
+            if not tiles[parent_index]:
+                errors.append(f"{path.name}: child subtree {child} under an unavailable tile")
+            queue.append(child)
+    # Files written ↔ availability.
+    written = {p.relative_to(root).as_posix() for p in root.glob("subtrees/**/*.subtree")}
+    if written != {p.relative_to(root).as_posix() for p in result.subtrees}:
+        errors.append(f"subtree files not reachable by child subtree availability: {written}")
+    available = {u for uris in result.implicit_tiles.values() for u in uris}
+    existing = {p.relative_to(root).as_posix() for p in root.glob("content/**/*.glb")}
+    if available - existing:
+        errors.append(f"available contents missing: {sorted(available - existing)[:5]}")
+    if existing - available:
+        errors.append(f"content files not marked available: {sorted(existing - available)[:5]}")
+    if result.implicit_tiles and max(k[0] for k in result.implicit_tiles) != available_levels - 1:
+        errors.append("availableLevels does not match the deepest available tile")
+    for key, uris in sorted(result.implicit_tiles.items()):
+        level, x, y = key
+        region = regions[key]
+        if level > 0:
+            parent = (level - 1, x >> 1, y >> 1)
+            if parent not in regions:
+                errors.append(f"tile {key}: available but its parent is not")
+            elif not _inside(region, regions[parent]):
+                errors.append(f"tile {key}: bounding volume not inside the parent's")
+        else:
+            if not _inside(region, root_region):
+                errors.append("implicit root tile: bounding volume not inside the root's")
+        leaf = not any((level + 1, 2 * x + i, 2 * y + j) in result.implicit_tiles for i in (0, 1) for j in (0, 1))
+        for uri in uris:
+            file = root / uri
+            if not file.exists():
+                continue
+            result.contents.append(file)
+            prims = decode_glb(file, np.eye(4))  # implicit tiles carry no transform: the frame is in the glb
+            if len(prims) != 1 or len(_tables_of(file)) != 1:
+                errors.append(f"tile {key}: {uri} must hold one property table")
+            for prim in prims:
+                if not _vertices_inside(prim, region, position_tol_m):
+                    errors.append(f"tile {key}: {prim.table['class']} vertices outside the tile's bounding volume")
+            if leaf:
+                result.leaves.append((file, prims))
 
 
 def check_terrain(root: Path) -> int:

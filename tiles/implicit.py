@@ -1,0 +1,245 @@
+"""Implicit tiling (3D Tiles 1.1 ``implicitTiling``, QUADTREE) of the tiles of an explicit build.
+
+The implicit root is one cell ``z0/x0/y0`` of the fixed global EPSG:4490 grid (:mod:`tiles.partition`) that
+contains every content region, so implicit level ``L`` is grid level ``z0 + L`` and implicit ``x``/``y`` are
+the grid offsets inside the root cell (x west→east, y south→north, as the region subdivision). Contents are
+written as ``content/{level}/{x}/{y}-<class>.glb`` (one content entry per feature class, each with its own
+content availability); binary ``.subtree`` files (``subtrees/{level}/{x}/{y}.subtree``) carry tile, content
+and child-subtree availability (bitstreams in Morton order, or constants) and, as tile metadata with the
+``TILE_BOUNDING_REGION`` semantic, each tile's tight region (the union of its contents and descendants, as
+in the explicit build: a building is tiled by its centroid, so its footprint may cross a cell edge).
+Implicit tiles cannot carry a ``transform``: each glb gets a root node whose matrix is the content frame
+(ENU→ECEF, expressed in glTF's y-up axes), so positions stay float32 relative to the tile centre.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cim.errors import TilesError
+from tiles import partition
+from tiles.glb import CHUNK_BIN, CHUNK_JSON, GLB_MAGIC, read_glb
+from tiles.render import TileResult
+
+SUBTREE_LEVELS = 4
+CLASSES = ("buildings", "elements", "facilities")
+CONTENT_TEMPLATE = "content/{level}/{x}/{y}-%s.glb"
+SUBTREE_TEMPLATE = "subtrees/{level}/{x}/{y}.subtree"
+TILE_CLASS = "tile"
+TILE_SCHEMA_CLASS: dict[str, Any] = {
+    "name": "Implicit tile",
+    "properties": {
+        "bounding_region": {
+            "type": "SCALAR",
+            "componentType": "FLOAT64",
+            "array": True,
+            "count": 6,
+            "semantic": "TILE_BOUNDING_REGION",
+        }
+    },
+}
+# glTF y-up → 3D Tiles z-up: (x, y, z) ↦ (x, −z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, -1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
+
+Region = list[float]
+
+
+def content_uri(level: int, x: int, y: int, layer: str) -> str:
+    """The content path of implicit tile ``level/x/y`` for one feature class."""
+    return f"content/{level}/{x}/{y}-{layer}.glb"
+
+
+def subtree_uri(level: int, x: int, y: int) -> str:
+    """The subtree path of the subtree rooted at implicit tile ``level/x/y``."""
+    return f"subtrees/{level}/{x}/{y}.subtree"
+
+
+def morton(x: int, y: int) -> int:
+    """Morton (Z-order) index of a quadtree tile inside its level: bits of x and y interleaved, x lowest."""
+    out = 0
+    for bit in range(32):
+        out |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
+    return out
+
+
+def with_frame(glb: bytes, matrix: NDArray[np.float64]) -> bytes:
+    """Re-pack a .glb under one new root node carrying ``matrix`` (ENU→ECEF, z-up, metres) in y-up axes."""
+    doc, blob = read_glb(glb)
+    node_matrix = Y_UP_TO_Z_UP.T @ matrix @ Y_UP_TO_Z_UP
+    scene = doc.get("scene", 0)
+    doc["nodes"].append({"matrix": node_matrix.T.ravel().tolist(), "children": doc["scenes"][scene]["nodes"]})
+    doc["scenes"][scene]["nodes"] = [len(doc["nodes"]) - 1]
+    js = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    js += b" " * ((-len(js)) % 4)
+    blob += b"\0" * ((-len(blob)) % 4)
+    total = 12 + 8 + len(js) + 8 + len(blob)
+    return b"".join(
+        [
+            struct.pack("<III", GLB_MAGIC, 2, total),
+            struct.pack("<II", len(js), CHUNK_JSON),
+            js,
+            struct.pack("<II", len(blob), CHUNK_BIN),
+            blob,
+        ]
+    )
+
+
+def _union(regions: list[Region]) -> Region:
+    r = np.array(regions)
+    return [
+        float(v) for v in (r[:, 0].min(), r[:, 1].min(), r[:, 2].max(), r[:, 3].max(), r[:, 4].min(), r[:, 5].max())
+    ]
+
+
+def _cell_region(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    w, s, e, n = partition.cell_bounds(z, x, y)
+    return math.radians(w), math.radians(s), math.radians(e), math.radians(n)
+
+
+def _regions(
+    node: partition.Node, results: dict[str, TileResult], out: dict[tuple[int, int, int], Region]
+) -> Region | None:
+    """Tight region of every tile (its content and its descendants'), keyed by grid z/x/y; None when empty."""
+    res = results.get(node.key)
+    regions = [res.region] if res is not None else []
+    for child in node.children:
+        r = _regions(child, results, out)
+        if r is not None:
+            regions.append(r)
+    if not regions:
+        return None
+    out[(node.z, node.x, node.y)] = _union(regions)
+    return out[(node.z, node.x, node.y)]
+
+
+def _availability(bits: NDArray[np.bool_], views: list[bytes]) -> dict[str, Any]:
+    if bits.all() or not bits.any():
+        return {"constant": int(bits.all())}
+    views.append(np.packbits(bits, bitorder="little").tobytes())
+    return {"bitstream": len(views) - 1, "availableCount": int(bits.sum())}
+
+
+def _subtree_bytes(
+    root: tuple[int, int, int],
+    tiles: dict[tuple[int, int, int], tuple[Region, list[str]]],
+    layers: list[str],
+    levels: int,
+) -> bytes:
+    """One binary subtree: availability of the tiles of ``levels`` levels below ``root`` and their regions."""
+    lr, rx, ry = root
+    n_tiles = (4**levels - 1) // 3
+    tile_bits = np.zeros(n_tiles, bool)
+    content_bits = [np.zeros(n_tiles, bool) for _ in layers]
+    child_bits = np.zeros(4**levels, bool)
+    regions: dict[int, Region] = {}
+    for d in range(levels + 1):
+        offset = (4**d - 1) // 3
+        for dx in range(1 << d):
+            for dy in range(1 << d):
+                key = (lr + d, (rx << d) + dx, (ry << d) + dy)
+                if key not in tiles:
+                    continue
+                m = morton(dx, dy)
+                if d == levels:
+                    child_bits[m] = True
+                    continue
+                tile_bits[offset + m] = True
+                regions[offset + m] = tiles[key][0]
+                for k, layer in enumerate(layers):
+                    content_bits[k][offset + m] = layer in tiles[key][1]
+    views: list[bytes] = []
+    doc: dict[str, Any] = {
+        "tileAvailability": _availability(tile_bits, views),
+        "contentAvailability": [_availability(b, views) for b in content_bits],
+        "childSubtreeAvailability": _availability(child_bits, views),
+    }
+    ordered = np.array([regions[i] for i in sorted(regions)], dtype="<f8")
+    views.append(ordered.tobytes())
+    doc["propertyTables"] = [
+        {"class": TILE_CLASS, "count": len(regions), "properties": {"bounding_region": {"values": len(views) - 1}}}
+    ]
+    doc["tileMetadata"] = 0
+    blob = b""
+    doc["bufferViews"] = []
+    for v in views:
+        doc["bufferViews"].append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(v)})
+        blob += v + b"\0" * ((-len(v)) % 8)
+    doc["buffers"] = [{"byteLength": len(blob)}]
+    js = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    js += b" " * ((-len(js)) % 8)
+    return struct.pack("<4sIQQ", b"subt", 1, len(js), len(blob)) + js + blob
+
+
+def implicit_root(
+    root: partition.Node,
+    results: dict[str, TileResult],
+    put: Any,
+    geometric_error: Any,
+    subtree_levels: int = SUBTREE_LEVELS,
+) -> dict[str, Any]:
+    """Write the contents and subtrees of an implicit quadtree through ``put(rel, data)``; return the root tile.
+
+    ``geometric_error(z)`` gives the geometric error (metres) of grid level ``z``; implicit tiling halves the
+    root's per level. Raises :class:`TilesError` when the data straddle 0° E (no single grid cell holds them).
+    """
+    if subtree_levels < 1:
+        raise TilesError("subtree levels must be at least 1")
+    grid: dict[tuple[int, int, int], Region] = {}
+    whole = _regions(root, results, grid)
+    if root.z < 0 or whole is None:
+        raise TilesError("implicit tiling needs data inside one level-0 grid cell (it must not straddle 0° E)")
+    # The implicit root: the deepest ancestor cell of the partition root that contains every region.
+    z0, x0, y0 = root.z, root.x, root.y
+    while z0 > 0:
+        w, s, e, n = _cell_region(z0, x0, y0)
+        if w <= whole[0] and s <= whole[1] and e >= whole[2] and n >= whole[3]:
+            break
+        z0, x0, y0 = z0 - 1, x0 >> 1, y0 >> 1
+    tiles: dict[tuple[int, int, int], tuple[Region, list[str]]] = {}
+    for z in range(z0, root.z):  # the chain of (content-less) tiles from the implicit root to the partition root
+        d = root.z - z
+        tiles[(z - z0, (root.x >> d) - (x0 << (z - z0)), (root.y >> d) - (y0 << (z - z0)))] = (whole, [])
+    for node in root.walk():
+        region = grid.get((node.z, node.x, node.y))
+        if region is None:
+            continue
+        level = node.z - z0
+        x, y = node.x - (x0 << level), node.y - (y0 << level)
+        res = results.get(node.key)
+        layers = []
+        if res is not None:
+            for c in res.contents:
+                put(content_uri(level, x, y, c.layer), with_frame(c.glb, res.matrix))
+                c.glb = b""
+                layers.append(c.layer)
+        tiles[(level, x, y)] = (region, layers)
+    present = [layer for layer in CLASSES if any(layer in t[1] for t in tiles.values())]
+    available_levels = max(key[0] for key in tiles) + 1
+    levels = min(subtree_levels, available_levels)
+    for key in tiles:
+        if key[0] % levels == 0:
+            put(subtree_uri(*key), _subtree_bytes(key, tiles, present, levels))
+    w, s, e, n = _cell_region(z0, x0, y0)
+    items = [{"uri": CONTENT_TEMPLATE % layer} for layer in present]
+    tile: dict[str, Any] = {
+        "boundingVolume": {"region": [w, s, e, n, whole[4], whole[5]]},
+        "geometricError": float(geometric_error(z0)),
+        "refine": "REPLACE",
+    }
+    if len(items) == 1:
+        tile["content"] = items[0]
+    else:
+        tile["contents"] = items
+    tile["implicitTiling"] = {
+        "subdivisionScheme": "QUADTREE",
+        "subtreeLevels": levels,
+        "availableLevels": available_levels,
+        "subtrees": {"uri": SUBTREE_TEMPLATE},
+    }
+    return tile
