@@ -121,6 +121,8 @@ def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
     checked = check_tileset(out)  # subtrees, availability ↔ files, volumes, contents decoded
     assert checked.errors == []
     assert len(checked.subtrees) > 1 and root["implicitTiling"]["availableLevels"] > 2  # child subtrees used
+    # Footprints cross grid-cell edges: the tight TILE_BOUNDING_REGION metadata is what contains them.
+    assert checked.beyond_cell > 0
     assert len(checked.contents) == len({c for uris in checked.implicit_tiles.values() for c in uris})
     # Parents keep their LOD blocks: some tile with available children carries content too.
     tiles = checked.implicit_tiles
@@ -138,6 +140,13 @@ def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
     assert report.tiles == explicit.tiles and report.buildings == explicit.buildings
     res = build_tileset(engine, settings, "imp", out=out, layers=layers, implicit=True, subtree_levels=2, **SMALL)  # type: ignore[arg-type]
     assert res.written == 0 and res.kept == report.written
+    # The checks see availability that disagrees with the files written, both ways.
+    victim = checked.contents[-1]
+    (out / "content/9/0").mkdir(parents=True)
+    victim.rename(out / "content/9/0/0-buildings.glb")
+    broken = check_tileset(out).errors
+    assert any("available contents missing" in e for e in broken)
+    assert any("not marked available" in e for e in broken)
 
 
 def test_underground_pipes_stay_below_the_terrain(

@@ -1,6 +1,6 @@
 """The sample city ingested through the real ingestors (district GIS + DEM, IFC office and bridge) builds
 into a tileset that passes the validator-style checks, with every live building at one leaf (uncompressed,
-meshopt and draco)."""
+meshopt and draco; and as an implicit quadtree with meshopt)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,16 @@ def test_sample_city_tileset_is_valid(engine: Engine, settings: Settings, tmp_pa
         ingest_ifc(engine, model, settings)
     for compress in ("none", "meshopt", "draco"):
         _check_build(engine, settings, tmp_path / compress, compress)
+    _check_build(engine, settings, tmp_path / "implicit", "meshopt", implicit=True)  # frame node over quantised nodes
 
 
-def _check_build(engine: Engine, settings: Settings, out: Path, compress: str) -> None:
-    report = build_tileset(engine, settings, "sample", out=out, compress=compress, leaf_capacity=150.0)
+def _check_build(engine: Engine, settings: Settings, out: Path, compress: str, *, implicit: bool = False) -> None:
+    report = build_tileset(
+        engine, settings, "sample", out=out, compress=compress, leaf_capacity=150.0, implicit=implicit, subtree_levels=2
+    )
     checked = check_tileset(out, position_tol_m=0.05 if compress == "none" else 0.5)
     assert checked.errors == []
+    assert bool(checked.subtrees) == implicit
     reports = gltf_reports(checked.contents)
     assert all(r["errors"] == 0 for r in reports), [r for r in reports if r["errors"]][:1]
     assert check_terrain(out / "terrain") == report.terrain_tiles > 0

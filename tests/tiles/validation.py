@@ -344,6 +344,7 @@ class TilesetCheck:
     # Implicit tilesets: available tiles (level, x, y) → their available content URIs; subtree files read.
     implicit_tiles: dict[tuple[int, int, int], list[str]] = field(default_factory=dict)
     subtrees: list[Path] = field(default_factory=list)
+    beyond_cell: int = 0  # implicit tiles whose TILE_BOUNDING_REGION crosses their implicit cell's edges
 
 
 def check_tileset(root: Path, *, position_tol_m: float = 0.05) -> TilesetCheck:
@@ -512,6 +513,8 @@ def check_implicit(root: Path, tileset: dict[str, Any], result: TilesetCheck, po
                 root_region[5],
             ]
             regions[key] = metadata[order].tolist() if metadata is not None else implicit_region
+            if not _inside(regions[key], implicit_region):
+                result.beyond_cell += 1
             uris = []
             for k, bits in enumerate(content_bits):
                 if bits[index]:
