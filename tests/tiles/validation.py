@@ -6,6 +6,8 @@
   feature ids within featureCount, property tables conforming to the metadata schema;
 - every .glb through the npm ``gltf-validator`` (tools/node/validate-gltf.mjs), zero errors;
 - terrain: ``layer.json`` and every tile listed as available exists and parses.
+- implicit tilesets (:func:`check_implicit`): every binary subtree (header, subtree schema, buffer views,
+  availability bitstreams/constants), availability against the files written, derived tile volumes.
 """
 
 from __future__ import annotations
@@ -454,8 +456,10 @@ def check_implicit(root: Path, tileset: dict[str, Any], result: TilesetCheck, po
     if imp["subdivisionScheme"] != "QUADTREE" or "region" not in tile["boundingVolume"]:
         errors.append("root: only QUADTREE over a region is checked here")
         return
-    if "children" in tile or "transform" in tile:
-        errors.append("root: an implicit root must not have children or a transform")
+    if "children" in tile or "transform" in tile or "metadata" in tile:
+        errors.append("root: an implicit root must not have children, metadata or a transform")
+    if any("boundingVolume" in c for c in ([tile["content"]] if "content" in tile else tile.get("contents", []))):
+        errors.append("root: implicit content templates must omit boundingVolume")
     levels, available_levels = imp["subtreeLevels"], imp["availableLevels"]
     contents = [tile["content"]] if "content" in tile else list(tile.get("contents", []))
     templates = [c["uri"] for c in contents]
