@@ -13,7 +13,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,23 @@ def _element_points(
     return np.asarray(lon), np.asarray(lat), weight
 
 
+@contextmanager
+def _render_pool(executor: Executor | None, jobs: int) -> Iterator[Executor | None]:
+    """The executor that renders tiles: the caller's, else a process pool of ``jobs`` workers (or none)."""
+    own_pool: ProcessPoolExecutor | None = None
+    if executor is None and jobs > 1:
+        # Start the workers before the data is read, so that the forked workers stay small.
+        own_pool = ProcessPoolExecutor(max_workers=jobs)
+        for warm in [own_pool.submit(int) for _ in range(jobs)]:
+            warm.result()
+    try:
+        yield executor or own_pool
+    finally:
+        close_connections()
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
+
+
 def build_tileset(
     engine: Engine,
     settings: Settings,
@@ -136,123 +155,77 @@ def build_tileset(
     levels, see :mod:`tiles.implicit`) instead of an explicit tree. Raises
     :class:`TilesError` on bad arguments or when there is nothing to build.
     """
-    _check(name, layers, compress, jobs)
-    own_pool: ProcessPoolExecutor | None = None
-    if executor is None and jobs > 1:
-        # Start the workers before the data is read, so that the forked workers stay small.
-        own_pool = ProcessPoolExecutor(max_workers=jobs)
-        for warm in [own_pool.submit(int) for _ in range(jobs)]:
-            warm.result()
-    try:
-        return _build_tileset(
-            engine,
-            settings,
-            name,
-            out=out,
-            layers=layers,
-            bbox=bbox,
-            compress=compress,
-            jobs=jobs,
-            executor=executor or own_pool,
-            leaf_capacity=leaf_capacity,
-            parent_capacity=parent_capacity,
-            implicit=implicit,
-            subtree_levels=subtree_levels,
-        )
-    finally:
-        close_connections()
-        if own_pool is not None:
-            own_pool.shutdown(cancel_futures=True)
-
-
-def _build_tileset(
-    engine: Engine,
-    settings: Settings,
-    name: str,
-    *,
-    out: Path | None = None,
-    layers: tuple[str, ...] | list[str] = LAYERS,
-    bbox: BBox | None = None,
-    compress: str = "none",
-    jobs: int = 1,
-    executor: Executor | None = None,
-    leaf_capacity: float = LEAF_CAPACITY,
-    parent_capacity: int = PARENT_CAPACITY,
-    implicit: bool = False,
-    subtree_levels: int = SUBTREE_LEVELS,
-) -> TileBuildReport:
-    """The build itself (see :func:`build_tileset`)."""
     t0 = time.perf_counter()
     chosen = _check(name, layers, compress, jobs)
-    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
-        raise TilesError("bbox must be west,south,east,north with west < east and south < north (degrees)")
-    out_dir = (out or settings.data_path / "tiles" / name).expanduser().resolve()
-    zeta = settings.height_anomaly
-    report = TileBuildReport(name=name, path=str(out_dir), layers=chosen, compress=compress)
-    empty = Columns({})
-    with engine.connect() as conn:
-        # One snapshot for everything: the workers import it to read their buildings.
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-        source = BuildingSource(connect_url(engine.url.render_as_string(hide_password=False)), snapshot)
-        buildings = read_building_points(conn, bbox) if "buildings" in chosen else empty
-        elements = read_elements(conn, bbox) if "elements" in chosen else empty
-        facilities = read_facilities(conn, bbox) if "facilities" in chosen else empty
-        dem = live_dem(conn) if ("terrain" in chosen or "facilities" in chosen) else None
-        report.timings["read"] = time.perf_counter() - t0
-        nb, ne, nf = len(buildings), len(elements), len(facilities)
-        dem_path = str(dem.path) if dem is not None else None
-        if "terrain" in chosen and dem is None and nb + ne + nf == 0:
-            raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        writer = IncrementalWriter(out_dir)
-        root_tile: dict[str, Any] | None = None
-        if nb + ne + nf:
-            root_tile = _features(
-                report,
-                writer,
-                buildings,
-                elements,
-                facilities,
-                zeta,
-                dem_path,
-                compress,
-                jobs,
-                executor,
-                source,
-                leaf_capacity,
-                parent_capacity,
-                implicit,
-                subtree_levels,
-            )
-        conn.rollback()
-    report.timings["tiles"] = time.perf_counter() - t0 - report.timings["read"]
-    options: dict[str, Any] = {"compress": compress, "implicit": implicit}
-    if "terrain" in chosen and dem is not None:
-        t1 = time.perf_counter()
-        summary = build_terrain(dem.path, writer.put, zeta)
-        report.terrain_tiles = summary.tiles
-        report.terrain_max_level = summary.max_level
-        options["terrain"] = "terrain"
-        if root_tile is None:
-            report.bounds = list(summary.bounds)
-            report.min_height, report.max_height = summary.min_height, summary.max_height
-        report.timings["terrain"] = time.perf_counter() - t1
-    if root_tile is not None:
-        tileset = {
-            "asset": {"version": "1.1", "generator": "cim tiles"},
-            "schema": {**SCHEMA, "classes": {**SCHEMA["classes"], TILE_CLASS: TILE_SCHEMA_CLASS}}
-            if implicit
-            else SCHEMA,
-            "geometricError": max(float(root_tile["geometricError"]) * 2.0, MIN_TILESET_ERROR),
-            "root": root_tile,
-        }
-        writer.put("tileset.json", json.dumps(tileset, separators=(",", ":")).encode("utf-8"))
-    report.deleted = writer.finish()
-    report.written, report.kept, report.bytes = writer.written, writer.kept, writer.bytes
-    report.seconds = time.perf_counter() - t0
-    _register(engine, report, options)
-    return report
+    with _render_pool(executor, jobs) as pool:
+        if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+            raise TilesError("bbox must be west,south,east,north with west < east and south < north (degrees)")
+        out_dir = (out or settings.data_path / "tiles" / name).expanduser().resolve()
+        zeta = settings.height_anomaly
+        report = TileBuildReport(name=name, path=str(out_dir), layers=chosen, compress=compress)
+        empty = Columns({})
+        with engine.connect() as conn:
+            # One snapshot for everything: the workers import it to read their buildings.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            source = BuildingSource(connect_url(engine.url.render_as_string(hide_password=False)), snapshot)
+            buildings = read_building_points(conn, bbox) if "buildings" in chosen else empty
+            elements = read_elements(conn, bbox) if "elements" in chosen else empty
+            facilities = read_facilities(conn, bbox) if "facilities" in chosen else empty
+            dem = live_dem(conn) if ("terrain" in chosen or "facilities" in chosen) else None
+            report.timings["read"] = time.perf_counter() - t0
+            nb, ne, nf = len(buildings), len(elements), len(facilities)
+            dem_path = str(dem.path) if dem is not None else None
+            if "terrain" in chosen and dem is None and nb + ne + nf == 0:
+                raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            writer = IncrementalWriter(out_dir)
+            root_tile: dict[str, Any] | None = None
+            if nb + ne + nf:
+                root_tile = _features(
+                    report,
+                    writer,
+                    buildings,
+                    elements,
+                    facilities,
+                    zeta,
+                    dem_path,
+                    compress,
+                    pool,
+                    source,
+                    leaf_capacity,
+                    parent_capacity,
+                    implicit,
+                    subtree_levels,
+                )
+            conn.rollback()
+        report.timings["tiles"] = time.perf_counter() - t0 - report.timings["read"]
+        options: dict[str, Any] = {"compress": compress, "implicit": implicit}
+        if "terrain" in chosen and dem is not None:
+            t1 = time.perf_counter()
+            summary = build_terrain(dem.path, writer.put, zeta)
+            report.terrain_tiles = summary.tiles
+            report.terrain_max_level = summary.max_level
+            options["terrain"] = "terrain"
+            if root_tile is None:
+                report.bounds = list(summary.bounds)
+                report.min_height, report.max_height = summary.min_height, summary.max_height
+            report.timings["terrain"] = time.perf_counter() - t1
+        if root_tile is not None:
+            tileset = {
+                "asset": {"version": "1.1", "generator": "cim tiles"},
+                "schema": {**SCHEMA, "classes": {**SCHEMA["classes"], TILE_CLASS: TILE_SCHEMA_CLASS}}
+                if implicit
+                else SCHEMA,
+                "geometricError": max(float(root_tile["geometricError"]) * 2.0, MIN_TILESET_ERROR),
+                "root": root_tile,
+            }
+            writer.put("tileset.json", json.dumps(tileset, separators=(",", ":")).encode("utf-8"))
+        report.deleted = writer.finish()
+        report.written, report.kept, report.bytes = writer.written, writer.kept, writer.bytes
+        report.seconds = time.perf_counter() - t0
+        _register(engine, report, options)
+        return report
 
 
 def _cell_error(z: int) -> float:
@@ -269,7 +242,6 @@ def _features(
     zeta: float,
     dem_path: str | None,
     compress: str,
-    jobs: int,
     executor: Executor | None,
     source: BuildingSource,
     leaf_capacity: float,
@@ -350,22 +322,14 @@ def _features(
             c.glb = b""
         results[res.key] = res
 
-    own_pool: ProcessPoolExecutor | None = None
-    if executor is None and jobs > 1 and len(jobs_list) > 1:
-        own_pool = ProcessPoolExecutor(max_workers=jobs)
-        executor = own_pool
-    try:
-        if executor is None:
-            for job in jobs_list:
-                _store(render_tile(job))
-        else:
-            futures: list[Future[TileResult]] = [executor.submit(render_tile, job) for job in jobs_list]
-            for fut in futures:
-                _store(fut.result())
-    finally:
-        close_connections()
-        if own_pool is not None:
-            own_pool.shutdown(cancel_futures=True)
+    # build_tileset's _render_pool owns the executor (or None: render here) and closes connections after.
+    if executor is None:
+        for job in jobs_list:
+            _store(render_tile(job))
+    else:
+        futures: list[Future[TileResult]] = [executor.submit(render_tile, job) for job in jobs_list]
+        for fut in futures:
+            _store(fut.result())
     leaf_counts = {"buildings": 0, "elements": 0, "facilities": 0}
     for node in root.walk():
         if not node.children:
