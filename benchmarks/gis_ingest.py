@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from sample_models.district import generate_district
 
 
@@ -117,22 +115,14 @@ def run_one(size: int, db_url: str, workdir: Path) -> dict[str, Any]:
 
 
 def _child(size: int, workdir: Path) -> dict[str, Any]:
-    from cim.db.cluster import ensure_extensions
-    from cim.db.migrate import upgrade_to_head
+    from cim.db.scratch import create_database, drop_database
 
     server = _server_url()
     name = f"cim_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.rpartition("/")[0] + "/" + name
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            ensure_extensions(conn)
-        upgrade_to_head(url)
-        return run_one(size, url, workdir)
+        return run_one(size, create_database(server, name), workdir)
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(server, name)
 
 
 def main(argv: list[str] | None = None) -> int:

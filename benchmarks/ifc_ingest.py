@@ -127,20 +127,12 @@ def _ingest_and_forget(path: Path, threads: int, url: str) -> dict[str, Any]:
 
 def _benchmark_database() -> tuple[str, str, str]:
     from cim.db import database_url
-    from cim.db.cluster import ensure_extensions
-    from cim.db.migrate import upgrade_to_head
+    from cim.db.scratch import create_database
     from cim.settings import load_settings
 
     server = database_url(load_settings(), migrate=False)
-    base, _, _ = server.split("?")[0].rpartition("/")
     name = f"cim_bench_ifc_{secrets.token_hex(4)}"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        ensure_extensions(conn)
-    upgrade_to_head(url)
-    return base, name, url
+    return server, name, create_database(server, name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,8 +193,9 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     finally:
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        from cim.db.scratch import drop_database
+
+        drop_database(base, name)
 
 
 if __name__ == "__main__":

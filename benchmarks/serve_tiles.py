@@ -158,23 +158,16 @@ http {{
 
 def bench_database() -> tuple[str, str, str]:
     """A fresh migrated database on the private cluster (or DATABASE_URL's server): (server url, db url, name)."""
-    from cim.db.cluster import PrivateCluster, ensure_extensions
+    from cim.db.cluster import PrivateCluster
     from cim.db.engine import connect_url
-    from cim.db.migrate import upgrade_to_head
+    from cim.db.scratch import create_database
 
     external = os.environ.get("DATABASE_URL")
     server = (
         connect_url(external) if external else PrivateCluster(Path(os.environ.get("CIM_DATA_DIR", ROOT / ".cim"))).up()
     )
-    base = server.rsplit("/", 1)[0]
     name = f"cim_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        ensure_extensions(conn)
-    upgrade_to_head(url)
-    return base, url, name
+    return server, create_database(server, name), name
 
 
 def load_buildings(url: str, n_side: int = 100, rows: int = 50) -> tuple[float, float, float, float]:
@@ -312,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         try:  # a DROP waits for every backend of the shared cluster; do not hang the benchmark on it
-            with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-                conn.execute("SET statement_timeout = '30s'")
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            from cim.db.scratch import drop_database
+
+            drop_database(server, db_name, timeout_s=30)
         except psycopg.Error as exc:
             print(f"note: could not drop the benchmark database {db_name} ({exc}); drop it later", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)

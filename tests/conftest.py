@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from cim.db.cluster import PrivateCluster, ensure_extensions
-from cim.db.engine import connect_url, make_engine
-from cim.db.migrate import upgrade_to_head
+from cim.db.cluster import PrivateCluster
+from cim.db.engine import make_engine
+from cim.db.scratch import create_database, database_on, drop_database
 from cim.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,45 +28,31 @@ IFC_DIR = SHARED_DATA / "ifc"
 TILES_SCHEMA_DIR = SHARED_DATA / "3d-tiles-schema"
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = connect_url(url).rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """A libpq URL of the PostGIS server the tests use (to its maintenance database)."""
     external = os.environ.get("DATABASE_URL")
     if external:
-        return _with_database(external.split("?")[0], "postgres")
+        return database_on(external, "postgres")
     data_dir = Path(os.environ.get("CIM_DATA_DIR", ROOT / ".cim"))
-    return _with_database(PrivateCluster(data_dir).up(), "postgres")
+    return database_on(PrivateCluster(data_dir).up(), "postgres")
 
 
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str) -> Iterator[str]:
     """A database with PostGIS and the head migration applied, used as the template of per-test databases."""
     name = f"cim_tpl_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(pg_server_url, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        ensure_extensions(conn)
-    upgrade_to_head(url)
+    create_database(pg_server_url, name)
     yield name
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(pg_server_url, name)
 
 
 @pytest.fixture
 def db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
     """A libpq URL of a fresh, migrated database that only this test uses."""
     name = f"cim_t_{secrets.token_hex(6)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield _with_database(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield create_database(pg_server_url, name, template=template_database)
+    drop_database(pg_server_url, name)
 
 
 @pytest.fixture

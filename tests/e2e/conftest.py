@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
+from cim.db.scratch import create_database, drop_database
 from cim.settings import Settings
 from tests.conftest import ROOT
 
@@ -40,22 +40,15 @@ VIEWPORT: Any = {"width": 1100, "height": 720}  # playwright ViewportSize
 LOAD_TIMEOUT_MS = 150_000
 
 
-def _database_url(server_url: str, name: str) -> str:
-    base, _, _ = server_url.rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="module")
 def module_settings(
     pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """Settings on a fresh migrated database and data directory shared by one test module."""
     name = f"cim_e2e_{secrets.token_hex(5)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=_database_url(pg_server_url, name))
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = create_database(pg_server_url, name, template=template_database)
+    yield Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=url)
+    drop_database(pg_server_url, name)
 
 
 def _free_port() -> int:

@@ -18,12 +18,12 @@ import ifcopenshell.geom
 import ifcopenshell.util.placement
 import ifcopenshell.util.unit
 import numpy as np
-import psycopg
 import pytest
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
 from cim.db.engine import make_engine
+from cim.db.scratch import create_database, drop_database
 from cim.errors import IngestError
 from cim.settings import Settings
 from ingest.ifc import IfcIngestReport, ingest_ifc
@@ -31,7 +31,7 @@ from ingest.ifc_model import open_model
 from sample_models.ifc_bridge import generate_bridge
 from sample_models.ifc_office import OfficeLayout, generate_office
 from sample_models.site import OFFICE_CLEARANCE_M, OFFICE_SITE, RIVER_LATITUDE
-from tests.conftest import IFC_DIR, _with_database
+from tests.conftest import IFC_DIR
 
 SHARED_FILES = sorted(IFC_DIR.glob("*.ifc"))
 NOT_GEOREFERENCED = {
@@ -49,11 +49,8 @@ TOLERANCE_M = 0.05
 def module_db(pg_server_url: str, template_database: str) -> Iterator[str]:
     """One migrated database shared by this module's tests (the models are ingested once)."""
     name = f"cim_ifc_{secrets.token_hex(5)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield _with_database(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield create_database(pg_server_url, name, template=template_database)
+    drop_database(pg_server_url, name)
 
 
 @pytest.fixture(scope="module")
