@@ -152,5 +152,5 @@ def delete_command(
         emit_json({"deleted": True, "name": name, "removed_files": removed, "kept_files": kept})
         return
     stderr.print(f"tileset {name} deleted" + (f"; files removed: {', '.join(removed)}" if removed else ""))
-    for folder in kept:
-        stderr.print(f"files left in place: {folder}")
+    for left in kept:
+        stderr.print(f"files left in place: {left}")
