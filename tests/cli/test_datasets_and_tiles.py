@@ -191,3 +191,20 @@ def test_a_dataset_delete_that_fails_half_way_deletes_nothing(run_cim: RunCim, e
 def test_empty_lists_say_so_and_succeed(run_cim: RunCim, command: tuple[str, str]) -> None:
     result = run_cim(*command)
     assert result.exit_code == 0 and "no " in result.stderr
+
+
+def test_deleting_a_dem_removes_its_geotiff_and_base_heights_no_longer_come_from_it(
+    run_cim: RunCim, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    from cim.dem import live_dem
+    from tests.test_dem import write_linear_dem
+
+    dem, _, _ = write_linear_dem(tmp_path / "dem.tif", size=32)
+    dataset = _json(run_cim("ingest", "raster", str(dem), "--kind", "dem", "--json"))["dataset_id"]
+    with engine.connect() as conn:
+        stored = live_dem(conn)
+    assert stored is not None and stored.path.is_file()
+    doc = _json(run_cim("datasets", "delete", str(dataset), "--json"))
+    assert doc["removed_file"] == str(stored.path) and not stored.path.exists()
+    with engine.connect() as conn:
+        assert live_dem(conn) is None
