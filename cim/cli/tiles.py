@@ -137,7 +137,7 @@ def delete_command(
     with st.engine().begin() as conn:
         path = delete_tileset(conn, name)
     root = (st.settings.data_path / "tiles").resolve()
-    folders = {root / name, Path(path).resolve()}
+    folders = {(root / name).resolve(), Path(path).resolve()}
     removed: list[str] = []
     kept: list[str] = []
     for folder in sorted(folders):

@@ -77,6 +77,10 @@ class BackupManifest:
     """``{"file": "database.dump", "size": bytes, "sha256": hex}``."""
     files: list[dict[str, Any]] = field(default_factory=list)
     """One ``{"path": "tiles/city/tileset.json", "size": bytes, "sha256": hex}`` per file (relative, POSIX)."""
+    folders: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per data folder (``tiles``, ``rasters``…): ``{"files": n, "bytes": total}``."""
+    tilesets: dict[str, int] = field(default_factory=dict)
+    """Files per tileset folder (``tiles/<name>/``)."""
 
 
 @dataclass
@@ -191,6 +195,24 @@ def _data_files(data_dir: Path) -> Iterator[tuple[str, Path]]:
                     yield path.relative_to(data_dir).as_posix(), path
 
 
+def _folder_summary(files: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for f in files:
+        entry = out.setdefault(str(f["path"]).split("/", 1)[0], {"files": 0, "bytes": 0})
+        entry["files"] += 1
+        entry["bytes"] += int(f["size"])
+    return out
+
+
+def _tileset_summary(files: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in files:
+        parts = str(f["path"]).split("/")
+        if parts[0] == "tiles" and len(parts) > 2:
+            out[parts[1]] = out.get(parts[1], 0) + 1
+    return out
+
+
 class _HashingReader(io.RawIOBase):
     """A file read through once, its SHA-256 and size taken on the way."""
 
@@ -266,6 +288,8 @@ def create_backup(url: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
                 row_counts=status.row_counts,
                 database=database,
                 files=files,
+                folders=_folder_summary(files),
+                tilesets=_tileset_summary(files),
             )
             body = json.dumps(asdict(manifest), indent=2, ensure_ascii=False).encode("utf-8")
             info = tarfile.TarInfo(MANIFEST)
@@ -434,7 +458,10 @@ def _folders_with_files(data_dir: Path) -> list[str]:
 
 # Everything of the schema goes, then the dump's script rebuilds it; psql runs both in ONE transaction, so a
 # failure anywhere leaves the database as it was.
-_PRELUDE = "SET client_min_messages = warning; DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"
+_PRELUDE = (
+    "SET client_min_messages = warning; SET lock_timeout = '60s'; "
+    "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"
+)
 
 
 def _restore_database(url: str, dump: Path, major: int) -> None:

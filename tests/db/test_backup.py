@@ -5,19 +5,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import shutil
+import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
 from cim.cli import main
+from cim.db.backup import server_major
 from cim.db.catalog import list_tilesets
 from cim.db.cluster import PrivateCluster
 from cim.db.engine import make_engine
+from cim.db.scratch import database_on, drop_database
 from cim.dem import live_dem, sample_heights
 from cim.errors import DatabaseError
 from cim.settings import Settings
@@ -129,6 +134,7 @@ def test_backup_restored_into_a_fresh_private_cluster_has_the_same_rows_and_file
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert manifest["format"] == "cim-backup/1" and manifest["database"]["file"] == "database.dump"
     assert {f["path"]: f["sha256"] for f in manifest["files"]} == _file_sums(deployment.data_path)
+    assert manifest["tilesets"]["city"] >= 2 and manifest["folders"]["rasters"]["files"] == 1
 
     target_dir = fresh_cluster.data_dir
     target_env = {"DATABASE_URL": None, "CIM_DATA_DIR": str(target_dir)}
@@ -226,3 +232,45 @@ def test_backup_refuses_to_overwrite_an_existing_file_and_reads_only_backups(
         tar.add(tmp_path / "b.geojson", arcname="b.geojson")
     result = _cli(monkeypatch, capsys, env, "db", "verify-backup", str(not_a_backup))
     assert result.exit_code == 20 and "not a complete CIM backup" in result.stderr
+
+
+def test_the_dump_in_a_backup_loads_with_plain_pg_restore(
+    deployment: Settings,
+    engine: Engine,
+    pg_server_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """An operator without cim at hand can still get the data back with PostgreSQL's own tools."""
+    env = {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
+    backup = tmp_path / "b.tar"
+    assert _cli(monkeypatch, capsys, env, "db", "backup", str(backup)).exit_code == 0
+    with tarfile.open(backup) as tar:
+        tar.extract("database.dump", tmp_path, filter="data")
+    name = f"cim_plain_{secrets.token_hex(4)}"
+    with psycopg.connect(database_on(pg_server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = database_on(pg_server_url, name)
+        major = server_major(url)
+        subprocess.run(
+            [
+                f"/usr/lib/postgresql/{major}/bin/pg_restore",
+                "--no-owner",
+                "--exit-on-error",
+                "-d",
+                url,
+                "database.dump",
+            ],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
+        plain = make_engine(url)
+        try:
+            assert _table_sums(plain) == _table_sums(engine)
+        finally:
+            plain.dispose()
+    finally:
+        drop_database(pg_server_url, name)
