@@ -266,3 +266,46 @@ def test_a_messy_export_refused_in_its_last_batch_stores_nothing(engine, setting
     with pytest.raises(CrsError):
         ingest_vector(engine, _geojson(tmp_path / "bad.geojson", features), settings, layer="buildings")
     assert _counts(engine) == before
+
+
+def test_uploaded_openstreetmap_export_with_a_two_point_ring_finishes_its_ingest_job(settings, tmp_path):
+    """The same file sent to the service: the job succeeds and reports what it skipped and renamed."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from cim.api.app import create_app
+    from cim.api.security import new_api_key
+    from cim.api.settings import ApiSettings, ViewerSettings
+
+    a, b = _square(1)[:2]
+    path = _geojson(
+        tmp_path / "export.geojson",
+        [
+            _osm_feature(1, _polygon(_square(0)), building="apartments"),
+            _osm_feature(2, _polygon([a, b]), building="yes"),
+            _osm_feature(3, _polygon(_square(2)), building="yes"),
+        ],
+    )
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings, api_settings=ApiSettings(access_log=False), viewer_settings=ViewerSettings())
+    try:
+        with TestClient(app) as client:
+            key = new_api_key(app.state.engine, name="planner", role="planner")[1]
+            headers = {"X-API-Key": key}
+            r = client.post(
+                "/jobs/ingest",
+                headers=headers,
+                data={"layer": "buildings"},
+                files={"file": ("export.geojson", path.read_bytes(), "application/geo+json")},
+            )
+            assert r.status_code == 202, r.text
+            deadline = time.monotonic() + 120
+            while (job := client.get(r.json()["url"], headers=headers).json())["status"] not in ("succeeded", "failed"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.2)
+            assert job["status"] == "succeeded", job["error"]
+            assert (job["result"]["stored"], job["result"]["skipped_invalid"]) == (2, 1)
+            assert job["result"]["renamed_fields"] == {"id": "id_1"}
+    finally:
+        app.state.engine.dispose()
