@@ -39,7 +39,7 @@ from cim.settings import Settings
 from cim.vocabulary import FACILITY_KINDS
 from ingest import vector_geometry as vg
 from ingest import vector_values as vv
-from ingest.fields import resolve_mapping, target_of, unique_field_names
+from ingest.fields import colliding_field_renames, resolve_mapping, target_of
 from ingest.vector_source import (
     IngestConfig,
     choose_layer,
@@ -124,7 +124,7 @@ class _Job:
     fid_column: str | None
     attribute_columns: list[str]
     field_names: tuple[list[str], list[str]]
-    """The source's field names and the names they are read under (see :func:`unique_field_names`)."""
+    """The source's field names and the names they are read under (see :func:`colliding_field_renames`)."""
     dem_path: Path | None
     report: VectorIngestReport
     bounds: list[float] = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
@@ -175,8 +175,8 @@ def ingest_vector(
     except Exception as exc:
         raise IngestError(f"cannot read {path.name}: {exc}") from exc
     fields = [str(f) for f in info["fields"]]
-    names = unique_field_names(fields, [info.get("fid_column"), info.get("geometry_name")])
-    renamed = {old: new for old, new in zip(fields, names, strict=True) if old != new}
+    renamed = colliding_field_renames(fields, [info.get("fid_column"), info.get("geometry_name")])
+    names = [renamed.get(f, f) for f in fields]
     resolved = resolve_mapping(layer, names, {**cfg.mapping, **(mapping or {})}, renamed)
     source = source_crs(info.get("crs"), crs, cfg, path)
     report = VectorIngestReport(path=str(path.resolve()), layer=layer, kind=kind, source_layer=chosen)
