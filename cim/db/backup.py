@@ -258,19 +258,30 @@ def create_backup(url: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
     if out.is_relative_to(data_dir) and any(out.is_relative_to(data_dir / f) for f in DATA_FOLDERS):
         raise BackupError(f"{out} lies inside a data folder it would back up; write it elsewhere")
     out.parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            status = database_status(conn)
-    finally:
-        engine.dispose()
     pg_dump = client_tool("pg_dump", server_major(url))
     work = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
     work.mkdir()
     partial = work / "backup.tar"
+    engine = make_engine(url, isolation_level="REPEATABLE READ")
     try:
         dump = work / DUMP
-        _run([str(pg_dump), "--format=custom", "--no-owner", "--no-privileges", f"--file={dump}"], url, "pg_dump")
+        # The manifest's row counts and the dump see the same snapshot: pg_dump joins this transaction's.
+        with engine.connect() as conn:
+            snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+            status = database_status(conn)
+            _run(
+                [
+                    str(pg_dump),
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--snapshot={snapshot}",
+                    f"--file={dump}",
+                ],
+                url,
+                "pg_dump",
+            )
+            conn.rollback()
         files: list[dict[str, Any]] = []
         with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
             database = {"file": DUMP, **_add(tar, DUMP, dump)}
@@ -297,6 +308,7 @@ def create_backup(url: str, data_dir: Path, out: Path, *, overwrite: bool = Fals
             tar.addfile(info, io.BytesIO(body))
         os.replace(partial, out)
     finally:
+        engine.dispose()
         shutil.rmtree(work, ignore_errors=True)
     return BackupReport(
         path=str(out),
