@@ -166,11 +166,14 @@ def resolve_mapping(
     layer: str,
     source_fields: Sequence[str],
     overrides: Mapping[str, str] | None = None,
+    renamed: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Map target columns to source field names for one layer.
 
     Defaults come from :data:`DEFAULT_FIELDS` (first candidate present, case-insensitive); ``overrides``
-    (``TARGET → SOURCE``) win. Raises :class:`IngestError` for an unknown target or a missing source field.
+    (``TARGET → SOURCE``) win. ``renamed``: fields renamed for a collision (see
+    :func:`colliding_field_renames`): ``source_fields`` holds their new names, and an override may name a
+    field by either. Raises :class:`IngestError` for an unknown target or a missing source field.
     """
     targets = {t.column: t for t in DEFAULT_FIELDS[layer]}
     by_lower = {f.lower(): f for f in source_fields}
@@ -187,7 +190,7 @@ def resolve_mapping(
                 f"--map {column}={source}: {column!r} is not a column of layer {layer!r}; "
                 f"use one of {', '.join(targets)}"
             )
-        found = by_lower.get(source.lower())
+        found = by_lower.get((renamed or {}).get(source, source).lower())
         if found is None:
             raise IngestError(
                 f"--map {column}={source}: the source has no field {source!r}; its fields are "
@@ -224,3 +227,45 @@ def mapping_table() -> str:
         for t in targets:
             lines.append(f"| {layer} | `{t.column}` | {t.unit} | {', '.join(t.sources)} |")
     return "\n".join(lines)
+
+
+RESERVED_NAMES = ("OGC_FID", "wkb_geometry", "use_source")
+"""Names a source field may not keep: GDAL's default feature-id and geometry columns, and the attribute keys
+the ingest itself writes (``use_source``). The file's own feature-id and geometry column names (an
+OpenStreetMap GeoJSON's ``id``, a GeoPackage's ``geom``) are added per source."""
+
+
+def colliding_field_renames(fields: Sequence[str], reserved: Sequence[str | None] = ()) -> dict[str, str]:
+    """New names for the source fields whose name is already taken: ``{original → new}``, renamed ones only.
+
+    ``fields``: the source's attribute field names in order; ``reserved``: further names in use (the file's
+    feature-id and geometry columns) besides :data:`RESERVED_NAMES`. Names are compared exactly (Arrow columns
+    and JSON keys are case-sensitive). A colliding field keeps its values under ``NAME_1`` (or ``NAME_2``…,
+    the first name free), the convention of GDAL and QGIS.
+
+    >>> colliding_field_renames(["id", "building", "name"], ["id"])
+    {'id': 'id_1'}
+    """
+    names = unique_field_names(fields, reserved)
+    return {old: new for old, new in zip(fields, names, strict=True) if old != new}
+
+
+def unique_field_names(fields: Sequence[str], reserved: Sequence[str | None] = ()) -> list[str]:
+    """The field names, position by position, with collisions resolved as :func:`colliding_field_renames` does.
+
+    >>> unique_field_names(["OGC_FID", "name", "name_1", "wkb_geometry"])
+    ['OGC_FID_1', 'name', 'name_1', 'wkb_geometry_1']
+    """
+    taken = {n for n in (*RESERVED_NAMES, *reserved) if n}
+    originals = set(fields)  # never rename onto another field's own name
+    out: list[str] = []
+    for name in fields:
+        candidate = name
+        if candidate in taken:
+            i = 1
+            while f"{name}_{i}" in taken or f"{name}_{i}" in originals:
+                i += 1
+            candidate = f"{name}_{i}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out

@@ -39,8 +39,16 @@ from cim.settings import Settings
 from cim.vocabulary import FACILITY_KINDS
 from ingest import vector_geometry as vg
 from ingest import vector_values as vv
-from ingest.fields import resolve_mapping, target_of
-from ingest.vector_source import IngestConfig, choose_layer, dbf_encoding, load_config, open_options, source_crs
+from ingest.fields import colliding_field_renames, resolve_mapping, target_of
+from ingest.vector_source import (
+    IngestConfig,
+    choose_layer,
+    dbf_encoding,
+    load_config,
+    open_options,
+    source_crs,
+    with_field_names,
+)
 
 LAYERS: dict[str, tuple[str, str]] = {
     "buildings": ("building", "footprint"),
@@ -81,6 +89,7 @@ class VectorIngestReport:
     repaired: int = 0
     skipped_empty: int = 0
     skipped_geometry_type: int = 0
+    skipped_invalid: int = 0
     converted_to_point: int = 0
     base_heights_from_dem: int = 0
     heights_from_storeys: int = 0
@@ -89,11 +98,13 @@ class VectorIngestReport:
     skipped: bool = False
     wall_time_s: float = 0.0
     mapping: dict[str, str] = field(default_factory=dict)
+    renamed_fields: dict[str, str] = field(default_factory=dict)
+    """Source fields kept under another name because theirs was taken (``{original → stored}``)."""
 
     @property
     def skipped_features(self) -> int:
-        """Features read but not stored (empty or of the wrong geometry type)."""
-        return self.skipped_empty + self.skipped_geometry_type
+        """Features read but not stored (empty, of the wrong geometry type, or invalid beyond repair)."""
+        return self.skipped_empty + self.skipped_geometry_type + self.skipped_invalid
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (the ``--json`` document of ``cim ingest vector``)."""
@@ -112,6 +123,8 @@ class _Job:
     geometry_column: str
     fid_column: str | None
     attribute_columns: list[str]
+    field_names: tuple[list[str], list[str]]
+    """The source's field names and the names they are read under (see :func:`colliding_field_renames`)."""
     dem_path: Path | None
     report: VectorIngestReport
     bounds: list[float] = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
@@ -162,10 +175,13 @@ def ingest_vector(
     except Exception as exc:
         raise IngestError(f"cannot read {path.name}: {exc}") from exc
     fields = [str(f) for f in info["fields"]]
-    resolved = resolve_mapping(layer, fields, {**cfg.mapping, **(mapping or {})})
+    renamed = colliding_field_renames(fields, [info.get("fid_column"), info.get("geometry_name")])
+    names = [renamed.get(f, f) for f in fields]
+    resolved = resolve_mapping(layer, names, {**cfg.mapping, **(mapping or {})}, renamed)
     source = source_crs(info.get("crs"), crs, cfg, path)
     report = VectorIngestReport(path=str(path.resolve()), layer=layer, kind=kind, source_layer=chosen)
     report.mapping = resolved
+    report.renamed_fields = renamed
     report.crs_in = source.key if source.pipeline_to_cgcs2000 is None else source.name
     sha = file_sha256(path)
     model_key = "|".join([path.name, chosen or "", layer, kind or "", where or ""])
@@ -195,7 +211,13 @@ def ingest_vector(
                 schema_name=str(info.get("driver") or "")[:32] or None,
                 model_key=model_key,
                 status="loading",
-                summary={"kind": kind, "source_layer": chosen, "where": where, "mapping": resolved},
+                summary={
+                    "kind": kind,
+                    "source_layer": chosen,
+                    "where": where,
+                    "mapping": resolved,
+                    "renamed_fields": renamed,
+                },
             )
             report.dataset_id = dataset_id
             dem = live_dem(conn) if layer == "buildings" else None
@@ -208,6 +230,7 @@ def ingest_vector(
                 geometry_column="",
                 fid_column=None,
                 attribute_columns=[],
+                field_names=(fields, names),
                 dem_path=dem.path if dem is not None else None,
                 report=report,
             )
@@ -262,6 +285,7 @@ def _load(
         hint = " (check the --where expression)" if where else ""
         raise IngestError(f"cannot read {path.name}{hint}: {exc}") from exc
     with stream as (meta, reader):
+        reader = with_field_names(reader, *job.field_names)
         job.fid_column = meta.get("fid_column") or None
         batches = _batches(job, reader, meta, dataset_id, total if total > 0 else None, progress)
         if job.layer == "districts":
@@ -341,6 +365,7 @@ _COUNTERS = (
     "skipped_empty",
     "repaired",
     "skipped_geometry_type",
+    "skipped_invalid",
     "converted_to_point",
     "base_heights_from_dem",
     "heights_from_storeys",
@@ -467,13 +492,18 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
         if ring is not None:
             report.crs_in = job.source.key if job.source.pipeline_to_cgcs2000 is None else job.source.name
             return _quad_columns(job, batch, simple, ring, dataset_id)
-        geoms = shapely.from_wkb(simple.wkb().to_numpy(zero_copy_only=False))
-        present = np.ones(len(geoms), dtype=bool)
-    else:
-        geoms = shapely.from_wkb(column.to_numpy(zero_copy_only=False))
+        geoms, unreadable = vg.read_wkb(simple.wkb().to_numpy(zero_copy_only=False))
         present = vg.drop_empty(geoms)
-        report.skipped_empty += int((~present).sum())
-        geoms = geoms[present]
+        report.skipped_invalid += int((~present).sum())
+        geoms, unreadable = geoms[present], unreadable[present]
+        if not len(geoms):
+            return None
+    else:
+        geoms, unreadable = vg.read_wkb(column.to_numpy(zero_copy_only=False))
+        present = vg.drop_empty(geoms)
+        report.skipped_invalid += int((~present & unreadable).sum())
+        report.skipped_empty += int((~present & ~unreadable).sum())
+        geoms, unreadable = geoms[present], unreadable[present]
         if not len(geoms):
             return None
         if shapely.has_z(geoms).any():
@@ -482,20 +512,23 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
     report.crs_in = job.source.key if job.source.pipeline_to_cgcs2000 is None else job.source.name
     if job.layer == "facilities":
         assert job.kind is not None
-        kept, mask, repaired, converted = vg.as_kind(geoms, FACILITY_KINDS[job.kind].geometry)
+        kept, mask, repaired, converted = vg.as_kind(geoms, FACILITY_KINDS[job.kind].geometry, unreadable)
         report.converted_to_point += converted
     else:
-        kept, mask, repaired = vg.as_multipolygons(geoms)
+        kept, mask, repaired = vg.as_multipolygons(geoms, unreadable)
     report.repaired += repaired
-    report.skipped_geometry_type += int((~mask).sum())
+    polygonal = job.layer != "facilities" or FACILITY_KINDS[job.kind or ""].geometry == "polygon"
+    invalid = vg.beyond_repair(geoms, mask, unreadable, polygonal)
+    report.skipped_invalid += int(invalid.sum())
+    report.skipped_geometry_type += int((~mask & ~invalid).sum())
     if not len(kept):
         return None
     rows = np.flatnonzero(present)[mask]
     sub = batch.take(pa.array(rows)) if len(rows) != batch.num_rows else batch
     _grow_bounds(job, shapely.bounds(kept))
-    polygonal = job.layer != "facilities" or FACILITY_KINDS[job.kind or ""].geometry == "polygon"
     # simple.ewkb(): the same bytes vg.ewkb(kept, multi=True) writes, without going through shapely
-    footprints = simple.ewkb() if simple is not None and not repaired and mask.all() else vg.ewkb(kept, multi=polygonal)
+    whole = simple is not None and not repaired and mask.all() and present.all()
+    footprints = simple.ewkb() if simple is not None and whole else vg.ewkb(kept, multi=polygonal)
     return _columns(job, sub, kept, footprints, dataset_id)
 
 
@@ -707,6 +740,7 @@ def _finish_dataset(conn: Connection, job: _Job, dataset_id: int) -> None:
         "repaired": r.repaired,
         "skipped_empty": r.skipped_empty,
         "skipped_geometry_type": r.skipped_geometry_type,
+        "skipped_invalid": r.skipped_invalid,
         "converted_to_point": r.converted_to_point,
         "base_heights_from_dem": r.base_heights_from_dem,
     }

@@ -192,6 +192,42 @@ def metric_area_of(areas: NDArray[np.float64], bounds: NDArray[np.float64]) -> N
     return np.asarray(areas * geodetic_area_factor((bounds[:, 1] + bounds[:, 3]) / 2.0))
 
 
+def read_wkb(wkb: NDArray[np.object_]) -> tuple[GeomArray, NDArray[np.bool_]]:
+    """Geometries from WKB values (NULLs stay missing), and a mask of those that GEOS could not read as given.
+
+    Sources hold geometry GEOS refuses to build: polygon rings that are not closed or have fewer than four
+    points (GDAL reads them, with a warning), lines of one point. Those are read with shapely's
+    ``on_invalid="fix"`` (rings closed, points kept) and marked, so that the caller repairs them like any
+    invalid geometry or, when nothing is left (a ring of two points), skips them as invalid and counts them.
+    Beyond repair they come back missing.
+    """
+    try:
+        return shapely.from_wkb(wkb), np.zeros(len(wkb), dtype=bool)
+    except shapely.errors.GEOSException:
+        pass
+    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    given = np.array([value is not None for value in wkb], dtype=bool)
+    unreadable = shapely.is_missing(geoms) & given
+    if unreadable.any():
+        geoms[unreadable] = shapely.from_wkb(wkb[unreadable], on_invalid="fix")
+    return geoms, unreadable
+
+
+def beyond_repair(
+    geoms: GeomArray, keep: NDArray[np.bool_], unreadable: NDArray[np.bool_], polygonal: bool
+) -> NDArray[np.bool_]:
+    """Mask of the features skipped as invalid rather than as of the wrong geometry type.
+
+    ``keep`` is the mask :func:`as_multipolygons` or :func:`as_kind` returned for ``geoms``; ``unreadable``
+    the mask of :func:`read_wkb`; ``polygonal``: whether the target takes polygons, in which case polygons
+    with nothing polygonal left after ``make_valid`` (a ring of two distinct points) are invalid too.
+    """
+    skipped = ~keep & unreadable
+    if polygonal:
+        skipped |= ~keep & np.isin(shapely.get_type_id(geoms), (POLYGON, MULTIPOLYGON))
+    return skipped
+
+
 def drop_empty(geoms: GeomArray) -> NDArray[np.bool_]:
     """Mask of geometries that are present and not empty."""
     present = ~shapely.is_missing(geoms)
@@ -206,11 +242,14 @@ def _polygon_parts(geom: shapely.Geometry) -> shapely.MultiPolygon | None:
     return shapely.MultiPolygon(parts)
 
 
-def as_multipolygons(geoms: GeomArray) -> tuple[GeomArray, NDArray[np.bool_], int]:
+def as_multipolygons(
+    geoms: GeomArray, fixed: NDArray[np.bool_] | None = None
+) -> tuple[GeomArray, NDArray[np.bool_], int]:
     """Valid polygons and multipolygons; others fail the mask (write them with ``ewkb(…, multi=True)``).
 
-    Invalid polygons are repaired with ``make_valid`` (their polygonal parts kept) and counted. Returns
-    (the kept (multi)polygons, keep mask, repaired count).
+    Invalid polygons are repaired with ``make_valid`` (their polygonal parts kept) and counted, as are kept
+    ones that :func:`read_wkb` had to fix (``fixed``). Returns (the kept (multi)polygons, keep mask,
+    repaired count).
     """
     types = shapely.get_type_id(geoms)
     keep = (types == POLYGON) | (types == MULTIPOLYGON)
@@ -219,28 +258,33 @@ def as_multipolygons(geoms: GeomArray) -> tuple[GeomArray, NDArray[np.bool_], in
     valid[keep] = shapely.is_valid(geoms[keep])
     repaired = 0
     for i in np.flatnonzero(keep & ~valid):
-        fixed = _polygon_parts(shapely.make_valid(geoms[i]))
-        if fixed is None:
+        parts = _polygon_parts(shapely.make_valid(geoms[i]))
+        if parts is None:
             keep[i] = False
             continue
-        out[i] = fixed
+        out[i] = parts
         repaired += 1
+    if fixed is not None:
+        repaired += int((fixed & keep & valid).sum())
     return out[keep], keep, repaired
 
 
-def as_kind(geoms: GeomArray, expected: str) -> tuple[GeomArray, NDArray[np.bool_], int, int]:
+def as_kind(
+    geoms: GeomArray, expected: str, fixed: NDArray[np.bool_] | None = None
+) -> tuple[GeomArray, NDArray[np.bool_], int, int]:
     """Geometries for a facility kind whose geometry is ``point``, ``line`` or ``polygon``.
 
     Polygons given for a point kind become their representative point (counted as converted); lines keep
-    their (multi)linestring; polygons are repaired. Returns (kept, mask, repaired, converted).
+    their (multi)linestring; polygons are repaired. Kept geometries that :func:`read_wkb` had to fix
+    (``fixed``) count as repaired. Returns (kept, mask, repaired, converted).
     """
     if expected == "polygon":
-        kept, mask, repaired = as_multipolygons(geoms)
+        kept, mask, repaired = as_multipolygons(geoms, fixed)
         return kept, mask, repaired, 0
     types = shapely.get_type_id(geoms)
     if expected == "line":
         mask = (types == LINESTRING) | (types == MULTILINESTRING)
-        return geoms[mask], mask, 0, 0
+        return geoms[mask], mask, int((fixed & mask).sum()) if fixed is not None else 0, 0
     mask = (types == POINT) | (types == MULTIPOINT) | (types == POLYGON) | (types == MULTIPOLYGON)
     out = geoms[mask].copy()
     areal = np.isin(shapely.get_type_id(out), (POLYGON, MULTIPOLYGON))
@@ -250,7 +294,7 @@ def as_kind(geoms: GeomArray, expected: str) -> tuple[GeomArray, NDArray[np.bool
     multi = shapely.get_type_id(out) == MULTIPOINT
     if multi.any():
         out[multi] = shapely.centroid(out[multi])
-    return out, mask, 0, converted
+    return out, mask, int((fixed & mask).sum()) if fixed is not None else 0, converted
 
 
 def geodetic_area_factor(lat: NDArray[np.float64]) -> NDArray[np.float64]:

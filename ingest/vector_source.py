@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyogrio
 from numpy.typing import NDArray
 
@@ -182,3 +183,25 @@ def check_coordinates(lon: NDArray[np.float64], lat: NDArray[np.float64], source
                 f"{int(outside.sum())} coordinates transformed with {source.name} fall outside China "
                 f"(e.g. {lon[i]:.5f}, {lat[i]:.5f}): check the local CRS parameters or --crs"
             )
+
+
+def with_field_names(reader: pa.RecordBatchReader, fields: list[str], names: list[str]) -> pa.RecordBatchReader:
+    """The Arrow stream of a source with its attribute columns renamed from ``fields`` to ``names``.
+
+    GDAL's stream holds the feature id first (when asked for), the attribute fields in order and the WKB
+    geometry (tagged ``geoarrow.wkb``); a property that shares the feature id's or the geometry's name
+    (an OpenStreetMap ``id``) appears twice, so columns are matched by position, never by name.
+    """
+    if fields == names:
+        return reader
+    schema = reader.schema
+    positions = [i for i, f in enumerate(schema) if (f.metadata or {}).get(b"ARROW:extension:name") != b"geoarrow.wkb"]
+    positions = positions[len(positions) - len(fields) :]  # the feature id, if any, comes first
+    if len(positions) != len(fields) or [schema.names[i] for i in positions] != fields:
+        raise IngestError(f"the source's columns {schema.names} do not match its fields {fields}")
+    renamed = list(schema.names)
+    for i, name in zip(positions, names, strict=True):
+        renamed[i] = name
+    target = pa.schema([f.with_name(n) for f, n in zip(schema, renamed, strict=True)], metadata=schema.metadata)
+    batches = (pa.RecordBatch.from_arrays(b.columns, schema=target) for b in reader)
+    return pa.RecordBatchReader.from_batches(target, batches)

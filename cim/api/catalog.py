@@ -36,7 +36,7 @@ class CatalogFactory(BaseFactory):
         async def get_tilesets(request: Request, _: Annotated[Principal, Depends(read_access)]) -> list[dict[str, Any]]:
             def query() -> list[dict[str, Any]]:
                 with request.app.state.engine.connect() as conn:
-                    return list_tilesets(conn)
+                    return list_tilesets(conn, request.app.state.tiles.root)
 
             return await run_in_threadpool(query)
 

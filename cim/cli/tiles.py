@@ -87,3 +87,70 @@ def build(
             f"{report.facilities} facilities, {report.terrain_tiles} terrain tiles, {report.bytes / 1e6:.1f} MB "
             f"in {report.seconds:.1f} s → {report.path}/tileset.json"
         )
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    json_out: JsonOption = False,
+) -> None:
+    """List the tilesets: those the server can serve, and those whose files are gone (marked missing)."""
+    from cim.db.catalog import list_tilesets
+
+    st = state(ctx)
+    with st.engine().connect() as conn:
+        rows = list_tilesets(conn, st.settings.data_path / "tiles", include_missing=True)
+    if json_out:
+        emit_json({"tilesets": rows})
+        return
+    if not rows:
+        stderr.print("no tilesets are registered")
+        return
+    typer.echo(f"{'name':20} {'status':8} {'tiles':>7} {'features':>9} {'MB':>8}  {'built':19}  layers")
+    for t in rows:
+        built = (t["built_at"] or "")[:19].replace("T", " ")
+        typer.echo(
+            f"{t['name']:20} {t['status']:8} {t['tile_count']:>7} {t['feature_count']:>9} "
+            f"{t['size_bytes'] / 1e6:>8.1f}  {built:19}  {','.join(t['layers'])}"
+        )
+    for t in rows:
+        if not t["available"]:
+            stderr.print(f"{t['name']}: {t['missing_reason']}")
+
+
+@app.command("delete")
+def delete_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tileset name (see `cim tiles list`).")],
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Remove the registration only.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Delete tileset NAME: its registration, and its files when they lie in the data directory's tiles folder.
+
+    Files written elsewhere with --out are left in place (and named): cim does not remove folders it does not own.
+    """
+    import shutil
+
+    from cim.db.catalog import delete_tileset
+
+    st = state(ctx)
+    with st.engine().begin() as conn:
+        path = delete_tileset(conn, name)
+    root = (st.settings.data_path / "tiles").resolve()
+    folders = {(root / name).resolve(), Path(path).resolve()}
+    removed: list[str] = []
+    kept: list[str] = []
+    for folder in sorted(folders):
+        if not folder.exists():
+            continue
+        if not keep_files and folder.is_relative_to(root) and folder != root:
+            shutil.rmtree(folder)
+            removed.append(str(folder))
+        else:
+            kept.append(str(folder))
+    if json_out:
+        emit_json({"deleted": True, "name": name, "removed_files": removed, "kept_files": kept})
+        return
+    stderr.print(f"tileset {name} deleted" + (f"; files removed: {', '.join(removed)}" if removed else ""))
+    for left in kept:
+        stderr.print(f"files left in place: {left}")

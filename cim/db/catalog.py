@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from cim.db.models import Dataset, Tileset
+from cim.errors import NotFoundError
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def list_tilesets(conn: Connection) -> list[dict[str, Any]]:
-    """Every ready tileset: name, layers, bounds (west, south, east, north; degrees, EPSG:4490), heights (m)."""
+def tileset_missing_reason(name: str, path: str, tiles_root: Path | None) -> str | None:
+    """Why tileset ``name`` cannot be served, or ``None`` when its ``tileset.json`` is there.
+
+    ``tiles_root``: the folder the server serves as ``/tiles/`` (``data_path/tiles``); the tileset is served
+    from ``tiles_root/name``. Without it only the recorded ``path`` is checked.
+    """
+    folder = (tiles_root / name) if tiles_root is not None else Path(path)
+    if (folder / "tileset.json").is_file():
+        return None
+    if tiles_root is not None and (Path(path) / "tileset.json").is_file():
+        return f"built into {path}, outside the served folder {tiles_root}: rebuild it without --out"
+    return f"its files are gone ({folder / 'tileset.json'} does not exist): rebuild it or delete it"
+
+
+def list_tilesets(
+    conn: Connection, tiles_root: Path | None = None, *, include_missing: bool = False
+) -> list[dict[str, Any]]:
+    """Tilesets that can be served: name, layers, bounds (west, south, east, north; degrees, EPSG:4490), heights (m).
+
+    A tileset whose files are gone (or lie outside ``tiles_root``, see :func:`tileset_missing_reason`) is left
+    out, so that a viewer never asks for it; with ``include_missing`` it is listed with ``status = "missing"``
+    and the reason. ``available`` says which.
+    """
     rows = conn.execute(
         select(
             *Tileset.__table__.c,
@@ -26,6 +49,9 @@ def list_tilesets(conn: Connection) -> list[dict[str, Any]]:
     ).all()
     out = []
     for t in rows:
+        missing = tileset_missing_reason(t.name, t.path, tiles_root)
+        if missing is not None and not include_missing:
+            continue
         w, s, e, n = t.w, t.s, t.e, t.n
         terrain = (t.options or {}).get("terrain")
         out.append(
@@ -40,7 +66,9 @@ def list_tilesets(conn: Connection) -> list[dict[str, Any]]:
                 "tile_count": t.tile_count,
                 "feature_count": t.feature_count,
                 "size_bytes": t.size_bytes,
-                "status": t.status,
+                "status": "missing" if missing is not None else t.status,
+                "available": missing is None,
+                **({"missing_reason": missing} if missing is not None else {}),
                 "built_at": _iso(t.built_at),
             }
         )
@@ -80,3 +108,14 @@ def list_datasets(
     total = int(conn.execute(count).scalar_one())
     rows = conn.execute(query.order_by(Dataset.id.desc()).limit(limit).offset(offset))
     return total, [dataset_summary(d) for d in rows]
+
+
+def delete_tileset(conn: Connection, name: str) -> str:
+    """Remove the registration of tileset ``name``; return the folder its files were written to.
+
+    Raises :class:`NotFoundError` when no tileset has that name. The caller removes the files after commit.
+    """
+    path = conn.execute(delete(Tileset).where(Tileset.name == name).returning(Tileset.path)).scalar_one_or_none()
+    if path is None:
+        raise NotFoundError(f"no tileset {name!r}; `cim tiles list` shows the registered ones")
+    return str(path)

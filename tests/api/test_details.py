@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import shapely
 from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape
@@ -109,7 +111,7 @@ def test_element_detail_and_search(client: TestClient) -> None:
     assert client.get("/search", params={"q": "a\x00b"}).status_code == 400  # NUL never reaches SQL as text
 
 
-def test_tilesets_and_datasets_lists(client: TestClient) -> None:
+def test_tilesets_and_datasets_lists(client: TestClient, tiles_dir: Path) -> None:
     _seed(client.app.state.engine)  # type: ignore[attr-defined]
     tilesets = client.get("/tilesets").json()
     assert tilesets[0]["name"] == "city"
