@@ -48,7 +48,8 @@ CONTENT_TYPES: dict[str, str] = {
     ".webp": "image/webp",
     ".ktx2": "image/ktx2",
 }
-_Q = re.compile(r"^q=([0-9.]+)$")
+_Q = re.compile(r"^q=([0-9.]+)$", re.ASCII)
+_RANGE = re.compile(r"^([0-9]*)-([0-9]*)$", re.ASCII)
 
 
 def accepts_gzip(header: bytes | None) -> bool:
@@ -130,20 +131,20 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, sep, last = spec.strip().partition("-")
-    if not sep:
+    m = _RANGE.match(spec.strip())
+    if m is None:  # int() would also take "1_0", " 1" and non-ASCII digits
         return None
-    try:
-        if first == "":
-            length = int(last)
-            if length <= 0:
-                return False
-            start, end = max(size - length, 0), size - 1
-        else:
-            start = int(first)
-            end = int(last) if last else size - 1
-    except ValueError:
-        return None
+    first, last = m.groups()
+    if first == "":
+        if last == "":
+            return None
+        length = int(last)
+        if length <= 0:
+            return False
+        start, end = max(size - length, 0), size - 1
+    else:
+        start = int(first)
+        end = int(last) if last else size - 1
     if start >= size:
         return False
     if start < 0 or start > end:
