@@ -116,17 +116,27 @@ async def audit_refused_write(request: Request, status: int, detail: str) -> Non
     Covers refusals decided before or outside a handler's own audit: body validation (400), malformed
     bodies, 404s of unknown targets. ``require_role`` and handlers that audit mark the request as audited.
     """
-    from cim.api.security import ANONYMOUS, AUDITED, PRINCIPAL, audit
+    from cim.api.security import AUDITED
 
-    state = request.scope.get("state", {})
-    if request.method not in WRITE_METHODS or state.get(AUDITED):
+    if request.method not in WRITE_METHODS or request.scope.get("state", {}).get(AUDITED):
         return
-    principal = state.get(PRINCIPAL, ANONYMOUS)
-    outcome = "denied" if status in (401, 403, 413, 429) else "failed"
     try:
-        await run_in_threadpool(audit, request, principal, None, outcome, detail={"status": status, "error": detail})
+        await run_in_threadpool(_audit_refusal, request, status, detail)
     except Exception:  # the database may be the reason of the error: log, answer the error anyway
         log.warning("could not audit refused %s %s (%s)", request.method, request.url.path, status)
+
+
+def _audit_refusal(request: Request, status: int, detail: str) -> None:
+    from cim.api.security import ANONYMOUS, PRINCIPAL, audit, authenticate
+
+    principal = request.scope.get("state", {}).get(PRINCIPAL)
+    if principal is None:  # refused before the role check (a body that is not JSON): name the key anyway
+        try:
+            principal = authenticate(request)
+        except AuthError:
+            principal = ANONYMOUS
+    outcome = "denied" if status in (401, 403, 413, 429) else "failed"
+    audit(request, principal, None, outcome, detail={"status": status, "error": detail})
 
 
 def _code_of(exc: Exception) -> str:
