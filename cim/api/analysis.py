@@ -3,8 +3,8 @@
 GET endpoints never write: health-check reads answer the latest stored run (404 naming the POST that
 computes one when none is stored); safety overlays requested by GET are previews computed on the fly in
 a transaction that is rolled back. ``POST …/runs`` endpoints compute and store a run (``analysis_run`` /
-``analysis_result``), need an API key with the planner (or admin) role and are audited. Domain errors map to HTTP statuses through the
-app's error table.
+``analysis_result``), need an API key with the planner (or admin) role and are audited. Domain errors
+map to HTTP statuses through the app's error table.
 """
 
 from __future__ import annotations
