@@ -52,7 +52,10 @@ class ApiSettings(BaseSettings):
         "For headers are honoured; from anyone else those headers are ignored.",
     )
     url_limit_bytes: int = Field(
-        default=16 * 1024, ge=1024, description="Longest accepted request target (path + query), bytes; longer → 414."
+        default=60 * 1024,
+        ge=1024,
+        description="Longest accepted request target (path + query), bytes; longer → 414 (JSON). Kept below "
+        "granian's own 64 KiB URI limit, whose 414 has no body.",
     )
 
 
