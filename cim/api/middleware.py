@@ -181,12 +181,15 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
 
     async def _audit(self, scope: Scope, sizes: dict[str, int]) -> None:
-        from cim.api.security import ANONYMOUS, AUDITED, audit
+        from cim.api.security import ANONYMOUS, AUDITED, audit, presented_key
 
         if scope.get("state", {}).get(AUDITED) or "app" not in scope:
             return
         request = Request(scope)
         detail: dict[str, object] = {"status": 413, "reason": self.reason, "limit_bytes": self.limit, **sizes}
+        key = presented_key(request)
+        if key is not None:  # refused before any verification: note which key it claimed to be, unverified
+            detail["claimed_key_prefix"] = key.split("_")[1][:16] if key.count("_") >= 2 else None
         try:
             await run_in_threadpool(audit, request, ANONYMOUS, None, "denied", detail=detail)
         except Exception:  # never let the audit store turn a 413 into a 500

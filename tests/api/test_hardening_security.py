@@ -188,6 +188,7 @@ def test_uploads_over_the_limit_are_audited_as_413_however_they_are_sent(
     for row in rows:
         assert row.detail["status"] == 413 and "upload limit" in row.detail["reason"], row.detail
         assert "malformed" not in str(row.detail)
+    assert rows[0].detail["claimed_key_prefix"] == keys["admin"].split("_")[1]  # refused before verification
 
 
 # ------------------------------------------------------------------------------------------ 6. rate limit
