@@ -208,3 +208,11 @@ def test_unknown_key_in_distances_m_is_refused_not_ignored(client: TestClient, k
     assert typo.status_code == 400 and "distance_m" in typo.json()["detail"], typo.text
     ok = client.post("/analysis/safety/gas-proximity/runs", json={"distances_m": {"低压": 2}}, headers=planner)
     assert ok.status_code == 201, ok.text
+
+
+def test_byte_range_with_non_ascii_digits_is_ignored_not_misread(client: TestClient, tiles_dir: Path) -> None:
+    size = len(client.get("/tiles/city/0.glb").content)
+    for spec in ("bytes=٣-", "bytes=1_0-20", "bytes=-²", "bytes=１-２"):
+        r = client.get("/tiles/city/0.glb", headers={"Range": spec.encode()})  # type: ignore[dict-item]
+        assert r.status_code == 200 and len(r.content) == size, spec
+    assert client.get("/tiles/city/0.glb", headers={"Range": "bytes=0-9"}).status_code == 206
