@@ -28,3 +28,10 @@ test: setup
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Property-based and hostile-input fuzzing of every endpoint (docs/security.md), bounded in time:
+# CIM_FUZZ_EXAMPLES examples per operation (default 200), stopped after CIM_FUZZ_SECONDS (default 900).
+.PHONY: fuzz
+fuzz: setup
+	CIM_FUZZ_EXAMPLES=$${CIM_FUZZ_EXAMPLES:-200} timeout --signal=INT $${CIM_FUZZ_SECONDS:-900} \
+		$(VENV)/bin/pytest tests/api/test_openapi_fuzz.py -q -p no:randomly

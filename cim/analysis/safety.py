@@ -62,7 +62,12 @@ def separation_table(distances: dict[str, float] | None = None) -> dict[str, flo
         checked_code(key, "pressure class")
         if not value >= 0:
             raise AnalysisError(f"separation distance for {key!r} must be ≥ 0 m, got {value}")
-        table[PRESSURE_ALIASES.get(key.lower(), key.lower())] = float(value)
+        name = PRESSURE_ALIASES.get(key.lower(), key.lower())
+        if name not in GAS_SEPARATION_M:  # an unknown key would be silently ignored by the query
+            raise AnalysisError(
+                f"unknown pressure class {key!r} in distances; use {', '.join(GAS_SEPARATION_M)} or 低压, 中压A…"
+            )
+        table[name] = float(value)
     for alias, key in PRESSURE_ALIASES.items():
         table.setdefault(alias, table[key])
     return table

@@ -1,10 +1,10 @@
 """``/analysis/…``: CIM+ indicators and overlays (urban health check, urban safety).
 
-GET endpoints read (or, when nothing is stored yet, compute) results and answer JSON or GeoJSON
-FeatureCollections in CRS84 (lon/lat); safety overlays requested by GET are previews computed on the fly
-and not stored. ``POST …/runs`` endpoints compute and store a run (``analysis_run`` / ``analysis_result``)
-and need an API key with the planner (or admin) role. Domain errors map to HTTP statuses through the
-app's error table.
+GET endpoints never write: health-check reads answer the latest stored run (404 naming the POST that
+computes one when none is stored); safety overlays requested by GET are previews computed on the fly in
+a transaction that is rolled back. ``POST …/runs`` endpoints compute and store a run (``analysis_run`` /
+``analysis_result``), need an API key with the planner (or admin) role and are audited. Domain errors
+map to HTTP statuses through the app's error table.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from cim.analysis.indicators import INDICATORS, indicator
@@ -69,15 +69,17 @@ def _stored_health_check(engine: Engine, run_id: int) -> dict[str, Any]:
     return {"run": run, "values": values, "parcels": parcels}
 
 
-def _latest_or_new_health_check(request: Request, district: str | None) -> int:
-    from cim.analysis.health_check import run_health_check
-
-    engine = _engine(request)
+def _latest_health_check(request: Request, district: str | None) -> int:
+    """The id of the latest stored health-check run for ``district``; reads never compute and store one."""
     district = checked_code(district)
-    with engine.connect() as conn:
+    with _engine(request).connect() as conn:
         run_id = q.latest_run_id(conn, "health-check", {"district": district})
     if run_id is None:
-        run_id = run_health_check(engine, _settings(request), district=district).run_id
+        scope = f"district {district}" if district else "the whole scope"
+        raise NotFoundError(
+            f"no health-check run is stored for {scope}; a planner computes one with "
+            "POST /analysis/health-check/runs (or `cim analyse health-check`)"
+        )
     return run_id
 
 
@@ -87,10 +89,13 @@ def indicator_definitions(_: Reader) -> list[dict[str, Any]]:
     return [i.to_dict() for i in INDICATORS]
 
 
-@router.get("/health-check", summary="Health-check indicators of the latest run (runs one when none is stored)")
+@router.get("/health-check", summary="Health-check indicators of the latest stored run")
 def health_check(request: Request, _: Reader, district: DistrictQuery = None) -> dict[str, Any]:
-    """Indicator values per district and for the whole scope (``district_code`` null), with targets."""
-    return _stored_health_check(_engine(request), _latest_or_new_health_check(request, district))
+    """Indicator values per district and for the whole scope (``district_code`` null), with targets.
+
+    404 when no run is stored yet: ``POST /analysis/health-check/runs`` (planner) computes and stores one.
+    """
+    return _stored_health_check(_engine(request), _latest_health_check(request, district))
 
 
 @router.get("/health-check/runs", summary="Stored health-check runs, newest first")
@@ -115,7 +120,9 @@ def health_check_run(
 
 
 class HealthCheckRequest(BaseModel):
-    """Parameters of a new health-check run."""
+    """Parameters of a new health-check run (unknown fields are refused, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     district: str | None = Field(default=None, description="District code; all districts when omitted.")
     new_since_year: int | None = Field(
@@ -146,7 +153,7 @@ def choropleth(
 ) -> dict[str, Any]:
     """A FeatureCollection of district polygons (lon/lat) with ``value``, ``unit``, ``target``, ``meets``."""
     ind = indicator(indicator_code)
-    run_id = run if run is not None else _latest_or_new_health_check(request, None)
+    run_id = run if run is not None else _latest_health_check(request, None)
     with _engine(request).connect() as conn:
         rows = q.run_results(conn, run_id, ind.code)
     features = [
@@ -226,7 +233,10 @@ def fire_coverage(request: Request, _: Reader, district: DistrictQuery = None) -
 
 
 class SafetyRunRequest(BaseModel):
-    """Parameters of a stored safety run; fields that do not apply to the analysis are ignored."""
+    """Parameters of a stored safety run; fields that do not apply to the analysis are ignored, unknown ones
+    refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     level: float | None = Field(default=None, description="flood: water level, m")
     volume: float | None = Field(default=None, description="flood: water volume, m³")

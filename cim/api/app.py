@@ -8,12 +8,21 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.middleware.cors import CORSMiddleware
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim import __version__
 from cim.api.job_runner import JobRunner
-from cim.api.middleware import AccessLogMiddleware, BodyLimitMiddleware, configure_logging
+from cim.api.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    HeadMiddleware,
+    JsonCORSMiddleware,
+    PrivateCacheMiddleware,
+    PublicUrl,
+    UrlLimitMiddleware,
+    configure_logging,
+)
 from cim.api.openapi import to_openapi30
 from cim.api.security import KeyVerifier
 from cim.api.settings import ApiSettings, ViewerSettings
@@ -34,13 +43,16 @@ class CimApp(FastAPI):
     """FastAPI with a short path for tile GETs/HEADs: they skip the middleware stack and the router."""
 
     fast_tiles: ASGIApp | None = None
+    public_url: PublicUrl | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.public_url is not None:
+            scope = self.public_url.rewrite(scope)
         if (
             self.fast_tiles is not None
             and scope["type"] == "http"
-            and scope["path"].startswith("/tiles/")
             and scope["method"] in ("GET", "HEAD")
+            and get_route_path(scope).startswith("/tiles/")
         ):
             await self.fast_tiles(scope, receive, send)
             return
@@ -64,6 +76,7 @@ def create_app(
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
     from cim.api.jobs import JobsFactory
+    from cim.api.openapi import mount_docs
     from cim.api.viewer import check_viewer_settings, mount_viewer
     from cim.db.engine import database_url, make_engine
 
@@ -85,13 +98,18 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from local assets by cim.api.docs (no CDN: intranets)
         redoc_url=None,
     )
+    app.public_url = PublicUrl(api_settings.public_base_url, api_settings.trusted_proxies)
     app.state.settings = settings
     app.state.api_settings = api_settings
     app.state.engine = make_engine(database_url(settings), pool_size=10, max_overflow=10)
-    app.state.key_verifier = KeyVerifier(app.state.engine)
+    app.state.key_verifier = KeyVerifier(
+        app.state.engine,
+        failure_limit=api_settings.auth_failure_limit,
+        failure_window_seconds=api_settings.auth_failure_window_seconds,
+    )
     app.state.jobs = JobRunner(app.state.engine, settings, workers=api_settings.job_workers)
     install_error_handlers(app)
 
@@ -103,7 +121,7 @@ def create_app(
     )
     app.state.tiles = tiles
     app.mount("/tiles", tiles, name="tiles")
-    fast: ASGIApp = FastTilePath(tiles, api_settings.cors_origins)
+    fast: ASGIApp = UrlLimitMiddleware(FastTilePath(tiles, api_settings.cors_origins), api_settings.url_limit_bytes)
     app.fast_tiles = AccessLogMiddleware(fast) if api_settings.access_log else fast
 
     app.include_router(CatalogFactory().router)
@@ -112,16 +130,21 @@ def create_app(
     app.include_router(JobsFactory().router)
     app.include_router(analysis.router)
     mount_viewer(app, viewer_settings)
+    mount_docs(app)
 
     app.add_middleware(BodyLimitMiddleware, limit=api_settings.upload_limit_bytes)
+    app.add_middleware(HeadMiddleware)
+    if api_settings.reads_require_key:
+        app.add_middleware(PrivateCacheMiddleware)
     if api_settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=api_settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["ETag", "Content-Crs", "Content-Range", "Content-Length", "Location"],
         )
+    app.add_middleware(UrlLimitMiddleware, limit=api_settings.url_limit_bytes)
     if api_settings.access_log:
         app.add_middleware(AccessLogMiddleware)
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import (
@@ -60,7 +61,20 @@ class UnsupportedMediaError(CimError):
     """An upload is not of an accepted file type (HTTP 415)."""
 
 
-STATUS_CODES.update({BadRequestError: 400, PayloadTooLargeError: 413, UnsupportedMediaError: 415})
+class TooManyRequestsError(AuthError):
+    """Too many failed key verifications from this client or for this key prefix (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+STATUS_CODES.update(
+    {BadRequestError: 400, PayloadTooLargeError: 413, UnsupportedMediaError: 415, TooManyRequestsError: 429}
+)
+RETRY_AFTER_UNAVAILABLE_SECONDS = 5
+"""``Retry-After`` of a 503 (database unreachable, service not configured yet)."""
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def status_for(exc: Exception) -> int:
@@ -77,10 +91,52 @@ def error_body(status: int, detail: str, code: str | None = None) -> dict[str, s
     return {"code": code or title.lower().replace(" ", "-").replace("'", ""), "title": title, "detail": detail}
 
 
-def error_response(status: int, detail: str, code: str | None = None) -> JSONResponse:
-    """A JSON error response; 401 carries the ``WWW-Authenticate`` challenge."""
-    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
-    return JSONResponse(error_body(status, detail, code), status_code=status, headers=headers)
+def error_headers(status: int, retry_after: int | None = None) -> dict[str, str]:
+    """Headers every error of ``status`` carries: the 401 challenge, ``Retry-After`` on 429 and 503."""
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+    if status == 503:
+        headers["Retry-After"] = str(retry_after or RETRY_AFTER_UNAVAILABLE_SECONDS)
+    elif retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return headers
+
+
+def error_response(status: int, detail: str, code: str | None = None, retry_after: int | None = None) -> JSONResponse:
+    """A JSON error response with the headers of :func:`error_headers`."""
+    return JSONResponse(
+        error_body(status, detail, code), status_code=status, headers=error_headers(status, retry_after)
+    )
+
+
+async def audit_refused_write(request: Request, status: int, detail: str) -> None:
+    """Audit a refused write (any POST/PUT/PATCH/DELETE answered with an error) unless it was audited already.
+
+    Covers refusals decided before or outside a handler's own audit: body validation (400), malformed
+    bodies, 404s of unknown targets. ``require_role`` and handlers that audit mark the request as audited.
+    """
+    from cim.api.security import AUDITED
+
+    if request.method not in WRITE_METHODS or request.scope.get("state", {}).get(AUDITED):
+        return
+    try:
+        await run_in_threadpool(_audit_refusal, request, status, detail)
+    except Exception:  # the database may be the reason of the error: log, answer the error anyway
+        log.warning("could not audit refused %s %s (%s)", request.method, request.url.path, status)
+
+
+def _audit_refusal(request: Request, status: int, detail: str) -> None:
+    from cim.api.security import ANONYMOUS, PRINCIPAL, audit, authenticate
+
+    principal = request.scope.get("state", {}).get(PRINCIPAL)
+    if principal is None:  # refused before the role check (a body that is not JSON): name the key anyway
+        try:
+            principal = authenticate(request)
+        except AuthError:
+            principal = ANONYMOUS
+    outcome = "denied" if status in (401, 403, 413, 429) else "failed"
+    audit(request, principal, None, outcome, detail={"status": status, "error": detail})
 
 
 def _code_of(exc: Exception) -> str:
@@ -92,11 +148,13 @@ async def _cim_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.error("request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    return error_response(status, str(exc), _code_of(exc))
+    await audit_refused_write(request, status, str(exc))
+    return error_response(status, str(exc), _code_of(exc), getattr(exc, "retry_after", None))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    await audit_refused_write(request, exc.status_code, str(exc.detail))
     response = error_response(exc.status_code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
@@ -109,7 +167,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()))
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return error_response(400, "; ".join(parts) or "invalid request", "invalid-parameter")
+    detail = "; ".join(parts) or "invalid request"
+    await audit_refused_write(request, 400, detail)
+    return error_response(400, detail, "invalid-parameter")
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -399,7 +399,7 @@ class FeaturesFactory(BaseFactory):
         ) -> Response:
             coll = self._get(collectionId)
             epsg = output_epsg(params.crs)
-            if not featureId.isdigit() or len(featureId) > 18:
+            if not (featureId.isascii() and featureId.isdigit()) or len(featureId) > 18:  # "²".isdigit() is True
                 raise NotFoundError(f"no feature {featureId!r} in {coll.id}")
             with request.app.state.engine.connect() as conn:
                 text = feature_by_id(conn, coll, int(featureId), epsg=epsg)

@@ -19,9 +19,9 @@ from starlette.datastructures import UploadFile
 from cim.api.errors import BadRequestError
 from cim.api.factory import BaseFactory
 from cim.api.job_runner import JobRunner, runner_identity, runner_is_gone
-from cim.api.security import Principal, audit, read_access, require_role
+from cim.api.security import Principal, audit, require_key, require_role
 from cim.api.uploads import store_upload
-from cim.db.jobs import insert_job, job_by_id, mark_finished
+from cim.db.jobs import insert_job, job_by_id, mark_finished, public_params, user_facing
 from cim.errors import CimError, NotFoundError
 
 INGEST_ROLES = ("planner", "designer")
@@ -165,22 +165,28 @@ class JobsFactory(BaseFactory):
             job_id = self._create(request, "tiles", body.model_dump(exclude_none=True), principal)
             return _accepted(request, job_id)
 
-        @self.router.get("/jobs/{job_id}", tags=["jobs"], summary="State of a job", name="get_job")
+        @self.router.get(
+            "/jobs/{job_id}", tags=["jobs"], summary="State of a job (its own key, or admin)", name="get_job"
+        )
         def get_job(
             request: Request,
             job_id: Annotated[uuid.UUID, Path(description="Job id returned by the submission.")],
-            _: Annotated[Principal, Depends(read_access)],
+            principal: Annotated[Principal, Depends(require_key)],
         ) -> dict[str, Any]:
             engine = request.app.state.engine
             with engine.connect() as conn:
                 job = job_by_id(conn, job_id)
-            if job is None:
-                raise NotFoundError(f"no job {job_id}")
+            if job is None or (principal.role != "admin" and job["api_key_id"] != principal.key_id):
+                raise NotFoundError(f"no job {job_id} submitted with this API key")
             if job["status"] in ("queued", "running") and runner_is_gone(job["params"].get("runner")):
                 with engine.begin() as conn:  # the process that ran it stopped (restart, crash): say so
                     mark_finished(conn, job_id, error="the service process running this job stopped; submit it again")
                     job = job_by_id(conn, job_id)
                 assert job is not None
+            job.pop("api_key_id")
+            job["error"] = user_facing(job["error"], job["params"])  # also for rows stored before scrubbing
+            job["result"] = user_facing(job["result"], job["params"])
+            job["params"] = public_params(job["params"])
             return job
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""The OpenAPI document as OpenAPI 3.0 (what OGC API – Features' ``oas30`` class names).
+"""The OpenAPI document as OpenAPI 3.0 (what OGC API – Features' ``oas30`` class names), and its
+Swagger UI page served from local assets.
 
 FastAPI writes 3.1 (JSON Schema 2020-12: ``{"type": "null"}`` members, ``examples`` lists); this converts
 those few constructs to their 3.0 forms (``nullable``, single ``example``).
@@ -6,7 +7,15 @@ those few constructs to their 3.0 forms (``nullable``, single ``example``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+from cim.errors import ConfigError
 
 
 def _convert(node: Any) -> Any:
@@ -53,3 +62,34 @@ def to_openapi30(schema: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = _convert(schema)
     out["openapi"] = "3.0.3"
     return out
+
+
+def swagger_ui_dir() -> Path:
+    """The folder of the Swagger UI build shipped by the ``swagger-ui-bundle`` package (no CDN needed)."""
+    import swagger_ui_bundle
+
+    folder = Path(swagger_ui_bundle.swagger_ui_path)
+    if not (folder / "swagger-ui-bundle.js").is_file():
+        raise ConfigError(f"Swagger UI assets are missing in {folder}: run scripts/setup.sh")
+    return folder
+
+
+def mount_docs(app: FastAPI, path: str = "/docs") -> None:
+    """``/docs``: Swagger UI on the app's OpenAPI document, every asset served by the app itself.
+
+    The platform runs on intranets without internet access, so the page references nothing outside
+    the service (FastAPI's default page loads its scripts from a public CDN).
+    """
+    assets = f"{path}/assets"
+    app.mount(assets, StaticFiles(directory=swagger_ui_dir()), name="docs-assets")
+
+    @app.get(path, include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} – API",
+            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{assets}/favicon-32x32.png",
+        )

@@ -75,6 +75,6 @@ def _uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
         workers=workers,
         access_log=False,  # the app writes JSON access logs itself
         log_level=log_level,
-        proxy_headers=True,
+        proxy_headers=False,  # X-Forwarded-* only from CIM_API_TRUSTED_PROXIES (cim.api.middleware.PublicUrl)
         server_header=False,
     )

@@ -34,6 +34,29 @@ class ApiSettings(BaseSettings):
     )
     access_log: bool = Field(default=True, description="Write one JSON access-log line per request to stderr.")
     job_workers: int = Field(default=1, ge=1, description="Background threads that run ingest and tile jobs.")
+    auth_failure_limit: int = Field(
+        default=10,
+        ge=1,
+        description="Failed API key verifications allowed per key prefix and per client address within the "
+        "window (per worker process); more → 429 with Retry-After.",
+    )
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0, description="Window of auth_failure_limit, seconds.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="The service's public URL (e.g. https://cim.example.gov/city): every link is built on it, "
+        "whatever Host header a request carries.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR blocks of reverse proxies (JSON list) whose X-Forwarded-Proto/Host/Prefix/"
+        "For headers are honoured; from anyone else those headers are ignored.",
+    )
+    url_limit_bytes: int = Field(
+        default=60 * 1024,
+        ge=1024,
+        description="Longest accepted request target (path + query), bytes; longer → 414 (JSON). Kept below "
+        "granian's own 64 KiB URI limit, whose 414 has no body.",
+    )
 
 
 class ViewerSettings(BaseSettings):

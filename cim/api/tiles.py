@@ -24,9 +24,11 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from starlette._utils import get_route_path
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from cim.api.errors import TooManyRequestsError
 from cim.errors import AuthError
 
 CONTENT_TYPES: dict[str, str] = {
@@ -46,6 +48,42 @@ CONTENT_TYPES: dict[str, str] = {
     ".webp": "image/webp",
     ".ktx2": "image/ktx2",
 }
+_Q = re.compile(r"^q=([0-9.]+)$", re.ASCII)
+_RANGE = re.compile(r"^([0-9]*)-([0-9]*)$", re.ASCII)
+
+
+def accepts_gzip(header: bytes | None) -> bool:
+    """Whether an ``Accept-Encoding`` value admits gzip (``gzip;q=0`` and ``*;q=0`` refuse it; RFC 9110 12.5.3)."""
+    if not header:
+        return False
+    gzip_q: float | None = None
+    star_q: float | None = None
+    for item in header.decode("latin-1").split(","):
+        coding, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            m = _Q.match(param.lower().replace(" ", ""))
+            if m:
+                try:
+                    q = float(m.group(1))
+                except ValueError:
+                    q = 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            gzip_q = q if gzip_q is None else max(gzip_q, q)
+        elif coding == "*":
+            star_q = q
+    if gzip_q is not None:
+        return gzip_q > 0
+    return star_q is not None and star_q > 0
+
+
+def canonical_tile_path(rel: str) -> bool:
+    """Whether ``rel`` (``<tileset>/<path>``) is in its one canonical spelling: no empty, ``.`` or ``..``
+    segment, no trailing slash. Only canonical paths are served, so aliases never fill the cache."""
+    return bool(rel) and all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
 GZIP_TYPES = frozenset({"application/json", "application/vnd.quantized-mesh", "model/gltf+json"})
 STAT_TTL_SECONDS = 1.0
 MEMORY_FILE_LIMIT = 1 << 20
@@ -93,20 +131,20 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, sep, last = spec.strip().partition("-")
-    if not sep:
+    m = _RANGE.match(spec.strip())
+    if m is None:  # int() would also take "1_0", " 1" and non-ASCII digits
         return None
-    try:
-        if first == "":
-            length = int(last)
-            if length <= 0:
-                return False
-            start, end = max(size - length, 0), size - 1
-        else:
-            start = int(first)
-            end = int(last) if last else size - 1
-    except ValueError:
-        return None
+    first, last = m.groups()
+    if first == "":
+        if last == "":
+            return None
+        length = int(last)
+        if length <= 0:
+            return False
+        start, end = max(size - length, 0), size - 1
+    else:
+        start = int(first)
+        end = int(last) if last else size - 1
     if start >= size:
         return False
     if start < 0 or start > end:
@@ -123,9 +161,10 @@ class TileFiles:
         *,
         max_age: int = 3600,
         memory_cache_bytes: int = 64 << 20,
-        key_check: Callable[[str], object] | None = None,
+        key_check: Callable[[str, str | None], object] | None = None,
     ) -> None:
-        """``key_check`` (when reads require a key) verifies a presented API key, raising ``AuthError``."""
+        """``key_check`` (when reads require a key) verifies a presented API key and the caller's address,
+        raising ``AuthError``. Then responses are ``private`` and vary on the credential headers."""
         self.key_check = key_check
         self.root = Path(root)
         self.max_age = max_age
@@ -133,7 +172,9 @@ class TileFiles:
         self._files: dict[str, TileFile] = {}
         self._memory_used = 0
         self._lock = threading.Lock()
-        self._cache_control = f"public, max-age={max_age}".encode()
+        scope = "private" if key_check is not None else "public"
+        self._cache_control = f"{scope}, max-age={max_age}".encode()
+        self._vary_credentials = key_check is not None
 
     # ----------------------------------------------------------------------------------- resolution
     def _real_root(self, tileset: str) -> str | None:
@@ -205,8 +246,11 @@ class TileFiles:
             (b"cache-control", self._cache_control),
             (b"accept-ranges", b"bytes"),
         ]
-        if entry.gzip_body is not None:
-            entry.headers.append((b"vary", b"Accept-Encoding"))
+        vary = [b"Accept-Encoding"] if entry.gzip_body is not None else []
+        if self._vary_credentials:
+            vary += [b"X-API-Key", b"Authorization"]
+        if vary:
+            entry.headers.append((b"vary", b", ".join(vary)))
         return entry
 
     def _entry(self, rel: str) -> TileFile | None:
@@ -251,7 +295,7 @@ class TileFiles:
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]
-        await self.serve(path.lstrip("/"), scope, send)
+        await self.serve(path[1:] if path.startswith("/") else path, scope, send)
 
     async def serve(
         self, rel: str, scope: Scope, send: Send, extra_headers: list[tuple[bytes, bytes]] | None = None
@@ -262,6 +306,10 @@ class TileFiles:
             await self._error(send, *_json_error(405, "Method Not Allowed", "tiles are read-only"), allow=True)
             return
         if self.key_check is not None and not await self._authorised(scope, send):
+            return
+        if not canonical_tile_path(rel):
+            detail = f"no tile file {rel!r}: tile paths have no empty, '.' or '..' segments and no trailing '/'"
+            await self._error(send, *_json_error(404, "Not Found", detail))
             return
         entry = self._files.get(rel)
         if entry is None or time.monotonic() - entry.checked_at >= STAT_TTL_SECONDS:
@@ -284,12 +332,18 @@ class TileFiles:
         detail = "this deployment requires an API key for reads (X-API-Key header)"
         if key:
             assert self.key_check is not None
+            client = scope.get("client")
             try:
-                await run_in_threadpool(self.key_check, key)
+                await run_in_threadpool(self.key_check, key, client[0] if client else None)
                 return True
+            except TooManyRequestsError as exc:
+                retry = [(b"retry-after", str(exc.retry_after).encode())]
+                await self._error(send, *_json_error(429, "Too Many Requests", str(exc)), extra=retry)
+                return False
             except AuthError as exc:
                 detail = str(exc)
-        await self._error(send, *_json_error(401, "Unauthorized", detail))
+        challenge = [(b"www-authenticate", b'ApiKey header="X-API-Key"')]
+        await self._error(send, *_json_error(401, "Unauthorized", detail), extra=challenge)
         return False
 
     @staticmethod
@@ -305,8 +359,8 @@ class TileFiles:
         send: Send,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        accepts_gzip = entry.gzip_body is not None and b"gzip" in req.get(b"accept-encoding", b"")
-        etag = entry.gzip_etag if accepts_gzip else entry.etag
+        gzipped = entry.gzip_body is not None and accepts_gzip(req.get(b"accept-encoding"))
+        etag = entry.gzip_etag if gzipped else entry.etag
         inm = req.get(b"if-none-match")
         not_modified = False
         if inm is not None:
@@ -324,7 +378,7 @@ class TileFiles:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
-        if accepts_gzip:
+        if gzipped:
             assert entry.gzip_body is not None
             headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(entry.gzip_body)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -372,10 +426,13 @@ class TileFiles:
             await run_in_threadpool(handle.close)
 
     @staticmethod
-    async def _error(send: Send, status: int, body: bytes, allow: bool = False) -> None:
+    async def _error(
+        send: Send, status: int, body: bytes, allow: bool = False, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         headers: list[tuple[bytes, bytes]] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *(extra or []),
         ]
         if allow:
             headers.append((b"allow", b"GET, HEAD"))
@@ -447,4 +504,4 @@ class FastTilePath:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.tiles.serve(scope["path"][len(self.PREFIX) :], scope, send, self._cors(scope))
+        await self.tiles.serve(get_route_path(scope)[len(self.PREFIX) :], scope, send, self._cors(scope))

@@ -165,7 +165,7 @@ def search(conn: Connection, q: str, limit: int = 10) -> list[dict[str, Any]]:
         Building.address.ilike(pattern, escape="\\"),
         Building.ifc_global_id == q,
     ]
-    if q.isdigit() and len(q) < 18:
+    if q.isascii() and q.isdigit() and len(q) < 18:  # "²".isdigit() is True, int("²") fails
         conditions.append(Building.id == int(q))
     g = func.ST_PointOnSurface(Building.footprint)
     exact = func.coalesce(cast(Building.id, String) == q, False)

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from cim.analysis.health_check import run_health_check
 from cim.analysis.indicators import INDICATORS
 from cim.api.app import create_app
 from cim.api.security import new_api_key
@@ -41,8 +42,12 @@ def _city(engine: Engine) -> None:
         f.building(conn, ds, HERE.box(2000, 500, 10, 10), use="residential", district_code="B")
 
 
-def test_health_check_get_runs_once_then_reads_the_stored_run(client: TestClient, engine: Engine) -> None:
+def test_health_check_get_reads_the_run_a_planner_stored(client: TestClient, engine: Engine) -> None:
     _city(engine)
+    none_yet = client.get("/analysis/health-check")
+    assert none_yet.status_code == 404 and "POST /analysis/health-check/runs" in none_yet.json()["detail"]
+    planner = new_api_key(engine, name="p", role="planner")[1]
+    assert client.post("/analysis/health-check/runs", json={}, headers={"X-API-Key": planner}).status_code == 201
     first = client.get("/analysis/health-check")
     assert first.status_code == 200, first.text
     body = first.json()
@@ -59,6 +64,7 @@ def test_health_check_get_runs_once_then_reads_the_stored_run(client: TestClient
 
 def test_choropleth_is_geojson_in_lon_lat(client: TestClient, engine: Engine) -> None:
     _city(engine)
+    run_health_check(engine)
     fc = client.get("/analysis/health-check/choropleth", params={"indicator": "high_density_area"}).json()
     assert fc["type"] == "FeatureCollection"
     values = {x["properties"]["district_code"]: x["properties"]["value"] for x in fc["features"]}

@@ -60,10 +60,10 @@ WRITES: dict[str, tuple[Callable, frozenset[str]]] = {
 }
 
 
-def _wait(client: TestClient, url: str, timeout: float = 120.0) -> dict:
+def _wait(client: TestClient, url: str, headers: dict[str, str], timeout: float = 120.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(url).json()
+        job = client.get(url, headers=headers).json()
         if job["status"] in ("succeeded", "failed"):
             return job
         time.sleep(0.2)
@@ -84,12 +84,12 @@ def test_auth_matrix_every_role_on_every_write(client: TestClient, keys: dict[st
             if role in allowed:
                 assert r.status_code == 202, (action, role, r.text)
                 assert r.headers["location"] == r.json()["url"]
-                jobs.append(r.json()["url"])
+                jobs.append((r.json()["url"], header))
             else:
                 assert r.status_code == 403, (action, role, r.text)
                 assert r.json()["code"] == "permission-denied"
-    for url in jobs:
-        _wait(client, url)
+    for url, header in jobs:
+        _wait(client, url, header)
     with engine.connect() as conn:
         rows = conn.execute(select(AuditLog.action, AuditLog.outcome, AuditLog.actor)).all()
     denied = [r for r in rows if r.outcome == "denied"]
@@ -102,7 +102,7 @@ def test_auth_matrix_every_role_on_every_write(client: TestClient, keys: dict[st
 def test_ingest_job_loads_the_upload_and_reports(client: TestClient, keys: dict[str, str]) -> None:
     r = _ingest(client, {"X-API-Key": keys["designer"]})
     assert r.status_code == 202
-    job = _wait(client, r.json()["url"])
+    job = _wait(client, r.json()["url"], {"X-API-Key": keys["designer"]})
     assert job["kind"] == "ingest" and job["params"]["layer"] == "buildings"
     assert job["status"] == "succeeded", job["error"]
     assert job["started_at"] and job["finished_at"]
@@ -110,9 +110,10 @@ def test_ingest_job_loads_the_upload_and_reports(client: TestClient, keys: dict[
     assert items["numberMatched"] == 3
 
 
-def test_unknown_job_is_404(client: TestClient) -> None:
-    assert client.get("/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert client.get("/jobs/not-a-uuid").status_code == 400
+def test_unknown_job_is_404(client: TestClient, keys: dict[str, str]) -> None:
+    admin = {"X-API-Key": keys["admin"]}
+    assert client.get("/jobs/00000000-0000-0000-0000-000000000000", headers=admin).status_code == 404
+    assert client.get("/jobs/not-a-uuid", headers=admin).status_code == 400
 
 
 def test_oversize_upload_is_refused_before_parsing(client: TestClient, keys: dict[str, str]) -> None:
@@ -205,7 +206,7 @@ def test_every_write_operation_of_the_app_refuses_anonymous_and_viewer_callers(
         assert denied.status_code == 403, (method, path, denied.text)
 
 
-def test_job_of_a_stopped_process_is_reported_failed(client: TestClient) -> None:
+def test_job_of_a_stopped_process_is_reported_failed(client: TestClient, keys: dict[str, str]) -> None:
     import socket
     import subprocess
 
@@ -219,5 +220,5 @@ def test_job_of_a_stopped_process_is_reported_failed(client: TestClient) -> None
             conn, "tiles", {"name": "x", "runner": {"host": socket.gethostname(), "pid": gone.pid}}, None
         )
         mark_running(conn, job_id)
-    job = client.get(f"/jobs/{job_id}").json()
+    job = client.get(f"/jobs/{job_id}", headers={"X-API-Key": keys["admin"]}).json()
     assert job["status"] == "failed" and "stopped" in job["error"]
