@@ -40,16 +40,11 @@ from cim.vocabulary import FACILITY_KINDS
 from ingest import vector_geometry as vg
 from ingest import vector_values as vv
 from ingest.fields import resolve_mapping, target_of
+from ingest.formats import VECTOR_LAYERS
 from ingest.vector_source import IngestConfig, choose_layer, dbf_encoding, load_config, open_options, source_crs
 
-LAYERS: dict[str, tuple[str, str]] = {
-    "buildings": ("building", "footprint"),
-    "facilities": ("facility", "geom"),
-    "parcels": ("parcel", "geom"),
-    "planning": ("planning_zone", "geom"),
-    "districts": ("district", "geom"),
-}
-"""``--layer`` values → (table, geometry column)."""
+LAYERS = VECTOR_LAYERS
+"""``--layer`` values → (table, geometry column) (defined with the format registration, :mod:`ingest.formats`)."""
 
 BATCH_SIZE = 32_768
 REBUILD_INDEX_FROM = 10_000

@@ -1,7 +1,8 @@
 """Runs API jobs in background threads; the job table holds their state (so any worker can answer polls).
 
-The ingest and tile functions are imported inside the runner: ``cim`` imports ``ingest``/``tiles`` only here
-and in the command line (DESIGN.md).
+Ingest jobs run through the source-format registry (:mod:`ingest.formats`); the readers and the tile builder
+are imported inside the runner: ``cim`` imports ``ingest``/``tiles`` only from the job routes and the command
+line (``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from cim.api.uploads import remove_upload
 from cim.db.api_keys import insert_audit
 from cim.db.jobs import mark_finished, mark_running
 from cim.errors import CimError
@@ -30,35 +32,21 @@ def _report_dict(report: Any) -> dict[str, Any]:
 
 
 def run_ingest(engine: Engine, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """Ingest an uploaded file (``params``: path, kind, and the ingestor's options); returns its report."""
+    """Ingest an uploaded file with its registered format (``params``: path, kind and the form's fields).
+
+    The upload is removed when the ingest fails: a failed job leaves no file behind.
+    """
+    from ingest.formats import format_named
+
+    fmt = format_named(params["kind"])
+    if fmt is None:
+        raise CimError(f"unknown ingest kind {params['kind']!r}")
     path = Path(params["path"])
-    kind = params["kind"]
-    if kind == "ifc":
-        from ingest.ifc import ingest_ifc
-
-        return _report_dict(ingest_ifc(engine, path, settings, name=params.get("name"), crs=params.get("crs")))
-    if kind == "vector":
-        from ingest.vector import ingest_vector
-
-        return _report_dict(
-            ingest_vector(
-                engine,
-                path,
-                settings,
-                layer=params["layer"],
-                kind=params.get("facility_kind"),
-                crs=params.get("crs"),
-                encoding=params.get("encoding"),
-                source_layer=params.get("source_layer"),
-            )
-        )
-    if kind == "raster":
-        from ingest.raster import ingest_raster
-
-        return _report_dict(
-            ingest_raster(engine, path, settings, kind=params.get("raster_kind") or "dem", crs=params.get("crs"))
-        )
-    raise CimError(f"unknown ingest kind {kind!r}")
+    try:
+        return fmt.run(engine, settings, path, params)
+    except BaseException:
+        remove_upload(path, settings.data_path / "uploads")
+        raise
 
 
 def run_tiles(engine: Engine, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Uploads leave no file behind when the request is refused or the ingest job fails."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi.testclient import TestClient
+
+from tests.api.test_security_jobs import GEOJSON
+
+
+def _files(client: TestClient) -> list:
+    uploads = client.app.state.settings.data_path / "uploads"  # type: ignore[attr-defined]
+    return sorted(p for p in uploads.rglob("*")) if uploads.exists() else []
+
+
+def _finished(client: TestClient, url: str, headers: dict[str, str]) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = client.get(url, headers=headers).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError("the job did not finish")
+
+
+def test_a_request_refused_for_a_missing_form_field_stores_nothing(client: TestClient, keys) -> None:
+    h = {"X-API-Key": keys["planner"]}
+    r = client.post("/jobs/ingest", headers=h, files={"file": ("blocks.geojson", GEOJSON)})
+    assert r.status_code == 400 and "layer" in r.json()["detail"]
+    r = client.post("/jobs/ingest", headers=h, data={"layer": "facilities"}, files={"file": ("p.geojson", GEOJSON)})
+    assert r.status_code == 400 and "facility_kind" in r.json()["detail"]
+    assert _files(client) == []
+
+
+def test_the_upload_of_a_failed_ingest_job_is_removed(client: TestClient, keys) -> None:
+    h = {"X-API-Key": keys["planner"]}
+    r = client.post(
+        "/jobs/ingest",
+        headers=h,
+        data={"layer": "buildings", "crs": "EPSG:999999"},
+        files={"file": ("blocks.geojson", GEOJSON)},
+    )
+    assert r.status_code == 202
+    job = _finished(client, r.json()["url"], h)
+    assert job["status"] == "failed" and job["error"]
+    assert _files(client) == []
+
+
+def test_the_upload_of_a_succeeded_ingest_job_is_kept_as_the_dataset_source(client: TestClient, keys) -> None:
+    h = {"X-API-Key": keys["planner"]}
+    r = client.post("/jobs/ingest", headers=h, data={"layer": "buildings"}, files={"file": ("b.geojson", GEOJSON)})
+    job = _finished(client, r.json()["url"], h)
+    assert job["status"] == "succeeded", job["error"]
+    stored = [p for p in _files(client) if p.is_file()]
+    assert [p.name for p in stored] == ["b.geojson"]
