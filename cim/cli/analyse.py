@@ -58,11 +58,27 @@ def health_check(
         writer.writeheader()
         writer.writerows(rows)
         return
-    for row in rows:
-        where = row["district_code"] or "ALL"
-        mark = {True: "ok", False: "!!", None: "  "}[row["meets"]]
-        typer.echo(f"{mark} {where:<10} {row['zh']}  {_fmt(row['value'])} {row['unit']}")
+    for v in report.values:
+        where = v.district_code or "ALL"
+        mark = {True: "ok", False: "!!", None: "  "}[v.meets]
+        reason = v.detail.get("not_computable")
+        shown = f"not computable: {reason}" if reason else f"{_fmt(v.value)} {v.unit}"
+        typer.echo(f"{mark} {where:<10} {v.zh}  {shown}")
     stderr.print(f"run {report.run_id}: {len(rows)} values in {report.timings_s.get('total', 0):.1f} s")
+
+
+@app.command("indicators")
+def indicators(as_json: JsonOption = False) -> None:
+    """List every registered health-check indicator: code, names, unit, target and what it needs."""
+    from cim.analysis.indicators import INDICATORS
+
+    if as_json:
+        emit_json([i.to_dict() for i in INDICATORS])
+        return
+    for ind in INDICATORS:
+        target = "" if ind.target is None else f" target {ind.direction} {_fmt(ind.target)}"
+        needs = f" (needs {', '.join(ind.needs)})" if ind.needs else ""
+        typer.echo(f"{ind.code:<34} {ind.zh} [{ind.unit}]{target}{needs}")
 
 
 @app.command("flood")

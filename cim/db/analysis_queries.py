@@ -60,10 +60,11 @@ def district_rows(conn: Connection) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------------------------- buildings
 def create_building_scope(conn: Connection) -> int:
-    """Temp table ``hc_bldg`` of live buildings in the scope's districts.
+    """Temp table ``hc_bldg`` of live buildings in the scope's districts (every live building when none is stored).
 
     A building belongs to its ``district_code`` when that district is in scope; a building without a
-    district code belongs to the district containing its footprint centroid. Columns: ``c`` (centroid as
+    district code belongs to the district containing its footprint centroid. With an empty ``hc_district``
+    (no districts stored) the scope is every live building, with ``district_code`` NULL. Columns: ``c`` (centroid as
     geography), ``fp_m2`` (geodesic footprint area), ``gfa_m2`` (gross floor area, else footprint × storeys,
     else footprint × max(1, round(height / 3 m))), ``residential``.
     """
@@ -87,11 +88,11 @@ def create_building_scope(conn: Connection) -> int:
                      WHERE b.district_code IS NULL AND ST_Intersects(d.geom, ST_Centroid(b.footprint))
                      LIMIT 1) d2 ON true
              WHERE b.valid_to IS NULL
-               AND (b.district_code IS NULL OR d1.code IS NOT NULL)
+               AND (b.district_code IS NULL OR d1.code IS NOT NULL OR NOT EXISTS (SELECT 1 FROM hc_district))
             """
         )
     )
-    conn.execute(text("DELETE FROM hc_bldg WHERE district_code IS NULL"))
+    conn.execute(text("DELETE FROM hc_bldg WHERE district_code IS NULL AND EXISTS (SELECT 1 FROM hc_district)"))
     conn.execute(text("ANALYZE hc_bldg"))
     return int(conn.execute(text("SELECT count(*) FROM hc_bldg")).scalar_one())
 
@@ -210,7 +211,8 @@ def facility_stats(conn: Connection) -> list[dict[str, Any]]:
 def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
     """Per parcel in scope: geodesic area, building footprint and floor area (buildings by centroid), limits.
 
-    A parcel is in scope when its point on surface lies in a scope district.
+    A parcel is in scope when its point on surface lies in a scope district; every parcel is when no district
+    is stored (``district_code`` NULL then).
     """
     return _rows(
         conn,
@@ -220,7 +222,7 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
                COALESCE(s.fp_m2, 0) AS footprint_m2, COALESCE(s.gfa_m2, 0) AS gfa_m2,
                ST_AsGeoJSON(p.geom, 7)::json AS geometry, ST_AsEWKT(p.geom) AS ewkt
           FROM parcel p
-          JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
+          LEFT JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
           LEFT JOIN LATERAL (
                 SELECT sum(ST_Area(b.footprint::geography)) AS fp_m2,
                        sum(COALESCE(b.gross_floor_area, ST_Area(b.footprint::geography)
@@ -228,6 +230,7 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
                   FROM building b
                  WHERE b.valid_to IS NULL AND ST_Intersects(p.geom, b.footprint)
                    AND ST_Intersects(p.geom, ST_Centroid(b.footprint))) s ON true
+         WHERE d.code IS NOT NULL OR NOT EXISTS (SELECT 1 FROM hc_district)
          ORDER BY p.id
         """,
     )
