@@ -54,3 +54,28 @@ def test_the_upload_of_a_succeeded_ingest_job_is_kept_as_the_dataset_source(clie
     assert job["status"] == "succeeded", job["error"]
     stored = [p for p in _files(client) if p.is_file()]
     assert [p.name for p in stored] == ["b.geojson"]
+
+
+def test_orphaned_uploads_are_removed_when_the_service_starts(client: TestClient, keys, settings, api_settings) -> None:
+    import os
+
+    from cim.api.app import create_app
+    from cim.api.settings import ViewerSettings
+
+    h = {"X-API-Key": keys["planner"]}
+    r = client.post("/jobs/ingest", headers=h, data={"layer": "buildings"}, files={"file": ("b.geojson", GEOJSON)})
+    assert _finished(client, r.json()["url"], h)["status"] == "succeeded"
+    uploads = settings.data_path / "uploads"
+    orphan, fresh = uploads / ("0" * 32), uploads / ("f" * 32)
+    orphan.mkdir()
+    (orphan / "left.geojson").write_bytes(GEOJSON)  # a process stopped during its job an hour ago
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    fresh.mkdir()  # another worker is storing this one right now
+    for folder in uploads.iterdir():
+        if folder not in (orphan, fresh):  # the dataset's source: old too, but in use
+            os.utime(folder, (time.time() - 7200, time.time() - 7200))
+
+    app = create_app(settings, api_settings=api_settings, viewer_settings=ViewerSettings())
+    app.state.engine.dispose()
+    left = sorted(p.name for p in uploads.iterdir())
+    assert orphan.name not in left and fresh.name in left and len(left) == 2
