@@ -18,8 +18,7 @@ import psycopg
 import shapely
 from numpy.typing import NDArray
 
-SRID_GEOCENTRIC = 4479
-SRID_GEOGRAPHIC = 4490
+from cim.crs import CGCS2000, CGCS2000_GEOCENTRIC
 
 _EWKB_Z = 0x80000000
 _EWKB_SRID = 0x20000000
@@ -63,7 +62,7 @@ def triangle_records(corners: NDArray[np.float64]) -> NDArray[np.void]:
     return records
 
 
-def tin_ewkb(records: NDArray[np.void], srid: int = SRID_GEOCENTRIC) -> bytes:
+def tin_ewkb(records: NDArray[np.void], srid: int = CGCS2000_GEOCENTRIC) -> bytes:
     """EWKB of a TIN Z (with SRID) made of the given triangle records."""
     header = struct.pack("<BIII", 1, _WKB_TIN | _EWKB_Z | _EWKB_SRID, srid, len(records))
     return header + records.tobytes()
@@ -100,8 +99,8 @@ def batch_geometry_columns(
     low, high = np.minimum.reduceat(height, starts), np.maximum.reduceat(height, starts)
     points = shapely.points((west + east) / 2, (south + north) / 2, (low + high) / 2)
     boxes = shapely.box(west, south, east, north)
-    points = shapely.set_srid(points, SRID_GEOGRAPHIC)
-    boxes = shapely.set_srid(boxes, SRID_GEOGRAPHIC)
+    points = shapely.set_srid(points, CGCS2000)
+    boxes = shapely.set_srid(boxes, CGCS2000)
     locations = shapely.to_wkb(points, hex=True, output_dimension=3, include_srid=True)
     extents = shapely.to_wkb(boxes, hex=True, output_dimension=2, include_srid=True)
     bboxes = np.column_stack([west, south, east, north])

@@ -25,7 +25,7 @@ import pyogrio
 import pyogrio.raw
 import shapely
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Engine, delete, text
+from sqlalchemy import Connection, Engine, delete, func
 from sqlalchemy.exc import DBAPIError
 
 from cim import crs as cimcrs
@@ -708,7 +708,5 @@ def _finish_dataset(conn: Connection, job: _Job, dataset_id: int) -> None:
     update_dataset(conn, dataset_id, status="loaded", counts=counts, crs_in=r.crs_in)
     w, s, e, n = job.bounds
     if np.isfinite([w, s, e, n]).all():
-        conn.execute(
-            text("UPDATE dataset SET extent = ST_MakeEnvelope(:w, :s, :e, :n, 4490) WHERE id = :id"),
-            {"w": w, "s": s, "e": max(e, w + 1e-9), "n": max(n, s + 1e-9), "id": dataset_id},
-        )
+        extent = func.ST_MakeEnvelope(w, s, max(e, w + 1e-9), max(n, s + 1e-9), cimcrs.CGCS2000)
+        update_dataset(conn, dataset_id, extent=extent)

@@ -32,6 +32,7 @@ from cim.db.features import (
     validate_filters,
 )
 from cim.errors import CrsError, NotFoundError
+from cim.values import BBox
 
 GEOJSON = "application/geo+json"
 MAX_LIMIT = 10_000
@@ -120,24 +121,12 @@ def output_epsg(value: str | None) -> int | None:
     return epsg
 
 
-def parse_bbox(text: str, epsg: int | None) -> tuple[float, float, float, float]:
-    """``(minx, miny, maxx, maxy)`` in x/y (lon/lat, easting/northing) order from the ``bbox`` parameter."""
+def parse_bbox(text: str, epsg: int | None) -> BBox:
+    """The ``bbox`` parameter in x/y (lon/lat, easting/northing) order; ``epsg`` is its ``bbox-crs`` (None: CRS84)."""
     try:
-        values = [float(v) for v in text.split(",")]
+        return BBox.parse(text, degrees=epsg is None, yx=axis_flipped(epsg))
     except ValueError as exc:
-        raise BadRequestError(f"bbox must be four numbers separated by commas, not {text!r}") from exc
-    if len(values) == 6:
-        values = [values[0], values[1], values[3], values[4]]
-    if len(values) != 4 or any(v != v or abs(v) == float("inf") for v in values):
-        raise BadRequestError(f"bbox must be four (or six) finite numbers, not {text!r}")
-    a, b, c, d = values
-    if axis_flipped(epsg):
-        a, b, c, d = b, a, d, c
-    if epsg is None and not (-180 <= a <= 180 and -180 <= c <= 180 and -90 <= b <= 90 and -90 <= d <= 90):
-        raise BadRequestError("bbox in CRS84 must be longitude (−180…180) and latitude (−90…90) degrees")
-    if b > d:
-        raise BadRequestError("bbox: the lower corner must not lie north of the upper corner")
-    return a, b, c, d
+        raise BadRequestError(str(exc)) from None
 
 
 def _instant(text: str) -> dt.datetime | None:

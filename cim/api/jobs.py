@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -23,6 +23,7 @@ from cim.api.security import Principal, audit, read_access, require_role
 from cim.api.uploads import identify_upload, remove_upload, store_upload
 from cim.db.jobs import insert_job, job_by_id, mark_finished
 from cim.errors import CimError, NotFoundError
+from cim.values import TILESET_NAME, TILESET_NAME_RULE, BBox
 from ingest import formats
 
 INGEST_ROLES = ("planner", "designer")
@@ -48,13 +49,18 @@ def ingest_form() -> dict[str, Any]:
 class TilesJobRequest(BaseModel):
     """Body of ``POST /jobs/tiles``."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$", description="Tileset name.")
+    name: str = Field(pattern=TILESET_NAME.pattern, description=f"Tileset name: {TILESET_NAME_RULE}.")
     layers: list[Literal["buildings", "elements", "facilities", "terrain"]] | None = Field(
         default=None, min_length=1, description="Layers to include (default: all)."
     )
     bbox: list[float] | None = Field(
         default=None, min_length=4, max_length=4, description="west, south, east, north (degrees, CGCS2000)."
     )
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: list[float] | None) -> list[float] | None:
+        return None if value is None else list(BBox.parse(value, west_of_east=True))
 
 
 class JobAccepted(BaseModel):
@@ -141,10 +147,6 @@ class JobsFactory(BaseFactory):
             body: TilesJobRequest,
             principal: Annotated[Principal, Depends(require_role(*TILES_ROLES))],
         ) -> JSONResponse:
-            if body.bbox is not None:
-                w, s, e, n = body.bbox
-                if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-                    raise BadRequestError("bbox must be west < east, south < north, in degrees")
             job_id = self._create(request, "tiles", body.model_dump(exclude_none=True), principal)
             return _accepted(request, job_id)
 

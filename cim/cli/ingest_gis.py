@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_json, progress_task, state, stderr
 
 
 def vector(
@@ -19,9 +19,7 @@ def vector(
     kind: Annotated[
         str | None, typer.Option("--kind", help="Facility kind (with --layer facilities), e.g. pipe_water, park.")
     ] = None,
-    crs: Annotated[
-        str | None, typer.Option("--crs", help="Source CRS when the file has none or a wrong one (EPSG:4547, WKT…).")
-    ] = None,
+    crs: CrsOption = None,
     where: Annotated[str | None, typer.Option("--where", help='OGR SQL filter, e.g. "building IS NOT NULL".')] = None,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="Field mapping TARGET=SOURCE (repeatable), e.g. height=BLDG_H.")
@@ -74,7 +72,7 @@ def raster(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="GeoTIFF (or any GDAL raster) of normal heights in metres.")],
     kind: Annotated[str, typer.Option("--kind", help="Raster kind; only 'dem' is supported.")] = "dem",
-    crs: Annotated[str | None, typer.Option("--crs", help="Source CRS when the file has none.")] = None,
+    crs: CrsOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Store a DEM as a Cloud-Optimised GeoTIFF in the data directory and register it."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_json, progress_task, state, stderr
 from cim.errors import IngestError
 
 
@@ -30,10 +30,7 @@ def ifc(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="IFC file (.ifc, IFC2X3 / IFC4 / IFC4X3).")],
     name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: the IfcProject name).")] = None,
-    crs: Annotated[
-        str | None,
-        typer.Option("--crs", help="Map CRS of the model's map conversion, or of its coordinates (EPSG:4547…)."),
-    ] = None,
+    crs: CrsOption = None,
     origin: Annotated[
         str | None,
         typer.Option("--origin", help="LON,LAT,H of the model origin (CGCS2000 degrees, normal height m)."),
@@ -45,7 +42,10 @@ def ifc(
     threads: Annotated[int | None, typer.Option("--threads", help="Geometry threads (default 1, see README).")] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Load an IFC model: elements with meshes (EPSG:4479), buildings/facilities (EPSG:4490), one transaction."""
+    """Load an IFC model: elements with meshes (EPSG:4479), buildings/facilities (EPSG:4490), one transaction.
+
+    --crs names the map CRS of the model's map conversion, or of its coordinates when it has none.
+    """
     from ingest.ifc import ingest_ifc
 
     st = state(ctx)

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from cim.crs import CGCS2000
+
 DEG_PER_M_BOUND = 1.0 / 55_000.0
 """Degrees per metre that bound any geodesic distance ≤ 1 m below 60° latitude (1° of longitude ≥ 55.7 km)."""
 
@@ -289,9 +291,9 @@ def create_road_graph(conn: Connection, speeds_kmh: dict[str, float], default_km
     conn.execute(text("DELETE FROM road_edge WHERE length_m <= 0"))
     conn.execute(
         text(
-            """
+            f"""
             CREATE TEMP TABLE road_node ON COMMIT DROP AS
-            SELECT row_number() OVER () AS id, x, y, ST_SetSRID(ST_MakePoint(x / 1e7, y / 1e7), 4490) AS geom
+            SELECT row_number() OVER () AS id, x, y, ST_SetSRID(ST_MakePoint(x / 1e7, y / 1e7), {CGCS2000}) AS geom
               FROM (SELECT sx AS x, sy AS y FROM road_edge UNION SELECT ex, ey FROM road_edge) k
             """
         )
@@ -413,9 +415,9 @@ def fire_gaps(conn: Connection, access_m: float) -> list[dict[str, Any]]:
     """Per scope district: the area (GeoJSON, geodesic km²) farther than ``access_m`` from the reached network."""
     return _rows(
         conn,
-        """
+        f"""
         WITH reach AS (
-            SELECT ST_SetSRID(ST_Union(ST_Buffer(g, :access)::geometry), 4490) AS geom FROM fire_reach
+            SELECT ST_SetSRID(ST_Union(ST_Buffer(g, :access)::geometry), {CGCS2000}) AS geom FROM fire_reach
         ), gap AS (
             SELECT d.code, CASE WHEN r.geom IS NULL THEN d.geom
                                 ELSE ST_CollectionExtract(ST_Difference(d.geom, r.geom), 3) END AS geom

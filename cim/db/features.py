@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, literal, or_, select, true
 
-from cim.crs import CGCS2000, parse_crs
+from cim.crs import CGCS2000, CRS84_URI, parse_crs
 from cim.db.models import AnalysisResult, Base, Building, District, Element, Facility, Parcel, PlanningZone
 from cim.vocabulary import FACILITY_KINDS
 
@@ -392,7 +392,7 @@ def collection_extent(conn: Connection, coll: FeatureCollectionDef) -> dict[str,
     ).one()
     extent: dict[str, Any] = {}
     if row[0] is not None:
-        extent["spatial"] = {"bbox": [[float(v) for v in row]], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+        extent["spatial"] = {"bbox": [[float(v) for v in row]], "crs": CRS84_URI}
     if coll.temporal:
         first = conn.execute(select(func.min(t.c.valid_from)).where(where)).scalar_one()
         extent["temporal"] = {

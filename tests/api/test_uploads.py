@@ -79,3 +79,14 @@ def test_orphaned_uploads_are_removed_when_the_service_starts(client: TestClient
     app.state.engine.dispose()
     left = sorted(p.name for p in uploads.iterdir())
     assert orphan.name not in left and fresh.name in left and len(left) == 2
+
+
+def test_a_tiles_job_the_builder_would_refuse_is_refused_at_submission(client: TestClient, keys) -> None:
+    h = {"X-API-Key": keys["planner"]}
+    for body in (
+        {"name": "_hidden"},
+        {"name": "city", "bbox": [115, 30, 114, 31]},
+        {"name": "city", "bbox": [1, 2, 3]},
+    ):
+        r = client.post("/jobs/tiles", headers=h, json=body)
+        assert r.status_code == 400, body
