@@ -25,9 +25,14 @@ OUTPUT_EPSG: tuple[int, ...] = (CGCS2000, 4326, *range(4513, 4555))
 """EPSG codes offered besides CRS84: CGCS2000 geographic, WGS 84 and every CGCS2000 3-degree GK CRS."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureCollectionDef:
-    """One published collection: which table, which geometry column, which columns become properties."""
+    """One published collection: which table, which geometry column, which columns become properties.
+
+    ``queryables`` are the properties usable in filters; ``fixed`` (column, value) pairs restrict the rows
+    (``facilities-park`` is ``facility`` with ``kind = 'park'``); ``temporal`` collections have
+    ``valid_from``/``valid_to`` and answer ``datetime``.
+    """
 
     id: str
     title: str
@@ -95,13 +100,14 @@ _LIMIT_PROPS = ("max_height", "max_far", "max_density", "min_green_ratio", "setb
 def _collections() -> dict[str, FeatureCollectionDef]:
     items = [
         FeatureCollectionDef(
-            "buildings",
-            "Buildings",
-            "Building footprints (MultiPolygon) with heights in metres, use, storeys, safety class and CIM level.",
-            Building,
-            "footprint",
-            _BUILDING_PROPS,
-            (
+            id="buildings",
+            title="Buildings",
+            description="Building footprints (MultiPolygon) with heights in metres, use, storeys, safety class and "
+            "CIM level.",
+            model=Building,
+            geometry="footprint",
+            properties=_BUILDING_PROPS,
+            queryables=(
                 "name",
                 "use",
                 "height",
@@ -121,12 +127,12 @@ def _collections() -> dict[str, FeatureCollectionDef]:
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "elements",
-            "IFC elements",
-            "IFC products with a body: 2D extent (Polygon), class, storey, heights (m).",
-            Element,
-            "extent",
-            (
+            id="elements",
+            title="IFC elements",
+            description="IFC products with a body: 2D extent (Polygon), class, storey, heights (m).",
+            model=Element,
+            geometry="extent",
+            properties=(
                 "global_id",
                 "ifc_class",
                 "name",
@@ -142,18 +148,18 @@ def _collections() -> dict[str, FeatureCollectionDef]:
                 "valid_from",
                 "valid_to",
             ),
-            ("global_id", "ifc_class", "name", "storey", "material", "building_id", "dataset_id"),
+            queryables=("global_id", "ifc_class", "name", "storey", "material", "building_id", "dataset_id"),
             temporal=True,
             geometry_type="polygon",
         ),
         FeatureCollectionDef(
-            "facilities",
-            "Municipal facilities",
-            "Every municipal facility: pipes, manholes, roads, parks, shelters, fire stations, schools…",
-            Facility,
-            "geom",
-            _FACILITY_PROPS,
-            (
+            id="facilities",
+            title="Municipal facilities",
+            description="Every municipal facility: pipes, manholes, roads, parks, shelters, fire stations, schools…",
+            model=Facility,
+            geometry="geom",
+            properties=_FACILITY_PROPS,
+            queryables=(
                 "kind",
                 "name",
                 "material",
@@ -170,13 +176,13 @@ def _collections() -> dict[str, FeatureCollectionDef]:
     for kind, info in FACILITY_KINDS.items():
         items.append(
             FeatureCollectionDef(
-                f"facilities-{kind}",
-                f"{info.en.capitalize()} ({info.zh})",
-                f"Facilities of kind {kind}: {info.en}.",
-                Facility,
-                "geom",
-                _FACILITY_PROPS,
-                ("name", "material", "pressure_class", "road_class", "district_code", "dataset_id"),
+                id=f"facilities-{kind}",
+                title=f"{info.en.capitalize()} ({info.zh})",
+                description=f"Facilities of kind {kind}: {info.en}.",
+                model=Facility,
+                geometry="geom",
+                properties=_FACILITY_PROPS,
+                queryables=("name", "material", "pressure_class", "road_class", "district_code", "dataset_id"),
                 temporal=True,
                 fixed=(("kind", kind),),
                 geometry_type=info.geometry,
@@ -184,50 +190,58 @@ def _collections() -> dict[str, FeatureCollectionDef]:
         )
     items += [
         FeatureCollectionDef(
-            "parcels",
-            "Land parcels",
-            "Land parcels with planning limits (height m, FAR, density, green ratio).",
-            Parcel,
-            "geom",
-            ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "attributes", "dataset_id"),
-            ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "dataset_id"),
+            id="parcels",
+            title="Land parcels",
+            description="Land parcels with planning limits (height m, FAR, density, green ratio).",
+            model=Parcel,
+            geometry="geom",
+            properties=("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "attributes", "dataset_id"),
+            queryables=("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "dataset_id"),
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "planning_zones",
-            "Planning zones",
-            "Regulatory planning zones with their limits.",
-            PlanningZone,
-            "geom",
-            ("code", "name", "zone_type", *_LIMIT_PROPS, "attributes", "dataset_id"),
-            ("code", "name", "zone_type", "dataset_id"),
+            id="planning_zones",
+            title="Planning zones",
+            description="Regulatory planning zones with their limits.",
+            model=PlanningZone,
+            geometry="geom",
+            properties=("code", "name", "zone_type", *_LIMIT_PROPS, "attributes", "dataset_id"),
+            queryables=("code", "name", "zone_type", "dataset_id"),
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "districts",
-            "Districts",
-            "Administrative areas with population and built-up area (km²).",
-            District,
-            "geom",
-            ("code", "name", "level", "parent_code", "population", "built_up_area_km2", "attributes"),
-            ("code", "name", "level", "parent_code", "population"),
+            id="districts",
+            title="Districts",
+            description="Administrative areas with population and built-up area (km²).",
+            model=District,
+            geometry="geom",
+            properties=("code", "name", "level", "parent_code", "population", "built_up_area_km2", "attributes"),
+            queryables=("code", "name", "level", "parent_code", "population"),
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "analysis_results",
-            "Analysis results",
-            "Values of CIM+ analysis runs (indicators, flooded areas…).",
-            AnalysisResult,
-            "geom",
-            ("run_id", "indicator", "district_code", "value", "unit", "attributes"),
-            ("run_id", "indicator", "district_code", "value", "unit"),
+            id="analysis_results",
+            title="Analysis results",
+            description="Values of CIM+ analysis runs (indicators, flooded areas…).",
+            model=AnalysisResult,
+            geometry="geom",
+            properties=("run_id", "indicator", "district_code", "value", "unit", "attributes"),
+            queryables=("run_id", "indicator", "district_code", "value", "unit"),
         ),
     ]
     return {c.id: c for c in items}
 
 
 COLLECTIONS: dict[str, FeatureCollectionDef] = _collections()
-"""Every published collection by id."""
+"""Every published collection by id (``/collections`` lists them in this order)."""
+
+
+def register_collection(collection: FeatureCollectionDef) -> FeatureCollectionDef:
+    """Publish one more collection (a plug-in's table) under ``/collections``; its id must be new."""
+    if collection.id in COLLECTIONS:
+        raise ValueError(f"collection {collection.id!r} is published already")
+    COLLECTIONS[collection.id] = collection
+    return collection
 
 
 @lru_cache(maxsize=64)
