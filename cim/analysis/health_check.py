@@ -17,8 +17,9 @@ from sqlalchemy import Engine
 
 from cim.analysis.fire import ACCESS_M, REACH_SECONDS, Method, compute_fire_reach
 from cim.analysis.indicators import INDICATORS, Scope
-from cim.analysis.runs import ResultRow, add_results, checked_code, finish_run, start_run
+from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
+from cim.db.runs import ResultRow, add_results, finish_run, start_run
 from cim.errors import AnalysisError
 from cim.settings import Settings
 

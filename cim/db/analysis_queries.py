@@ -17,6 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from cim.crs import CGCS2000
+from cim.db.runs import latest_run_id as latest_run_id  # the run table's reads, re-exported for cim.api.analysis
+from cim.db.runs import run_results as run_results
+from cim.db.runs import run_row as run_row
+from cim.db.runs import runs as runs
 
 DEG_PER_M_BOUND = 1.0 / 55_000.0
 """Degrees per metre that bound any geodesic distance ≤ 1 m below 60° latitude (1° of longitude ≥ 55.7 km)."""
@@ -538,75 +542,7 @@ def water_bodies_wkb(conn: Connection) -> list[bytes]:
     ]
 
 
-# --------------------------------------------------------------------------------------------- runs
-def input_datasets(conn: Connection) -> list[dict[str, Any]]:
-    """The loaded datasets an analysis reads (id, name, kind, layer, version)."""
-    return _rows(
-        conn,
-        "SELECT id, name, kind, layer, version FROM dataset WHERE status = 'loaded' ORDER BY id",
-    )
-
-
-def latest_run_id(conn: Connection, kind: str, parameters: dict[str, Any] | None = None) -> int | None:
-    """The newest succeeded run of ``kind`` (whose parameters contain ``parameters`` when given)."""
-    import json
-
-    value = conn.execute(
-        text(
-            """
-            SELECT id FROM analysis_run
-             WHERE kind = :kind AND status = 'succeeded'
-               AND (CAST(:params AS jsonb) IS NULL OR parameters @> CAST(:params AS jsonb))
-             ORDER BY id DESC LIMIT 1
-            """
-        ),
-        {"kind": kind, "params": json.dumps(parameters) if parameters is not None else None},
-    ).scalar()
-    return int(value) if value is not None else None
-
-
-def run_results(conn: Connection, run_id: int, indicator: str | None = None) -> list[dict[str, Any]]:
-    """Results of a run (geometry as GeoJSON in lon/lat), optionally of one indicator."""
-    return _rows(
-        conn,
-        """
-        SELECT r.id, r.indicator, r.district_code, r.value, r.unit, r.attributes,
-               CASE WHEN r.geom IS NULL THEN NULL ELSE ST_AsGeoJSON(r.geom, 7)::json END AS geometry
-          FROM analysis_result r
-         WHERE r.run_id = :run AND (CAST(:indicator AS text) IS NULL OR r.indicator = CAST(:indicator AS text))
-         ORDER BY r.id
-        """,
-        run=run_id,
-        indicator=indicator,
-    )
-
-
+# --------------------------------------------------------------------------------------------- scope
 def district_geometries(conn: Connection) -> dict[str, str]:
     """EWKT of each district in ``hc_district`` by code."""
     return {str(c): str(g) for c, g in conn.execute(text("SELECT code, ST_AsEWKT(geom) FROM hc_district"))}
-
-
-def run_row(conn: Connection, run_id: int) -> dict[str, Any] | None:
-    """One stored run (id, kind, parameters, inputs, software version, status, summary, times) or ``None``."""
-    rows = _rows(
-        conn,
-        """
-        SELECT id, kind, parameters, inputs, software_version, status, summary, started_at, finished_at
-          FROM analysis_run WHERE id = :run
-        """,
-        run=run_id,
-    )
-    return rows[0] if rows else None
-
-
-def runs(conn: Connection, kind: str, limit: int) -> list[dict[str, Any]]:
-    """Stored runs of ``kind``, newest first."""
-    return _rows(
-        conn,
-        """
-        SELECT id, kind, parameters, inputs, software_version, status, summary, started_at, finished_at
-          FROM analysis_run WHERE kind = :kind ORDER BY id DESC LIMIT :limit
-        """,
-        kind=kind,
-        limit=limit,
-    )
