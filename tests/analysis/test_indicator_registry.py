@@ -15,7 +15,8 @@ from cim.analysis.indicators import INDICATORS, NEEDS, Indicator
 from cim.api.app import create_app
 from cim.api.settings import ApiSettings, ViewerSettings
 from cim.settings import Settings
-from sample_models.district import generate_district, load_district
+from sample_models.district import generate_district
+from sample_models.load import load_district
 from tests import factories as f
 from tests.analysis.local import Local
 from tests.plugins.toy_indicator import TALL_BUILDINGS
