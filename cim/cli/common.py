@@ -85,6 +85,22 @@ BBoxOption = Annotated[
 ]
 
 
+def emit_ingest_report(
+    ctx: typer.Context, report: Any, as_json: bool, source: Path, summary: Callable[[], str]
+) -> None:
+    """An ingest's outcome: its ``--json`` document, or one line on stderr (none with ``-q``).
+
+    ``report`` has ``to_dict()``, ``skipped`` and ``dataset_id``; ``summary`` words what a load stored.
+    """
+    if as_json:
+        emit_json(report.to_dict())
+    elif not state(ctx).quiet:
+        if report.skipped:
+            stderr.print(f"{source.name}: unchanged, already loaded as dataset {report.dataset_id}")
+        else:
+            stderr.print(summary())
+
+
 def _default(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import CrsOption, JsonOption, emit_json, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, progress_task, state
 
 
 def vector(
@@ -56,16 +56,16 @@ def vector(
             source_layer=source_layer,
             progress=_advance,
         )
-    if json_:
-        emit_json(report.to_dict())
-    elif not st.quiet:
-        if report.skipped:
-            stderr.print(f"{file.name}: unchanged, already loaded as dataset {report.dataset_id}")
-        else:
-            stderr.print(
-                f"{file.name} → {layer}: {report.stored} stored of {report.read} read, {report.repaired} repaired, "
-                f"{report.skipped_features} skipped, dataset {report.dataset_id}, {report.wall_time_s:.1f} s"
-            )
+    emit_ingest_report(
+        ctx,
+        report,
+        json_,
+        file,
+        lambda: (
+            f"{file.name} → {layer}: {report.stored} stored of {report.read} read, {report.repaired} repaired, "
+            f"{report.skipped_features} skipped, dataset {report.dataset_id}, {report.wall_time_s:.1f} s"
+        ),
+    )
 
 
 def raster(
@@ -80,8 +80,6 @@ def raster(
 
     st = state(ctx)
     report = ingest_raster(st.engine(), file, st.settings, kind=kind, crs=crs)
-    if json_:
-        emit_json(report.to_dict())
-    elif not st.quiet:
-        verb = "unchanged" if report.skipped else "stored"
-        stderr.print(f"{file.name}: {verb} as dataset {report.dataset_id} ({report.path})")
+    emit_ingest_report(
+        ctx, report, json_, file, lambda: f"{file.name}: stored as dataset {report.dataset_id} ({report.path})"
+    )

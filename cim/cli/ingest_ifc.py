@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import CrsOption, JsonOption, emit_json, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, progress_task, state, stderr
 from cim.errors import IngestError
 
 
@@ -65,14 +65,14 @@ def ifc(
     if report.failed:
         shown = ", ".join(report.failed[:10]) + (" …" if len(report.failed) > 10 else "")
         stderr.print(f"[yellow]warning:[/] {len(report.failed)} elements without usable geometry: {shown}")
-    if json_:
-        emit_json(report.to_dict())
-    elif not st.quiet:
-        if report.skipped:
-            stderr.print(f"{file.name}: unchanged, already loaded as dataset {report.dataset_id}")
-        else:
-            stderr.print(
-                f"{file.name} ({report.schema}, LoGeoRef {report.georef_level}, {report.crs_in}): "
-                f"{report.elements} elements, {len(report.buildings)} buildings/facilities, "
-                f"dataset {report.dataset_id} v{report.version}, {report.wall_time_s:.1f} s"
-            )
+    emit_ingest_report(
+        ctx,
+        report,
+        json_,
+        file,
+        lambda: (
+            f"{file.name} ({report.schema}, LoGeoRef {report.georef_level}, {report.crs_in}): "
+            f"{report.elements} elements, {len(report.buildings)} buildings/facilities, "
+            f"dataset {report.dataset_id} v{report.version}, {report.wall_time_s:.1f} s"
+        ),
+    )
