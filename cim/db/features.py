@@ -236,14 +236,6 @@ COLLECTIONS: dict[str, FeatureCollectionDef] = _collections()
 """Every published collection by id (``/collections`` lists them in this order)."""
 
 
-def register_collection(collection: FeatureCollectionDef) -> FeatureCollectionDef:
-    """Publish one more collection (a plug-in's table) under ``/collections``; its id must be new."""
-    if collection.id in COLLECTIONS:
-        raise ValueError(f"collection {collection.id!r} is published already")
-    COLLECTIONS[collection.id] = collection
-    return collection
-
-
 @lru_cache(maxsize=64)
 def axis_flipped(epsg: int | None) -> bool:
     """True when the CRS's first axis is northing/latitude (so PostGIS x/y output must be flipped)."""

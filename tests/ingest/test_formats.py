@@ -62,3 +62,13 @@ def test_the_built_in_formats_name_the_cli_commands_that_exist() -> None:
     for fmt in formats.registered():
         assert callable(fmt.cli_command()), fmt.name
     assert formats.names()[:3] == ("ifc", "vector", "raster")
+
+
+def test_a_format_module_named_in_the_plugin_list_is_loaded_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(formats, "PLUGIN_MODULES", ("tests.plugins.toy_format_module",))
+    monkeypatch.setattr(formats, "_plugins_loaded", False)
+    try:
+        assert "toypoints" in formats.names()
+        assert formats.identify(b"TOYPOINTS\n1 2 a\n") is not None
+    finally:
+        formats.unregister("toypoints")
