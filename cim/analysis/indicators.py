@@ -17,7 +17,7 @@ land-use polygons are sparse) by the position of their footprint centroid.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, overload
 
 from sqlalchemy import Connection
@@ -126,17 +126,8 @@ class Indicator:
 
     def to_dict(self) -> dict[str, Any]:
         """The definition as a JSON-ready dict."""
-        return {
-            "code": self.code,
-            "zh": self.zh,
-            "en": self.en,
-            "formula": self.formula,
-            "unit": self.unit,
-            "target": self.target,
-            "direction": self.direction,
-            "source": self.source,
-            "needs": list(self.needs),
-        }
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("compute", "query")}
+        return {**out, "needs": list(self.needs)}
 
 
 class IndicatorRegistry(Sequence[Indicator]):

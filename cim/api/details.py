@@ -22,6 +22,12 @@ class SearchParams:
     limit: Annotated[int, Query(ge=1, le=100, description="Most results.")] = 10
 
 
+def _found(detail: dict[str, Any] | None, missing: str) -> dict[str, Any]:
+    if detail is None:
+        raise NotFoundError(missing)
+    return detail
+
+
 @dataclass
 class DetailsFactory(BaseFactory):
     """Buildings, elements and search for the viewer's info panel."""
@@ -37,10 +43,7 @@ class DetailsFactory(BaseFactory):
             _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> dict[str, Any]:
-            detail = building_detail(conn, building_id)
-            if detail is None:
-                raise NotFoundError(f"no building with id {building_id}")
-            return detail
+            return _found(building_detail(conn, building_id), f"no building with id {building_id}")
 
         @self.router.get("/elements/{global_id}", summary="An IFC element and its properties")
         def get_element(
@@ -48,10 +51,7 @@ class DetailsFactory(BaseFactory):
             _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> dict[str, Any]:
-            detail = element_detail(conn, global_id)
-            if detail is None:
-                raise NotFoundError(f"no live element with GlobalId {global_id!r}")
-            return detail
+            return _found(element_detail(conn, global_id), f"no live element with GlobalId {global_id!r}")
 
         @self.router.get("/search", summary="Find buildings and elements")
         def get_search(

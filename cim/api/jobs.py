@@ -83,13 +83,13 @@ class JobsFactory(BaseFactory):
     def register_routes(self) -> None:
         """``POST /jobs/ingest``, ``POST /jobs/tiles``, ``GET /jobs/{job_id}``."""
 
+        accepted: dict[str, Any] = {"tags": ["jobs"], "status_code": 202, "response_model": JobAccepted}
+
         @self.router.post(
             "/jobs/ingest",
-            tags=["jobs"],
             summary="Ingest an uploaded file (roles planner, designer, admin)",
-            status_code=202,
-            response_model=JobAccepted,
             openapi_extra=ingest_form(),
+            **accepted,
             responses={
                 413: {"description": "Upload larger than the limit."},
                 415: {"description": "Not an accepted file type."},
@@ -136,11 +136,7 @@ class JobsFactory(BaseFactory):
             return _accepted(request, job_id)
 
         @self.router.post(
-            "/jobs/tiles",
-            tags=["jobs"],
-            summary="Build or rebuild a tileset (roles planner, designer, admin)",
-            status_code=202,
-            response_model=JobAccepted,
+            "/jobs/tiles", summary="Build or rebuild a tileset (roles planner, designer, admin)", **accepted
         )
         def post_tiles_job(
             request: Request,

@@ -53,6 +53,8 @@ class FeatureCollectionDef:
         return self.model.__table__  # type: ignore[return-value]
 
 
+_SOURCE_PROPS = ("district_code", "source_id", "attributes", "dataset_id", "valid_from", "valid_to")
+"""Where a building or facility row comes from and when it was valid."""
 _BUILDING_PROPS = (
     "name",
     "address",
@@ -67,12 +69,7 @@ _BUILDING_PROPS = (
     "cim_level",
     "facility_type",
     "ifc_global_id",
-    "district_code",
-    "source_id",
-    "attributes",
-    "dataset_id",
-    "valid_from",
-    "valid_to",
+    *_SOURCE_PROPS,
 )
 _FACILITY_PROPS = (
     "kind",
@@ -87,12 +84,7 @@ _FACILITY_PROPS = (
     "road_class",
     "capacity",
     "area_m2",
-    "district_code",
-    "source_id",
-    "attributes",
-    "dataset_id",
-    "valid_from",
-    "valid_to",
+    *_SOURCE_PROPS,
 )
 _LIMIT_PROPS = ("max_height", "max_far", "max_density", "min_green_ratio", "setback_m")
 

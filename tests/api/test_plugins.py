@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from cim.api.app import create_app
 from cim.api.settings import ApiSettings, ViewerSettings
 from cim.settings import Settings
 from ingest import formats
+from tests.api.test_uploads import finished_job
 from tests.conftest import CliResult
 from tests.plugins.toy_format import ToyPointsFormat
 
@@ -36,16 +36,6 @@ def toy_client(toy_format: ToyPointsFormat, settings: Settings, api_settings: Ap
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
     app.state.engine.dispose()
-
-
-def _wait(client: TestClient, url: str, headers: dict[str, str]) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get(url, headers=headers).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError("the toy job did not finish")
 
 
 def test_a_registered_source_format_gets_a_command_line_command(toy_format, run_cim, tmp_path: Path) -> None:
@@ -74,7 +64,7 @@ def test_a_registered_source_format_is_uploaded_ingested_and_listed(toy_client: 
 
     r = client.post("/jobs/ingest", headers=headers, data={"survey": "BM"}, files={"file": ("s.txt", POINTS)})
     assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["url"], headers)
+    job = finished_job(client, r.json()["url"], headers)
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["points"] == 3
 

@@ -14,7 +14,8 @@ def _files(client: TestClient) -> list:
     return sorted(p for p in uploads.rglob("*")) if uploads.exists() else []
 
 
-def _finished(client: TestClient, url: str, headers: dict[str, str]) -> dict:
+def finished_job(client: TestClient, url: str, headers: dict[str, str]) -> dict:
+    """The job at ``url`` once it has succeeded or failed (polled with ``headers``)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         job = client.get(url, headers=headers).json()
@@ -42,7 +43,7 @@ def test_the_upload_of_a_failed_ingest_job_is_removed(client: TestClient, keys) 
         files={"file": ("blocks.geojson", GEOJSON)},
     )
     assert r.status_code == 202
-    job = _finished(client, r.json()["url"], h)
+    job = finished_job(client, r.json()["url"], h)
     assert job["status"] == "failed" and job["error"]
     assert _files(client) == []
 
@@ -50,7 +51,7 @@ def test_the_upload_of_a_failed_ingest_job_is_removed(client: TestClient, keys) 
 def test_the_upload_of_a_succeeded_ingest_job_is_kept_as_the_dataset_source(client: TestClient, keys) -> None:
     h = {"X-API-Key": keys["planner"]}
     r = client.post("/jobs/ingest", headers=h, data={"layer": "buildings"}, files={"file": ("b.geojson", GEOJSON)})
-    job = _finished(client, r.json()["url"], h)
+    job = finished_job(client, r.json()["url"], h)
     assert job["status"] == "succeeded", job["error"]
     stored = [p for p in _files(client) if p.is_file()]
     assert [p.name for p in stored] == ["b.geojson"]
@@ -64,7 +65,7 @@ def test_orphaned_uploads_are_removed_when_the_service_starts(client: TestClient
 
     h = {"X-API-Key": keys["planner"]}
     r = client.post("/jobs/ingest", headers=h, data={"layer": "buildings"}, files={"file": ("b.geojson", GEOJSON)})
-    assert _finished(client, r.json()["url"], h)["status"] == "succeeded"
+    assert finished_job(client, r.json()["url"], h)["status"] == "succeeded"
     uploads = settings.data_path / "uploads"
     orphan, fresh = uploads / ("0" * 32), uploads / ("f" * 32)
     orphan.mkdir()
