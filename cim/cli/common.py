@@ -85,6 +85,15 @@ BBoxOption = Annotated[
 ]
 
 
+def ingest_with_progress(
+    ctx: typer.Context, description: str, ingest: Callable[..., Any], source: Path, **options: Any
+) -> Any:
+    """``ingest(engine, source, settings, progress=…, **options)`` under a progress bar; returns its report."""
+    st = state(ctx)
+    with progress_task(ctx, description) as advance:
+        return ingest(st.engine(), source, st.settings, progress=advance, **options)
+
+
 def emit_ingest_report(
     ctx: typer.Context, report: Any, as_json: bool, source: Path, summary: Callable[[], str]
 ) -> None:

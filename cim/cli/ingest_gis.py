@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, progress_task, state
+from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, ingest_with_progress, state
 
 
 def vector(
@@ -39,23 +39,9 @@ def vector(
     from ingest.fields import parse_map_options
     from ingest.vector import ingest_vector
 
-    st = state(ctx)
-    mapping = parse_map_options(map_ or [])
-    with progress_task(ctx, f"{file.name} → {layer}") as _advance:
-        report = ingest_vector(
-            st.engine(),
-            file,
-            st.settings,
-            layer=layer,
-            kind=kind,
-            crs=crs,
-            where=where,
-            mapping=mapping,
-            config=config,
-            encoding=encoding,
-            source_layer=source_layer,
-            progress=_advance,
-        )
+    options: dict[str, Any] = {"layer": layer, "kind": kind, "crs": crs, "where": where, "config": config}
+    options |= {"mapping": parse_map_options(map_ or []), "encoding": encoding, "source_layer": source_layer}
+    report = ingest_with_progress(ctx, f"{file.name} → {layer}", ingest_vector, file, **options)
     emit_ingest_report(
         ctx,
         report,

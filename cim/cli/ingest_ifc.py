@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, ingest_with_progress, stderr
 from cim.errors import IngestError
 
 
@@ -48,20 +48,9 @@ def ifc(
     """
     from ingest.ifc import ingest_ifc
 
-    st = state(ctx)
+    options = {"name": name, "crs": crs, "rotation": rotation, "threads": threads}
     where = parse_origin(origin) if origin is not None else None
-    with progress_task(ctx, f"{file.name} geometry") as _advance:
-        report = ingest_ifc(
-            st.engine(),
-            file,
-            st.settings,
-            name=name,
-            crs=crs,
-            origin=where,
-            rotation=rotation,
-            threads=threads,
-            progress=_advance,
-        )
+    report = ingest_with_progress(ctx, f"{file.name} geometry", ingest_ifc, file, origin=where, **options)
     if report.failed:
         shown = ", ".join(report.failed[:10]) + (" …" if len(report.failed) > 10 else "")
         stderr.print(f"[yellow]warning:[/] {len(report.failed)} elements without usable geometry: {shown}")
