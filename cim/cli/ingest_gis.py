@@ -42,16 +42,14 @@ def vector(
     options: dict[str, Any] = {"layer": layer, "kind": kind, "crs": crs, "where": where, "config": config}
     options |= {"mapping": parse_map_options(map_ or []), "encoding": encoding, "source_layer": source_layer}
     report = ingest_with_progress(ctx, f"{file.name} → {layer}", ingest_vector, file, **options)
-    emit_ingest_report(
-        ctx,
-        report,
-        json_,
-        file,
-        lambda: (
+
+    def summary() -> str:
+        return (
             f"{file.name} → {layer}: {report.stored} stored of {report.read} read, {report.repaired} repaired, "
             f"{report.skipped_features} skipped, dataset {report.dataset_id}, {report.wall_time_s:.1f} s"
-        ),
-    )
+        )
+
+    emit_ingest_report(ctx, report, json_, file, summary)
 
 
 def raster(

@@ -54,14 +54,12 @@ def ifc(
     if report.failed:
         shown = ", ".join(report.failed[:10]) + (" …" if len(report.failed) > 10 else "")
         stderr.print(f"[yellow]warning:[/] {len(report.failed)} elements without usable geometry: {shown}")
-    emit_ingest_report(
-        ctx,
-        report,
-        json_,
-        file,
-        lambda: (
+
+    def summary() -> str:
+        return (
             f"{file.name} ({report.schema}, LoGeoRef {report.georef_level}, {report.crs_in}): "
             f"{report.elements} elements, {len(report.buildings)} buildings/facilities, "
             f"dataset {report.dataset_id} v{report.version}, {report.wall_time_s:.1f} s"
-        ),
-    )
+        )
+
+    emit_ingest_report(ctx, report, json_, file, summary)
