@@ -35,6 +35,7 @@ from cim.db.datasets import (
     update_dataset,
 )
 from cim.db.models import Building
+from cim.db.tin import tin_ewkb, triangle_records
 from cim.errors import CimError, IngestError
 from cim.settings import Settings
 from ingest.ifc_geometry import MeshBatch, body_products, iterate_meshes
@@ -55,8 +56,6 @@ from ingest.ifc_storage import (
     ElementRow,
     batch_geometry_columns,
     element_hull_polygons,
-    tin_ewkb,
-    triangle_records,
 )
 
 log = logging.getLogger(__name__)
