@@ -1,6 +1,6 @@
 """The unified CRS: every coordinate transform of the platform goes through this module.
 
-Storage frames (see DESIGN.md):
+Storage frames (the README's "Coordinate reference systems" table, `docs/architecture.md`):
 
 * 2D / 2.5D geometry: EPSG:4490, CGCS2000 geographic, longitude and latitude in decimal degrees
   (always x = longitude, y = latitude in code), Z in metres of normal height (1985 National Height Datum).
@@ -174,7 +174,7 @@ def load_local_crs(path: Path) -> SourceCrs:
         raise CrsError(f"cannot read local CRS file {path}: {exc}") from exc
     table = data.get("local_crs")
     if not isinstance(table, Mapping):
-        raise CrsError(f"{path} has no [local_crs] table; see the README section on city-local systems")
+        raise CrsError(f"{path} has no [local_crs] table; see 'Coordinate reference systems' in the README")
     return local_crs_from_mapping(table)
 
 

@@ -25,7 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Engine, delete, func, insert, text, update
 
-from cim.crs import check_within_area_of_use, geodetic_to_geocentric
+from cim.crs import CGCS2000, check_within_area_of_use, geodetic_to_geocentric
 from cim.db.datasets import (
     file_sha256,
     insert_dataset,
@@ -35,6 +35,7 @@ from cim.db.datasets import (
     update_dataset,
 )
 from cim.db.models import Building
+from cim.db.tin import tin_ewkb, triangle_records
 from cim.errors import CimError, IngestError
 from cim.settings import Settings
 from ingest.ifc_geometry import MeshBatch, body_products, iterate_meshes
@@ -55,8 +56,6 @@ from ingest.ifc_storage import (
     ElementRow,
     batch_geometry_columns,
     element_hull_polygons,
-    tin_ewkb,
-    triangle_records,
 )
 
 log = logging.getLogger(__name__)
@@ -256,7 +255,7 @@ def _store(
             "failed": report.failed,
             "warnings": report.warnings,
         },
-        extent=func.ST_GeomFromText(extent.wkt, 4490) if extent is not None else None,
+        extent=func.ST_GeomFromText(extent.wkt, CGCS2000) if extent is not None else None,
     )
 
 
@@ -280,7 +279,7 @@ def _insert_facilities(
         values = {
             "name": facility.Name or getattr(facility, "LongName", None),
             "address": address_of(facility),
-            "footprint": func.ST_GeomFromText("MULTIPOLYGON EMPTY", 4490),
+            "footprint": func.ST_GeomFromText("MULTIPOLYGON EMPTY", CGCS2000),
             "base_height": 0.0,
             "height": 0.0,
             "storeys": storey_count(facility, spatial, model),
@@ -391,7 +390,7 @@ def _finish_facilities(conn: Connection, accumulators: dict[int, _FacilityAccumu
             update(Building)
             .where(Building.id == accumulator.building_id)
             .values(
-                footprint=func.ST_GeomFromWKB(shapely.to_wkb(footprint), 4490),
+                footprint=func.ST_GeomFromWKB(shapely.to_wkb(footprint), CGCS2000),
                 base_height=accumulator.low,
                 height=max(0.0, accumulator.high - accumulator.low),
                 cim_level=5 if only_generic else 6,

@@ -1,14 +1,12 @@
 """Encoding IFC element meshes as PostGIS TINs and loading them with COPY.
 
-Every element's ``mesh`` is an EWKB ``TIN Z`` in EPSG:4479 (geocentric CGCS2000 metres) whose triangles
-are fixed-size records (109 bytes: byte order, type, 1 ring, 4 points incl. the closing one), built with
-NumPy in one go for a whole batch of elements.
+Every element's ``mesh`` is an EWKB ``TIN Z`` in EPSG:4479 (geocentric CGCS2000 metres), encoded with
+:mod:`cim.db.tin` in one go for a whole batch of elements.
 """
 
 from __future__ import annotations
 
 import contextlib
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +16,7 @@ import psycopg
 import shapely
 from numpy.typing import NDArray
 
-SRID_GEOCENTRIC = 4479
-SRID_GEOGRAPHIC = 4490
-
-_EWKB_Z = 0x80000000
-_EWKB_SRID = 0x20000000
-_WKB_TIN = 16
-_WKB_TRIANGLE = 17
-
-TRIANGLE_RECORD = np.dtype(
-    [("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("points", "<u4"), ("xyz", "<f8", (4, 3))], align=False
-)
-"""One WKB Triangle Z: little-endian, one closed ring of four points (109 bytes)."""
+from cim.crs import CGCS2000
 
 ELEMENT_COLUMNS = (
     "global_id",
@@ -49,24 +36,6 @@ ELEMENT_COLUMNS = (
     "building_id",
     "dataset_id",
 )
-
-
-def triangle_records(corners: NDArray[np.float64]) -> NDArray[np.void]:
-    """WKB Triangle Z records for triangles given as (T, 3, 3) corner coordinates."""
-    records = np.empty(len(corners), dtype=TRIANGLE_RECORD)
-    records["order"] = 1
-    records["type"] = _WKB_TRIANGLE | _EWKB_Z
-    records["rings"] = 1
-    records["points"] = 4
-    records["xyz"][:, :3] = corners
-    records["xyz"][:, 3] = corners[:, 0]
-    return records
-
-
-def tin_ewkb(records: NDArray[np.void], srid: int = SRID_GEOCENTRIC) -> bytes:
-    """EWKB of a TIN Z (with SRID) made of the given triangle records."""
-    header = struct.pack("<BIII", 1, _WKB_TIN | _EWKB_Z | _EWKB_SRID, srid, len(records))
-    return header + records.tobytes()
 
 
 @dataclass
@@ -100,8 +69,8 @@ def batch_geometry_columns(
     low, high = np.minimum.reduceat(height, starts), np.maximum.reduceat(height, starts)
     points = shapely.points((west + east) / 2, (south + north) / 2, (low + high) / 2)
     boxes = shapely.box(west, south, east, north)
-    points = shapely.set_srid(points, SRID_GEOGRAPHIC)
-    boxes = shapely.set_srid(boxes, SRID_GEOGRAPHIC)
+    points = shapely.set_srid(points, CGCS2000)
+    boxes = shapely.set_srid(boxes, CGCS2000)
     locations = shapely.to_wkb(points, hex=True, output_dimension=3, include_srid=True)
     extents = shapely.to_wkb(boxes, hex=True, output_dimension=2, include_srid=True)
     bboxes = np.column_stack([west, south, east, north])

@@ -18,10 +18,16 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.errors import RasterioError
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func
 
 from cim import crs as cimcrs
-from cim.db.datasets import file_sha256, insert_dataset, loaded_dataset_with_sha256, supersede_dataset
+from cim.db.datasets import (
+    file_sha256,
+    insert_dataset,
+    loaded_dataset_with_sha256,
+    supersede_dataset,
+    update_dataset,
+)
 from cim.dem import live_dem
 from cim.errors import CimError, CrsError, IngestError
 from cim.settings import Settings
@@ -127,11 +133,7 @@ def ingest_raster(
                 counts={"width": report.width, "height": report.height},
                 summary={"source": str(path.resolve()), "min": report.min_height, "max": report.max_height},
             )
-            west, south, east, north = report.bounds
-            conn.execute(
-                text("UPDATE dataset SET extent = ST_MakeEnvelope(:w, :s, :e, :n, 4490) WHERE id = :id"),
-                {"w": west, "s": south, "e": east, "n": north, "id": dataset_id},
-            )
+            update_dataset(conn, dataset_id, extent=func.ST_MakeEnvelope(*report.bounds, cimcrs.CGCS2000))
             if previous is not None:
                 supersede_dataset(conn, previous.dataset_id)
                 report.superseded_dataset_id = previous.dataset_id

@@ -9,15 +9,11 @@ bytes for the same target is a no-op; a changed file supersedes the previous ver
 
 from __future__ import annotations
 
-import collections
-import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +21,7 @@ import pyogrio
 import pyogrio.raw
 import shapely
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Engine, delete, text
+from sqlalchemy import Connection, Engine, delete, func
 from sqlalchemy.exc import DBAPIError
 
 from cim import crs as cimcrs
@@ -40,6 +36,8 @@ from cim.vocabulary import FACILITY_KINDS
 from ingest import vector_geometry as vg
 from ingest import vector_values as vv
 from ingest.fields import colliding_field_renames, resolve_mapping, target_of
+from ingest.formats import VECTOR_LAYERS
+from ingest.pipeline import ordered_map, prefetch
 from ingest.vector_source import (
     IngestConfig,
     choose_layer,
@@ -50,14 +48,8 @@ from ingest.vector_source import (
     with_field_names,
 )
 
-LAYERS: dict[str, tuple[str, str]] = {
-    "buildings": ("building", "footprint"),
-    "facilities": ("facility", "geom"),
-    "parcels": ("parcel", "geom"),
-    "planning": ("planning_zone", "geom"),
-    "districts": ("district", "geom"),
-}
-"""``--layer`` values → (table, geometry column)."""
+LAYERS = VECTOR_LAYERS
+"""``--layer`` values → (table, geometry column) (defined with the format registration, :mod:`ingest.formats`)."""
 
 BATCH_SIZE = 32_768
 REBUILD_INDEX_FROM = 10_000
@@ -71,7 +63,6 @@ PREPARE_WORKERS = 2
 """Threads preparing and encoding batches at once (shapely, pyproj and Arrow release the GIL)."""
 
 ProgressCallback = Callable[[int, int | None], None]
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -234,7 +225,8 @@ def ingest_vector(
                 dem_path=dem.path if dem is not None else None,
                 report=report,
             )
-            _load(conn, job, path, chosen, enc, options, where, dataset_id, total, big, progress)
+            source_of_rows = _Source(path, chosen, enc, options, where, total if total > 0 else None)
+            _load(conn, job, source_of_rows, dataset_id, big, progress)
             if previous is not None:
                 _retire(conn, layer, int(previous.id))
                 report.superseded_dataset_id = int(previous.id)
@@ -252,18 +244,21 @@ def ingest_vector(
     return report
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where one ingest reads from: the file, its layer, DBF encoding, GDAL open options and OGR SQL filter."""
+
+    path: Path
+    layer: str | None
+    encoding: str | None
+    open_options: dict[str, str]
+    where: str | None
+    features: int | None
+    """Feature count the driver reports (None when unknown)."""
+
+
 def _load(
-    conn: Connection,
-    job: _Job,
-    path: Path,
-    chosen: str | None,
-    encoding: str | None,
-    options: dict[str, str],
-    where: str | None,
-    dataset_id: int,
-    total: int,
-    big: bool,
-    progress: ProgressCallback | None,
+    conn: Connection, job: _Job, source: _Source, dataset_id: int, big: bool, progress: ProgressCallback | None
 ) -> None:
     table, geom_col = LAYERS[job.layer]
     foreign_keys: list[tuple[str, str]] = []
@@ -272,22 +267,22 @@ def _load(
         bulk.drop_spatial_index(conn, table, geom_col)
     try:
         stream = pyogrio.raw.open_arrow(
-            path,
-            layer=chosen,
-            encoding=encoding,
-            where=where,
+            source.path,
+            layer=source.layer,
+            encoding=source.encoding,
+            where=source.where,
             batch_size=BATCH_SIZE,
             return_fids=True,
             use_pyarrow=True,
-            **options,
+            **source.open_options,
         )
     except Exception as exc:
-        hint = " (check the --where expression)" if where else ""
-        raise IngestError(f"cannot read {path.name}{hint}: {exc}") from exc
+        hint = " (check the --where expression)" if source.where else ""
+        raise IngestError(f"cannot read {source.path.name}{hint}: {exc}") from exc
     with stream as (meta, reader):
         reader = with_field_names(reader, *job.field_names)
         job.fid_column = meta.get("fid_column") or None
-        batches = _batches(job, reader, meta, dataset_id, total if total > 0 else None, progress)
+        batches = _batches(job, reader, meta, dataset_id, source.features, progress)
         if job.layer == "districts":
             for columns in batches:
                 job.report.stored += bulk.upsert_columns(conn, table, columns, key="code")
@@ -295,7 +290,8 @@ def _load(
             # Read in a worker thread and prepare + encode PREPARE_WORKERS batches at once in others (GIL-free
             # shapely/pyproj/Arrow work) while the server digests the previous ones.
             raw = _raw_batches(job, reader, meta)
-            prepared = _prefetch(_prepare_parallel(job, raw, dataset_id, total if total > 0 else None, progress))
+            chunks = _prepare_parallel(job, raw, dataset_id, source.features, progress)
+            prepared = prefetch(chunks, name="vector-ingest-prepare")
             try:
                 bulk.copy_encoded(conn, table, prepared)
             finally:
@@ -313,51 +309,6 @@ def _bulk_load(conn: Connection, layer: str, total: int) -> bool:
         and total >= REBUILD_INDEX_FROM
         and total * 4 >= bulk.estimated_rows(conn, table)
     )
-
-
-def _prefetch(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
-    """Run a generator in a worker thread, ``depth`` items ahead; its exceptions re-raise here."""
-    done = object()
-    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put(done)
-        except BaseException as exc:  # handed over to the consumer
-            box.put(exc)
-
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()  # a generator's own clean-up (e.g. its thread pool) runs in this thread
-
-    worker = threading.Thread(target=work, name="vector-ingest-prepare", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = box.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                box.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.1)
 
 
 _Chunk = tuple[list[str], int, bytes]
@@ -412,28 +363,15 @@ def _prepare_parallel(
     progress: ProgressCallback | None,
 ) -> Generator[_Chunk, None, None]:
     """Encoded COPY chunks of the batches, in source order, prepared by PREPARE_WORKERS threads."""
-    pending: collections.deque[Future[tuple[_Job, list[_Chunk]]]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=PREPARE_WORKERS, thread_name_prefix="vector-ingest-encode") as pool:
-        try:
-            for batch in batches:
-                pending.append(pool.submit(_prepare_encoded, job, batch, dataset_id))
-                while len(pending) > PREPARE_WORKERS:
-                    yield from _finish(job, pending.popleft(), total, progress)
-            while pending:
-                yield from _finish(job, pending.popleft(), total, progress)
-        finally:
-            for future in pending:
-                future.cancel()
 
+    def prepare(batch: pa.RecordBatch) -> tuple[_Job, list[_Chunk]]:
+        return _prepare_encoded(job, batch, dataset_id)
 
-def _finish(
-    job: _Job, future: Future[tuple[_Job, list[_Chunk]]], total: int | None, progress: ProgressCallback | None
-) -> Iterator[_Chunk]:
-    local, chunks = future.result()
-    _merge(job, local, chunks)
-    if progress is not None:
-        progress(job.report.read, total)
-    yield from chunks
+    for local, chunks in ordered_map(prepare, batches, PREPARE_WORKERS, name="vector-ingest-encode"):
+        _merge(job, local, chunks)
+        if progress is not None:
+            progress(job.report.read, total)
+        yield from chunks
 
 
 def _set_columns(job: _Job, schema: pa.Schema, meta: Mapping[str, Any]) -> None:
@@ -747,7 +685,5 @@ def _finish_dataset(conn: Connection, job: _Job, dataset_id: int) -> None:
     update_dataset(conn, dataset_id, status="loaded", counts=counts, crs_in=r.crs_in)
     w, s, e, n = job.bounds
     if np.isfinite([w, s, e, n]).all():
-        conn.execute(
-            text("UPDATE dataset SET extent = ST_MakeEnvelope(:w, :s, :e, :n, 4490) WHERE id = :id"),
-            {"w": w, "s": s, "e": max(e, w + 1e-9), "n": max(n, s + 1e-9), "id": dataset_id},
-        )
+        extent = func.ST_MakeEnvelope(w, s, max(e, w + 1e-9), max(n, s + 1e-9), cimcrs.CGCS2000)
+        update_dataset(conn, dataset_id, extent=extent)

@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from cim.settings import Settings
-from sample_models.district import DistrictFiles, generate_district, load_district
+from sample_models.district import generate_district
 from sample_models.ifc_bridge import generate_bridge
 from sample_models.ifc_office import generate_office
+from sample_models.load import load_district
+from sample_models.sample_files import DistrictFiles
 
 MANIFEST = "sample-city.json"
 

@@ -10,9 +10,8 @@ three districts with population, the river as a water body and a 10 m DEM with t
 low-lying areas. Written as one GeoPackage (a layer per theme), a GBK Shapefile of the buildings with
 Chinese field names, and a GeoTIFF DEM.
 
-Province mode (``buildings`` > 50,000 without an extent, e.g. 1,000,000): footprints spread over Hubei
-(108.3–116.1°E, 29.0–33.3°N), clustered around its cities, one GeoPackage per CGCS2000 Gauss–Krüger zone
-(EPSG:4545–4548). Fully vectorised: a million footprints take seconds.
+Province mode (``buildings`` > 50,000 without an extent, e.g. 1,000,000): :mod:`sample_models.province`.
+Loading what was written: :func:`sample_models.load.load_district`.
 
 ``python -m sample_models.district --out DIR [--buildings N] [--seed S]``
 """
@@ -22,18 +21,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import Engine
 
 from cim import crs as cimcrs
-from cim.settings import Settings
 from sample_models import district_geometry as dg
 from sample_models.district_writer import write_dem, write_layer
+from sample_models.province import HUBEI_BOUNDS, PROVINCE_FROM, generate_province
+from sample_models.sample_files import BLOCK_P, BLOCK_USES, USES_ZH, DistrictFiles
 from sample_models.site import (
     BRIDGE_SITE,
     DISTRICT_BOUNDS,
@@ -44,33 +43,6 @@ from sample_models.site import (
     RIVER_LATITUDE,
 )
 
-HUBEI_BOUNDS = (108.3, 29.0, 116.1, 33.3)
-"""Hubei's extent (west, south, east, north), CGCS2000 degrees."""
-PROVINCE_FROM = 50_000
-HUBEI_CITIES = (
-    (114.30, 30.59, 0.30),  # Wuhan (lon, lat, share)
-    (111.29, 30.69, 0.08),  # Yichang
-    (112.14, 32.04, 0.08),  # Xiangyang
-    (112.24, 30.33, 0.06),  # Jingzhou
-    (110.80, 32.63, 0.05),  # Shiyan
-    (109.49, 30.27, 0.04),  # Enshi
-    (115.04, 30.20, 0.05),  # Huangshi
-    (113.92, 30.93, 0.04),  # Xiaogan
-    (112.20, 31.04, 0.04),  # Jingmen
-    (114.88, 30.45, 0.04),  # Huanggang / Ezhou
-    (113.38, 31.69, 0.03),  # Suizhou
-    (114.32, 29.84, 0.03),  # Xianning
-)
-USES_ZH = {
-    "residential": "住宅",
-    "commercial": "商业",
-    "office": "办公",
-    "mixed": "商住混合",
-    "industrial": "工业",
-    "education": "教育",
-    "medical": "医疗",
-    "public": "公共服务",
-}
 BUILDING_FIELDS = ("编号", "名称", "层数", "高度", "用途", "建成年代", "结构", "安全等级", "地址", "区划代码")
 """Chinese field names of the building layers (each ≤ 10 bytes in GBK, as DBF requires)."""
 DISTRICTS = (
@@ -78,25 +50,6 @@ DISTRICTS = (
     ("420102", "江岸区", 128_000),
     ("420106", "武昌区", 176_000),
 )
-
-
-@dataclass
-class DistrictFiles:
-    """What :func:`generate_district` wrote.
-
-    ``layers``: (GeoPackage layer, ``--layer`` target, facility kind or None) in load order.
-    ``zone_files``: province mode, one GeoPackage of buildings per Gauss–Krüger zone (CRS in the file).
-    """
-
-    out_dir: Path
-    crs: str
-    gpkg: Path | None = None
-    shapefile: Path | None = None
-    dem: Path | None = None
-    layers: list[tuple[str, str, str | None]] = field(default_factory=list)
-    zone_files: list[Path] = field(default_factory=list)
-    buildings: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def generate_district(
@@ -111,9 +64,9 @@ def generate_district(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     if extent is None and buildings > PROVINCE_FROM:
-        return _province(out, buildings, rng, HUBEI_BOUNDS)
+        return generate_province(out, buildings, rng, HUBEI_BOUNDS)
     if extent is not None and (extent[2] - extent[0] > 1.0 or extent[3] - extent[1] > 1.0):
-        return _province(out, buildings, rng, extent)
+        return generate_province(out, buildings, rng, extent)
     return _district(out, buildings, rng, extent or DISTRICT_BOUNDS)
 
 
@@ -312,10 +265,6 @@ def _height_surface(fr: _Frame, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         cx, cy = fr.x0 + fx * (fr.x1 - fr.x0), fr.y0 + fy * (fr.y1 - fr.y0)
         h -= 3.5 * np.exp(-(((X - cx) ** 2 + (Y - cy) ** 2) / (2 * 120.0**2)))
     return np.asarray(h)
-
-
-BLOCK_USES = ("residential", "commercial", "office", "mixed", "industrial", "education", "medical", "public")
-BLOCK_P = (0.50, 0.14, 0.10, 0.10, 0.05, 0.05, 0.03, 0.03)
 
 
 def _blocks(fr: _Frame, cols: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -657,61 +606,6 @@ def _planning(fr: _Frame) -> tuple[np.ndarray, dict[str, Any], str]:
 
 
 # --------------------------------------------------------------------------------------------- province
-
-
-def _province(out: Path, n: int, rng: np.random.Generator, extent: tuple[float, float, float, float]) -> DistrictFiles:
-    w, s, e, nn = extent
-    shares = np.array([c[2] for c in HUBEI_CITIES])
-    clustered = int(n * 0.8)
-    city = rng.choice(len(HUBEI_CITIES), size=clustered, p=shares / shares.sum())
-    centres = np.array([(c[0], c[1]) for c in HUBEI_CITIES])
-    lon = np.concatenate([centres[city, 0] + rng.normal(0, 0.06, clustered), rng.uniform(w, e, n - clustered)])
-    lat = np.concatenate([centres[city, 1] + rng.normal(0, 0.05, clustered), rng.uniform(s, nn, n - clustered)])
-    lon = np.clip(lon, w, e)
-    lat = np.clip(lat, s, nn)
-    zone = np.floor((lon + 1.5) / 3.0).astype(np.int64)
-    files = DistrictFiles(out_dir=out, crs="per zone", buildings=n)
-    storeys = np.where(rng.random(n) < 0.7, rng.integers(1, 8, n), rng.integers(8, 34, n))
-    height = np.round(storeys * 3.0 + rng.uniform(0.3, 2.0, n), 1)
-    uses = np.array(list(USES_ZH.values()), dtype=object)[rng.choice(len(USES_ZH), n, p=BLOCK_P)]
-    year = rng.integers(1960, 2024, n)
-    safety = np.array(["A", "B", "C", "D"], dtype=object)[rng.choice(4, n, p=(0.55, 0.37, 0.06, 0.02))]
-    width = rng.uniform(10.0, 40.0, n)
-    depth = rng.uniform(9.0, 25.0, n)
-    theta = rng.uniform(0, np.pi, n)
-    for z in np.unique(zone):
-        m = zone == z
-        epsg = cimcrs.GK_CM_EPSG_FIRST + int(z) - 25
-        x, y = cimcrs.transform_xy(lon[m], lat[m], 4490, epsg)
-        geoms = dg.rectangles(x, y, width[m], depth[m], theta[m])
-        path = out / f"hubei_buildings_{epsg}.gpkg"
-        path.unlink(missing_ok=True)
-        attrs = {"层数": storeys[m], "高度": height[m], "用途": uses[m], "建成年代": year[m], "安全等级": safety[m]}
-        write_layer(path, "buildings", geoms, attrs, crs=f"EPSG:{epsg}", geometry_type="Polygon")
-        files.zone_files.append(path)
-        files.counts[f"EPSG:{epsg}"] = int(m.sum())
-    files.layers = [("buildings", "buildings", None)]
-    return files
-
-
-# --------------------------------------------------------------------------------------------- loading
-
-
-def load_district(engine: Engine, settings: Settings, files: DistrictFiles) -> list[Any]:
-    """Ingest what :func:`generate_district` wrote: the DEM first (building base heights come from it),
-    then districts, parcels, planning zones, buildings and each facility kind. Returns the ingest reports."""
-    from ingest.raster import ingest_raster
-    from ingest.vector import ingest_vector
-
-    reports: list[Any] = []
-    if files.dem is not None:
-        reports.append(ingest_raster(engine, files.dem, settings, kind="dem"))
-    sources = [files.gpkg] if files.gpkg is not None else list(files.zone_files)
-    for source in sources:
-        assert source is not None
-        for source_layer, layer, kind in files.layers:
-            reports.append(ingest_vector(engine, source, settings, layer=layer, kind=kind, source_layer=source_layer))
-    return reports
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,9 @@ from typing import Any, Literal
 import networkx as nx
 from sqlalchemy import Connection, Engine
 
-from cim.analysis.runs import ResultRow, add_results, checked_code, finish_run, run_transaction, start_run
+from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
+from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.errors import AnalysisError
 from cim.settings import Settings
 

@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from cim import crs
-from cim.analysis.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.db import analysis_queries as q
+from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.dem import live_dem
 from cim.errors import AnalysisError
 from cim.settings import Settings

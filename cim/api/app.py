@@ -76,6 +76,7 @@ def create_app(
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
     from cim.api.jobs import JobsFactory
+    from cim.api.landing import LandingFactory
     from cim.api.openapi import mount_docs
     from cim.api.viewer import check_viewer_settings, mount_viewer
     from cim.db.engine import database_url, make_engine
@@ -124,6 +125,7 @@ def create_app(
     fast: ASGIApp = UrlLimitMiddleware(FastTilePath(tiles, api_settings.cors_origins), api_settings.url_limit_bytes)
     app.fast_tiles = AccessLogMiddleware(fast) if api_settings.access_log else fast
 
+    app.include_router(LandingFactory().router)
     app.include_router(CatalogFactory().router)
     app.include_router(FeaturesFactory().router)
     app.include_router(DetailsFactory().router)

@@ -1,7 +1,8 @@
-"""``/tilesets`` and ``/datasets``: what the platform holds."""
+"""``/tilesets``, ``/datasets`` and ``/formats``: what the platform holds and what it can ingest."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the ``kind`` parameter's enum is built from the format registry
+# when the routes are registered, and FastAPI reads the annotation from the function itself.
+import enum
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -11,13 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from cim.api.factory import BaseFactory
 from cim.api.security import Principal, read_access
 from cim.db.catalog import list_datasets, list_tilesets
+from ingest import formats
 
 
 @dataclass
 class DatasetFilter:
     """Query parameters of ``/datasets``."""
 
-    kind: Annotated[Literal["ifc", "vector", "raster"] | None, Query(description="Only datasets of this kind.")] = None
     status: Annotated[
         Literal["loading", "loaded", "superseded", "failed"] | None, Query(description="Only datasets in this state.")
     ] = None
@@ -30,7 +31,8 @@ class CatalogFactory(BaseFactory):
     """Lists of tilesets and datasets."""
 
     def register_routes(self) -> None:
-        """``GET /tilesets``, ``GET /datasets``."""
+        """``GET /tilesets``, ``GET /datasets``, ``GET /formats``."""
+        source_kind = enum.Enum("SourceKind", {n: n for n in formats.names()}, type=str)  # type: ignore[misc]
 
         @self.router.get("/tilesets", tags=["tiles"], summary="Built 3D Tiles tilesets with their bounds")
         async def get_tilesets(request: Request, _: Annotated[Principal, Depends(read_access)]) -> list[dict[str, Any]]:
@@ -45,12 +47,21 @@ class CatalogFactory(BaseFactory):
             request: Request,
             params: Annotated[DatasetFilter, Depends()],
             _: Annotated[Principal, Depends(read_access)],
+            kind: Annotated[source_kind | None, Query(description="Only datasets of this source format.")] = None,
         ) -> dict[str, Any]:
             def query() -> tuple[int, list[dict[str, Any]]]:
                 with request.app.state.engine.connect() as conn:
                     return list_datasets(
-                        conn, kind=params.kind, status=params.status, limit=params.limit, offset=params.offset
+                        conn,
+                        kind=kind.value if kind is not None else None,
+                        status=params.status,
+                        limit=params.limit,
+                        offset=params.offset,
                     )
 
             total, rows = await run_in_threadpool(query)
             return {"numberMatched": total, "numberReturned": len(rows), "datasets": rows}
+
+        @self.router.get("/formats", tags=["datasets"], summary="Source formats the platform ingests (upload kinds)")
+        def get_formats(_: Annotated[Principal, Depends(read_access)]) -> list[dict[str, Any]]:
+            return [fmt.describe() for fmt in formats.registered()]

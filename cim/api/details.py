@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 
+from cim.api.dependencies import Reader
 from cim.api.factory import BaseFactory
 from cim.api.security import Principal, read_access
 from cim.db.details import building_detail, element_detail, search
@@ -21,42 +22,41 @@ class SearchParams:
     limit: Annotated[int, Query(ge=1, le=100, description="Most results.")] = 10
 
 
+def _found(detail: dict[str, Any] | None, missing: str) -> dict[str, Any]:
+    if detail is None:
+        raise NotFoundError(missing)
+    return detail
+
+
 @dataclass
 class DetailsFactory(BaseFactory):
     """Buildings, elements and search for the viewer's info panel."""
 
+    tags: list[str] = field(default_factory=lambda: ["details"])
+
     def register_routes(self) -> None:
         """``GET /buildings/{id}``, ``GET /elements/{guid}``, ``GET /search``."""
 
-        @self.router.get("/buildings/{building_id}", tags=["details"], summary="A building with its history")
+        @self.router.get("/buildings/{building_id}", summary="A building with its history")
         def get_building(
-            request: Request,
             building_id: Annotated[int, Path(ge=1, le=2**62, description="building.id")],
             _: Annotated[Principal, Depends(read_access)],
+            conn: Reader,
         ) -> dict[str, Any]:
-            with request.app.state.engine.connect() as conn:
-                detail = building_detail(conn, building_id)
-            if detail is None:
-                raise NotFoundError(f"no building with id {building_id}")
-            return detail
+            return _found(building_detail(conn, building_id), f"no building with id {building_id}")
 
-        @self.router.get("/elements/{global_id}", tags=["details"], summary="An IFC element and its properties")
+        @self.router.get("/elements/{global_id}", summary="An IFC element and its properties")
         def get_element(
-            request: Request,
             global_id: Annotated[str, Path(min_length=1, max_length=64, description="IFC GlobalId (22 chars).")],
             _: Annotated[Principal, Depends(read_access)],
+            conn: Reader,
         ) -> dict[str, Any]:
-            with request.app.state.engine.connect() as conn:
-                detail = element_detail(conn, global_id)
-            if detail is None:
-                raise NotFoundError(f"no live element with GlobalId {global_id!r}")
-            return detail
+            return _found(element_detail(conn, global_id), f"no live element with GlobalId {global_id!r}")
 
-        @self.router.get("/search", tags=["details"], summary="Find buildings and elements")
+        @self.router.get("/search", summary="Find buildings and elements")
         def get_search(
-            request: Request,
             params: Annotated[SearchParams, Depends()],
             _: Annotated[Principal, Depends(read_access)],
+            conn: Reader,
         ) -> list[dict[str, Any]]:
-            with request.app.state.engine.connect() as conn:
-                return search(conn, params.q.strip() or params.q, params.limit)
+            return search(conn, params.q.strip() or params.q, params.limit)

@@ -1,6 +1,6 @@
 """OGC API – Features: Part 1 core + GeoJSON + OpenAPI 3.0, Part 2 CRS by reference.
 
-Landing page ``/``, ``/conformance``, ``/collections``, ``/collections/{id}``, ``/collections/{id}/items``
+``/conformance``, ``/collections``, ``/collections/{id}``, ``/collections/{id}/items``
 (bbox, bbox-crs, datetime, limit/offset with next/prev links, property filters, crs) and
 ``/collections/{id}/items/{fid}``. Output defaults to CRS84; ``crs=`` selects CGCS2000 (EPSG:4490), WGS 84
 (EPSG:4326) or a CGCS2000 Gauss–Krüger CRS (EPSG:4513–4554), in that CRS's axis order, with ``Content-Crs``.
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from cim.api.dependencies import Collection, Reader
 from cim.api.errors import BadRequestError
 from cim.api.factory import BaseFactory
 from cim.api.security import Principal, read_access
@@ -32,8 +33,10 @@ from cim.db.features import (
     validate_filters,
 )
 from cim.errors import CrsError, NotFoundError
+from cim.values import BBox
 
 GEOJSON = "application/geo+json"
+FEATURES_TAG = "OGC API – Features"
 MAX_LIMIT = 10_000
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -120,24 +123,12 @@ def output_epsg(value: str | None) -> int | None:
     return epsg
 
 
-def parse_bbox(text: str, epsg: int | None) -> tuple[float, float, float, float]:
-    """``(minx, miny, maxx, maxy)`` in x/y (lon/lat, easting/northing) order from the ``bbox`` parameter."""
+def parse_bbox(text: str, epsg: int | None) -> BBox:
+    """The ``bbox`` parameter in x/y (lon/lat, easting/northing) order; ``epsg`` is its ``bbox-crs`` (None: CRS84)."""
     try:
-        values = [float(v) for v in text.split(",")]
+        return BBox.parse(text, degrees=epsg is None, yx=axis_flipped(epsg))
     except ValueError as exc:
-        raise BadRequestError(f"bbox must be four numbers separated by commas, not {text!r}") from exc
-    if len(values) == 6:
-        values = [values[0], values[1], values[3], values[4]]
-    if len(values) != 4 or any(v != v or abs(v) == float("inf") for v in values):
-        raise BadRequestError(f"bbox must be four (or six) finite numbers, not {text!r}")
-    a, b, c, d = values
-    if axis_flipped(epsg):
-        a, b, c, d = b, a, d, c
-    if epsg is None and not (-180 <= a <= 180 and -180 <= c <= 180 and -90 <= b <= 90 and -90 <= d <= 90):
-        raise BadRequestError("bbox in CRS84 must be longitude (−180…180) and latitude (−90…90) degrees")
-    if b > d:
-        raise BadRequestError("bbox: the lower corner must not lie north of the upper corner")
-    return a, b, c, d
+        raise BadRequestError(str(exc)) from None
 
 
 def _instant(text: str) -> dt.datetime | None:
@@ -176,18 +167,14 @@ def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str
 
 @dataclass
 class FeaturesFactory(BaseFactory):
-    """The OGC API – Features endpoints over :data:`cim.db.features.COLLECTIONS`."""
+    """OGC API – Features over :data:`cim.db.features.COLLECTIONS` (the landing page is :mod:`cim.api.landing`)."""
 
-    def _get(self, collection_id: str) -> FeatureCollectionDef:
-        coll = COLLECTIONS.get(collection_id)
-        if coll is None:
-            raise NotFoundError(f"no collection {collection_id!r}; see /collections")
-        return coll
+    tags: list[str] = field(default_factory=lambda: [FEATURES_TAG])
 
     def _collection_doc(
         self, request: Request, coll: FeatureCollectionDef, extent: dict[str, Any] | None, *, in_list: bool = False
     ) -> dict[str, Any]:
-        base = str(request.url_for("get_collection", collectionId=coll.id))
+        base = self.url_for(request, "get_collection", collectionId=coll.id)
         doc: dict[str, Any] = {
             "id": coll.id,
             "title": coll.title,
@@ -211,68 +198,35 @@ class FeaturesFactory(BaseFactory):
         return doc
 
     def register_routes(self) -> None:
-        """Landing page, conformance, collections, items, item."""
+        """Conformance, collections, one collection, its queryables, items, one item."""
         router = self.router
 
-        @router.get("/", tags=["OGC API – Features"], summary="Landing page", name="landing_page")
-        def landing_page(request: Request, _: Annotated[Principal, Depends(read_access)]) -> dict[str, Any]:
-            return {
-                "title": "CIM platform",
-                "description": "3D CIM platform: buildings, IFC elements, municipal facilities, parcels, planning "
-                "zones, districts and analysis results under CGCS2000; 3D Tiles at /tilesets.",
-                "links": [
-                    _link(str(request.url_for("landing_page")), "self", "application/json", "This document"),
-                    _link(
-                        str(request.url_for("openapi")),
-                        "service-desc",
-                        "application/vnd.oai.openapi+json;version=3.0",
-                        "The API definition",
-                    ),
-                    _link(str(request.base_url) + "docs", "service-doc", "text/html", "The API documentation"),
-                    _link(
-                        str(request.url_for("conformance")), "conformance", "application/json", "Conformance classes"
-                    ),
-                    _link(str(request.url_for("get_collections")), "data", "application/json", "Collections"),
-                ],
-            }
-
-        @router.get("/conformance", tags=["OGC API – Features"], summary="Conformance classes", name="conformance")
+        @router.get("/conformance", summary="Conformance classes", name=self.route_name("conformance"))
         def conformance(_: Annotated[Principal, Depends(read_access)]) -> dict[str, list[str]]:
             return {"conformsTo": CONFORMANCE}
 
-        @router.get("/collections", tags=["OGC API – Features"], summary="Feature collections", name="get_collections")
+        @router.get("/collections", summary="Feature collections", name=self.route_name("get_collections"))
         def get_collections(request: Request, _: Annotated[Principal, Depends(read_access)]) -> dict[str, Any]:
             return {
-                "links": [_link(str(request.url_for("get_collections")), "self", "application/json")],
+                "links": [_link(self.url_for(request, "get_collections"), "self", "application/json")],
                 "crs": SUPPORTED_CRS,
                 "collections": [self._collection_doc(request, c, None, in_list=True) for c in COLLECTIONS.values()],
             }
 
-        @router.get(
-            "/collections/{collectionId}", tags=["OGC API – Features"], summary="One collection", name="get_collection"
-        )
+        @router.get("/collections/{collectionId}", summary="One collection", name=self.route_name("get_collection"))
         def get_collection(
-            request: Request,
-            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
-            _: Annotated[Principal, Depends(read_access)],
+            request: Request, _: Annotated[Principal, Depends(read_access)], coll: Collection, conn: Reader
         ) -> dict[str, Any]:
-            coll = self._get(collectionId)
-            with request.app.state.engine.connect() as conn:
-                extent = collection_extent(conn, coll)
-            return self._collection_doc(request, coll, extent)
+            return self._collection_doc(request, coll, collection_extent(conn, coll))
 
         @router.get(
             "/collections/{collectionId}/queryables",
-            tags=["OGC API – Features"],
             summary="Properties usable in filters (JSON Schema)",
-            name="get_queryables",
+            name=self.route_name("get_queryables"),
         )
         def get_queryables(
-            request: Request,
-            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
-            _: Annotated[Principal, Depends(read_access)],
+            request: Request, _: Annotated[Principal, Depends(read_access)], coll: Collection
         ) -> JSONResponse:
-            coll = self._get(collectionId)
             properties: dict[str, Any] = {
                 "geometry": {"format": "geometry-any", "x-ogc-role": "primary-geometry"},
                 "id": {"type": "integer", "x-ogc-role": "id"},
@@ -293,9 +247,8 @@ class FeaturesFactory(BaseFactory):
 
         @router.get(
             "/collections/{collectionId}/items",
-            tags=["OGC API – Features"],
             summary="Features of a collection (GeoJSON)",
-            name="get_items",
+            name=self.route_name("get_items"),
             response_class=Response,
             responses={
                 200: {
@@ -306,11 +259,10 @@ class FeaturesFactory(BaseFactory):
         )
         def get_items(
             request: Request,
-            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
-            params: Annotated[ItemsParams, Depends()],
             _: Annotated[Principal, Depends(read_access)],
+            coll: Collection,
+            params: Annotated[ItemsParams, Depends()],
         ) -> Response:
-            coll = self._get(collectionId)
             epsg = output_epsg(params.crs)
             bbox_epsg = output_epsg(params.bbox_crs) if params.bbox_crs else None
             bbox = parse_bbox(params.bbox, bbox_epsg) if params.bbox is not None else None
@@ -346,7 +298,7 @@ class FeaturesFactory(BaseFactory):
             links = [
                 _link(str(url), "self", GEOJSON, "This page"),
                 _link(
-                    str(request.url_for("get_collection", collectionId=coll.id)),
+                    self.url_for(request, "get_collection", collectionId=coll.id),
                     "collection",
                     "application/json",
                     "The collection",
@@ -381,9 +333,8 @@ class FeaturesFactory(BaseFactory):
 
         @router.get(
             "/collections/{collectionId}/items/{featureId}",
-            tags=["OGC API – Features"],
             summary="One feature (GeoJSON)",
-            name="get_item",
+            name=self.route_name("get_item"),
             response_class=Response,
             responses={
                 200: {"content": {GEOJSON: {"schema": {"type": "object"}}}, "description": "A GeoJSON Feature."},
@@ -392,12 +343,11 @@ class FeaturesFactory(BaseFactory):
         )
         def get_item(
             request: Request,
-            collectionId: Annotated[str, Path(description="Collection id, e.g. buildings.")],
+            _: Annotated[Principal, Depends(read_access)],
+            coll: Collection,
             featureId: Annotated[str, Path(description="Feature id (integer).")],
             params: Annotated[CrsParam, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
         ) -> Response:
-            coll = self._get(collectionId)
             epsg = output_epsg(params.crs)
             if not (featureId.isascii() and featureId.isdigit()) or len(featureId) > 18:  # "²".isdigit() is True
                 raise NotFoundError(f"no feature {featureId!r} in {coll.id}")
@@ -408,6 +358,6 @@ class FeaturesFactory(BaseFactory):
             feature = json.loads(text)
             feature["links"] = [
                 _link(str(request.url), "self", GEOJSON, "This feature"),
-                _link(str(request.url_for("get_collection", collectionId=coll.id)), "collection", "application/json"),
+                _link(self.url_for(request, "get_collection", collectionId=coll.id), "collection", "application/json"),
             ]
             return JSONResponse(feature, media_type=GEOJSON, headers={"Content-Crs": f"<{crs_uri(epsg)}>"})

@@ -1,23 +1,28 @@
 """Runs API jobs in background threads; the job table holds their state (so any worker can answer polls).
 
-The ingest and tile functions are imported inside the runner: ``cim`` imports ``ingest``/``tiles`` only here
-and in the command line (DESIGN.md).
+Ingest jobs run through the source-format registry (:mod:`ingest.formats`); the readers and the tile builder
+are imported inside the runner: ``cim`` imports ``ingest``/``tiles`` only from the job routes and the command
+line (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from cim.api.uploads import remove_upload
 from cim.db.api_keys import insert_audit
-from cim.db.jobs import mark_finished, mark_running
+from cim.db.jobs import mark_finished, mark_running, upload_paths_in_use
 from cim.errors import CimError
 from cim.settings import Settings
 
@@ -30,35 +35,21 @@ def _report_dict(report: Any) -> dict[str, Any]:
 
 
 def run_ingest(engine: Engine, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """Ingest an uploaded file (``params``: path, kind, and the ingestor's options); returns its report."""
+    """Ingest an uploaded file with its registered format (``params``: path, kind and the form's fields).
+
+    The upload is removed when the ingest fails: a failed job leaves no file behind.
+    """
+    from ingest.formats import format_named
+
+    fmt = format_named(params["kind"])
+    if fmt is None:
+        raise CimError(f"unknown ingest kind {params['kind']!r}")
     path = Path(params["path"])
-    kind = params["kind"]
-    if kind == "ifc":
-        from ingest.ifc import ingest_ifc
-
-        return _report_dict(ingest_ifc(engine, path, settings, name=params.get("name"), crs=params.get("crs")))
-    if kind == "vector":
-        from ingest.vector import ingest_vector
-
-        return _report_dict(
-            ingest_vector(
-                engine,
-                path,
-                settings,
-                layer=params["layer"],
-                kind=params.get("facility_kind"),
-                crs=params.get("crs"),
-                encoding=params.get("encoding"),
-                source_layer=params.get("source_layer"),
-            )
-        )
-    if kind == "raster":
-        from ingest.raster import ingest_raster
-
-        return _report_dict(
-            ingest_raster(engine, path, settings, kind=params.get("raster_kind") or "dem", crs=params.get("crs"))
-        )
-    raise CimError(f"unknown ingest kind {kind!r}")
+    try:
+        return fmt.run(engine, settings, path, params)
+    except BaseException:
+        remove_upload(path, settings.data_path / "uploads")
+        raise
 
 
 def run_tiles(engine: Engine, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
@@ -94,13 +85,42 @@ def runner_is_gone(runner: dict[str, Any] | None) -> bool:
     return False
 
 
+ORPHAN_UPLOAD_AGE_S = 3600.0
+"""Upload folders older than this that no dataset and no queued or running job refers to are removed at start-up
+(left by a process that stopped during a job); younger ones may belong to a request another worker is serving."""
+
+
+def prune_uploads(engine: Engine, uploads_dir: Path, *, min_age_s: float = ORPHAN_UPLOAD_AGE_S) -> list[Path]:
+    """Remove orphaned upload folders under ``uploads_dir``; returns the folders removed."""
+    if not uploads_dir.is_dir():
+        return []
+    with engine.connect() as conn:
+        in_use = {Path(p).resolve().parent for p in upload_paths_in_use(conn)}
+    removed = []
+    now = time.time()
+    for folder in sorted(uploads_dir.iterdir()):
+        if folder.is_dir() and folder.resolve() not in in_use and now - folder.stat().st_mtime >= min_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.info("removed %d orphaned upload folder(s) under %s", len(removed), uploads_dir)
+    return removed
+
+
 class JobRunner:
-    """A small thread pool that runs jobs and records their outcome in ``job`` and ``audit_log``."""
+    """A small thread pool that runs jobs and records their outcome in ``job`` and ``audit_log``.
+
+    On start it removes orphaned uploads (:func:`prune_uploads`).
+    """
 
     def __init__(self, engine: Engine, settings: Settings, workers: int = 1) -> None:
         self.engine = engine
         self.settings = settings
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cim-job")
+        try:
+            prune_uploads(engine, settings.data_path / "uploads")
+        except (OSError, SQLAlchemyError) as exc:  # a clean-up must not keep the service from starting
+            log.warning("orphaned uploads not pruned: %s", exc)
 
     def submit(
         self, job_id: uuid.UUID, kind: str, params: dict[str, Any], actor: str, key_id: int | None

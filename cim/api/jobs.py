@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -20,63 +20,47 @@ from cim.api.errors import BadRequestError
 from cim.api.factory import BaseFactory
 from cim.api.job_runner import JobRunner, runner_identity, runner_is_gone
 from cim.api.security import Principal, audit, require_key, require_role
-from cim.api.uploads import store_upload
+from cim.api.uploads import identify_upload, remove_upload, store_upload
 from cim.db.jobs import insert_job, job_by_id, mark_finished, public_params, user_facing
 from cim.errors import CimError, NotFoundError
+from cim.values import TILESET_NAME, TILESET_NAME_RULE, BBox
+from ingest import formats
 
 INGEST_ROLES = ("planner", "designer")
 TILES_ROLES = ("planner", "designer")
-VECTOR_LAYERS = ("buildings", "facilities", "parcels", "planning", "districts")
-TILE_LAYERS = ("buildings", "elements", "facilities", "terrain")
 
-INGEST_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "IFC, GeoPackage, GeoJSON, zipped shapefile or GeoTIFF.",
-                        },
-                        "kind": {
-                            "type": "string",
-                            "enum": ["ifc", "vector", "raster"],
-                            "description": "What to ingest it as (default: from the file's content).",
-                        },
-                        "layer": {
-                            "type": "string",
-                            "enum": list(VECTOR_LAYERS),
-                            "description": "Target layer of a vector file (required for vector).",
-                        },
-                        "facility_kind": {"type": "string", "description": "facility.kind for a facilities layer."},
-                        "name": {"type": "string", "description": "Dataset name (IFC)."},
-                        "crs": {"type": "string", "description": "Source CRS override, e.g. EPSG:4547."},
-                        "encoding": {"type": "string", "description": "Attribute encoding of a shapefile (GBK…)."},
-                        "source_layer": {"type": "string", "description": "Layer inside a GeoPackage."},
-                    },
-                }
-            }
+
+def ingest_form() -> dict[str, Any]:
+    """The OpenAPI request body of ``POST /jobs/ingest``, from the registered source formats."""
+    types = ", ".join(t.title for fmt in formats.registered() for t in fmt.file_types)
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": f"{types}."},
+        "kind": {
+            "type": "string",
+            "enum": list(formats.names()),
+            "description": "What to ingest it as (default: from the file's content).",
         },
     }
-}
-FORM_FIELDS = ("kind", "layer", "facility_kind", "name", "crs", "encoding", "source_layer")
+    properties.update({k: f.schema() for k, f in formats.form_fields().items()})
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 class TilesJobRequest(BaseModel):
     """Body of ``POST /jobs/tiles``."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$", description="Tileset name.")
+    name: str = Field(pattern=TILESET_NAME.pattern, description=f"Tileset name: {TILESET_NAME_RULE}.")
     layers: list[Literal["buildings", "elements", "facilities", "terrain"]] | None = Field(
         default=None, min_length=1, description="Layers to include (default: all)."
     )
     bbox: list[float] | None = Field(
         default=None, min_length=4, max_length=4, description="west, south, east, north (degrees, CGCS2000)."
     )
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: list[float] | None) -> list[float] | None:
+        return None if value is None else list(BBox.parse(value, west_of_east=True))
 
 
 class JobAccepted(BaseModel):
@@ -99,13 +83,13 @@ class JobsFactory(BaseFactory):
     def register_routes(self) -> None:
         """``POST /jobs/ingest``, ``POST /jobs/tiles``, ``GET /jobs/{job_id}``."""
 
+        accepted: dict[str, Any] = {"tags": ["jobs"], "status_code": 202, "response_model": JobAccepted}
+
         @self.router.post(
             "/jobs/ingest",
-            tags=["jobs"],
             summary="Ingest an uploaded file (roles planner, designer, admin)",
-            status_code=202,
-            response_model=JobAccepted,
-            openapi_extra=INGEST_FORM,
+            openapi_extra=ingest_form(),
+            **accepted,
             responses={
                 413: {"description": "Upload larger than the limit."},
                 415: {"description": "Not an accepted file type."},
@@ -119,8 +103,9 @@ class JobsFactory(BaseFactory):
                 content_type = request.headers.get("content-type", "")
                 if not content_type.startswith("multipart/form-data"):
                     raise BadRequestError("send the file as multipart/form-data with a 'file' part")
+                field_names = ("kind", *formats.form_fields())
                 try:
-                    form = await request.form(max_files=1, max_fields=len(FORM_FIELDS) + 1)
+                    form = await request.form(max_files=1, max_fields=len(field_names) + 1)
                 except CimError:
                     raise
                 except Exception as exc:
@@ -128,40 +113,36 @@ class JobsFactory(BaseFactory):
                 upload = form.get("file")
                 if not isinstance(upload, UploadFile):
                     raise BadRequestError("the multipart body needs a 'file' part with the file to ingest")
-                fields = {k: v for k in FORM_FIELDS if isinstance(v := form.get(k), str) and v.strip()}
+                fields = {k: v for k in field_names if isinstance(v := form.get(k), str) and v.strip()}
                 kind = fields.get("kind")
-                if kind is not None and kind not in ("ifc", "vector", "raster"):
-                    raise BadRequestError("kind must be ifc, vector or raster")
-                settings = request.app.state.settings
-                path, kind = await run_in_threadpool(
-                    store_upload, upload.file, upload.filename, settings.data_path / "uploads", kind
-                )
+                if kind is not None and formats.format_named(kind) is None:
+                    raise BadRequestError(f"kind must be one of {', '.join(formats.names())}")
+                fmt, file_type = await run_in_threadpool(identify_upload, upload.file, upload.filename, kind)
+                problem = fmt.check_form(fields)
+                if problem is not None:
+                    raise BadRequestError(problem)
+                uploads_dir = request.app.state.settings.data_path / "uploads"
+                path = await run_in_threadpool(store_upload, upload.file, upload.filename, uploads_dir, file_type)
                 await upload.close()
-                if kind == "vector" and fields.get("layer") not in VECTOR_LAYERS:
-                    raise BadRequestError(f"a vector upload needs layer = one of {', '.join(VECTOR_LAYERS)}")
-                params: dict[str, Any] = {**fields, "kind": kind, "path": str(path), "file_name": upload.filename}
-                job_id = await run_in_threadpool(self._create, request, "ingest", params, principal)
+                params: dict[str, Any] = {**fields, "kind": fmt.name, "path": str(path), "file_name": upload.filename}
+                try:
+                    job_id = await run_in_threadpool(self._create, request, "ingest", params, principal)
+                except BaseException:
+                    await run_in_threadpool(remove_upload, path, uploads_dir)
+                    raise
             except CimError as exc:
                 await run_in_threadpool(audit, request, principal, action, "failed", detail={"error": str(exc)})
                 raise
             return _accepted(request, job_id)
 
         @self.router.post(
-            "/jobs/tiles",
-            tags=["jobs"],
-            summary="Build or rebuild a tileset (roles planner, designer, admin)",
-            status_code=202,
-            response_model=JobAccepted,
+            "/jobs/tiles", summary="Build or rebuild a tileset (roles planner, designer, admin)", **accepted
         )
         def post_tiles_job(
             request: Request,
             body: TilesJobRequest,
             principal: Annotated[Principal, Depends(require_role(*TILES_ROLES))],
         ) -> JSONResponse:
-            if body.bbox is not None:
-                w, s, e, n = body.bbox
-                if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-                    raise BadRequestError("bbox must be west < east, south < north, in degrees")
             job_id = self._create(request, "tiles", body.model_dump(exclude_none=True), principal)
             return _accepted(request, job_id)
 

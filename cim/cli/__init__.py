@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode="markdown",  # help texts are not rich markup: "[local_crs]" stays as written
 )
 app.add_typer(db_app, name="db")
 app.add_typer(analyse_app, name="analyse")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
@@ -17,6 +18,27 @@ if TYPE_CHECKING:
 app = typer.Typer(help="CIM+ analyses: urban health check (城市体检) and urban safety.", no_args_is_help=True)
 
 DistrictOption = Annotated[str | None, typer.Option("--district", help="Limit to one district code.")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print the indicator table as CSV on stdout.")]
+NewSinceOption = Annotated[
+    int | None, typer.Option("--new-since", help="First year counted as new for 新建住宅 > 80 m.")
+]
+FireMethodOption = Annotated[str, typer.Option("--fire-method", help="Drive-time engine: auto | pgrouting | networkx.")]
+LevelOption = Annotated[float | None, typer.Option("--level", help="Water level, metres (normal height).")]
+VolumeOption = Annotated[float | None, typer.Option("--volume", help="Water volume, m³ (level found by bisection).")]
+SeedOption = Annotated[
+    str | None, typer.Option("--seed", help="Seed point LON,LAT (degrees) instead of the water bodies.")
+]
+DistanceOption = Annotated[
+    list[str] | None,
+    typer.Option("--distance", help="Override a separation: CLASS=METRES (e.g. medium_a=2.0); repeatable."),
+]
+
+
+def _list_features(report: Any, line: Callable[[dict[str, Any]], str], summary: str) -> None:
+    """One line per feature of an overlay report on stdout, its summary on stderr."""
+    for feat in report.features:
+        typer.echo(line(feat["properties"]))
+    stderr.print(f"run {report.run_id}: {summary}")
 
 
 def _fmt(value: Any) -> str:
@@ -32,13 +54,9 @@ def health_check(
     ctx: typer.Context,
     district: DistrictOption = None,
     as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print the indicator table as CSV on stdout.")] = False,
-    new_since: Annotated[
-        int | None, typer.Option("--new-since", help="First year counted as new for 新建住宅 > 80 m.")
-    ] = None,
-    fire_method: Annotated[
-        str, typer.Option("--fire-method", help="Drive-time engine: auto | pgrouting | networkx.")
-    ] = "auto",
+    as_csv: CsvOption = False,
+    new_since: NewSinceOption = None,
+    fire_method: FireMethodOption = "auto",
 ) -> None:
     """Compute every health-check indicator per district (and for the whole scope); store the run."""
     from cim.analysis.health_check import run_health_check
@@ -58,23 +76,35 @@ def health_check(
         writer.writeheader()
         writer.writerows(rows)
         return
-    for row in rows:
-        where = row["district_code"] or "ALL"
-        mark = {True: "ok", False: "!!", None: "  "}[row["meets"]]
-        typer.echo(f"{mark} {where:<10} {row['zh']}  {_fmt(row['value'])} {row['unit']}")
+    for v in report.values:
+        where = v.district_code or "ALL"
+        mark = {True: "ok", False: "!!", None: "  "}[v.meets]
+        reason = v.detail.get("not_computable")
+        shown = f"not computable: {reason}" if reason else f"{_fmt(v.value)} {v.unit}"
+        typer.echo(f"{mark} {where:<10} {v.zh}  {shown}")
     stderr.print(f"run {report.run_id}: {len(rows)} values in {report.timings_s.get('total', 0):.1f} s")
+
+
+@app.command("indicators")
+def indicators(as_json: JsonOption = False) -> None:
+    """List every registered health-check indicator: code, names, unit, target and what it needs."""
+    from cim.analysis.indicators import INDICATORS
+
+    if as_json:
+        emit_json([i.to_dict() for i in INDICATORS])
+        return
+    for ind in INDICATORS:
+        target = "" if ind.target is None else f" target {ind.direction} {_fmt(ind.target)}"
+        needs = f" (needs {', '.join(ind.needs)})" if ind.needs else ""
+        typer.echo(f"{ind.code:<34} {ind.zh} [{ind.unit}]{target}{needs}")
 
 
 @app.command("flood")
 def flood(
     ctx: typer.Context,
-    level: Annotated[float | None, typer.Option("--level", help="Water level, metres (normal height).")] = None,
-    volume: Annotated[
-        float | None, typer.Option("--volume", help="Water volume, m³ (level found by bisection).")
-    ] = None,
-    seed: Annotated[
-        str | None, typer.Option("--seed", help="Seed point LON,LAT (degrees) instead of the water bodies.")
-    ] = None,
+    level: LevelOption = None,
+    volume: VolumeOption = None,
+    seed: SeedOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Connected bathtub inundation on the DEM from the water bodies (or a seed point)."""
@@ -104,10 +134,7 @@ def flood(
 @app.command("gas-proximity")
 def gas_proximity(
     ctx: typer.Context,
-    distance: Annotated[
-        list[str] | None,
-        typer.Option("--distance", help="Override a separation: CLASS=METRES (e.g. medium_a=2.0); repeatable."),
-    ] = None,
+    distance: DistanceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Buildings and manholes within the GB 50028 separation distance of gas pipes."""
@@ -125,10 +152,11 @@ def gas_proximity(
     if as_json:
         emit_json(report.to_dict())
         return
-    for feat in report.features:
-        p = feat["properties"]
-        typer.echo(f"{p['kind']:<8} {p['id']:>8}  {p['min_distance_m']:.2f} m (pipe {p['breaches'][0]['pipe_id']})")
-    stderr.print(f"run {report.run_id}: {report.buildings} buildings, {report.manholes} manholes too close")
+    _list_features(
+        report,
+        lambda p: f"{p['kind']:<8} {p['id']:>8}  {p['min_distance_m']:.2f} m (pipe {p['breaches'][0]['pipe_id']})",
+        f"{report.buildings} buildings, {report.manholes} manholes too close",
+    )
 
 
 @app.command("dangerous-buildings")
@@ -141,10 +169,7 @@ def dangerous_buildings(ctx: typer.Context, district: DistrictOption = None, as_
     if as_json:
         emit_json(report.to_dict())
         return
-    for feat in report.features:
-        p = feat["properties"]
-        typer.echo(f"{p['safety_class']} {p['id']:>8}  {p['name'] or ''}")
-    stderr.print(f"run {report.run_id}: {report.counts}")
+    _list_features(report, lambda p: f"{p['safety_class']} {p['id']:>8}  {p['name'] or ''}", str(report.counts))
 
 
 @app.command("fire-coverage")

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 
 from cim.settings import Settings
+from cim.values import BBox
 
 stderr = Console(stderr=True)
 """Logs, progress and human messages go to stderr; data (and ``--json`` documents) to stdout."""
@@ -60,8 +61,53 @@ def state(ctx: typer.Context) -> CliState:
     return obj
 
 
+def parse_bbox_option(value: str) -> BBox:
+    """``--bbox W,S,E,N`` (CGCS2000 degrees) as a :class:`~cim.values.BBox`; a usage error otherwise."""
+    try:
+        return BBox.parse(value, west_of_east=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+# Options shared by several commands, defined once (rasterio's rio/options.py).
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+CrsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--crs",
+        help="Source CRS when the file has none or a wrong one: EPSG:4547, 4547, an OGC URI, WKT or a PROJ string.",
+    ),
+]
+BBoxOption = Annotated[
+    BBox | None,
+    typer.Option("--bbox", parser=parse_bbox_option, metavar="W,S,E,N", help="Bounding box in CGCS2000 degrees."),
+]
+
+
+def ingest_with_progress(
+    ctx: typer.Context, description: str, ingest: Callable[..., Any], source: Path, **options: Any
+) -> Any:
+    """``ingest(engine, source, settings, progress=…, **options)`` under a progress bar; returns its report."""
+    st = state(ctx)
+    with progress_task(ctx, description) as advance:
+        return ingest(st.engine(), source, st.settings, progress=advance, **options)
+
+
+def emit_ingest_report(
+    ctx: typer.Context, report: Any, as_json: bool, source: Path, summary: Callable[[], str]
+) -> None:
+    """An ingest's outcome: its ``--json`` document, or one line on stderr (none with ``-q``).
+
+    ``report`` has ``to_dict()``, ``skipped`` and ``dataset_id``; ``summary`` words what a load stored.
+    """
+    if as_json:
+        emit_json(report.to_dict())
+    elif not state(ctx).quiet:
+        if report.skipped:
+            stderr.print(f"{source.name}: unchanged, already loaded as dataset {report.dataset_id}")
+        else:
+            stderr.print(summary())
 
 
 def _default(value: Any) -> Any:

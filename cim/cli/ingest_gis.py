@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, ingest_with_progress, state
 
 
 def vector(
@@ -19,9 +19,7 @@ def vector(
     kind: Annotated[
         str | None, typer.Option("--kind", help="Facility kind (with --layer facilities), e.g. pipe_water, park.")
     ] = None,
-    crs: Annotated[
-        str | None, typer.Option("--crs", help="Source CRS when the file has none or a wrong one (EPSG:4547, WKT…).")
-    ] = None,
+    crs: CrsOption = None,
     where: Annotated[str | None, typer.Option("--where", help='OGR SQL filter, e.g. "building IS NOT NULL".')] = None,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="Field mapping TARGET=SOURCE (repeatable), e.g. height=BLDG_H.")
@@ -41,40 +39,24 @@ def vector(
     from ingest.fields import parse_map_options
     from ingest.vector import ingest_vector
 
-    st = state(ctx)
-    mapping = parse_map_options(map_ or [])
-    with progress_task(ctx, f"{file.name} → {layer}") as _advance:
-        report = ingest_vector(
-            st.engine(),
-            file,
-            st.settings,
-            layer=layer,
-            kind=kind,
-            crs=crs,
-            where=where,
-            mapping=mapping,
-            config=config,
-            encoding=encoding,
-            source_layer=source_layer,
-            progress=_advance,
+    options: dict[str, Any] = {"layer": layer, "kind": kind, "crs": crs, "where": where, "config": config}
+    options |= {"mapping": parse_map_options(map_ or []), "encoding": encoding, "source_layer": source_layer}
+    report = ingest_with_progress(ctx, f"{file.name} → {layer}", ingest_vector, file, **options)
+
+    def summary() -> str:
+        return (
+            f"{file.name} → {layer}: {report.stored} stored of {report.read} read, {report.repaired} repaired, "
+            f"{report.skipped_features} skipped, dataset {report.dataset_id}, {report.wall_time_s:.1f} s"
         )
-    if json_:
-        emit_json(report.to_dict())
-    elif not st.quiet:
-        if report.skipped:
-            stderr.print(f"{file.name}: unchanged, already loaded as dataset {report.dataset_id}")
-        else:
-            stderr.print(
-                f"{file.name} → {layer}: {report.stored} stored of {report.read} read, {report.repaired} repaired, "
-                f"{report.skipped_features} skipped, dataset {report.dataset_id}, {report.wall_time_s:.1f} s"
-            )
+
+    emit_ingest_report(ctx, report, json_, file, summary)
 
 
 def raster(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="GeoTIFF (or any GDAL raster) of normal heights in metres.")],
     kind: Annotated[str, typer.Option("--kind", help="Raster kind; only 'dem' is supported.")] = "dem",
-    crs: Annotated[str | None, typer.Option("--crs", help="Source CRS when the file has none.")] = None,
+    crs: CrsOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Store a DEM as a Cloud-Optimised GeoTIFF in the data directory and register it."""
@@ -82,8 +64,6 @@ def raster(
 
     st = state(ctx)
     report = ingest_raster(st.engine(), file, st.settings, kind=kind, crs=crs)
-    if json_:
-        emit_json(report.to_dict())
-    elif not st.quiet:
-        verb = "unchanged" if report.skipped else "stored"
-        stderr.print(f"{file.name}: {verb} as dataset {report.dataset_id} ({report.path})")
+    emit_ingest_report(
+        ctx, report, json_, file, lambda: f"{file.name}: stored as dataset {report.dataset_id} ({report.path})"
+    )

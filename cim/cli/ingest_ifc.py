@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, progress_task, state, stderr
+from cim.cli.common import CrsOption, JsonOption, emit_ingest_report, ingest_with_progress, stderr
 from cim.errors import IngestError
 
 
@@ -30,10 +30,7 @@ def ifc(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="IFC file (.ifc, IFC2X3 / IFC4 / IFC4X3).")],
     name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: the IfcProject name).")] = None,
-    crs: Annotated[
-        str | None,
-        typer.Option("--crs", help="Map CRS of the model's map conversion, or of its coordinates (EPSG:4547…)."),
-    ] = None,
+    crs: CrsOption = None,
     origin: Annotated[
         str | None,
         typer.Option("--origin", help="LON,LAT,H of the model origin (CGCS2000 degrees, normal height m)."),
@@ -45,34 +42,24 @@ def ifc(
     threads: Annotated[int | None, typer.Option("--threads", help="Geometry threads (default 1, see README).")] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Load an IFC model: elements with meshes (EPSG:4479), buildings/facilities (EPSG:4490), one transaction."""
+    """Load an IFC model: elements with meshes (EPSG:4479), buildings/facilities (EPSG:4490), one transaction.
+
+    --crs names the map CRS of the model's map conversion, or of its coordinates when it has none.
+    """
     from ingest.ifc import ingest_ifc
 
-    st = state(ctx)
+    options = {"name": name, "crs": crs, "rotation": rotation, "threads": threads}
     where = parse_origin(origin) if origin is not None else None
-    with progress_task(ctx, f"{file.name} geometry") as _advance:
-        report = ingest_ifc(
-            st.engine(),
-            file,
-            st.settings,
-            name=name,
-            crs=crs,
-            origin=where,
-            rotation=rotation,
-            threads=threads,
-            progress=_advance,
-        )
+    report = ingest_with_progress(ctx, f"{file.name} geometry", ingest_ifc, file, origin=where, **options)
     if report.failed:
         shown = ", ".join(report.failed[:10]) + (" …" if len(report.failed) > 10 else "")
         stderr.print(f"[yellow]warning:[/] {len(report.failed)} elements without usable geometry: {shown}")
-    if json_:
-        emit_json(report.to_dict())
-    elif not st.quiet:
-        if report.skipped:
-            stderr.print(f"{file.name}: unchanged, already loaded as dataset {report.dataset_id}")
-        else:
-            stderr.print(
-                f"{file.name} ({report.schema}, LoGeoRef {report.georef_level}, {report.crs_in}): "
-                f"{report.elements} elements, {len(report.buildings)} buildings/facilities, "
-                f"dataset {report.dataset_id} v{report.version}, {report.wall_time_s:.1f} s"
-            )
+
+    def summary() -> str:
+        return (
+            f"{file.name} ({report.schema}, LoGeoRef {report.georef_level}, {report.crs_in}): "
+            f"{report.elements} elements, {len(report.buildings)} buildings/facilities, "
+            f"dataset {report.dataset_id} v{report.version}, {report.wall_time_s:.1f} s"
+        )
+
+    emit_ingest_report(ctx, report, json_, file, summary)

@@ -16,6 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from cim.crs import CGCS2000
+from cim.db.runs import latest_run_id as latest_run_id  # the run table's reads, re-exported for cim.api.analysis
+from cim.db.runs import run_results as run_results
+from cim.db.runs import run_row as run_row
+from cim.db.runs import runs as runs
+
 DEG_PER_M_BOUND = 1.0 / 55_000.0
 """Degrees per metre that bound any geodesic distance ≤ 1 m below 60° latitude (1° of longitude ≥ 55.7 km)."""
 
@@ -60,10 +66,11 @@ def district_rows(conn: Connection) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------------------------- buildings
 def create_building_scope(conn: Connection) -> int:
-    """Temp table ``hc_bldg`` of live buildings in the scope's districts.
+    """Temp table ``hc_bldg`` of live buildings in the scope's districts (every live building when none is stored).
 
     A building belongs to its ``district_code`` when that district is in scope; a building without a
-    district code belongs to the district containing its footprint centroid. Columns: ``c`` (centroid as
+    district code belongs to the district containing its footprint centroid. With an empty ``hc_district``
+    (no districts stored) the scope is every live building, with ``district_code`` NULL. Columns: ``c`` (centroid as
     geography), ``fp_m2`` (geodesic footprint area), ``gfa_m2`` (gross floor area, else footprint × storeys,
     else footprint × max(1, round(height / 3 m))), ``residential``.
     """
@@ -87,11 +94,11 @@ def create_building_scope(conn: Connection) -> int:
                      WHERE b.district_code IS NULL AND ST_Intersects(d.geom, ST_Centroid(b.footprint))
                      LIMIT 1) d2 ON true
              WHERE b.valid_to IS NULL
-               AND (b.district_code IS NULL OR d1.code IS NOT NULL)
+               AND (b.district_code IS NULL OR d1.code IS NOT NULL OR NOT EXISTS (SELECT 1 FROM hc_district))
             """
         )
     )
-    conn.execute(text("DELETE FROM hc_bldg WHERE district_code IS NULL"))
+    conn.execute(text("DELETE FROM hc_bldg WHERE district_code IS NULL AND EXISTS (SELECT 1 FROM hc_district)"))
     conn.execute(text("ANALYZE hc_bldg"))
     return int(conn.execute(text("SELECT count(*) FROM hc_bldg")).scalar_one())
 
@@ -210,7 +217,8 @@ def facility_stats(conn: Connection) -> list[dict[str, Any]]:
 def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
     """Per parcel in scope: geodesic area, building footprint and floor area (buildings by centroid), limits.
 
-    A parcel is in scope when its point on surface lies in a scope district.
+    A parcel is in scope when its point on surface lies in a scope district; every parcel is when no district
+    is stored (``district_code`` NULL then).
     """
     return _rows(
         conn,
@@ -220,7 +228,7 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
                COALESCE(s.fp_m2, 0) AS footprint_m2, COALESCE(s.gfa_m2, 0) AS gfa_m2,
                ST_AsGeoJSON(p.geom, 7)::json AS geometry, ST_AsEWKT(p.geom) AS ewkt
           FROM parcel p
-          JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
+          LEFT JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
           LEFT JOIN LATERAL (
                 SELECT sum(ST_Area(b.footprint::geography)) AS fp_m2,
                        sum(COALESCE(b.gross_floor_area, ST_Area(b.footprint::geography)
@@ -228,6 +236,7 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
                   FROM building b
                  WHERE b.valid_to IS NULL AND ST_Intersects(p.geom, b.footprint)
                    AND ST_Intersects(p.geom, ST_Centroid(b.footprint))) s ON true
+         WHERE d.code IS NOT NULL OR NOT EXISTS (SELECT 1 FROM hc_district)
          ORDER BY p.id
         """,
     )
@@ -286,9 +295,9 @@ def create_road_graph(conn: Connection, speeds_kmh: dict[str, float], default_km
     conn.execute(text("DELETE FROM road_edge WHERE length_m <= 0"))
     conn.execute(
         text(
-            """
+            f"""
             CREATE TEMP TABLE road_node ON COMMIT DROP AS
-            SELECT row_number() OVER () AS id, x, y, ST_SetSRID(ST_MakePoint(x / 1e7, y / 1e7), 4490) AS geom
+            SELECT row_number() OVER () AS id, x, y, ST_SetSRID(ST_MakePoint(x / 1e7, y / 1e7), {CGCS2000}) AS geom
               FROM (SELECT sx AS x, sy AS y FROM road_edge UNION SELECT ex, ey FROM road_edge) k
             """
         )
@@ -410,9 +419,9 @@ def fire_gaps(conn: Connection, access_m: float) -> list[dict[str, Any]]:
     """Per scope district: the area (GeoJSON, geodesic km²) farther than ``access_m`` from the reached network."""
     return _rows(
         conn,
-        """
+        f"""
         WITH reach AS (
-            SELECT ST_SetSRID(ST_Union(ST_Buffer(g, :access)::geometry), 4490) AS geom FROM fire_reach
+            SELECT ST_SetSRID(ST_Union(ST_Buffer(g, :access)::geometry), {CGCS2000}) AS geom FROM fire_reach
         ), gap AS (
             SELECT d.code, CASE WHEN r.geom IS NULL THEN d.geom
                                 ELSE ST_CollectionExtract(ST_Difference(d.geom, r.geom), 3) END AS geom
@@ -533,75 +542,7 @@ def water_bodies_wkb(conn: Connection) -> list[bytes]:
     ]
 
 
-# --------------------------------------------------------------------------------------------- runs
-def input_datasets(conn: Connection) -> list[dict[str, Any]]:
-    """The loaded datasets an analysis reads (id, name, kind, layer, version)."""
-    return _rows(
-        conn,
-        "SELECT id, name, kind, layer, version FROM dataset WHERE status = 'loaded' ORDER BY id",
-    )
-
-
-def latest_run_id(conn: Connection, kind: str, parameters: dict[str, Any] | None = None) -> int | None:
-    """The newest succeeded run of ``kind`` (whose parameters contain ``parameters`` when given)."""
-    import json
-
-    value = conn.execute(
-        text(
-            """
-            SELECT id FROM analysis_run
-             WHERE kind = :kind AND status = 'succeeded'
-               AND (CAST(:params AS jsonb) IS NULL OR parameters @> CAST(:params AS jsonb))
-             ORDER BY id DESC LIMIT 1
-            """
-        ),
-        {"kind": kind, "params": json.dumps(parameters) if parameters is not None else None},
-    ).scalar()
-    return int(value) if value is not None else None
-
-
-def run_results(conn: Connection, run_id: int, indicator: str | None = None) -> list[dict[str, Any]]:
-    """Results of a run (geometry as GeoJSON in lon/lat), optionally of one indicator."""
-    return _rows(
-        conn,
-        """
-        SELECT r.id, r.indicator, r.district_code, r.value, r.unit, r.attributes,
-               CASE WHEN r.geom IS NULL THEN NULL ELSE ST_AsGeoJSON(r.geom, 7)::json END AS geometry
-          FROM analysis_result r
-         WHERE r.run_id = :run AND (CAST(:indicator AS text) IS NULL OR r.indicator = CAST(:indicator AS text))
-         ORDER BY r.id
-        """,
-        run=run_id,
-        indicator=indicator,
-    )
-
-
+# --------------------------------------------------------------------------------------------- scope
 def district_geometries(conn: Connection) -> dict[str, str]:
     """EWKT of each district in ``hc_district`` by code."""
     return {str(c): str(g) for c, g in conn.execute(text("SELECT code, ST_AsEWKT(geom) FROM hc_district"))}
-
-
-def run_row(conn: Connection, run_id: int) -> dict[str, Any] | None:
-    """One stored run (id, kind, parameters, inputs, software version, status, summary, times) or ``None``."""
-    rows = _rows(
-        conn,
-        """
-        SELECT id, kind, parameters, inputs, software_version, status, summary, started_at, finished_at
-          FROM analysis_run WHERE id = :run
-        """,
-        run=run_id,
-    )
-    return rows[0] if rows else None
-
-
-def runs(conn: Connection, kind: str, limit: int) -> list[dict[str, Any]]:
-    """Stored runs of ``kind``, newest first."""
-    return _rows(
-        conn,
-        """
-        SELECT id, kind, parameters, inputs, software_version, status, summary, started_at, finished_at
-          FROM analysis_run WHERE kind = :kind ORDER BY id DESC LIMIT :limit
-        """,
-        kind=kind,
-        limit=limit,
-    )

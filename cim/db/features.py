@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, literal, or_, select, true
 
-from cim.crs import CGCS2000, parse_crs
+from cim.crs import CGCS2000, CRS84_URI, parse_crs
 from cim.db.models import AnalysisResult, Base, Building, District, Element, Facility, Parcel, PlanningZone
 from cim.vocabulary import FACILITY_KINDS
 
@@ -25,9 +25,14 @@ OUTPUT_EPSG: tuple[int, ...] = (CGCS2000, 4326, *range(4513, 4555))
 """EPSG codes offered besides CRS84: CGCS2000 geographic, WGS 84 and every CGCS2000 3-degree GK CRS."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureCollectionDef:
-    """One published collection: which table, which geometry column, which columns become properties."""
+    """One published collection: which table, which geometry column, which columns become properties.
+
+    ``queryables`` are the properties usable in filters; ``fixed`` (column, value) pairs restrict the rows
+    (``facilities-park`` is ``facility`` with ``kind = 'park'``); ``temporal`` collections have
+    ``valid_from``/``valid_to`` and answer ``datetime``.
+    """
 
     id: str
     title: str
@@ -48,6 +53,8 @@ class FeatureCollectionDef:
         return self.model.__table__  # type: ignore[return-value]
 
 
+_SOURCE_PROPS = ("district_code", "source_id", "attributes", "dataset_id", "valid_from", "valid_to")
+"""Where a building or facility row comes from and when it was valid."""
 _BUILDING_PROPS = (
     "name",
     "address",
@@ -62,12 +69,7 @@ _BUILDING_PROPS = (
     "cim_level",
     "facility_type",
     "ifc_global_id",
-    "district_code",
-    "source_id",
-    "attributes",
-    "dataset_id",
-    "valid_from",
-    "valid_to",
+    *_SOURCE_PROPS,
 )
 _FACILITY_PROPS = (
     "kind",
@@ -82,12 +84,7 @@ _FACILITY_PROPS = (
     "road_class",
     "capacity",
     "area_m2",
-    "district_code",
-    "source_id",
-    "attributes",
-    "dataset_id",
-    "valid_from",
-    "valid_to",
+    *_SOURCE_PROPS,
 )
 _LIMIT_PROPS = ("max_height", "max_far", "max_density", "min_green_ratio", "setback_m")
 
@@ -95,13 +92,14 @@ _LIMIT_PROPS = ("max_height", "max_far", "max_density", "min_green_ratio", "setb
 def _collections() -> dict[str, FeatureCollectionDef]:
     items = [
         FeatureCollectionDef(
-            "buildings",
-            "Buildings",
-            "Building footprints (MultiPolygon) with heights in metres, use, storeys, safety class and CIM level.",
-            Building,
-            "footprint",
-            _BUILDING_PROPS,
-            (
+            id="buildings",
+            title="Buildings",
+            description="Building footprints (MultiPolygon) with heights in metres, use, storeys, safety class and "
+            "CIM level.",
+            model=Building,
+            geometry="footprint",
+            properties=_BUILDING_PROPS,
+            queryables=(
                 "name",
                 "use",
                 "height",
@@ -121,12 +119,12 @@ def _collections() -> dict[str, FeatureCollectionDef]:
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "elements",
-            "IFC elements",
-            "IFC products with a body: 2D extent (Polygon), class, storey, heights (m).",
-            Element,
-            "extent",
-            (
+            id="elements",
+            title="IFC elements",
+            description="IFC products with a body: 2D extent (Polygon), class, storey, heights (m).",
+            model=Element,
+            geometry="extent",
+            properties=(
                 "global_id",
                 "ifc_class",
                 "name",
@@ -142,18 +140,18 @@ def _collections() -> dict[str, FeatureCollectionDef]:
                 "valid_from",
                 "valid_to",
             ),
-            ("global_id", "ifc_class", "name", "storey", "material", "building_id", "dataset_id"),
+            queryables=("global_id", "ifc_class", "name", "storey", "material", "building_id", "dataset_id"),
             temporal=True,
             geometry_type="polygon",
         ),
         FeatureCollectionDef(
-            "facilities",
-            "Municipal facilities",
-            "Every municipal facility: pipes, manholes, roads, parks, shelters, fire stations, schools…",
-            Facility,
-            "geom",
-            _FACILITY_PROPS,
-            (
+            id="facilities",
+            title="Municipal facilities",
+            description="Every municipal facility: pipes, manholes, roads, parks, shelters, fire stations, schools…",
+            model=Facility,
+            geometry="geom",
+            properties=_FACILITY_PROPS,
+            queryables=(
                 "kind",
                 "name",
                 "material",
@@ -170,13 +168,13 @@ def _collections() -> dict[str, FeatureCollectionDef]:
     for kind, info in FACILITY_KINDS.items():
         items.append(
             FeatureCollectionDef(
-                f"facilities-{kind}",
-                f"{info.en.capitalize()} ({info.zh})",
-                f"Facilities of kind {kind}: {info.en}.",
-                Facility,
-                "geom",
-                _FACILITY_PROPS,
-                ("name", "material", "pressure_class", "road_class", "district_code", "dataset_id"),
+                id=f"facilities-{kind}",
+                title=f"{info.en.capitalize()} ({info.zh})",
+                description=f"Facilities of kind {kind}: {info.en}.",
+                model=Facility,
+                geometry="geom",
+                properties=_FACILITY_PROPS,
+                queryables=("name", "material", "pressure_class", "road_class", "district_code", "dataset_id"),
                 temporal=True,
                 fixed=(("kind", kind),),
                 geometry_type=info.geometry,
@@ -184,50 +182,50 @@ def _collections() -> dict[str, FeatureCollectionDef]:
         )
     items += [
         FeatureCollectionDef(
-            "parcels",
-            "Land parcels",
-            "Land parcels with planning limits (height m, FAR, density, green ratio).",
-            Parcel,
-            "geom",
-            ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "attributes", "dataset_id"),
-            ("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "dataset_id"),
+            id="parcels",
+            title="Land parcels",
+            description="Land parcels with planning limits (height m, FAR, density, green ratio).",
+            model=Parcel,
+            geometry="geom",
+            properties=("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "attributes", "dataset_id"),
+            queryables=("code", "name", "land_use", *_LIMIT_PROPS, "district_code", "dataset_id"),
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "planning_zones",
-            "Planning zones",
-            "Regulatory planning zones with their limits.",
-            PlanningZone,
-            "geom",
-            ("code", "name", "zone_type", *_LIMIT_PROPS, "attributes", "dataset_id"),
-            ("code", "name", "zone_type", "dataset_id"),
+            id="planning_zones",
+            title="Planning zones",
+            description="Regulatory planning zones with their limits.",
+            model=PlanningZone,
+            geometry="geom",
+            properties=("code", "name", "zone_type", *_LIMIT_PROPS, "attributes", "dataset_id"),
+            queryables=("code", "name", "zone_type", "dataset_id"),
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "districts",
-            "Districts",
-            "Administrative areas with population and built-up area (km²).",
-            District,
-            "geom",
-            ("code", "name", "level", "parent_code", "population", "built_up_area_km2", "attributes"),
-            ("code", "name", "level", "parent_code", "population"),
+            id="districts",
+            title="Districts",
+            description="Administrative areas with population and built-up area (km²).",
+            model=District,
+            geometry="geom",
+            properties=("code", "name", "level", "parent_code", "population", "built_up_area_km2", "attributes"),
+            queryables=("code", "name", "level", "parent_code", "population"),
             geometry_type="multipolygon",
         ),
         FeatureCollectionDef(
-            "analysis_results",
-            "Analysis results",
-            "Values of CIM+ analysis runs (indicators, flooded areas…).",
-            AnalysisResult,
-            "geom",
-            ("run_id", "indicator", "district_code", "value", "unit", "attributes"),
-            ("run_id", "indicator", "district_code", "value", "unit"),
+            id="analysis_results",
+            title="Analysis results",
+            description="Values of CIM+ analysis runs (indicators, flooded areas…).",
+            model=AnalysisResult,
+            geometry="geom",
+            properties=("run_id", "indicator", "district_code", "value", "unit", "attributes"),
+            queryables=("run_id", "indicator", "district_code", "value", "unit"),
         ),
     ]
     return {c.id: c for c in items}
 
 
 COLLECTIONS: dict[str, FeatureCollectionDef] = _collections()
-"""Every published collection by id."""
+"""Every published collection by id (``/collections`` lists them in this order)."""
 
 
 @lru_cache(maxsize=64)
@@ -392,7 +390,7 @@ def collection_extent(conn: Connection, coll: FeatureCollectionDef) -> dict[str,
     ).one()
     extent: dict[str, Any] = {}
     if row[0] is not None:
-        extent["spatial"] = {"bbox": [[float(v) for v in row]], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+        extent["spatial"] = {"bbox": [[float(v) for v in row]], "crs": CRS84_URI}
     if coll.temporal:
         first = conn.execute(select(func.min(t.c.valid_from)).where(where)).scalar_one()
         extent["temporal"] = {

@@ -89,3 +89,14 @@ def job_by_id(conn: Connection, job_id: uuid.UUID) -> dict[str, Any] | None:
         "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
         "api_key_id": row["api_key_id"],
     }
+
+
+def upload_paths_in_use(conn: Connection) -> set[str]:
+    """Stored upload paths that something still needs: the source of a dataset, or of a queued or running job."""
+    from cim.db.models import Dataset
+
+    datasets = conn.execute(select(Dataset.path).where(Dataset.path.is_not(None))).scalars()
+    jobs = conn.execute(
+        select(Job.params["path"].astext).where(Job.status.in_(("queued", "running")), Job.params.has_key("path"))
+    ).scalars()
+    return {str(p) for p in (*datasets, *jobs) if p}

@@ -32,8 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SRID_2D = 4490
-SRID_3D = 4479
+from cim.crs import CGCS2000, CGCS2000_GEOCENTRIC
+
+SRID_2D = CGCS2000  # the names models use for cim.crs.CGCS2000 and CGCS2000_GEOCENTRIC
+SRID_3D = CGCS2000_GEOCENTRIC
 
 ROLES = ("viewer", "planner", "designer", "reviewer", "archivist", "admin")
 SAFETY_CLASSES = ("A", "B", "C", "D")

@@ -8,7 +8,9 @@ from sqlalchemy import text
 
 from cim.vocabulary import FACILITY_KINDS
 from ingest.vector import ingest_vector
-from sample_models.district import HUBEI_BOUNDS, generate_district, load_district
+from sample_models.district import generate_district
+from sample_models.load import load_district
+from sample_models.province import HUBEI_BOUNDS
 from sample_models.site import DISTRICT_BOUNDS, OFFICE_CLEARANCE_M, OFFICE_GROUND_HEIGHT, OFFICE_SITE
 
 

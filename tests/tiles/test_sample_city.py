@@ -17,7 +17,7 @@ from tiles.glb import read_glb
 def test_sample_city_tileset_is_valid(engine: Engine, settings: Settings, tmp_path: Path) -> None:
     from ingest.ifc import ingest_ifc
     from sample_models.city import sample_city_files
-    from sample_models.district import load_district
+    from sample_models.load import load_district
 
     district, office, bridge, _ = sample_city_files(tmp_path / "samples", buildings=300)
     load_district(engine, settings, district)
