@@ -21,6 +21,7 @@ from cim.cli.db import app as db_app
 from cim.cli.demo import demo
 from cim.cli.ingest import app as ingest_app
 from cim.cli.keys import app as keys_app
+from cim.cli.review import review
 from cim.cli.serve import serve
 from cim.cli.tiles import app as tiles_app
 from cim.errors import CimError
@@ -40,6 +41,7 @@ app.add_typer(tiles_app, name="tiles")
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
+app.command("review")(review)
 
 
 def _version(value: bool) -> None:

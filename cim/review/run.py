@@ -125,6 +125,10 @@ def model_summary(model: ReviewModel) -> dict[str, Any]:
             g: [round(float(c[0]), 7), round(float(c[1]), 7), round(float(c[2]), 2)]
             for g, c in zip(model.elements.global_ids, model.elements.centre_lonlat, strict=True)
         }
+        summary["element_centres_local"] = {
+            g: [round(float(v), 3) for v in c]
+            for g, c in zip(model.elements.global_ids, model.elements.centre_model, strict=True)
+        }
     return summary
 
 
