@@ -111,6 +111,7 @@ def create_app(
     app.include_router(DetailsFactory().router)
     app.include_router(JobsFactory().router)
     app.include_router(analysis.router)
+    app.include_router(__import__("cim.api.reviews", fromlist=["router"]).router)
     mount_viewer(app, viewer_settings)
 
     app.add_middleware(BodyLimitMiddleware, limit=api_settings.upload_limit_bytes)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from cim.review.run import review_file
 from cim.settings import Settings
-from tests.review.conftest import City
+from tests.review.city import City
 from tests.review.models import Block, write_model
 
 FAILING = Block(3, 20, 63, 65, 10, name="违规楼")  # 60 × 45 m, 10 storeys: 30.2 m
