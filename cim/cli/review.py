@@ -59,7 +59,7 @@ def review(
         parcel=parcel,
         checks=checks,
         replaces=list(replaces or []),
-        progress=None if st.quiet else (lambda step: stderr.print(f"[dim]review: {step}…[/]")),
+        progress=None if st.quiet or not stderr.is_terminal else (lambda step: stderr.print(f"[dim]review: {step}…[/]")),
     )
     write_reports(report, html=html, pdf=pdf, bcf=bcf, lang=lang)
     if json_:

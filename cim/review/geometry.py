@@ -14,12 +14,12 @@ TOLERANCE_M = 0.05
 """Drawing tolerance in metres: coordinates closer than this are the same place."""
 
 
-def to_zone(geom: shapely.Geometry, zone_epsg: int) -> shapely.Geometry:
+def to_zone(geom: shapely.Geometry, zone_epsg: Any) -> shapely.Geometry:
     """A lon/lat (EPSG:4490) geometry in Gauss–Krüger zone ``zone_epsg`` metres."""
     return crs.transform_geometry(geom, crs.CGCS2000, zone_epsg)
 
 
-def to_lonlat(geom: shapely.Geometry, zone_epsg: int) -> shapely.Geometry:
+def to_lonlat(geom: shapely.Geometry, zone_epsg: Any) -> shapely.Geometry:
     """A zone-metre geometry back in EPSG:4490 lon/lat degrees."""
     return crs.transform_geometry(geom, zone_epsg, crs.CGCS2000)
 
@@ -47,7 +47,7 @@ def footprint_lonlat_wkb(context: ReviewContext) -> bytes:
     return bytes(cached)
 
 
-def rows_in_zone(rows: list[dict[str, Any]], column: str, zone_epsg: int) -> list[shapely.Geometry]:
+def rows_in_zone(rows: list[dict[str, Any]], column: str, zone_epsg: Any) -> list[shapely.Geometry]:
     """The ``column`` WKB geometries of query rows in the zone (one vectorised transform)."""
     if not rows:
         return []

@@ -67,7 +67,7 @@ class ReviewModel:
     schema: str
     georef: Any = None
     georef_error: str | None = None
-    zone_epsg: int | None = None
+    zone_epsg: Any = None  # EPSG code of the GK zone, or a tangent-plane SourceCrs outside China
     elements: Elements = field(default_factory=Elements)
     buildings: list[ifcopenshell.entity_instance] = field(default_factory=list)
     psets: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -149,6 +149,46 @@ def _is_green(product: ifcopenshell.entity_instance) -> bool:
     return any(w in words for w in GREEN_WORDS)
 
 
+def plan_meshes(ifc: ifcopenshell.file, products: list[Any], *, threads: int | None = None) -> Any:
+    """Meshes of ``products`` in world coordinates (metres) without opening subtractions.
+
+    Openings do not change an element's plan hull or its heights, and subtracting them is most of the
+    geometry time of a real model; ingest (approval) still computes them with :mod:`ingest.ifc_geometry`.
+    """
+    import os
+
+    import ifcopenshell.geom
+
+    from ingest.ifc_geometry import MeshBatch
+
+    batch = MeshBatch()
+    if not products:
+        return iter(())
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    settings.set("no-normals", True)
+    settings.set("weld-vertices", True)
+    settings.set("disable-opening-subtractions", True)
+    iterator = ifcopenshell.geom.iterator(settings, ifc, threads or min(2, os.cpu_count() or 1), include=products)
+    wanted = {p.id() for p in products}
+    if iterator.initialize():
+        while True:
+            shape = iterator.get()
+            if int(shape.id) in wanted:
+                geometry = shape.geometry
+                verts = np.frombuffer(geometry.verts_buffer, dtype=np.float64).reshape(-1, 3)
+                faces = np.frombuffer(geometry.faces_buffer, dtype=np.int32).reshape(-1, 3)
+                if len(faces):
+                    wanted.discard(int(shape.id))
+                    batch.step_ids.append(int(shape.id))
+                    batch.vertex_chunks.append(verts.copy())
+                    batch.triangle_chunks.append(faces.astype(np.int64))
+                    batch.color_rows.append(None)
+            if not iterator.next():
+                break
+    return iter([batch] if len(batch) else [])
+
+
 def load_model(
     path: Path,
     *,
@@ -163,7 +203,7 @@ def load_model(
     Raises :class:`ReviewError` when the file cannot be opened at all; a missing georeference is recorded in
     ``georef_error`` (the georef check reports it) and leaves the geometry empty.
     """
-    from ingest.ifc_geometry import body_products, iterate_meshes
+    from ingest.ifc_geometry import body_products
     from ingest.ifc_georef import georeference_of
     from ingest.ifc_model import open_model
     from ingest.ifc_properties import facilities, property_sets
@@ -188,7 +228,7 @@ def load_model(
     by_id = {p.id(): p for p in products}
     chunks: list[tuple[list[int], NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]] = []
     try:
-        for batch in iterate_meshes(ifc, products, threads=threads, on_element=on_element):
+        for batch in plan_meshes(ifc, products, threads=threads):
             vertices, triangles, voff, toff = batch.arrays()
             chunks.append((list(batch.step_ids), vertices, triangles, voff, toff))
     except Exception as exc:  # the iterator raises plain RuntimeErrors on broken geometry
@@ -218,7 +258,13 @@ def _plan_geometry(
         review.georef_error = f"the model's coordinates fall off the globe with its georeference ({review.georef.crs_in})"
         review.georef = None
         return
-    zone = crs.gk_zone_epsg(float(np.median(lon)))
+    try:
+        zone: Any = crs.gk_zone_epsg(float(np.median(lon)))
+    except CimError:  # outside China's zones (the georef check says so): a plane tangent at the model
+        zone = crs.parse_crs(
+            f"+proj=tmerc +lat_0={float(np.median(lat))!r} +lon_0={float(np.median(lon))!r} +k=1 +x_0=0 +y_0=0 "
+            f"{crs.CGCS2000_ELLIPSOID} +units=m +no_defs"
+        )
     x, y = crs.transform_xy(lon, lat, crs.CGCS2000, zone)
     review.zone_epsg = zone
     element_of_vertex = np.repeat(np.arange(len(step_ids)), counts)

@@ -109,7 +109,7 @@ def model_summary(model: ReviewModel) -> dict[str, Any]:
         "elements": len(model.elements),
         "georeference": model.georef.describe() if model.georef is not None else None,
         "georeference_error": model.georef_error,
-        "zone_epsg": model.zone_epsg,
+        "zone_epsg": model.zone_epsg if isinstance(model.zone_epsg, int) else None,
     }
     if model.located:
         base, top = model.base_height(), model.top_height()

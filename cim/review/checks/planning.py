@@ -193,6 +193,18 @@ def _height(context: ReviewContext) -> list[Finding]:
     above = model.above_ground_envelope()
     for limit, rule, source_zh, extra in limits:
         if height <= limit + TOL:
+            findings.append(
+                Finding(
+                    rule=rule,
+                    severity="info",
+                    message_zh=f"建筑高度 {height:.2f} m，不超过{source_zh} {limit:.2f} m。",
+                    message_en=f"Building height {height:.2f} m is within the limit of {limit:.2f} m.",
+                    global_ids=model.building_global_ids + extra,
+                    value=height,
+                    limit=limit,
+                    unit="m",
+                )
+            )
             continue
         over = [g for g, z, m in zip(e.global_ids, e.zmax, above, strict=True) if m and z - base > limit + TOL]
         findings.append(
