@@ -76,7 +76,9 @@ class Decision(BaseModel):
     """Body of ``POST /reviews/{id}/decision``."""
 
     decision: Literal["approve", "reject"]
-    comment: str = Field(default="", max_length=4000, description="Why; required to reject or to approve a failed review.")
+    comment: str = Field(
+        default="", max_length=4000, description="Why; required to reject or to approve a failed review."
+    )
 
 
 class ReviewRunner:
@@ -113,7 +115,11 @@ def _copy(upload: UploadFile, target: Path, limit: int) -> int:
 
 
 def _stage(
-    engine: Engine, settings: Settings, rs: ReviewSettings, model: UploadFile, ids: list[UploadFile],
+    engine: Engine,
+    settings: Settings,
+    rs: ReviewSettings,
+    model: UploadFile,
+    ids: list[UploadFile],
     parcel_ref: str | None,
 ) -> dict[str, Any]:
     """Copy and check everything into a staging folder; raises before anything is stored for good."""
@@ -143,23 +149,35 @@ def _stage(
             ids_names.append(ids_name)
         parcel = find_parcel(engine, parcel_ref)
         return {
-            "staging": staging, "file_name": name, "size": size, "sha256": files.sha256_of(target), "kind": kind,
-            "ids": ids_names, "parcel": parcel,
+            "staging": staging,
+            "file_name": name,
+            "size": size,
+            "sha256": files.sha256_of(target),
+            "kind": kind,
+            "ids": ids_names,
+            "parcel": parcel,
         }
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _store(engine: Engine, settings: Settings, staged: dict[str, Any], inputs: dict[str, Any], key_id: int | None) -> int:
+def _store(
+    engine: Engine, settings: Settings, staged: dict[str, Any], inputs: dict[str, Any], key_id: int | None
+) -> int:
     """Insert the review row and move the staged folder to ``reviews/<id>/`` in one step (both or neither)."""
     staging: Path = staged["staging"]
     try:
         with engine.begin() as conn:
             parcel = staged["parcel"]
             review_id = insert_review(
-                conn, file_name=staged["file_name"], sha256=staged["sha256"], size_bytes=staged["size"],
-                parcel_id=int(parcel["id"]) if parcel else None, parcel_ref=inputs.get("parcel"), inputs=inputs,
+                conn,
+                file_name=staged["file_name"],
+                sha256=staged["sha256"],
+                size_bytes=staged["size"],
+                parcel_id=int(parcel["id"]) if parcel else None,
+                parcel_ref=inputs.get("parcel"),
+                inputs=inputs,
                 api_key_id=key_id,
             )
             folder = settings.data_path / "reviews" / str(review_id)
@@ -186,9 +204,15 @@ def _run_review(request: Request, principal: Principal, review_id: int) -> None:
     inputs = row["inputs"] or {}
     try:
         report = review_file(
-            Path(row["path"]), settings, review_settings=ReviewSettings(), engine=engine,
-            ids_files=[folder / "ids" / n for n in inputs.get("ids", [])], parcel=row["parcel_ref"],
-            checks=inputs.get("checks"), replaces=inputs.get("replaces", []), file_name=row["file_name"],
+            Path(row["path"]),
+            settings,
+            review_settings=ReviewSettings(),
+            engine=engine,
+            ids_files=[folder / "ids" / n for n in inputs.get("ids", [])],
+            parcel=row["parcel_ref"],
+            checks=inputs.get("checks"),
+            replaces=inputs.get("replaces", []),
+            file_name=row["file_name"],
         )
     except Exception as exc:
         message = str(exc) if isinstance(exc, CimError) else f"internal error ({type(exc).__name__}); see the log"
@@ -201,7 +225,12 @@ def _run_review(request: Request, principal: Principal, review_id: int) -> None:
     data = report.to_dict()
     with engine.begin() as conn:
         set_review(
-            conn, review_id, status="reviewed", report=data, verdict=report.verdict, passed=report.verdict == "pass",
+            conn,
+            review_id,
+            status="reviewed",
+            report=data,
+            verdict=report.verdict,
+            passed=report.verdict == "pass",
             finished_at="now",
         )
     audit(request, principal, "review.run", "ok", target=f"review:{review_id}", detail={"verdict": report.verdict})
@@ -235,15 +264,23 @@ def _approve(request: Request, principal: Principal, review_id: int) -> None:
         approval["ingest"] = {k: v for k, v in report.to_dict().items() if k != "path"}
         audit(request, principal, "review.ingest", "ok", target=target, detail={"dataset_id": report.dataset_id})
         with engine.connect() as conn:
-            tilesets = [dict(r._mapping) for r in conn.execute(text("SELECT name, layers, options FROM tileset ORDER BY name"))]
+            tilesets = [
+                dict(r._mapping) for r in conn.execute(text("SELECT name, layers, options FROM tileset ORDER BY name"))
+            ]
         approval["tiles"] = []
         for ts in tilesets:
-            layers = [layer for layer in ts["layers"] or [] if layer in ("buildings", "elements", "facilities", "terrain")]
+            layers = [
+                layer for layer in ts["layers"] or [] if layer in ("buildings", "elements", "facilities", "terrain")
+            ]
             if not {"buildings", "elements"} & set(layers):
                 continue
             options = ts["options"] or {}
             built = build_tileset(
-                engine, settings, ts["name"], layers=layers, compress=options.get("compress", "none"),
+                engine,
+                settings,
+                ts["name"],
+                layers=layers,
+                compress=options.get("compress", "none"),
                 implicit=bool(options.get("implicit", False)),
             )
             summary = {"name": built.name, "written": built.written, "kept": built.kept, "deleted": built.deleted}
@@ -252,8 +289,14 @@ def _approve(request: Request, principal: Principal, review_id: int) -> None:
         archive_approved_review(engine, settings, row, principal)
         building = report.buildings[0]["id"] if report.buildings else None
         with engine.begin() as conn:
-            set_review(conn, review_id, status="approved", approval=approval, dataset_id=report.dataset_id,
-                       building_id=building)
+            set_review(
+                conn,
+                review_id,
+                status="approved",
+                approval=approval,
+                dataset_id=report.dataset_id,
+                building_id=building,
+            )
     except Exception as exc:
         message = str(exc) if isinstance(exc, CimError) else f"internal error ({type(exc).__name__}); see the log"
         if not isinstance(exc, CimError):
@@ -271,10 +314,15 @@ def _split(value: str | None) -> list[str]:
 
 
 @router.post(
-    "/reviews", summary="Start a BIM pre-review of an uploaded IFC model (roles designer, admin)", status_code=202,
-    openapi_extra=REVIEW_FORM, responses={413: {"description": "Upload larger than the limit."}},
+    "/reviews",
+    summary="Start a BIM pre-review of an uploaded IFC model (roles designer, admin)",
+    status_code=202,
+    openapi_extra=REVIEW_FORM,
+    responses={413: {"description": "Upload larger than the limit."}},
 )
-async def post_review(request: Request, principal: Annotated[Principal, Depends(require_role("designer"))]) -> JSONResponse:
+async def post_review(
+    request: Request, principal: Annotated[Principal, Depends(require_role("designer"))]
+) -> JSONResponse:
     """Check the upload, store it under ``reviews/<id>/`` and start the review; answers 202 with its URL."""
     from cim.review.registry import resolve_checks
 
@@ -304,14 +352,24 @@ async def post_review(request: Request, principal: Annotated[Principal, Depends(
         settings = request.app.state.settings
         rs = ReviewSettings()
         staged = await run_in_threadpool(_stage, engine, settings, rs, upload, ids, fields.get("parcel") or None)
-        inputs = {"ids": staged["ids"], "checks": checks, "replaces": replaces, "parcel": fields.get("parcel") or None,
-                  "kind": staged["kind"]}
+        inputs = {
+            "ids": staged["ids"],
+            "checks": checks,
+            "replaces": replaces,
+            "parcel": fields.get("parcel") or None,
+            "kind": staged["kind"],
+        }
         review_id = await run_in_threadpool(_store, engine, settings, staged, inputs, principal.key_id)
     except CimError as exc:
         await run_in_threadpool(audit, request, principal, action, "failed", detail={"error": str(exc)})
         raise
     await run_in_threadpool(
-        audit, request, principal, action, "ok", target=f"review:{review_id}",
+        audit,
+        request,
+        principal,
+        action,
+        "ok",
+        target=f"review:{review_id}",
         detail={"file_name": staged["file_name"], "sha256": staged["sha256"], **inputs},
     )
     ReviewRunner.of(request).pool.submit(_run_review, request, principal, review_id)
@@ -332,7 +390,9 @@ def _report(request: Request, review_id: int) -> Any:
 
     row = _load(request, review_id)
     if not row.get("report"):
-        raise ReviewNotReadyError(f"review {review_id} has no report yet (status {row['status']}); poll GET /reviews/{review_id}")
+        raise ReviewNotReadyError(
+            f"review {review_id} has no report yet (status {row['status']}); poll GET /reviews/{review_id}"
+        )
     return report_from_dict(row["report"])
 
 
@@ -351,8 +411,12 @@ def get_review(request: Request, review_id: ReviewId, _: Annotated[Principal, De
     return row
 
 
-@router.get("/reviews/{review_id}/report.html", response_class=HTMLResponse, name="review_report_html",
-            summary="The report as HTML (Chinese, English switch)")
+@router.get(
+    "/reviews/{review_id}/report.html",
+    response_class=HTMLResponse,
+    name="review_report_html",
+    summary="The report as HTML (Chinese, English switch)",
+)
 def get_report_html(
     request: Request, review_id: ReviewId, _: Annotated[Principal, Depends(read_access)], lang: Lang = "zh"
 ) -> HTMLResponse:
@@ -362,8 +426,13 @@ def get_report_html(
     return HTMLResponse(render_html(_report(request, review_id), lang=lang))
 
 
-@router.get("/reviews/{review_id}/report.pdf", name="review_report_pdf", summary="The report as PDF",
-            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+@router.get(
+    "/reviews/{review_id}/report.pdf",
+    name="review_report_pdf",
+    summary="The report as PDF",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
 def get_report_pdf(
     request: Request, review_id: ReviewId, _: Annotated[Principal, Depends(read_access)], lang: Lang = "zh"
 ) -> Response:
@@ -375,8 +444,13 @@ def get_report_pdf(
     return Response(body, media_type="application/pdf", headers=headers)
 
 
-@router.get("/reviews/{review_id}/report.bcf", name="review_report_bcf", summary="The findings as BCF 2.1",
-            response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get(
+    "/reviews/{review_id}/report.bcf",
+    name="review_report_bcf",
+    summary="The findings as BCF 2.1",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 def get_report_bcf(request: Request, review_id: ReviewId, _: Annotated[Principal, Depends(read_access)]) -> Response:
     """BCF 2.1 zip: one topic per error or warning, GlobalIds as components, a viewpoint per topic."""
     from cim.review.reports import render_bcf
@@ -385,10 +459,15 @@ def get_report_bcf(request: Request, review_id: ReviewId, _: Annotated[Principal
     return Response(render_bcf(_report(request, review_id)), media_type="application/octet-stream", headers=headers)
 
 
-@router.post("/reviews/{review_id}/decision", status_code=202,
-             summary="Approve or reject a reviewed model (roles reviewer, admin)")
+@router.post(
+    "/reviews/{review_id}/decision",
+    status_code=202,
+    summary="Approve or reject a reviewed model (roles reviewer, admin)",
+)
 def post_decision(
-    request: Request, review_id: ReviewId, body: Decision,
+    request: Request,
+    review_id: ReviewId,
+    body: Decision,
     principal: Annotated[Principal, Depends(require_role("reviewer"))],
 ) -> JSONResponse:
     """Record the decision; an approval ingests the model and rebuilds the tilesets in the background."""
@@ -407,14 +486,25 @@ def post_decision(
             if not comment and (body.decision == "reject" or row["verdict"] != "pass"):
                 raise BadRequestError("give a comment: it is required to reject, or to approve a review that failed")
             set_review(
-                conn, review_id, decision=body.decision, decision_comment=comment or None, decided_by=principal.key_id,
-                decided_at="now", status="approving" if body.decision == "approve" else "rejected",
+                conn,
+                review_id,
+                decision=body.decision,
+                decision_comment=comment or None,
+                decided_by=principal.key_id,
+                decided_at="now",
+                status="approving" if body.decision == "approve" else "rejected",
             )
     except CimError as exc:
         audit(request, principal, "review.decision", "failed", target=target, detail={"error": str(exc)})
         raise
-    audit(request, principal, "review.decision", "ok", target=target,
-          detail={"decision": body.decision, "comment": body.comment.strip()})
+    audit(
+        request,
+        principal,
+        "review.decision",
+        "ok",
+        target=target,
+        detail={"decision": body.decision, "comment": body.comment.strip()},
+    )
     if body.decision == "approve":
         ReviewRunner.of(request).pool.submit(_approve, request, principal, review_id)
     url = str(request.url_for("get_review", review_id=review_id))

@@ -27,12 +27,16 @@ def review(
     parcel: Annotated[str | None, typer.Option("--parcel", help="Parcel id or code the model is planned on.")] = None,
     checks: Annotated[
         list[str] | None,
-        typer.Option("--checks", help="Checks to run, comma-separated (schema,georef,ids,planning,sunlight,conflicts)."),
+        typer.Option(
+            "--checks", help="Checks to run, comma-separated (schema,georef,ids,planning,sunlight,conflicts)."
+        ),
     ] = None,
     replaces: Annotated[
         list[int] | None, typer.Option("--replaces", help="Id of a stored building the model replaces (repeatable).")
     ] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Write the HTML report (Chinese, English switch).")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the HTML report (Chinese, English switch).")
+    ] = None,
     pdf: Annotated[Path | None, typer.Option("--pdf", help="Write the PDF report.")] = None,
     bcf: Annotated[Path | None, typer.Option("--bcf", help="Write the findings as BCF 2.1 (.bcfzip).")] = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of the PDF: zh or en.")] = "zh",
@@ -59,7 +63,9 @@ def review(
         parcel=parcel,
         checks=checks,
         replaces=list(replaces or []),
-        progress=None if st.quiet or not stderr.is_terminal else (lambda step: stderr.print(f"[dim]review: {step}…[/]")),
+        progress=None
+        if st.quiet or not stderr.is_terminal
+        else (lambda step: stderr.print(f"[dim]review: {step}…[/]")),
     )
     write_reports(report, html=html, pdf=pdf, bcf=bcf, lang=lang)
     if json_:

@@ -9,22 +9,52 @@ from sqlalchemy import Connection, func, insert, select, update
 from cim.db.models import Review
 
 PUBLIC_COLUMNS = (
-    "id", "file_name", "sha256", "status", "passed", "verdict", "parcel_id", "parcel_ref", "size_bytes", "inputs",
-    "error", "created_at", "started_at", "finished_at", "decision", "decision_comment", "decided_at", "approval",
-    "dataset_id", "building_id",
+    "id",
+    "file_name",
+    "sha256",
+    "status",
+    "passed",
+    "verdict",
+    "parcel_id",
+    "parcel_ref",
+    "size_bytes",
+    "inputs",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "decision",
+    "decision_comment",
+    "decided_at",
+    "approval",
+    "dataset_id",
+    "building_id",
 )
 
 
 def insert_review(
-    conn: Connection, *, file_name: str, sha256: str, size_bytes: int, parcel_id: int | None, parcel_ref: str | None,
-    inputs: dict[str, Any], api_key_id: int | None,
+    conn: Connection,
+    *,
+    file_name: str,
+    sha256: str,
+    size_bytes: int,
+    parcel_id: int | None,
+    parcel_ref: str | None,
+    inputs: dict[str, Any],
+    api_key_id: int | None,
 ) -> int:
     """A new ``queued`` review; returns its id."""
     stmt = (
         insert(Review)
         .values(
-            file_name=file_name, sha256=sha256, size_bytes=size_bytes, status="queued", parcel_id=parcel_id,
-            parcel_ref=parcel_ref, inputs=inputs, api_key_id=api_key_id,
+            file_name=file_name,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            status="queued",
+            parcel_id=parcel_id,
+            parcel_ref=parcel_ref,
+            inputs=inputs,
+            api_key_id=api_key_id,
         )
         .returning(Review.id)
     )
@@ -39,9 +69,11 @@ def set_review(conn: Connection, review_id: int, **values: Any) -> None:
     conn.execute(update(Review).where(Review.id == review_id).values(**values))
 
 
-def review_by_id(conn: Connection, review_id: int, *, with_report: bool = True, lock: bool = False) -> dict[str, Any] | None:
+def review_by_id(
+    conn: Connection, review_id: int, *, with_report: bool = True, lock: bool = False
+) -> dict[str, Any] | None:
     """One review as a dict (``report`` included unless ``with_report`` is false), or ``None``."""
-    columns = [Review.__table__.c[c] for c in PUBLIC_COLUMNS] + [Review.path]
+    columns: list[Any] = [Review.__table__.c[c] for c in PUBLIC_COLUMNS] + [Review.path]
     if with_report:
         columns.append(Review.report)
     stmt = select(*columns).where(Review.id == review_id)

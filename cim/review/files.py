@@ -37,7 +37,7 @@ def check_size(path: Path, settings: ReviewSettings) -> int:
     size = path.stat().st_size
     if size > settings.upload_limit_bytes:
         raise ReviewError(
-            f"{path.name} is {size / 2**20:.1f} MiB, over the review limit of {settings.upload_limit_bytes / 2**20:.0f} MiB"
+            f"{path.name} is {size / 2**20:.1f} MiB, over the review limit of {settings.upload_limit_bytes / 2**20:.0f} MiB"  # noqa: E501
         )
     return size
 

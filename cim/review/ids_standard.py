@@ -62,12 +62,12 @@ def standard_semantics() -> Iterator[None]:
     with _PATCH_LOCK:
         saved_is_x = ids_facet.is_x
         ids_facet.is_x = _standard_is_x
-        ids_facet.Attribute.__call__ = _standard_attribute_call  # type: ignore[method-assign]
+        ids_facet.Attribute.__call__ = _standard_attribute_call
         try:
             yield
         finally:
             ids_facet.is_x = saved_is_x
-            ids_facet.Attribute.__call__ = _original_attribute_call  # type: ignore[method-assign]
+            ids_facet.Attribute.__call__ = _original_attribute_call
 
 
 def normalise_integer_bounds(xml: str) -> str:
@@ -98,7 +98,9 @@ def open_ids(path: Path) -> Any:
     except ids_module.IdsXmlValidationError as exc:
         reason = str(getattr(exc, "xml_error", exc)).strip().splitlines()
         reason_text = next((line.strip() for line in reason if line.strip().lower().startswith("reason")), "")
-        raise ReviewError(f"{path.name} is not a valid IDS 1.0 file: {reason_text or reason[0] if reason else exc}") from exc
+        raise ReviewError(
+            f"{path.name} is not a valid IDS 1.0 file: {reason_text or reason[0] if reason else exc}"
+        ) from exc
     except Exception as exc:  # XML syntax errors and the like
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReviewError(f"{path.name} is not a valid IDS 1.0 file: {first}") from exc

@@ -102,10 +102,17 @@ class ReviewModel:
 
     def _below_ground_mask(self) -> NDArray[np.bool_]:
         e = self.elements
-        return np.array(
-            [c in BELOW_GROUND_CLASSES or s in self.below_ground_steps for c, s in zip(e.classes, e.step_ids, strict=True)],
-            dtype=bool,
-        ) if len(e) else np.zeros(0, dtype=bool)
+        return (
+            np.array(
+                [
+                    c in BELOW_GROUND_CLASSES or s in self.below_ground_steps
+                    for c, s in zip(e.classes, e.step_ids, strict=True)
+                ],
+                dtype=bool,
+            )
+            if len(e)
+            else np.zeros(0, dtype=bool)
+        )
 
     @property
     def below_ground_steps(self) -> set[int]:
@@ -141,8 +148,14 @@ def _is_green(product: ifcopenshell.entity_instance) -> bool:
     if not product.is_a("IfcGeographicElement") and not product.is_a("IfcSpace"):
         return False
     words = " ".join(
-        str(v) for v in (getattr(product, "ObjectType", None), getattr(product, "PredefinedType", None),
-                         getattr(product, "LongName", None), product.Name) if v
+        str(v)
+        for v in (
+            getattr(product, "ObjectType", None),
+            getattr(product, "PredefinedType", None),
+            getattr(product, "LongName", None),
+            product.Name,
+        )
+        if v
     ).upper()
     if product.is_a("IfcGeographicElement") and str(getattr(product, "PredefinedType", "")) == "TERRAIN":
         return any(w in words for w in GREEN_WORDS[2:])
@@ -255,7 +268,9 @@ def _plan_geometry(
     triangles = np.concatenate([c[2] + off for c, off in zip(chunks, offsets, strict=True)])
     lon, lat, h = review.georef.to_geodetic(vertices)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()) or np.abs(lat).max() > 90 or np.abs(lon).max() > 180:
-        review.georef_error = f"the model's coordinates fall off the globe with its georeference ({review.georef.crs_in})"
+        review.georef_error = (
+            f"the model's coordinates fall off the globe with its georeference ({review.georef.crs_in})"
+        )
         review.georef = None
         return
     try:
@@ -281,7 +296,7 @@ def _plan_geometry(
     a, b, c = xy[triangles[:, 0]], xy[triangles[:, 1]], xy[triangles[:, 2]]
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     up = np.where(cross > 0, cross / 2.0, 0.0)
-    plan_area = np.bincount(element_of_triangle, weights=up, minlength=n)
+    plan_area = np.bincount(element_of_triangle, weights=up, minlength=n).astype(np.float64)
     sums = np.zeros((n, 3))
     np.add.at(sums, element_of_vertex, vertices)
     centre_model = sums / np.maximum(counts, 1)[:, None]

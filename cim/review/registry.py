@@ -56,7 +56,9 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def register(name: str, *, title_zh: str, title_en: str, needs: Iterable[str]) -> Callable[[CheckFunction], CheckFunction]:
+def register(
+    name: str, *, title_zh: str, title_en: str, needs: Iterable[str]
+) -> Callable[[CheckFunction], CheckFunction]:
     """Decorator that registers a check function under ``name``."""
     wanted = frozenset(needs)
     unknown = wanted - set(NEEDS)
@@ -96,7 +98,7 @@ def missing_needs(check: Check, context: ReviewContext) -> Finding | None:
             rule=f"{check.name}.needs_georeference",
             severity="info",
             message_zh="模型缺少地理参照，无法在城市模型中定位，本项未检查（见“地理参照”）。",
-            message_en="The model has no usable georeference, so it cannot be placed in the city; not checked (see georef).",
+            message_en="The model has no usable georeference, so it cannot be placed in the city; not checked (see georef).",  # noqa: E501
         )
     if "database" in check.needs and context.engine is None:
         return Finding(

@@ -56,8 +56,16 @@ def render_html(report: ReviewReport, *, lang: str = "zh", static: bool = False)
 
     template = _ENV.get_template("report.html.j2")
     return template.render(
-        report=data, lang=lang, static=static, t=t, titles=titles, verdict_label=verdict_label,
-        severity_label=severity_label, fmt=_fmt, max_rows=MAX_ROWS, limit_names=LIMIT_NAMES,
+        report=data,
+        lang=lang,
+        static=static,
+        t=t,
+        titles=titles,
+        verdict_label=verdict_label,
+        severity_label=severity_label,
+        fmt=_fmt,
+        max_rows=MAX_ROWS,
+        limit_names=LIMIT_NAMES,
         lang_index=0 if lang == "zh" else 1,
     )
 
@@ -74,7 +82,7 @@ def render_pdf(report: ReviewReport, *, lang: str = "zh") -> bytes:
 _XML = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
-def _camera(points: np.ndarray[Any, Any]) -> dict[str, tuple[float, float, float]]:
+def _camera(points: np.ndarray[Any, Any]) -> dict[str, tuple[float, ...]]:
     """A perspective camera (model coordinates, metres) looking down at ``points`` from the south-east."""
     centre = points.mean(axis=0) if len(points) else np.zeros(3)
     radius = float(np.linalg.norm(points - centre, axis=1).max()) if len(points) else 10.0
@@ -91,7 +99,7 @@ def _camera(points: np.ndarray[Any, Any]) -> dict[str, tuple[float, float, float
     }
 
 
-def _point(name: str, xyz: tuple[float, float, float]) -> str:
+def _point(name: str, xyz: tuple[float, ...]) -> str:
     return f"<{name}><X>{xyz[0]:.4f}</X><Y>{xyz[1]:.4f}</Y><Z>{xyz[2]:.4f}</Z></{name}>"
 
 
@@ -116,7 +124,7 @@ def _markup(report: ReviewReport, check: str, finding: Finding, topic: str, view
     kind = {"error": "Error", "warning": "Warning", "info": "Info"}[finding.severity]
     priority = {"error": "High", "warning": "Normal", "info": "Low"}[finding.severity]
     return (
-        f"{_XML}<Markup><Header><File IfcProject=\"{project}\" isExternal=\"true\">"
+        f'{_XML}<Markup><Header><File IfcProject="{project}" isExternal="true">'
         f"<Filename>{escape(report.file_name)}</Filename><Date>{when}</Date></File></Header>"
         f'<Topic Guid="{topic}" TopicType="{kind}" TopicStatus="Open"><Title>{title}</Title>'
         f"<Priority>{priority}</Priority><Labels>{escape(check)}</Labels><Labels>{escape(finding.rule)}</Labels>"
@@ -153,7 +161,12 @@ def render_bcf(report: ReviewReport, *, include_info: bool = False) -> bytes:
 
 
 def write_reports(
-    report: ReviewReport, *, html: Path | None = None, pdf: Path | None = None, bcf: Path | None = None, lang: str = "zh"
+    report: ReviewReport,
+    *,
+    html: Path | None = None,
+    pdf: Path | None = None,
+    bcf: Path | None = None,
+    lang: str = "zh",
 ) -> None:
     """Write the requested report files."""
     if html is not None:

@@ -86,9 +86,7 @@ def review_file(
             replaces=set(replaces),
         )
         context.cache.update(parsed_ids)
-        report = ReviewReport(
-            file_name=model.file_name, sha256=model.sha256, size_bytes=size, schema=model.schema
-        )
+        report = ReviewReport(file_name=model.file_name, sha256=model.sha256, size_bytes=size, schema=model.schema)
         for check in chosen:
             if progress:
                 progress(check.name)

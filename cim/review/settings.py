@@ -32,27 +32,42 @@ class SunlightStandard(BaseModel):
 
 SUNLIGHT_STANDARDS: dict[str, SunlightStandard] = {
     "I-II-III-VII-large": SunlightStandard(
-        day="01-20", min_hours=2.0, start=8.0, end=16.0,
+        day="01-20",
+        min_hours=2.0,
+        start=8.0,
+        end=16.0,
         label_zh="Ⅰ、Ⅱ、Ⅲ、Ⅶ气候区，城区常住人口≥50万：大寒日≥2h（8–16时）",
         label_en="Climate zones I, II, III, VII, ≥ 500,000 people: Major Cold day ≥ 2 h (08–16 h)",
     ),
     "I-II-III-VII-small": SunlightStandard(
-        day="01-20", min_hours=3.0, start=8.0, end=16.0,
+        day="01-20",
+        min_hours=3.0,
+        start=8.0,
+        end=16.0,
         label_zh="Ⅰ、Ⅱ、Ⅲ、Ⅶ气候区，城区常住人口<50万：大寒日≥3h（8–16时）",
         label_en="Climate zones I, II, III, VII, < 500,000 people: Major Cold day ≥ 3 h (08–16 h)",
     ),
     "IV-large": SunlightStandard(
-        day="01-20", min_hours=3.0, start=8.0, end=16.0,
+        day="01-20",
+        min_hours=3.0,
+        start=8.0,
+        end=16.0,
         label_zh="Ⅳ气候区，城区常住人口≥50万：大寒日≥3h（8–16时）",
         label_en="Climate zone IV, ≥ 500,000 people: Major Cold day ≥ 3 h (08–16 h)",
     ),
     "IV-small": SunlightStandard(
-        day="12-21", min_hours=1.0, start=9.0, end=15.0,
+        day="12-21",
+        min_hours=1.0,
+        start=9.0,
+        end=15.0,
         label_zh="Ⅳ气候区，城区常住人口<50万：冬至日≥1h（9–15时）",
         label_en="Climate zone IV, < 500,000 people: Winter Solstice ≥ 1 h (09–15 h)",
     ),
     "V-VI": SunlightStandard(
-        day="12-21", min_hours=1.0, start=9.0, end=15.0,
+        day="12-21",
+        min_hours=1.0,
+        start=9.0,
+        end=15.0,
         label_zh="Ⅴ、Ⅵ气候区：冬至日≥1h（9–15时）",
         label_en="Climate zones V, VI: Winter Solstice ≥ 1 h (09–15 h)",
     ),
@@ -110,7 +125,9 @@ class ReviewSettings(BaseSettings):
     sill_height_m: float = Field(default=0.9, ge=0, description="Ground-floor window sill above the building base.")
     sunlight_radius_m: float = Field(default=600.0, gt=0, description="Largest distance of neighbours examined.")
     residential_uses: tuple[str, ...] = Field(default=("residential", "mixed"), description="building.use values.")
-    high_rise_m: float = Field(default=24.0, description="Non-residential buildings above this are high-rise (GB 50016).")
+    high_rise_m: float = Field(
+        default=24.0, description="Non-residential buildings above this are high-rise (GB 50016)."
+    )
     high_rise_residential_m: float = Field(default=27.0, description="Residential buildings above this are high-rise.")
     default_fire_grade: str = Field(default="1-2", description="Fire-resistance grade assumed when none is given.")
     fire_spacing_m: dict[str, dict[str, float]] = Field(default_factory=lambda: dict(FIRE_SPACING_M))

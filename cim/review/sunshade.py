@@ -9,6 +9,7 @@ y north (metres of the site's Gauss–Krüger zone), heights in metres (normal h
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,9 +110,7 @@ def walls_of(prisms: list[tuple[shapely.Geometry, float, float]]) -> Walls:
     return Walls(np.concatenate(a), np.concatenate(b), np.concatenate(base), np.concatenate(top))
 
 
-def blocked(
-    points: NDArray[np.float64], path: SunPath, walls: Walls
-) -> NDArray[np.bool_]:
+def blocked(points: NDArray[np.float64], path: SunPath, walls: Walls) -> NDArray[np.bool_]:
     """(points, times) mask: the ray from each point (x, y, z) towards the sun at each time crosses a wall.
 
     Below-horizon times count as blocked. Vectorised over rays × walls in chunks.
@@ -168,7 +167,7 @@ def facade_points(
     normals: list[NDArray[np.float64]] = []
     for part in shapely.get_parts(footprint):
         ring = shapely.get_coordinates(shapely.orient_polygons(part, exterior_cw=False).exterior)
-        for (x0, y0), (x1, y1) in zip(ring[:-1], ring[1:], strict=True):
+        for (x0, y0), (x1, y1) in itertools.pairwise(ring):
             ex, ey = x1 - x0, y1 - y0
             length = float(np.hypot(ex, ey))
             if length < 1e-6:

@@ -4,7 +4,6 @@ Bad uploads get a clear error and leave nothing behind (no row, no file)."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import zipfile
@@ -23,7 +22,7 @@ from tests.review.models import Block, write_model
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "cim/review/report.schema.json").read_text())
 FAILING = Block(3, 20, 63, 65, 10, name="违规楼")
 COMPLIANT = Block(30, 28, 60, 52, 4, name="合规楼")
-IDS_OK = (Path(__file__).resolve().parents[1] / "review/ids/pass-walls_need_a_material.ids")
+IDS_OK = Path(__file__).resolve().parents[1] / "review/ids/pass-walls_need_a_material.ids"
 
 
 def _post(client: TestClient, key: str, path: Path, *, parcel: str | None = "P-1", ids: list[Path] = (), **form: str):
@@ -51,7 +50,11 @@ def _nothing_stored(engine: Engine, settings: Settings) -> None:
 
 
 def test_a_designer_gets_a_failing_report_in_every_format(
-    client: TestClient, keys: dict[str, str], city: City, tmp_path: Path, settings: Settings  # noqa: F811
+    client: TestClient,
+    keys: dict[str, str],
+    city: City,  # noqa: F811
+    tmp_path: Path,
+    settings: Settings,
 ) -> None:
     model = write_model(tmp_path / "tower.ifc", FAILING, green=(70, 55, 90, 75))
     answer = _post(client, keys["designer"], model.path, ids=[IDS_OK])
@@ -79,8 +82,12 @@ def test_a_designer_gets_a_failing_report_in_every_format(
 
     with load(str(path)) as reader:
         topics = reader.topics
-        errors = [(c, f) for c, checks in report["checks"].items() for f in checks["findings"]
-                  if f["severity"] in ("error", "warning")]
+        errors = [
+            (c, f)
+            for c, checks in report["checks"].items()
+            for f in checks["findings"]
+            if f["severity"] in ("error", "warning")
+        ]
         assert len(topics) == len(errors)
         height = next(t for t in topics.values() if "planning.height" in (t.markup.topic.labels or []))
         viewpoint = next(iter(height.viewpoints.values())).visualization_info
@@ -91,7 +98,11 @@ def test_a_designer_gets_a_failing_report_in_every_format(
 
 
 def test_a_reviewer_approves_a_compliant_model_into_the_city(
-    client: TestClient, keys: dict[str, str], city: City, tmp_path: Path, settings: Settings  # noqa: F811
+    client: TestClient,
+    keys: dict[str, str],
+    city: City,  # noqa: F811
+    tmp_path: Path,
+    settings: Settings,
 ) -> None:
     from tiles.build import build_tileset
 
@@ -102,11 +113,15 @@ def test_a_reviewer_approves_a_compliant_model_into_the_city(
     body = _wait(client, review_id, ("reviewed", "error"))
     assert body["verdict"] == "pass", json.dumps(body.get("report", {}).get("checks"), ensure_ascii=False)[:2000]
 
-    denied = client.post(f"/reviews/{review_id}/decision", headers={"X-API-Key": keys["designer"]},
-                         json={"decision": "approve"})
+    denied = client.post(
+        f"/reviews/{review_id}/decision", headers={"X-API-Key": keys["designer"]}, json={"decision": "approve"}
+    )
     assert denied.status_code == 403
-    answer = client.post(f"/reviews/{review_id}/decision", headers={"X-API-Key": keys["reviewer"]},
-                         json={"decision": "approve", "comment": "符合规划条件"})
+    answer = client.post(
+        f"/reviews/{review_id}/decision",
+        headers={"X-API-Key": keys["reviewer"]},
+        json={"decision": "approve", "comment": "符合规划条件"},
+    )
     assert answer.status_code == 202
     body = _wait(client, review_id, ("approved", "approval_failed"))
     assert body["status"] == "approved", body["approval"]
@@ -117,8 +132,11 @@ def test_a_reviewer_approves_a_compliant_model_into_the_city(
     assert "合规楼" in names
     for step in ("POST /reviews", "review.run", "review.decision", "review.ingest", "review.tiles", "review.approve"):
         assert step in actions
-    again = client.post(f"/reviews/{review_id}/decision", headers={"X-API-Key": keys["reviewer"]},
-                        json={"decision": "reject", "comment": "x"})
+    again = client.post(
+        f"/reviews/{review_id}/decision",
+        headers={"X-API-Key": keys["reviewer"]},
+        json={"decision": "reject", "comment": "x"},
+    )
     assert again.status_code == 409
 
 
@@ -139,8 +157,14 @@ def _zip_bomb(path: Path) -> Path:
     ],
 )
 def test_a_bad_upload_is_refused_with_a_reason_and_leaves_nothing(
-    client: TestClient, keys: dict[str, str], city: City, tmp_path: Path, settings: Settings,  # noqa: F811
-    case: str, status: int, words: str,
+    client: TestClient,
+    keys: dict[str, str],
+    city: City,  # noqa: F811
+    tmp_path: Path,
+    settings: Settings,
+    case: str,
+    status: int,
+    words: str,
 ) -> None:
     engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
     model = write_model(tmp_path / "ok.ifc", COMPLIANT)

@@ -39,15 +39,33 @@ def city(engine: Engine) -> City:
     with engine.begin() as conn:
         ds = factories.dataset(conn, "review-city")
         parcel = factories.parcel(
-            conn, ds, to_lonlat(rect(0, 0, 100, 80)), code="P-1", name="评审测试地块", land_use="B2",
-            max_height=24.0, max_far=2.0, max_density=0.30, min_green_ratio=0.30, setback_m=5.0,
+            conn,
+            ds,
+            to_lonlat(rect(0, 0, 100, 80)),
+            code="P-1",
+            name="评审测试地块",
+            land_use="B2",
+            max_height=24.0,
+            max_far=2.0,
+            max_density=0.30,
+            min_green_ratio=0.30,
+            setback_m=5.0,
         )
-        shed = factories.building(conn, ds, to_lonlat(rect(10, 10, 20, 25)), height=10.0, base_height=H0,
-                                  name="仓库", use="office")
-        hall = factories.building(conn, ds, to_lonlat(rect(68, 30, 88, 50)), height=10.0, base_height=H0,
-                                  name="展厅", use="office")
-        flats = factories.building(conn, ds, to_lonlat(rect(13, 75, 53, 85)), height=18.0, base_height=H0,
-                                   name="住宅楼", use="residential")
-        pipe = factories.facility(conn, ds, "pipe_water", to_lonlat(shapely.LineString([(0, 17), (100, 17)])),
-                                  diameter_mm=300.0, name="给水干管")
+        shed = factories.building(
+            conn, ds, to_lonlat(rect(10, 10, 20, 25)), height=10.0, base_height=H0, name="仓库", use="office"
+        )
+        hall = factories.building(
+            conn, ds, to_lonlat(rect(68, 30, 88, 50)), height=10.0, base_height=H0, name="展厅", use="office"
+        )
+        flats = factories.building(
+            conn, ds, to_lonlat(rect(13, 75, 53, 85)), height=18.0, base_height=H0, name="住宅楼", use="residential"
+        )
+        pipe = factories.facility(
+            conn,
+            ds,
+            "pipe_water",
+            to_lonlat(shapely.LineString([(0, 17), (100, 17)])),
+            diameter_mm=300.0,
+            name="给水干管",
+        )
     return City(parcel, shed, hall, flats, pipe)

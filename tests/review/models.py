@@ -145,7 +145,10 @@ def write_model(
         gx0, gy0, gx1, gy1 = green
         lawn = b.entity("IfcGeographicElement", "green", ObjectType="GREEN", PredefinedType="USERDEFINED")
         rep = ifcopenshell.api.geometry.add_slab_representation(
-            f, context=b.body, depth=0.1, polyline=[(0.0, 0.0), (gx1 - gx0, 0.0), (gx1 - gx0, gy1 - gy0), (0.0, gy1 - gy0)]
+            f,
+            context=b.body,
+            depth=0.1,
+            polyline=[(0.0, 0.0), (gx1 - gx0, 0.0), (gx1 - gx0, gy1 - gy0), (0.0, gy1 - gy0)],
         )
         b.place(lawn, rep, _matrix(gx0, gy0, -0.1), b.style("草地", (0.3, 0.7, 0.3)), "草坪")
         ifcopenshell.api.spatial.assign_container(f, products=[lawn], relating_structure=site)

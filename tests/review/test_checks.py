@@ -30,7 +30,9 @@ def _by_rule(report, check: str) -> dict[str, list]:
 @pytest.fixture
 def failing(tmp_path: Path, engine: Engine, city: City, settings: Settings):
     model = write_model(tmp_path / "failing.ifc", FAILING, green=(70, 55, 90, 75))  # 20 × 20 = 400 m² green
-    report = review_file(model.path, settings, engine=engine, parcel="P-1", checks=["planning", "sunlight", "conflicts"])
+    report = review_file(
+        model.path, settings, engine=engine, parcel="P-1", checks=["planning", "sunlight", "conflicts"]
+    )
     return model, report
 
 
@@ -43,8 +45,19 @@ def test_a_model_that_breaks_every_planning_rule_is_caught_with_the_right_elemen
     # walls of storeys 8 and 9 (tops 27 and 30 m); storey 7's walls end at exactly 24 m.
     (height,) = rules["planning.height"]
     assert height.value == pytest.approx(30.2) and height.limit == 24.0
-    assert set(height.global_ids) == model.names("slab 8", "slab 9", "roof", "S wall 8", "E wall 8", "N wall 8",
-                                                 "W wall 8", "S wall 9", "E wall 9", "N wall 9", "W wall 9")
+    assert set(height.global_ids) == model.names(
+        "slab 8",
+        "slab 9",
+        "roof",
+        "S wall 8",
+        "E wall 8",
+        "N wall 8",
+        "W wall 8",
+        "S wall 9",
+        "E wall 9",
+        "N wall 9",
+        "W wall 9",
+    )
 
     # Setback: the west face stands at x = 3, 3 m from the red line x = 0 (< 5 m); east 37 m, north 15 m,
     # south 20 m. Every slab and the south and north walls span x 3…63, the west walls stand at x 3…3.2:

@@ -63,8 +63,9 @@ def test_reports_are_written_and_an_ifczip_is_reviewed(run_cim, tmp_path: Path, 
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(model.path, "m.ifc")
     html, pdf, bcf = tmp_path / "r.html", tmp_path / "r.pdf", tmp_path / "r.bcfzip"
-    result = run_cim("review", str(packed), "--parcel", "P-1", "--html", str(html), "--pdf", str(pdf),
-                     "--bcf", str(bcf), "--json")
+    result = run_cim(
+        "review", str(packed), "--parcel", "P-1", "--html", str(html), "--pdf", str(pdf), "--bcf", str(bcf), "--json"
+    )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     jsonschema.validate(report, SCHEMA)

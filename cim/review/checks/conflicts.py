@@ -16,9 +16,19 @@ from cim.review.registry import ReviewContext, register
 from cim.review.settings import ReviewSettings
 
 GAS_PRESSURES = {
-    "低压": "low", "low": "low", "中压b": "medium_b", "中压": "medium_b", "medium": "medium_b", "medium_b": "medium_b",
-    "中压a": "medium_a", "medium_a": "medium_a", "次高压b": "sub_high_b", "sub_high_b": "sub_high_b",
-    "次高压a": "sub_high_a", "次高压": "sub_high_a", "sub_high_a": "sub_high_a",
+    "低压": "low",
+    "low": "low",
+    "中压b": "medium_b",
+    "中压": "medium_b",
+    "medium": "medium_b",
+    "medium_b": "medium_b",
+    "中压a": "medium_a",
+    "medium_a": "medium_a",
+    "次高压b": "sub_high_b",
+    "sub_high_b": "sub_high_b",
+    "次高压a": "sub_high_a",
+    "次高压": "sub_high_a",
+    "sub_high_a": "sub_high_a",
 }
 
 
@@ -40,9 +50,7 @@ def clearance_of(row: dict[str, Any], settings: ReviewSettings) -> float | None:
     return table.get(key, table.get(str(row.get("kind") or "")))
 
 
-@register(
-    "conflicts", title_zh="空间冲突", title_en="Conflicts with the city", needs=("model", "georef", "database")
-)
+@register("conflicts", title_zh="空间冲突", title_en="Conflicts with the city", needs=("model", "georef", "database"))
 def check_conflicts(context: ReviewContext) -> list[Finding]:
     """Overlaps with existing buildings and pipe clearances."""
     model = context.model

@@ -26,8 +26,12 @@ HOW_TO_FIX_EN = (
     "Gauss-Kruger CM 114E) in IFC4 and later, ePSet_MapConversion/ePSet_ProjectedCRS in IFC2X3, or at least "
     "IfcSite RefLatitude/RefLongitude/RefElevation (LoGeoRef 20)."
 )
-LEVEL_ZH = {50: "地图转换（LoGeoRef 50）", 40: "场地参照点与正北（LoGeoRef 40）", 30: "场地参照点（LoGeoRef 30）",
-            20: "场地经纬度（LoGeoRef 20）"}
+LEVEL_ZH = {
+    50: "地图转换（LoGeoRef 50）",
+    40: "场地参照点与正北（LoGeoRef 40）",
+    30: "场地参照点（LoGeoRef 30）",
+    20: "场地经纬度（LoGeoRef 20）",
+}
 
 
 @register("georef", title_zh="地理参照", title_en="Georeference", needs=("model",))
@@ -93,7 +97,7 @@ def _province(context: ReviewContext) -> list[Finding]:
             rule="georef.province",
             severity="error",
             message_zh=f"模型位于省域范围之外（中心约 {lon:.5f}°E, {lat:.5f}°N），请检查地理参照。",
-            message_en=f"The model lies outside the province (centre about {lon:.5f}E, {lat:.5f}N); check its georeference.",
+            message_en=f"The model lies outside the province (centre about {lon:.5f}E, {lat:.5f}N); check its georeference.",  # noqa: E501
             global_ids=tuple(outside[:500]),
         )
     ]
@@ -117,7 +121,7 @@ def _parcel(context: ReviewContext) -> list[Finding]:
             rule="georef.parcel",
             severity="error",
             message_zh=f"模型有 {len(outside)} 个构件超出地块 {code} 的用地红线（越界面积 {out_area:.1f} m²）。",
-            message_en=f"{len(outside)} elements lie outside the red line of parcel {code} ({out_area:.1f} m² outside).",
+            message_en=f"{len(outside)} elements lie outside the red line of parcel {code} ({out_area:.1f} m² outside).",  # noqa: E501
             global_ids=tuple(outside),
             value=out_area,
             limit=0.0,

@@ -44,15 +44,22 @@ def findings_of(ids: Any, source: str) -> list[Finding]:
             for failure in requirement.failures[:MAX_PER_SPEC]:
                 element = failure["element"]
                 reasons.append(
-                    {"global_id": _global_id(element), "entity": element.is_a(), "step_id": element.id(),
-                     "reason": str(failure["reason"])}
+                    {
+                        "global_id": _global_id(element),
+                        "entity": element.is_a(),
+                        "step_id": element.id(),
+                        "reason": str(failure["reason"]),
+                    }
                 )
         failed = sorted({g for e in spec.failed_entities if (g := _global_id(e))})
         if prohibited:
             failed = sorted({g for e in spec.applicable_entities if (g := _global_id(e))})
             why_zh, why_en = "模型中不应出现的对象出现了", "entities the specification prohibits are present"
         elif required and applicable == 0:
-            why_zh, why_en = "模型中没有适用对象（该规范为必需）", "no applicable entity although the specification is required"
+            why_zh, why_en = (
+                "模型中没有适用对象（该规范为必需）",
+                "no applicable entity although the specification is required",
+            )
         else:
             why_zh, why_en = f"{len(failed)} 个对象不满足要求", f"{len(failed)} entities do not meet its requirements"
         first = f"：{reasons[0]['reason']}" if reasons else ""

@@ -26,8 +26,19 @@ from cim.review.settings import ReviewSettings
 
 TOL = 1e-6
 FIRE_GRADE_NAMES = ("FireResistanceGrade", "耐火等级", "fire_grade")
-GRADE_ALIASES = {"一级": "1-2", "二级": "1-2", "一二级": "1-2", "1": "1-2", "2": "1-2", "I": "1-2", "II": "1-2",
-                 "三级": "3", "III": "3", "四级": "4", "IV": "4"}
+GRADE_ALIASES = {
+    "一级": "1-2",
+    "二级": "1-2",
+    "一二级": "1-2",
+    "1": "1-2",
+    "2": "1-2",
+    "I": "1-2",
+    "II": "1-2",
+    "三级": "3",
+    "III": "3",
+    "四级": "4",
+    "IV": "4",
+}
 RESIDENTIAL_PREFIXES = ("R",)
 
 
@@ -144,9 +155,7 @@ def _model_is_residential(context: ReviewContext) -> bool:
     return False
 
 
-@register(
-    "planning", title_zh="规划指标", title_en="Planning limits", needs=("model", "georef")
-)
+@register("planning", title_zh="规划指标", title_en="Planning limits", needs=("model", "georef"))
 def check_planning(context: ReviewContext) -> list[Finding]:
     """Height, setbacks, FAR, density, green ratio and fire spacing."""
     findings = _height(context)
@@ -156,7 +165,7 @@ def check_planning(context: ReviewContext) -> list[Finding]:
                 rule="planning.needs_parcel",
                 severity="info",
                 message_zh="未指定地块，仅检查模型自身的限高（Pset_SiteCommon.BuildingHeightLimit）。",
-                message_en="No parcel given: only the model's own height limit (Pset_SiteCommon.BuildingHeightLimit) is checked.",
+                message_en="No parcel given: only the model's own height limit (Pset_SiteCommon.BuildingHeightLimit) is checked.",  # noqa: E501
             )
         )
         return findings
@@ -213,7 +222,7 @@ def _height(context: ReviewContext) -> list[Finding]:
                 severity="error",
                 message_zh=f"建筑高度 {height:.2f} m 超过{source_zh} {limit:.2f} m，{len(over)} 个构件高于限高。",
                 message_en=f"Building height {height:.2f} m exceeds the limit of {limit:.2f} m "
-                f"({'the site property Pset_SiteCommon.BuildingHeightLimit' if rule.endswith('pset') else 'planning'}); "
+                f"({'the site property Pset_SiteCommon.BuildingHeightLimit' if rule.endswith('pset') else 'planning'}); "  # noqa: E501
                 f"{len(over)} elements rise above it.",
                 global_ids=tuple(over) + extra,
                 value=height,
@@ -247,7 +256,7 @@ def _setback(context: ReviewContext) -> list[Finding]:
             rule="planning.setback",
             severity="error",
             message_zh=f"{len(ids)} 个构件距用地红线不足 {limit:.1f} m（最近 {least:.2f} m）。",
-            message_en=f"{len(ids)} elements are closer than {limit:.1f} m to the parcel's red line (nearest {least:.2f} m).",
+            message_en=f"{len(ids)} elements are closer than {limit:.1f} m to the parcel's red line (nearest {least:.2f} m).",  # noqa: E501
             global_ids=tuple(ids),
             value=least,
             limit=limit,
@@ -271,7 +280,7 @@ def _ratios(context: ReviewContext) -> list[Finding]:
             Finding(
                 rule="planning.far",
                 severity="info" if ok else "error",
-                message_zh=f"容积率 {far:.3f}（总建筑面积 {gfa:.1f} m²，来自{method_zh}；地块面积 {parcel_area:.1f} m²），"
+                message_zh=f"容积率 {far:.3f}（总建筑面积 {gfa:.1f} m²，来自{method_zh}；地块面积 {parcel_area:.1f} m²），"  # noqa: E501
                 f"上限 {limits['max_far']:.2f}。",
                 message_en=f"Floor-area ratio {far:.3f} (GFA {gfa:.1f} m² from {method}; parcel {parcel_area:.1f} m²), "
                 f"limit {limits['max_far']:.2f}.",
@@ -290,8 +299,8 @@ def _ratios(context: ReviewContext) -> list[Finding]:
             Finding(
                 rule="planning.density",
                 severity="info" if ok else "error",
-                message_zh=f"建筑密度 {density:.1%}（基底面积 {footprint.area:.1f} m²），上限 {limits['max_density']:.0%}。",
-                message_en=f"Building density {density:.1%} (footprint {footprint.area:.1f} m²), limit {limits['max_density']:.0%}.",
+                message_zh=f"建筑密度 {density:.1%}（基底面积 {footprint.area:.1f} m²），上限 {limits['max_density']:.0%}。",  # noqa: E501
+                message_en=f"Building density {density:.1%} (footprint {footprint.area:.1f} m²), limit {limits['max_density']:.0%}.",  # noqa: E501
                 global_ids=model.building_global_ids,
                 value=density,
                 limit=limits["max_density"],
@@ -306,7 +315,7 @@ def _ratios(context: ReviewContext) -> list[Finding]:
                     rule="planning.green_ratio_not_modelled",
                     severity="info",
                     message_zh="场地模型未包含绿地（IfcGeographicElement / 绿地空间），绿地率未检查。",
-                    message_en="The site model carries no green areas (IfcGeographicElement / green spaces); green ratio not checked.",
+                    message_en="The site model carries no green areas (IfcGeographicElement / green spaces); green ratio not checked.",  # noqa: E501
                 )
             )
         else:
@@ -317,8 +326,8 @@ def _ratios(context: ReviewContext) -> list[Finding]:
                 Finding(
                     rule="planning.green_ratio",
                     severity="info" if ok else "error",
-                    message_zh=f"绿地率 {ratio:.1%}（绿地 {green_area:.1f} m²），下限 {limits['min_green_ratio']:.0%}。",
-                    message_en=f"Green ratio {ratio:.1%} (green {green_area:.1f} m²), minimum {limits['min_green_ratio']:.0%}.",
+                    message_zh=f"绿地率 {ratio:.1%}（绿地 {green_area:.1f} m²），下限 {limits['min_green_ratio']:.0%}。",  # noqa: E501
+                    message_en=f"Green ratio {ratio:.1%} (green {green_area:.1f} m²), minimum {limits['min_green_ratio']:.0%}.",  # noqa: E501
                     global_ids=tuple(g for g, m in zip(e.global_ids, e.green, strict=True) if m),
                     value=ratio,
                     limit=limits["min_green_ratio"],

@@ -34,7 +34,7 @@ def _express_rules_available(schema: str) -> bool:
     return True
 
 
-def _finding(statement: dict[str, Any], schema: str) -> Finding:
+def _finding(statement: Any, schema: str) -> Finding:
     instance = statement.get("instance")
     entity = instance.is_a() if isinstance(instance, ifcopenshell.entity_instance) else None
     step = instance.id() if isinstance(instance, ifcopenshell.entity_instance) else None
@@ -70,7 +70,7 @@ def check_schema(context: ReviewContext) -> list[Finding]:
         Finding(
             rule="schema.summary",
             severity="info",
-            message_zh=f"文件模式 {model.schema}；{'含' if rules else '不含'} EXPRESS 规则校验；发现 {len(errors)} 处错误。",
+            message_zh=f"文件模式 {model.schema}；{'含' if rules else '不含'} EXPRESS 规则校验；发现 {len(errors)} 处错误。",  # noqa: E501
             message_en=f"Schema {model.schema}; EXPRESS rules {'checked' if rules else 'not available'}; "
             f"{len(errors)} errors.",
             value=float(len(errors)),

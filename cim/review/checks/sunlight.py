@@ -69,9 +69,7 @@ def _near(walls: Walls, box: tuple[float, float, float, float], reach: float, z:
     return walls.subset(mask)
 
 
-@register(
-    "sunlight", title_zh="日照分析", title_en="Sunlight (GB 50180)", needs=("model", "georef", "database")
-)
+@register("sunlight", title_zh="日照分析", title_en="Sunlight (GB 50180)", needs=("model", "georef", "database"))
 def check_sunlight(context: ReviewContext) -> list[Finding]:
     """Hours of sunlight of neighbouring residential windows with and without the model."""
     settings = context.review_settings
@@ -92,7 +90,8 @@ def check_sunlight(context: ReviewContext) -> list[Finding]:
     walls_kept, walls_replaced, walls_new = _neighbour_walls(kept), _neighbour_walls(replaced), walls_of(prisms)
     tallest = max([top, *[n.top for n in kept]])
     receptors = [
-        n for n in kept
+        n
+        for n in kept
         if str(n.row.get("use") or "") in settings.residential_uses
         and shapely.distance(footprint, n.footprint) <= max(0.0, top - n.base) / min_slope
     ]
@@ -153,11 +152,18 @@ def check_sunlight(context: ReviewContext) -> list[Finding]:
                 rule="sunlight.pushed_below" if failing else "sunlight.reduced",
                 severity="error" if failing else "info",
                 message_zh=f"住宅“{receptor.label}”底层窗台日照由 {hb:.2f} h 降至 {ha:.2f} h"
-                + (f"，低于标准 {required:g} h（{int(pushed.sum() + worsened.sum())} 个窗位）。" if failing else "，仍满足标准。"),
+                + (
+                    f"，低于标准 {required:g} h（{int(pushed.sum() + worsened.sum())} 个窗位）。"
+                    if failing
+                    else "，仍满足标准。"
+                ),
                 message_en=f"Residential building '{receptor.label}': ground-floor sill sunlight drops from {hb:.2f} h "
                 f"to {ha:.2f} h"
-                + (f", below the {required:g} h standard ({int(pushed.sum() + worsened.sum())} windows)." if failing
-                   else ", still meeting the standard."),
+                + (
+                    f", below the {required:g} h standard ({int(pushed.sum() + worsened.sum())} windows)."
+                    if failing
+                    else ", still meeting the standard."
+                ),
                 global_ids=model.building_global_ids,
                 value=ha,
                 limit=required,

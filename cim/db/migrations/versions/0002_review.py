@@ -43,14 +43,10 @@ def upgrade() -> None:
         "review",
         sa.Column("approval", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
     )
-    op.create_foreign_key(
-        "review_decided_by_fkey", "review", "api_key", ["decided_by"], ["id"], ondelete="SET NULL"
-    )
+    op.create_foreign_key("review_decided_by_fkey", "review", "api_key", ["decided_by"], ["id"], ondelete="SET NULL")
     op.create_check_constraint("review_status", "review", f"status IN {STATUSES}")
     op.create_check_constraint("review_verdict", "review", "verdict IS NULL OR verdict IN ('pass','fail')")
-    op.create_check_constraint(
-        "review_decision", "review", "decision IS NULL OR decision IN ('approve','reject')"
-    )
+    op.create_check_constraint("review_decision", "review", "decision IS NULL OR decision IN ('approve','reject')")
 
 
 def downgrade() -> None:
@@ -60,7 +56,18 @@ def downgrade() -> None:
     op.drop_constraint("review_status", "review", type_="check")
     op.drop_constraint("review_decided_by_fkey", "review", type_="foreignkey")
     for column in (
-        "approval", "decided_at", "decided_by", "decision_comment", "decision", "finished_at", "started_at",
-        "error", "verdict", "inputs", "parcel_ref", "size_bytes", "path",
+        "approval",
+        "decided_at",
+        "decided_by",
+        "decision_comment",
+        "decision",
+        "finished_at",
+        "started_at",
+        "error",
+        "verdict",
+        "inputs",
+        "parcel_ref",
+        "size_bytes",
+        "path",
     ):
         op.drop_column("review", column)
