@@ -192,6 +192,7 @@ def _store(
 
 
 def _run_review(request: Request, principal: Principal, review_id: int) -> None:
+    from cim.api.review_tiles import write_review_tileset
     from cim.review.run import review_file
 
     engine: Engine = request.app.state.engine
@@ -213,6 +214,7 @@ def _run_review(request: Request, principal: Principal, review_id: int) -> None:
             checks=inputs.get("checks"),
             replaces=inputs.get("replaces", []),
             file_name=row["file_name"],
+            on_model=lambda model: write_review_tileset(model, settings, review_id),
         )
     except Exception as exc:
         message = str(exc) if isinstance(exc, CimError) else f"internal error ({type(exc).__name__}); see the log"
@@ -408,6 +410,10 @@ def get_review(request: Request, review_id: ReviewId, _: Annotated[Principal, De
     row["links"] = {
         kind: str(request.url_for(f"review_report_{kind}", review_id=review_id)) for kind in ("html", "pdf", "bcf")
     }
+    settings: Settings = request.app.state.settings
+    if (settings.data_path / "tiles" / f"review-{review_id}" / "tileset.json").exists():
+        row["links"]["tileset"] = f"/tiles/review-{review_id}/tileset.json"
+
     return row
 
 

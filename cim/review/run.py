@@ -59,8 +59,12 @@ def review_file(
     replaces: Iterable[int] = (),
     file_name: str | None = None,
     progress: Progress | None = None,
+    on_model: Callable[[ReviewModel], object] | None = None,
 ) -> ReviewReport:
-    """Review an IFC (or ifczip) file: run the chosen checks (default all) and return the report."""
+    """Review an IFC (or ifczip) file: run the chosen checks (default all) and return the report.
+
+    ``on_model`` is called with the analysed model before it is released (the API writes its tileset).
+    """
     started = time.perf_counter()
     rs = review_settings or ReviewSettings()
     chosen = resolve_checks(checks)
@@ -92,7 +96,10 @@ def review_file(
                 progress(check.name)
             report.checks[check.name] = run_check(check, context)
         report.model = model_summary(model)
+        report.model["height_anomaly"] = settings.height_anomaly
         report.parcel = parcel_summary(context)
+        if on_model is not None:
+            on_model(model)
     report.seconds = time.perf_counter() - started
     return report
 

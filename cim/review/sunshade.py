@@ -110,15 +110,22 @@ def walls_of(prisms: list[tuple[shapely.Geometry, float, float]]) -> Walls:
     return Walls(np.concatenate(a), np.concatenate(b), np.concatenate(base), np.concatenate(top))
 
 
-def blocked(points: NDArray[np.float64], path: SunPath, walls: Walls) -> NDArray[np.bool_]:
+def blocked(
+    points: NDArray[np.float64], path: SunPath, walls: Walls, only: NDArray[np.bool_] | None = None
+) -> NDArray[np.bool_]:
     """(points, times) mask: the ray from each point (x, y, z) towards the sun at each time crosses a wall.
 
-    Below-horizon times count as blocked. Vectorised over rays × walls in chunks.
+    Below-horizon times count as blocked; rays outside ``only`` (a (points, times) mask) are not tested and
+    come back unblocked. Vectorised over rays × walls in chunks.
     """
     m, n = len(points), len(path.solar_hours)
     out = np.zeros((m, n), dtype=bool)
     out[:, path.altitude_deg <= 0] = True
+    if only is not None:
+        out |= ~only
     if not len(walls) or not m:
+        if only is not None:
+            out &= only | (path.altitude_deg <= 0)[None, :]
         return out
     d = path.directions
     s = path.slopes
@@ -152,6 +159,8 @@ def blocked(points: NDArray[np.float64], path: SunPath, walls: Walls) -> NDArray
             & (z <= walls.top[None, :])
         )
         flat[idx] = hit.any(axis=1)
+    if only is not None:
+        out &= only | (path.altitude_deg <= 0)[None, :]
     return out
 
 

@@ -56,16 +56,20 @@ def _neighbour_walls(neighbours: list[Neighbour]) -> Walls:
     return walls_of([(n.footprint, n.base, n.top) for n in neighbours])
 
 
-def _near(walls: Walls, box: tuple[float, float, float, float], reach: float, z: float) -> Walls:
-    """Walls that could shade a window of height ``z`` inside ``box`` (within ``reach`` m, taller than z)."""
+def _near(walls: Walls, box: tuple[float, float, float, float], min_slope: float, z: float, north: bool) -> Walls:
+    """Walls that could shade a window of height ``z`` inside ``box``: taller than ``z`` and within the
+    horizontal reach of their own top over the lowest sun ((top − z) / tan altitude); with ``north`` false
+    (the sun stays in the southern half of the sky) walls wholly north of the box are left out too."""
     if not len(walls):
         return walls
     x0, y0, x1, y1 = box
+    reach = np.maximum(walls.top - z, 0.0) / min_slope
     lo_x = np.minimum(walls.a[:, 0], walls.b[:, 0])
     hi_x = np.maximum(walls.a[:, 0], walls.b[:, 0])
     lo_y = np.minimum(walls.a[:, 1], walls.b[:, 1])
     hi_y = np.maximum(walls.a[:, 1], walls.b[:, 1])
-    mask = (hi_x >= x0 - reach) & (lo_x <= x1 + reach) & (hi_y >= y0 - reach) & (lo_y <= y1 + reach) & (walls.top > z)
+    mask = (hi_x >= x0 - reach) & (lo_x <= x1 + reach) & (hi_y >= y0 - reach) & (walls.top > z)
+    mask &= (lo_y <= y1 + reach) if north else (lo_y <= y1)
     return walls.subset(mask)
 
 
@@ -88,7 +92,6 @@ def check_sunlight(context: ReviewContext) -> list[Finding]:
     kept = [n for n in neighbours if not n.replaced]
     replaced = [n for n in neighbours if n.replaced]
     walls_kept, walls_replaced, walls_new = _neighbour_walls(kept), _neighbour_walls(replaced), walls_of(prisms)
-    tallest = max([top, *[n.top for n in kept]])
     receptors = [
         n
         for n in kept
@@ -115,12 +118,13 @@ def check_sunlight(context: ReviewContext) -> list[Finding]:
         points, normals = facade_points(receptor.footprint, z, settings.sunlight_sample_spacing_m)
         if not len(points):
             continue
-        box = tuple(float(v) for v in receptor.footprint.bounds)
-        reach = max(0.0, tallest - z) / min_slope
-        lit = facing(normals, path)
-        kept_block = blocked(points, path, _near(walls_kept, box, reach, z))  # type: ignore[arg-type]
-        before = lit & ~kept_block & ~blocked(points, path, _near(walls_replaced, box, reach, z))  # type: ignore[arg-type]
-        after = lit & ~kept_block & ~blocked(points, path, _near(walls_new, box, reach, z))  # type: ignore[arg-type]
+        box = (*receptor.footprint.bounds,)
+        north = bool((path.directions[path.altitude_deg > 0, 1] > 0).any())
+        lit = facing(normals, path) & (path.altitude_deg > 0)[None, :]
+        kept_block = blocked(points, path, _near(walls_kept, box, min_slope, z, north), lit)
+        open_sky = lit & ~kept_block
+        before = open_sky & ~blocked(points, path, _near(walls_replaced, box, min_slope, z, north), open_sky)
+        after = open_sky & ~blocked(points, path, _near(walls_new, box, min_slope, z, north), open_sky)
         hours_before = before.sum(axis=1) * path.step_hours
         hours_after = after.sum(axis=1) * path.step_hours
         lost = hours_after < hours_before - eps
