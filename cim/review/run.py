@@ -7,9 +7,13 @@ the model, including a missing georeference, is a finding.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from sqlalchemy import Engine
 from cim.db.review_queries import parcel_by_ref
 from cim.errors import ReviewError
 from cim.review import files, geometry, ids_standard
+from cim.review.checks.schema import validation_errors
 from cim.review.findings import ReviewReport
 from cim.review.model import ReviewModel, load_model
 from cim.review.registry import ReviewContext, resolve_checks, run_check
@@ -27,6 +32,19 @@ from cim.review.settings import ReviewSettings
 from cim.settings import Settings
 
 Progress = Callable[[str], None]
+
+
+@contextmanager
+def _schema_worker(checks: list[Any]) -> Iterator[ProcessPoolExecutor | None]:
+    """A one-process pool that validates the schema while this process computes the geometry (2+ cores)."""
+    if not any(c.name == "schema" for c in checks) or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def find_parcel(engine: Engine | None, ref: str | None) -> dict[str, Any] | None:
@@ -75,8 +93,9 @@ def review_file(
     kind = files.kind_of(path)
     parsed_ids = open_ids_files(list(ids_files))
     parcel_row = find_parcel(engine, parcel)
-    with tempfile.TemporaryDirectory(prefix="cim-review-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="cim-review-") as scratch, _schema_worker(chosen) as worker:
         ifc_path = files.unpack_ifczip(path, Path(scratch), rs) if kind == "ifczip" else path
+        pending = worker.submit(validation_errors, str(ifc_path)) if worker is not None else None
         if progress:
             progress("geometry")
         model = load_model(ifc_path, file_name=file_name or path.name, sha256=files.sha256_of(path), size_bytes=size)
@@ -90,6 +109,8 @@ def review_file(
             replaces=set(replaces),
         )
         context.cache.update(parsed_ids)
+        if pending is not None:
+            context.cache["schema_errors"] = pending
         report = ReviewReport(file_name=model.file_name, sha256=model.sha256, size_bytes=size, schema=model.schema)
         for check in chosen:
             if progress:

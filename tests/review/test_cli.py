@@ -102,3 +102,18 @@ def test_the_documented_schema_is_the_one_reports_are_validated_against() -> Non
     text = DOCS.read_text(encoding="utf-8")
     block = text.split("<!-- report-schema -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     assert json.loads(block) == SCHEMA
+
+
+def test_schema_errors_name_their_entity_and_global_id(run_cim) -> None:
+    # AC20-FZK-Haus (IFC4) line #78592: IFCRELSPACEBOUNDARY('2GnYVfNeYR6NOPkw4t5oDJ',#12,'2ndLevel','2a',#76214,$,…)
+    # leaves RelatedBuildingElement ($), which IFC4 does not make optional; and #34524
+    # IFCPROPERTYSINGLEVALUE('EmbodiedEnergy',$,IFCPOSITIVERATIOMEASURE(0.),$) breaks the type's rule SELF > 0.
+    result = run_cim("review", str(IFC_DIR / "AC20-FZK-Haus.ifc"), "--checks", "schema", "--json")
+    assert result.exit_code == 0
+    check = json.loads(result.stdout)["checks"]["schema"]
+    assert check["verdict"] == "fail"
+    boundary = [f for f in check["findings"] if "2GnYVfNeYR6NOPkw4t5oDJ" in f["global_ids"]]
+    assert boundary and boundary[0]["detail"]["entity"] == "IfcRelSpaceBoundary"
+    assert boundary[0]["detail"]["attribute"] == "IfcRelSpaceBoundary.RelatedBuildingElement"
+    rule = [f for f in check["findings"] if f["detail"].get("step_id") == 34524]
+    assert rule and rule[0]["rule"] == "schema.simpletype_rule" and rule[0]["global_ids"] == []

@@ -34,13 +34,37 @@ def _express_rules_available(schema: str) -> bool:
     return True
 
 
-def _finding(statement: Any, schema: str) -> Finding:
+def _plain(statement: Any) -> dict[str, Any]:
+    """A validation statement with its instance reduced to entity, step id and GlobalId (picklable)."""
     instance = statement.get("instance")
-    entity = instance.is_a() if isinstance(instance, ifcopenshell.entity_instance) else None
-    step = instance.id() if isinstance(instance, ifcopenshell.entity_instance) else None
-    global_id = None
-    if isinstance(instance, ifcopenshell.entity_instance) and instance.is_a("IfcRoot"):
-        global_id = str(instance.GlobalId)
+    out = {k: v for k, v in statement.items() if k != "instance"}
+    if isinstance(instance, ifcopenshell.entity_instance):
+        out["entity"] = instance.is_a()
+        out["step_id"] = instance.id()
+        out["global_id"] = str(instance.GlobalId) if instance.is_a("IfcRoot") else None
+    return out
+
+
+def validation_errors(path: str) -> tuple[list[dict[str, Any]], bool]:
+    """Errors of ``ifcopenshell.validate`` on the file at ``path`` (plain dicts) and whether EXPRESS rules ran.
+
+    Runs in a worker process during a review (see :func:`cim.review.run.review_file`), alongside the geometry.
+    """
+    from pathlib import Path
+
+    from ingest.ifc_model import open_model  # the same reader (and schema mapping) as the review's model
+
+    model, _ = open_model(Path(path))
+    rules = _express_rules_available(str(model.schema_identifier))
+    logger = ifcopenshell.validate.json_logger()
+    ifcopenshell.validate.validate(model, logger, express_rules=rules)
+    return [_plain(s) for s in logger.statements if s.get("level") == "error"], rules
+
+
+def _finding(statement: dict[str, Any], schema: str) -> Finding:
+    entity = statement.get("entity")
+    step = statement.get("step_id")
+    global_id = statement.get("global_id")
     kind = str(statement.get("type") or "schema")
     attribute = statement.get("attribute")
     first = str(statement.get("message", "")).strip().splitlines()[0] if statement.get("message") else ""
@@ -61,11 +85,17 @@ def _finding(statement: Any, schema: str) -> Finding:
 def check_schema(context: ReviewContext) -> list[Finding]:
     """Run ``ifcopenshell.validate`` with EXPRESS rules when available; one finding per error."""
     model = context.model
-    schema = str(model.ifc.schema_identifier if hasattr(model.ifc, "schema_identifier") else model.ifc.schema)
-    rules = _express_rules_available(schema)
-    logger = ifcopenshell.validate.json_logger()
-    ifcopenshell.validate.validate(model.ifc, logger, express_rules=rules)
-    errors = [s for s in logger.statements if s.get("level") == "error"]
+    schema = str(model.ifc.schema_identifier)
+    pending = context.cache.pop("schema_errors", None)
+    try:
+        errors, rules = pending.result() if pending is not None else (None, False)
+    except Exception:  # the worker process failed (killed, out of memory): validate here instead
+        errors = None
+    if errors is None:
+        rules = _express_rules_available(schema)
+        logger = ifcopenshell.validate.json_logger()
+        ifcopenshell.validate.validate(model.ifc, logger, express_rules=rules)
+        errors = [_plain(s) for s in logger.statements if s.get("level") == "error"]
     findings = [
         Finding(
             rule="schema.summary",
