@@ -168,11 +168,9 @@ def plan_meshes(ifc: ifcopenshell.file, products: list[Any], *, threads: int | N
     Openings do not change an element's plan hull or its heights, and subtracting them is most of the
     geometry time of a real model; ingest (approval) still computes them with :mod:`ingest.ifc_geometry`.
     """
-    import os
-
     import ifcopenshell.geom
 
-    from ingest.ifc_geometry import MeshBatch
+    from ingest.ifc_geometry import MeshBatch, default_threads
 
     batch = MeshBatch()
     if not products:
@@ -182,7 +180,7 @@ def plan_meshes(ifc: ifcopenshell.file, products: list[Any], *, threads: int | N
     settings.set("no-normals", True)
     settings.set("weld-vertices", True)
     settings.set("disable-opening-subtractions", True)
-    iterator = ifcopenshell.geom.iterator(settings, ifc, threads or min(2, os.cpu_count() or 1), include=products)
+    iterator = ifcopenshell.geom.iterator(settings, ifc, threads or default_threads(), include=products)
     wanted = {p.id() for p in products}
     if iterator.initialize():
         while True:
