@@ -96,6 +96,16 @@ def test_a_designer_gets_a_failing_report_in_every_format(
         assert selected == set(expected)
         assert viewpoint.perspective_camera is not None
 
+    # A failed review cannot be approved without saying why; a rejection needs a comment too.
+    decide = f"/reviews/{review_id}/decision"
+    reviewer = {"X-API-Key": keys["reviewer"]}
+    assert client.post(decide, headers=reviewer, json={"decision": "approve"}).status_code == 400
+    assert client.post(decide, headers=reviewer, json={"decision": "reject"}).status_code == 400
+    rejected = client.post(decide, headers=reviewer, json={"decision": "reject", "comment": "超高、超容积率"})
+    assert rejected.status_code == 202 and rejected.json()["status"] == "rejected"
+    body = client.get(f"/reviews/{review_id}").json()
+    assert body["decision"] == "reject" and body["decision_comment"] == "超高、超容积率" and body["dataset_id"] is None
+
 
 def test_a_reviewer_approves_a_compliant_model_into_the_city(
     client: TestClient,
