@@ -34,6 +34,10 @@ def test_the_review_tileset_is_valid_and_names_every_element(tmp_path: Path) -> 
     assert table["class"] == "element" and table["count"] == len(model.ids)
     if VALIDATOR.exists():
         result = tmp_path / "report.json"
-        subprocess.run([str(VALIDATOR), "--tilesetFile", str(out / "tileset.json"), "--reportFile", str(result)],
-                       check=False, capture_output=True, timeout=300)
+        subprocess.run(
+            [str(VALIDATOR), "--tilesetFile", str(out / "tileset.json"), "--reportFile", str(result)],
+            check=False,
+            capture_output=True,
+            timeout=300,
+        )
         assert json.loads(result.read_text())["numErrors"] == 0
