@@ -142,7 +142,7 @@ def _stage(
                 raise ReviewError("the .ifc inside the ifczip must not have the archive's own name")
         ids_names: list[str] = []
         for item in ids:
-            ids_name = _safe_name(item.filename, ".ids")
+            ids_name = f"{len(ids_names) + 1:02d}-{_safe_name(item.filename, '.ids')}"
             path = staging / "ids" / ids_name
             _copy(item, path, rs.upload_limit_bytes)
             open_ids(path)
