@@ -133,3 +133,15 @@ def test_a_compliant_model_passes_every_check(tmp_path: Path, engine: Engine, ci
     assert [c.verdict for c in report.checks.values()] == ["pass"] * 6
     green = _by_rule(report, "planning")["planning.green_ratio"][0]
     assert green.value == pytest.approx(2450 / 8000, rel=1e-3)
+
+
+def test_elements_beyond_the_red_line_fail_the_georef_check(
+    tmp_path: Path, engine: Engine, city: City, settings: Settings
+) -> None:
+    # One storey at x −10…30, y 20…40: the slab, the roof, the south and north walls (x −10…30) and the west
+    # wall (x −10…−9.8) cross x = 0; the east wall (x 29.8…30) stays inside. Outside: 10 × 20 = 200 m².
+    model = write_model(tmp_path / "out.ifc", Block(-10, 20, 30, 40, 1, name="越界楼"))
+    report = review_file(model.path, settings, engine=engine, parcel="P-1", checks=["georef"])
+    (outside,) = [f for f in report.checks["georef"].findings if f.rule == "georef.parcel"]
+    assert set(outside.global_ids) == model.names("slab", "roof", "S wall", "N wall", "W wall")
+    assert outside.value == pytest.approx(200.0, rel=1e-3)

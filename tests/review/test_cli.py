@@ -117,3 +117,10 @@ def test_schema_errors_name_their_entity_and_global_id(run_cim) -> None:
     assert boundary[0]["detail"]["attribute"] == "IfcRelSpaceBoundary.RelatedBuildingElement"
     rule = [f for f in check["findings"] if f["detail"].get("step_id") == 34524]
     assert rule and rule[0]["rule"] == "schema.simpletype_rule" and rule[0]["global_ids"] == []
+
+
+def test_a_model_over_the_review_upload_limit_is_refused(run_cim, tmp_path: Path, monkeypatch) -> None:
+    model = write_model(tmp_path / "m.ifc", SMALL)
+    monkeypatch.setenv("CIM_REVIEW_UPLOAD_LIMIT_BYTES", "1024")
+    result = run_cim("review", str(model.path))
+    assert result.exit_code != 0 and "over the review limit" in result.stderr
