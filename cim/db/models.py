@@ -283,7 +283,8 @@ class Review(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('queued','running','reviewed','error','approving','approved','approval_failed','rejected')",
+            "status IN ('queued','running','reviewed','passed','failed','error','approving','approved',"
+            "'approval_failed','rejected')",
             name="review_status",
         ),
         CheckConstraint("verdict IS NULL OR verdict IN ('pass','fail')", name="review_verdict"),
