@@ -70,7 +70,7 @@ def create_app(
     Connects to the platform database (``DATABASE_URL`` or the private cluster, started when needed);
     bad configuration stops the service here with a :class:`~cim.errors.ConfigError`.
     """
-    from cim.api import analysis
+    from cim.api import analysis, reviews
     from cim.api.catalog import CatalogFactory
     from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
@@ -131,6 +131,7 @@ def create_app(
     app.include_router(DetailsFactory().router)
     app.include_router(JobsFactory().router)
     app.include_router(analysis.router)
+    app.include_router(reviews.router)
     mount_viewer(app, viewer_settings)
     mount_docs(app)
 

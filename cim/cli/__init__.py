@@ -22,6 +22,7 @@ from cim.cli.db import app as db_app
 from cim.cli.demo import demo
 from cim.cli.ingest import app as ingest_app
 from cim.cli.keys import app as keys_app
+from cim.cli.review import review
 from cim.cli.serve import serve
 from cim.cli.tiles import app as tiles_app
 from cim.errors import CimError
@@ -43,6 +44,7 @@ app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(datasets_app, name="datasets")
+app.command("review")(review)
 
 
 def _version(value: bool) -> None:

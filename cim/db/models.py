@@ -260,7 +260,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     file_name: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # passed | failed | error
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | reviewed | error | approved | …
     passed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     report: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     parcel_id: Mapped[int | None] = mapped_column(ForeignKey("parcel.id", ondelete="SET NULL"))
@@ -268,6 +268,30 @@ class Review(Base):
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="SET NULL"))
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    # 0002_review: the lifecycle of a review (upload → run → reviewer's decision → ingest)
+    path: Mapped[str | None] = mapped_column(Text)  # <data_dir>/reviews/<id>/<file_name>
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    parcel_ref: Mapped[str | None] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # IDS files, checks
+    verdict: Mapped[str | None] = mapped_column(String(8))  # pass | fail
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decision: Mapped[str | None] = mapped_column(String(16))  # approve | reject
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approval: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")  # ingest + tiles result
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued','running','reviewed','passed','failed','error','approving','approved',"
+            "'approval_failed','rejected')",
+            name="review_status",
+        ),
+        CheckConstraint("verdict IS NULL OR verdict IN ('pass','fail')", name="review_verdict"),
+        CheckConstraint("decision IS NULL OR decision IN ('approve','reject')", name="review_decision"),
+    )
 
 
 class ModelVersion(Base):
