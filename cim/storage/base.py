@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import Protocol
 
 from cim.errors import CimError, NotFoundError
 
 CHUNK = 1024 * 1024
 """Default chunk size of streamed reads, bytes."""
+
+
+class Readable(Protocol):
+    """Anything with ``read(size) -> bytes`` (files, upload streams, hashing readers)."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """At most ``size`` bytes; ``b""`` at the end."""
+        ...
 
 
 class StorageError(CimError):
@@ -48,7 +56,7 @@ class Storage(abc.ABC):
     name: str = "storage"
 
     @abc.abstractmethod
-    def put(self, key: str, data: BinaryIO | bytes, *, overwrite: bool = True) -> int:
+    def put(self, key: str, data: Readable | bytes, *, overwrite: bool = True) -> int:
         """Store ``data`` (bytes or a readable binary stream, read in chunks) under ``key``; returns bytes written.
 
         Atomic: a crash leaves the old value or nothing. With ``overwrite=False`` an existing key is refused.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cim.settings import Settings
-from cim.storage.base import CHUNK, MissingObjectError, Storage, StorageError, check_key
+from cim.storage.base import CHUNK, MissingObjectError, Readable, Storage, StorageError, check_key
 from cim.storage.registry import register_backend
 from cim.storage.settings import StorageSettings
 
@@ -49,7 +49,7 @@ class LocalStorage(Storage):
             raise StorageError(f"invalid storage key {key!r}: it leaves the storage root")
         return path
 
-    def put(self, key: str, data: BinaryIO | bytes, *, overwrite: bool = True) -> int:
+    def put(self, key: str, data: Readable | bytes, *, overwrite: bool = True) -> int:
         """Write ``data`` to ``key`` atomically; a failure (disk full…) removes the temporary file."""
         target = self.path_of(key)
         if not overwrite and target.exists():

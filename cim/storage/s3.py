@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from cim.settings import Settings
-from cim.storage.base import CHUNK, MissingObjectError, Storage, StorageError, check_key
+from cim.storage.base import CHUNK, MissingObjectError, Readable, Storage, StorageError, check_key
 from cim.storage.registry import register_backend
 from cim.storage.settings import StorageSettings
 
@@ -79,7 +79,7 @@ class S3Storage(Storage):
             return MissingObjectError(f"{key!r} does not exist in {self.describe()}")
         return StorageError(f"{action} {key!r} in {self.describe()} failed: {reason} ({detail[:200]})")
 
-    def put(self, key: str, data: BinaryIO | bytes, *, overwrite: bool = True) -> int:
+    def put(self, key: str, data: Readable | bytes, *, overwrite: bool = True) -> int:
         """Upload ``data`` (multipart beyond one part; an aborted upload leaves no object)."""
         import io
 
@@ -177,7 +177,7 @@ class S3Storage(Storage):
 class _Counting:
     """Counts the bytes read from a stream (and hides ``seek``)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self.count = 0
 
