@@ -141,10 +141,19 @@ class LocalStorage(Storage):
 
     def delete(self, key: str) -> None:
         """Remove the file (and nothing else)."""
+        path = self.path_of(key)
         try:
-            self.path_of(key).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"deleting {key!r} from {self.describe()} failed: {exc.strerror}") from exc
+        # Folders exist only while they hold keys (as in an object store): prune the empty ones.
+        parent = path.parent
+        while parent != self.root and self.root in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
 
     def size(self, key: str) -> int:
         """The file's size in bytes."""

@@ -18,8 +18,6 @@ from cim.storage.settings import StorageSettings
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
-
-
 class S3Storage(Storage):
     """Keys in ``bucket`` under ``prefix``."""
 
