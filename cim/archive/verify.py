@@ -178,14 +178,21 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
             f"archive_object {name}",
             f"archive_object {name} says head v{head} but its newest model_version row is v{max(rows, default=0)}",
         )
-    inv = ocfl.read_inventory(storage, prefix)
+    inv = ocfl.read_inventory(storage, f"{prefix}{ocfl.version_dir(head)}/")
     if inv is None:
         report.add(
-            "inventory-damaged", f"{prefix}inventory.json", f"{prefix}inventory.json is missing or fails its sidecar"
+            "inventory-damaged",
+            f"{prefix}v{head}/inventory.json",
+            f"model {name}: the head version's inventory is missing or fails its sidecar",
         )
-        inv = ocfl.read_inventory(storage, f"{prefix}{ocfl.version_dir(head)}/")
-        if inv is None:
-            return
+        return
+    root_inv = ocfl.read_inventory(storage, prefix)
+    if root_inv is not None and root_inv.get("head") == inv["head"] and root_inv != inv:
+        report.add(
+            "inventory-damaged",
+            f"{prefix}inventory.json",
+            f"model {name}: the root inventory differs from v{head}/inventory.json",
+        )
     for n in range(1, head + 1):
         vinv = ocfl.read_inventory(storage, f"{prefix}{ocfl.version_dir(n)}/")
         if vinv is None:
@@ -234,7 +241,8 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
 
 def _check_unknown_objects(archive: Archive, known: set[str], report: VerifyReport, *, repair: bool) -> None:
     found: set[str] = set()
-    for key in archive.storage.list(ocfl.ROOT):
+    temporaries: list[str] = getattr(archive.storage, "temporaries", lambda p: [])(ocfl.ROOT)
+    for key in [*archive.storage.list(ocfl.ROOT), *temporaries]:
         rel = key[len(ocfl.ROOT) :]
         parts = rel.split("/")
         if len(parts) > 4 and len(parts[0]) == 3 and parts[0] != "ext":
@@ -243,5 +251,5 @@ def _check_unknown_objects(archive: Archive, known: set[str], report: VerifyRepo
         what = f"{ocfl.ROOT}{path}/"
         report.add("orphan", what, f"{what}: an OCFL object that no archived model owns (interrupted first put)")
         if repair:
-            for key in list(archive.storage.list(what)):
+            for key in [*archive.storage.list(what), *(t for t in temporaries if t.startswith(what))]:
                 archive.storage.delete(key)
