@@ -7,6 +7,7 @@ the bucket, key and S3 error code, never credentials.
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,16 @@ from cim.storage.registry import register_backend
 from cim.storage.settings import StorageSettings
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CHATTY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+
+
+def _quiet_sdk_logs() -> None:
+    # botocore's DEBUG records carry signed request headers (the access key id); never emit them, even
+    # under `cim -vv`.
+    for name in _CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO or logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 class S3Storage(Storage):
@@ -30,6 +41,7 @@ class S3Storage(Storage):
 
         if not settings.bucket:
             raise StorageError("the s3 storage backend needs CIM_STORAGE_BUCKET")
+        _quiet_sdk_logs()
         self.bucket = settings.bucket
         self.prefix = settings.prefix
         self.endpoint = settings.endpoint

@@ -37,7 +37,7 @@ def test_a_file_that_is_not_ifc_is_refused(local_archive: Archive, engine: Engin
         local_archive.put(fake, model_key="m")
     other = tmp_path / "drawing.dwg"
     other.write_bytes(b"AC1032")
-    with pytest.raises(UnsupportedFormatError, match="accepts .ifc, .ifczip"):
+    with pytest.raises(UnsupportedFormatError, match=r"accepts \.ifc, \.ifczip"):
         local_archive.put(other, model_key="m")
     step = tmp_path / "part.ifc"
     step.write_text("ISO-10303-21;\nHEADER;\nFILE_SCHEMA(('AP214'));\nENDSEC;\n")
@@ -127,7 +127,9 @@ class FullDisk(LocalStorage):
             raise StorageError(f"writing {key!r} failed: the disk is full; nothing was stored") from exc
 
 
-def test_a_full_disk_during_put_stores_nothing_and_keeps_earlier_versions(engine: Engine, settings: Settings, tmp_path: Path):
+def test_a_full_disk_during_put_stores_nothing_and_keeps_earlier_versions(
+    engine: Engine, settings: Settings, tmp_path: Path
+):
     root = settings.data_path / "storage"
     Archive(engine, LocalStorage(root)).put(A, model_key="m")
     full = Archive(engine, FullDisk(root, room=10_000))

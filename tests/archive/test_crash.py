@@ -77,7 +77,9 @@ def test_a_first_put_killed_before_its_commit_leaves_an_orphan_object_that_repai
     assert _ocfl_valid(settings)
 
 
-def test_a_put_killed_after_its_commit_is_whole_and_the_root_inventory_rolls_forward(settings: Settings, tmp_path: Path):
+def test_a_put_killed_after_its_commit_is_whole_and_the_root_inventory_rolls_forward(
+    settings: Settings, tmp_path: Path
+):
     assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
     killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: "after-commit"})
     assert killed.returncode == -signal.SIGKILL
@@ -130,9 +132,7 @@ def test_concurrent_puts_of_one_model_get_distinct_ordered_versions(settings: Se
     files = sorted(IFC_DIR.glob("*.ifc"))[:4]
     assert cim(settings, "db", "migrate").returncode == 0
     with ThreadPoolExecutor(4) as pool:
-        results = list(
-            pool.map(lambda f: cim(settings, "archive", "put", str(f), "--model", "house", "--json"), files)
-        )
+        results = list(pool.map(lambda f: cim(settings, "archive", "put", str(f), "--model", "house", "--json"), files))
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     versions = sorted(json.loads(r.stdout)["version"] for r in results)
     assert versions == [1, 2, 3, 4]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def test_swapped_files_are_named_as_swapped(two_versions: Archive):
 
 
 def test_an_updated_metadata_row_is_named(two_versions: Archive, db_url: str):
-    psql(db_url, "UPDATE model_version SET author = 'mallory', message = 'forged' WHERE model_key='house' AND version=1")
+    psql(
+        db_url, "UPDATE model_version SET author = 'mallory', message = 'forged' WHERE model_key='house' AND version=1"
+    )
     found = kinds(two_versions)
     assert list(found) == ["metadata-row-edited"]
     assert "model_version house v1 was edited: author, note" in found["metadata-row-edited"][0]
@@ -111,7 +114,9 @@ def test_a_deleted_ledger_row_is_named(two_versions: Archive, db_url: str):
     assert "ledger entries #1 to #1 are missing" in found["ledger-entry-missing"][0]
 
 
-def test_audit_log_rows_are_chained_and_their_edits_and_deletions_named(two_versions: Archive, engine: Engine, db_url: str):
+def test_audit_log_rows_are_chained_and_their_edits_and_deletions_named(
+    two_versions: Archive, engine: Engine, db_url: str
+):
     with engine.begin() as conn:
         first = insert_audit(conn, action="keys.create", outcome="ok", actor="cli", target="api_key:1")
         second = insert_audit(conn, action="keys.revoke", outcome="ok", actor="cli", target="api_key:1")
@@ -164,8 +169,10 @@ def test_a_rewritten_and_rechained_ledger_no_longer_matches_a_root_copied_elsewh
             )
             new_hash = chain_hash(prev, body)
             conn.execute(
-                text("UPDATE archive_ledger SET payload = CAST(:p AS jsonb), prev_hash=:prev, entry_hash=:h WHERE seq=:s"),
-                {"p": __import__("json").dumps(payload), "prev": prev, "h": new_hash, "s": r.seq},
+                text(
+                    "UPDATE archive_ledger SET payload = CAST(:p AS jsonb), prev_hash=:prev, entry_hash=:h WHERE seq=:s"
+                ),
+                {"p": json.dumps(payload), "prev": prev, "h": new_hash, "s": r.seq},
             )
             prev = new_hash
     psql(db_url, "ALTER TABLE archive_ledger ENABLE TRIGGER archive_ledger_append_only")
