@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import hashlib
 import os
 import signal
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine
 
 from cim.archive import ledger, ocfl
-from cim.archive.digests import Digests, HashingReader, digests_of_stream
+from cim.archive.digests import Digests, HashingReader
 from cim.archive.formats import (
     HEAD_BYTES,
     TooLargeError,
@@ -563,18 +564,17 @@ class Archive:
         if target.is_dir():
             raise ArchiveError(f"{target} is a folder; give a file name with -o")
         temp = target.with_name(f".{target.name}.part")
+        digest = hashlib.sha512()
+        size = 0
         try:
             with temp.open("wb") as out:
-
-                def chunks() -> Iterator[bytes]:
-                    for chunk in self.open_version(info):
-                        out.write(chunk)
-                        yield chunk
-
-                got = digests_of_stream(chunks())
-            if (got.sha512, got.sm3, got.size) != (info.sha512, info.sm3, info.size_bytes):
+                for chunk in self.open_version(info):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            if (digest.hexdigest(), size) != (info.sha512, info.size_bytes):
                 raise ArchiveError(
-                    f"the stored file of {model_key!r} v{info.version} is damaged (digest mismatch); "
+                    f"the stored file of {model_key!r} v{info.version} is damaged (sha512 mismatch); "
                     "run `cim archive verify` and restore it from a replica"
                 )
             temp.replace(target)

@@ -423,9 +423,7 @@ class ArchiveLedger(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
-    __table_args__ = (
-        CheckConstraint("kind IN ('put','get','delete','decision','audit')", name="archive_ledger_kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('put','get','delete','decision','audit')", name="archive_ledger_kind"),)
 
 
 class ArchiveLedgerQueue(Base):

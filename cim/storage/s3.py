@@ -68,8 +68,14 @@ class S3Storage(Storage):
         )
         part = settings.part_size_mib * 1024 * 1024
         self.transfer = TransferConfig(
-            multipart_threshold=part, multipart_chunksize=part, max_concurrency=4, use_threads=True
+            multipart_threshold=part,
+            multipart_chunksize=part,
+            max_concurrency=4,
+            use_threads=True,
         )
+        # s3transfer's own knob (boto3's constructor does not take it): a streamed upload buffers at most
+        # this many parts, so memory stays ≈ 4 parts whatever the file size.
+        self.transfer.max_in_memory_upload_chunks = 4
 
     def describe(self) -> str:
         """``s3://bucket/prefix`` (and the endpoint), without credentials."""
