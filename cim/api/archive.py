@@ -187,9 +187,9 @@ def get_version(request: Request, model_key: KeyPath, version: VersionPath, prin
     raise NotFoundError(f"model {model_key!r} has no version {version}")
 
 
-@router.api_route(
+@router.head("/models/{model_key}/versions/{version}/file", include_in_schema=False, name="head_version_file")
+@router.get(
     "/models/{model_key}/versions/{version}/file",
-    methods=["GET", "HEAD"],
     summary="Download a version's file (audited; byte ranges)",
     name="download_version",
     responses={

@@ -7,6 +7,7 @@ the bucket, key and S3 error code, never credentials.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -36,7 +37,6 @@ class S3Storage(Storage):
 
     def __init__(self, settings: StorageSettings) -> None:
         import boto3
-        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         if not settings.bucket:
@@ -66,16 +66,7 @@ class S3Storage(Storage):
                 signature_version="s3v4",
             ),
         )
-        part = settings.part_size_mib * 1024 * 1024
-        self.transfer = TransferConfig(
-            multipart_threshold=part,
-            multipart_chunksize=part,
-            max_concurrency=4,
-            use_threads=True,
-        )
-        # s3transfer's own knob (boto3's constructor does not take it): a streamed upload buffers at most
-        # this many parts, so memory stays ≈ 4 parts whatever the file size.
-        self.transfer.max_in_memory_upload_chunks = 4
+        self.part_size = settings.part_size_mib * 1024 * 1024
 
     def describe(self) -> str:
         """``s3://bucket/prefix`` (and the endpoint), without credentials."""
@@ -96,25 +87,48 @@ class S3Storage(Storage):
         return StorageError(f"{action} {key!r} in {self.describe()} failed: {reason} ({detail[:200]})")
 
     def put(self, key: str, data: Readable | bytes, *, overwrite: bool = True) -> int:
-        """Upload ``data`` (multipart beyond one part; an aborted upload leaves no object)."""
-        import io
+        """Upload ``data``: one PUT when it fits in a part, else a multipart upload of sequential parts.
 
+        Memory stays about two parts whatever the size (s3transfer's streamed uploads kept every part of a
+        non-seekable stream alive); a failed or interrupted multipart upload is aborted, leaving no object.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         if not overwrite and self.exists(key):
             raise StorageError(f"{key!r} already exists in {self.describe()} and may not be overwritten")
-        counter = _Counting(io.BytesIO(data) if isinstance(data, bytes | bytearray) else data)
+        full_key = self._key(key)
+        reader: Readable = _BytesReader(data) if isinstance(data, bytes | bytearray) else data
+        upload_id = None
+        total = 0
         try:
-            self.client.upload_fileobj(counter, self.bucket, self._key(key), Config=self.transfer)
+            first = _read_full(reader, self.part_size)
+            total = len(first)
+            if len(first) < self.part_size:
+                self.client.put_object(Bucket=self.bucket, Key=full_key, Body=first)
+                return total
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full_key)["UploadId"]
+            parts = []
+            chunk = first
+            number = 1
+            while chunk:
+                answer = self.client.upload_part(
+                    Bucket=self.bucket, Key=full_key, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                chunk = _read_full(reader, self.part_size)
+                total += len(chunk)
+                number += 1
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            upload_id = None
         except (BotoCoreError, ClientError) as exc:
             raise self._error("uploading", key, exc) from exc
-        except Exception as exc:
-            # s3transfer wraps errors raised by the source stream; surface the original one.
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, BotoCoreError | ClientError):
-                raise self._error("uploading", key, cause) from exc
-            raise
-        return counter.count
+        finally:
+            if upload_id is not None:
+                with contextlib.suppress(BotoCoreError, ClientError):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+        return total
 
     def stream(self, key: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK) -> Iterator[bytes]:
         """A ranged GET, read in chunks."""
@@ -190,17 +204,31 @@ class S3Storage(Storage):
         return [u["Key"][len(self.prefix) :] for u in found.get("Uploads", [])]
 
 
-class _Counting:
-    """Counts the bytes read from a stream (and hides ``seek``)."""
+class _BytesReader:
+    """``read(size)`` over bytes in memory."""
 
-    def __init__(self, raw: Readable) -> None:
-        self._raw = raw
-        self.count = 0
+    def __init__(self, data: bytes | bytearray) -> None:
+        self._view = memoryview(data)
+        self._at = 0
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size)
-        self.count += len(chunk)
-        return chunk
+        end = len(self._view) if size < 0 else self._at + size
+        out = bytes(self._view[self._at : end])
+        self._at += len(out)
+        return out
+
+
+def _read_full(reader: Readable, size: int) -> bytes:
+    """Exactly ``size`` bytes (fewer only at the end of the stream)."""
+    parts = []
+    wanted = size
+    while wanted > 0:
+        chunk = reader.read(wanted)
+        if not chunk:
+            break
+        parts.append(chunk)
+        wanted -= len(chunk)
+    return b"".join(parts)
 
 
 @register_backend("s3")

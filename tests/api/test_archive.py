@@ -173,3 +173,14 @@ def test_diff_and_ledger_root_over_http(client: TestClient, keys: dict[str, str]
     day = dt.datetime.now(dt.UTC).date().isoformat()
     root = client.get(f"/archive/ledger/roots/{day}", headers={"X-API-Key": keys["viewer"]}).json()
     assert len(root["root"]) == 64 and root["entries"] >= 2
+
+
+def test_head_of_a_download_gives_its_size_and_digest_without_a_ledger_event(
+    client: TestClient, keys: dict[str, str], engine: Engine
+):
+    _setup(client, keys)
+    url = _put(client, "house").json()["download"]
+    head = client.head(url, headers={"X-API-Key": keys["reviewer"]})
+    assert head.status_code == 200 and int(head.headers["content-length"]) == A.stat().st_size
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM archive_ledger WHERE kind = 'get'")).scalar_one() == 0
