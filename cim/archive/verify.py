@@ -50,6 +50,7 @@ class VerifyReport:
     ledger_entries: int = 0
     ledger_head: str = ""
     audit_chained: int = 0
+    busy: list[str] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, kind: str, what: str, detail: str) -> None:
@@ -69,6 +70,7 @@ class VerifyReport:
             "ledger_entries": self.ledger_entries,
             "ledger_head": self.ledger_head,
             "audit_chained": self.audit_chained,
+            "busy": self.busy,
             "problems": self.problems,
         }
 
@@ -82,7 +84,7 @@ def verify(archive: Archive, model_key: str | None = None, *, repair: bool = Fal
     started = time.perf_counter()
     report = VerifyReport()
     report.audit_chained = ledger.seal(archive.engine)
-    with archive.engine.connect() as conn:
+    with archive.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         objects = q.list_objects(conn)
         if model_key is not None:
             objects = [o for o in objects if o.model_key == model_key]
@@ -168,8 +170,18 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
     prefix = f"{ocfl.ROOT}{obj.object_path}/"
     name = obj.model_key
     head = int(obj.head_version)
-    for problem in archive.settle(obj.object_path, head, repair=repair):
-        report.add(problem["kind"], problem["what"], f"model {name}: {problem['detail']}")
+    with archive.engine.begin() as conn:
+        # A put in progress holds the model's lock: its files are not orphans, leave them alone. Under the
+        # lock the head is read again (a put may have committed since the snapshot).
+        if not q.try_lock_model(conn, name):
+            report.busy.append(name)
+            return
+        fresh = q.object_by_key(conn, name)
+        if fresh is None or int(fresh.head_version) != head:
+            report.busy.append(name)
+            return
+        for problem in archive.settle(obj.object_path, head, repair=repair):
+            report.add(problem["kind"], problem["what"], f"model {name}: {problem['detail']}")
     if head == 0:
         return
     if max(rows, default=0) != head:
@@ -249,7 +261,21 @@ def _check_unknown_objects(archive: Archive, known: set[str], report: VerifyRepo
             found.add("/".join(parts[:4]))
     for path in sorted(found - known):
         what = f"{ocfl.ROOT}{path}/"
-        report.add("orphan", what, f"{what}: an OCFL object that no archived model owns (interrupted first put)")
-        if repair:
-            for key in [*archive.storage.list(what), *(t for t in temporaries if t.startswith(what))]:
-                archive.storage.delete(key)
+        owner = _model_key_of(path)
+        with archive.engine.begin() as conn:
+            if owner is not None and (not q.try_lock_model(conn, owner) or q.object_by_key(conn, owner) is not None):
+                report.busy.append(owner)  # the first put of this model is writing, or has just committed
+                continue
+            report.add("orphan", what, f"{what}: an OCFL object that no archived model owns (interrupted first put)")
+            if repair:
+                for stale in [*archive.storage.list(what), *(t for t in temporaries if t.startswith(what))]:
+                    archive.storage.delete(stale)
+
+
+def _model_key_of(object_path: str) -> str | None:
+    """The model key of an object folder (extension 0003 encodes the object id in the last segment)."""
+    from urllib.parse import unquote
+
+    object_id = unquote(object_path.rsplit("/", 1)[-1])
+    prefix = ocfl.object_id_of("")
+    return object_id[len(prefix) :] if object_id.startswith(prefix) else None

@@ -33,6 +33,15 @@ def lock_model(conn: Connection, model_key: str) -> None:
     )
 
 
+def try_lock_model(conn: Connection, model_key: str) -> bool:
+    """Take the write lock of ``model_key`` for this transaction if no put holds it; whether it was taken."""
+    taken = conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, :seed))"),
+        {"k": model_key, "seed": _MODEL_LOCK_SEED},
+    ).scalar_one()
+    return bool(taken)
+
+
 def lock_ledger(conn: Connection) -> None:
     """Block until this transaction holds the ledger's append lock."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LEDGER_LOCK})

@@ -185,3 +185,51 @@ def test_verify_of_one_model_checks_only_its_files(two_versions: Archive, settin
     two_versions.put(A, model_key="other")
     report = verify(two_versions, "other")
     assert report.ok and report.objects == 1 and report.files == 1
+
+
+def test_a_past_days_root_is_kept_and_a_rechained_rewrite_of_that_day_is_named(
+    local_archive: Archive, engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    import datetime as dt
+
+    from cim.archive import ledger
+
+    yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    monkeypatch.setattr(ledger, "_now", lambda: yesterday)
+    local_archive.put(A, model_key="house", author="alice")
+    monkeypatch.undo()
+    kept = day_root(engine, yesterday.date())
+    assert kept.kept and kept.kept_root == kept.root and kept.entries == 1
+    local_archive.put(B, model_key="house", author="bob")  # today: the chain goes on
+    assert verify(local_archive).problems == []
+    # rewrite yesterday's entry and re-chain everything after it: only the kept root still tells
+    psql(db_url, "ALTER TABLE archive_ledger DISABLE TRIGGER archive_ledger_append_only")
+    from cim.archive.ledger import chain_hash, entry_body
+
+    with engine.begin() as conn:
+        prev = "0" * 64
+        for r in conn.execute(text("SELECT * FROM archive_ledger ORDER BY seq")).all():
+            payload = dict(r.payload, note="forged") if r.seq == 1 else r.payload
+            body = entry_body(
+                seq=r.seq,
+                at=r.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+                kind=r.kind,
+                model_key=r.model_key,
+                version=r.version,
+                audit_id=r.audit_id,
+                payload=payload,
+            )
+            new_hash = chain_hash(prev, body)
+            conn.execute(
+                text(
+                    "UPDATE archive_ledger SET payload = CAST(:p AS jsonb), prev_hash = :v, entry_hash = :h "
+                    "WHERE seq = :s"
+                ),
+                {"p": json.dumps(payload), "v": prev, "h": new_hash, "s": r.seq},
+            )
+            prev = new_hash
+    psql(db_url, "ALTER TABLE archive_ledger ENABLE TRIGGER archive_ledger_append_only")
+    found = kinds(local_archive)
+    assert found["ledger-day-changed"] == [
+        f"the entries of {yesterday.date().isoformat()} no longer give the kept Merkle root {kept.root}"
+    ]
