@@ -4,12 +4,12 @@ A put holds its model's lock for the whole write: concurrent puts of one model g
 versions. The order of writes makes a put atomic even under ``kill -9``:
 
 1. content and ``vN/inventory.json`` are written (each atomically) under the object;
-2. the ``model_version`` row, the object's head and the ledger entry commit in one transaction;
-3. the object's root ``inventory.json`` is replaced by ``vN``'s.
+2. the object's root ``inventory.json`` is replaced by ``vN``'s (still under the lock);
+3. the ``model_version`` row, the object's head and the ledger entry commit in one transaction.
 
-Killed before 2 commits, ``vN`` exists only in storage: an orphan (never a version) that ``verify``
-reports and the next write of the model removes. Killed between 2 and 3, the version is whole and the
-next write (or ``verify --repair``) rolls the root inventory forward.
+Killed before 3 commits, ``vN`` exists only in storage: an orphan (never a version) that ``verify``
+reports and the next write of the model (or ``verify --repair``) removes, putting back the committed
+head's root inventory. Once 3 has committed the version is whole.
 """
 
 from __future__ import annotations
@@ -285,12 +285,14 @@ class Archive:
                 raise NotFoundError(f"no review with id {review_id}; see the review's report for its id")
             building_id = building_id if building_id is not None else review.building_id
         written: list[str] = []
+        root_written = False
+        previous: dict[str, Any] | None = None
         reader = HashingReader(fh, limit=self.settings.max_bytes, name=file_name, head=head)
         try:
             with self.engine.begin() as conn:
                 obj = self._begin_write(conn, model_key, building_id)
                 prefix = self._object_prefix(obj.object_path)
-                inv = self._inventory(obj)
+                inv = previous = self._inventory(obj)
                 n = int(obj.head_version) + 1
                 vd = ocfl.version_dir(n)
                 if n == 1:
@@ -320,6 +322,9 @@ class Archive:
                 written += [f"{prefix}{vd}/inventory.json", f"{prefix}{vd}/inventory.json.sha512"]
                 ocfl.write_inventory(self.storage, f"{prefix}{vd}/", inv)
                 _crash_point("after-version-inventory")
+                root_written = True  # still under the model's lock: no other writer touches the root
+                ocfl.write_inventory(self.storage, prefix, inv)
+                _crash_point("after-root-inventory")
                 info = self._commit_version(
                     conn,
                     obj,
@@ -339,12 +344,16 @@ class Archive:
                 _crash_point("before-commit")
         except BaseException:
             reader.close()
+            with contextlib.suppress(StorageError):
+                if root_written and previous is not None and previous["versions"]:
+                    ocfl.write_inventory(self.storage, prefix, previous)
+                elif root_written:
+                    written += [prefix + "inventory.json", prefix + "inventory.json.sha512"]
             for key in written:
                 with contextlib.suppress(StorageError):
                     self.storage.delete(key)
             raise
         _crash_point("after-commit")
-        ocfl.write_inventory(self.storage, prefix, inv)
         return info
 
     def _commit_version(
@@ -466,7 +475,7 @@ class Archive:
                 reason=reason.strip(),
                 client=client,
             )
-        ocfl.write_inventory(self.storage, prefix, inv)
+            ocfl.write_inventory(self.storage, prefix, inv)  # under the lock; a crash before commit is rolled back
         return info
 
     # -------------------------------------------------------------------------------------- read side

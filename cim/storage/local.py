@@ -61,7 +61,14 @@ class LocalStorage(Storage):
         temp = target.with_name(f".{target.name}{TEMP_MARK}{secrets.token_hex(6)}")
         written = 0
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            for attempt in range(3):
+                try:
+                    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    break
+                except FileNotFoundError:  # a concurrent delete pruned the (then empty) folder
+                    if attempt == 2:
+                        raise
+                    target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 if isinstance(data, bytes | bytearray | memoryview):
                     view = memoryview(data)

@@ -51,15 +51,18 @@ def _ocfl_valid(settings: Settings) -> bool:
     return bool(store.validate()) and store.num_objects == store.good_objects
 
 
-@pytest.mark.parametrize("step", ["after-content", "after-version-inventory", "before-commit"])
+@pytest.mark.parametrize("step", ["after-content", "after-version-inventory", "after-root-inventory", "before-commit"])
 def test_a_put_killed_before_its_commit_leaves_nothing_and_verify_reports_the_orphan(settings: Settings, step: str):
     assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
     killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: step})
     assert killed.returncode == -signal.SIGKILL
     assert _versions(settings) == [1]
     report = _verify(settings)
-    assert [p["kind"] for p in report["problems"]] == ["orphan"]
-    assert "/v2" in report["problems"][0]["what"]
+    found = {p["kind"]: p["what"] for p in report["problems"]}
+    assert "/v2" in found.pop("orphan")
+    if step in ("after-root-inventory", "before-commit"):  # the root inventory names the uncommitted v2
+        assert found.pop("inventory-lagging").endswith("/inventory.json")
+    assert found == {}
     # the next put removes the orphan and gets version 2; everything is clean again
     assert cim(settings, "archive", "put", str(B), "--model", "house").returncode == 0
     assert _versions(settings) == [1, 2]
@@ -77,9 +80,7 @@ def test_a_first_put_killed_before_its_commit_leaves_an_orphan_object_that_repai
     assert _ocfl_valid(settings)
 
 
-def test_a_put_killed_after_its_commit_is_whole_and_the_root_inventory_rolls_forward(
-    settings: Settings, tmp_path: Path
-):
+def test_a_put_killed_right_after_its_commit_is_whole(settings: Settings, tmp_path: Path):
     assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
     killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: "after-commit"})
     assert killed.returncode == -signal.SIGKILL
@@ -87,8 +88,6 @@ def test_a_put_killed_after_its_commit_is_whole_and_the_root_inventory_rolls_for
     out = tmp_path / "v2.ifc"
     assert cim(settings, "archive", "get", "--model", "house", "--version", "2", "-o", str(out)).returncode == 0
     assert out.read_bytes() == B.read_bytes()
-    assert [p["kind"] for p in _verify(settings)["problems"]] == ["inventory-lagging"]
-    assert cim(settings, "archive", "verify", "--repair").returncode != 0
     assert _verify(settings)["problems"] == []
     assert _ocfl_valid(settings)
 
@@ -123,6 +122,9 @@ def test_puts_killed_at_random_moments_never_leave_a_partial_version(settings: S
         assert out.stat().st_size == big.stat().st_size
     report = _verify(settings)
     assert {p["kind"] for p in report["problems"]} <= {"orphan", "inventory-lagging"}
+    assert all(
+        "/v" in p["what"] or p["kind"] == "inventory-lagging" or p["what"].endswith("/") for p in report["problems"]
+    )
     cim(settings, "archive", "verify", "--repair")
     assert _verify(settings)["problems"] == []
     assert _ocfl_valid(settings)
