@@ -58,7 +58,7 @@ def get(
     overwrite: OverwriteOption = False,
     json_: JsonOption = False,
 ) -> None:
-    """Write a version's byte-identical file to -o (its digests are checked on the way)."""
+    """Write a version's byte-identical file to -o (its sha512 is checked on the way)."""
     if out.exists() and not overwrite:
         raise ArchiveError(f"{out} exists; pass --overwrite to replace it")
     info = _archive(state(ctx)).get_to(model, version, out)

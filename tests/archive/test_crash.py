@@ -102,6 +102,11 @@ def _big_ifc(path: Path, mib: int) -> Path:
     return path
 
 
+def _writing(settings: Settings) -> bool:
+    root = settings.data_path / "storage" / "archive"
+    return root.is_dir() and any(".tmp-" in p.name for p in root.rglob("*"))
+
+
 def test_puts_killed_at_random_moments_never_leave_a_partial_version(settings: Settings, tmp_path: Path):
     big = _big_ifc(tmp_path / "big.ifc", 96)
     rng = random.Random(15)
@@ -112,7 +117,12 @@ def test_puts_killed_at_random_moments_never_leave_a_partial_version(settings: S
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.5, 4.0))
+        # wait until the put is writing (a loaded machine may take seconds to start Python), then kill it
+        # at a random moment of the write, commit or inventory update
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not _writing(settings):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     versions = _versions(settings)
