@@ -96,7 +96,7 @@ def test_ledger_root_of_today_changes_with_each_event_and_is_printed(run_cim):
     assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.stderr
 
 
-def test_delete_needs_a_reason_and_leaves_a_tombstone_in_the_history(run_cim, tmp_path: Path):
+def test_delete_needs_a_reason_and_leaves_a_tombstone_in_the_history(run_cim, settings: Settings, tmp_path: Path):
     run_cim("archive", "put", str(HOUSE), "--model", "fzk-haus")
     assert run_cim("archive", "delete", "--model", "fzk-haus", "--reason", " ").exit_code != 0
     deleted = run_cim("archive", "delete", "--model", "fzk-haus", "--reason", "superseded by survey", "--json")
@@ -112,6 +112,8 @@ def test_delete_needs_a_reason_and_leaves_a_tombstone_in_the_history(run_cim, tm
     old = run_cim("archive", "get", "--model", "fzk-haus", "--version", "1", "-o", str(tmp_path / "v1.ifc"))
     assert old.exit_code == 0 and (tmp_path / "v1.ifc").read_bytes() == HOUSE.read_bytes()
     assert run_cim("archive", "verify").exit_code == 0
+    store = ocfl.StorageRoot(root=str(storage_root(settings)))  # the tombstone is a valid OCFL version
+    assert store.validate(log_warnings=True) and store.good_objects == 1 and store.errors == []
 
 
 def test_unknown_model_and_version_are_clear_errors(run_cim, tmp_path: Path):
