@@ -71,6 +71,7 @@ def create_app(
     bad configuration stops the service here with a :class:`~cim.errors.ConfigError`.
     """
     from cim.api import analysis, reviews
+    from cim.api.archive import router as archive_router
     from cim.api.catalog import CatalogFactory
     from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
@@ -132,6 +133,7 @@ def create_app(
     app.include_router(JobsFactory().router)
     app.include_router(analysis.router)
     app.include_router(reviews.router)
+    app.include_router(archive_router)
     mount_viewer(app, viewer_settings)
     mount_docs(app)
 

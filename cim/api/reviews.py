@@ -238,13 +238,18 @@ def _run_review(request: Request, principal: Principal, review_id: int) -> None:
     audit(request, principal, "review.run", "ok", target=f"review:{review_id}", detail={"verdict": report.verdict})
 
 
-def archive_approved_review(engine: Engine, settings: Settings, review: dict[str, Any], principal: Principal) -> None:
-    """Hook of the archive: an approved model becomes the as-built version of its project.
+def archive_approved_review(engine: Engine, settings: Settings, review: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """Archive an approved model as the as-built version of its review (model key ``review-<id>``).
 
-    With the archive in place this calls ``cim.archive.archive_review(engine, settings, review, actor=...)``
-    on the file at ``review["path"]`` (``<data_dir>/reviews/<id>/<file_name>``); until then it does nothing.
+    Runs after the approval is stored, so the archived version names the building the ingest created; the
+    archive records the ``put`` and the decision in its ledger. Returns the model key and version.
     """
-    _ = (engine, settings, review, principal)
+    from cim.archive import archive_review
+
+    info = archive_review(
+        engine, settings, int(review["id"]), author=principal.name, note=f"approved as built (review {review['id']})"
+    )
+    return {"model_key": info.model_key, "version": info.version}
 
 
 def _approve(request: Request, principal: Principal, review_id: int) -> None:
@@ -288,17 +293,12 @@ def _approve(request: Request, principal: Principal, review_id: int) -> None:
             summary = {"name": built.name, "written": built.written, "kept": built.kept, "deleted": built.deleted}
             approval["tiles"].append(summary)
             audit(request, principal, "review.tiles", "ok", target=target, detail=summary)
-        archive_approved_review(engine, settings, row, principal)
         building = report.buildings[0]["id"] if report.buildings else None
+        with engine.begin() as conn:  # the archived version names the building the ingest created
+            set_review(conn, review_id, dataset_id=report.dataset_id, building_id=building)
+        approval["archive"] = archive_approved_review(engine, settings, row, principal)
         with engine.begin() as conn:
-            set_review(
-                conn,
-                review_id,
-                status="approved",
-                approval=approval,
-                dataset_id=report.dataset_id,
-                building_id=building,
-            )
+            set_review(conn, review_id, status="approved", approval=approval)
     except Exception as exc:
         message = str(exc) if isinstance(exc, CimError) else f"internal error ({type(exc).__name__}); see the log"
         if not isinstance(exc, CimError):

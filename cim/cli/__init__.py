@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover
 
 from cim import __version__
 from cim.cli.analyse import app as analyse_app
+from cim.cli.archive import app as archive_app
 from cim.cli.common import CliState, ExitCode, stderr
 from cim.cli.datasets import app as datasets_app
 from cim.cli.db import app as db_app
@@ -45,6 +46,7 @@ app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(datasets_app, name="datasets")
 app.command("review")(review)
+app.add_typer(archive_app, name="archive")
 
 
 def _version(value: bool) -> None:

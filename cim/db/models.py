@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -295,17 +296,21 @@ class Review(Base):
 
 
 class ModelVersion(Base):
-    """An archived as-built model version: stored bytes, checksum, author and message."""
+    """An archived as-built model version (one OCFL version of the model's object), or a deletion tombstone.
+
+    Digests are hex: ``sha512`` (the OCFL content address), ``sha256`` (OCFL fixity) and ``sm3`` (GB/T 32905,
+    kept here and in the ledger only, since OCFL fixity takes registered algorithms).
+    """
 
     __tablename__ = "model_version"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     model_key: Mapped[str] = mapped_column(Text, index=True)
     version: Mapped[int] = mapped_column(Integer)
-    file_name: Mapped[str] = mapped_column(Text)
-    storage_key: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_name: Mapped[str | None] = mapped_column(Text)
+    storage_key: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     author: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
@@ -313,8 +318,19 @@ class ModelVersion(Base):
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="SET NULL"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    kind: Mapped[str] = mapped_column(String(16), default="version", server_default="version")
+    object_id: Mapped[str | None] = mapped_column(Text)
+    sha512: Mapped[str | None] = mapped_column(String(128))
+    sm3: Mapped[str | None] = mapped_column(String(64))
+    media_type: Mapped[str | None] = mapped_column(String(64))
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("review.id", ondelete="SET NULL"), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    ledger_seq: Mapped[int | None] = mapped_column(BigInteger)
 
-    __table_args__ = (UniqueConstraint("model_key", "version", name="model_version_key_version"),)
+    __table_args__ = (
+        UniqueConstraint("model_key", "version", name="model_version_key_version"),
+        CheckConstraint("kind IN ('version','tombstone')", name="model_version_kind"),
+    )
 
 
 class ApiKey(Base):
@@ -400,6 +416,62 @@ class AnalysisResult(Base):
     unit: Mapped[str | None] = mapped_column(String(32))
     geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class ArchiveObject(Base):
+    """One archived model: its OCFL object (id and path in the storage root) and its current head version."""
+
+    __tablename__ = "archive_object"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model_key: Mapped[str] = mapped_column(Text, unique=True)
+    object_id: Mapped[str] = mapped_column(Text, unique=True)
+    object_path: Mapped[str] = mapped_column(Text)
+    head_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ArchiveLedger(Base):
+    """The append-only ledger: entry ``seq`` has ``entry_hash = SM3(prev_hash ‖ canonical JSON of the entry)``."""
+
+    __tablename__ = "archive_ledger"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # put | get | delete | decision | audit
+    model_key: Mapped[str | None] = mapped_column(Text, index=True)
+    version: Mapped[int | None] = mapped_column(Integer)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (CheckConstraint("kind IN ('put','get','delete','decision','audit')", name="archive_ledger_kind"),)
+
+
+class ArchiveLedgerQueue(Base):
+    """Audit-log rows waiting to be chained into the ledger (filled by a trigger on ``audit_log``)."""
+
+    __tablename__ = "archive_ledger_queue"
+
+    audit_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class ArchiveLedgerRoot(Base):
+    """The Merkle root (SM3) of one UTC day's ledger entries, kept once the day is over."""
+
+    __tablename__ = "archive_ledger_root"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    root: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(Integer)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
 SPATIAL_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -142,6 +142,12 @@ def test_a_reviewer_approves_a_compliant_model_into_the_city(
     assert "合规楼" in names
     for step in ("POST /reviews", "review.run", "review.decision", "review.ingest", "review.tiles", "review.approve"):
         assert step in actions
+    # The approved model is archived as built, byte-identical, under the building the ingest created.
+    assert body["approval"]["archive"] == {"model_key": f"review-{review_id}", "version": 1}
+    archivist = {"X-API-Key": keys["admin"]}
+    versions = client.get(f"/archive/by-building/{body['building_id']}", headers=archivist)
+    assert versions.status_code == 200, versions.text
+    assert f"review-{review_id}" in versions.text
     again = client.post(
         f"/reviews/{review_id}/decision",
         headers={"X-API-Key": keys["reviewer"]},

@@ -2,6 +2,7 @@
 // API: /buildings/{id} or /elements/{guid}), and highlight it (silhouette + colour).
 
 import { getJson } from "./api.js";
+import { showArchive } from "./archive.js";
 import { pick, t } from "./i18n.js";
 import { HIGHLIGHT } from "./style.js";
 import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES } from "./vocab.js";
@@ -134,6 +135,7 @@ export function createPanel(ctx) {
     extraTable.id = "panel-details-props";
     extraTable.append(...rows(extra));
     details.replaceChildren(heading, extraTable);
+    if (kind === "building") showArchive(details, props.building_id, () => seq === requestSeq);
   }
 
   function render() {

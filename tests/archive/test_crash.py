@@ -1,0 +1,159 @@
+"""Crash safety with real processes: kill -9 at any step of a put leaves the whole version or nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import ocfl
+import pytest
+
+from cim.archive.service import CRASH_ENV
+from cim.settings import Settings
+from tests.archive.conftest import storage_root
+from tests.conftest import IFC_DIR
+
+A = IFC_DIR / "IfcOpenHouse_IFC4.ifc"
+B = IFC_DIR / "slab-openings.ifc"
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=str(settings.database_url), CIM_DATA_DIR=str(settings.data_dir))
+    env.pop(CRASH_ENV, None)
+    env.update(extra)
+    return env
+
+
+def cim(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cim", *args], env=_env(settings, **env), capture_output=True, text=True, timeout=300
+    )
+
+
+def _verify(settings: Settings) -> dict:
+    return json.loads(cim(settings, "archive", "verify", "--json").stdout)
+
+
+def _versions(settings: Settings) -> list[int]:
+    out = cim(settings, "archive", "log", "--model", "house", "--json")
+    return [v["version"] for v in json.loads(out.stdout)] if out.returncode == 0 else []
+
+
+def _ocfl_valid(settings: Settings) -> bool:
+    store = ocfl.StorageRoot(root=str(storage_root(settings)))
+    return bool(store.validate()) and store.num_objects == store.good_objects
+
+
+@pytest.mark.parametrize("step", ["after-content", "after-version-inventory", "after-root-inventory", "before-commit"])
+def test_a_put_killed_before_its_commit_leaves_nothing_and_verify_reports_the_orphan(settings: Settings, step: str):
+    assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
+    killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: step})
+    assert killed.returncode == -signal.SIGKILL
+    assert _versions(settings) == [1]
+    report = _verify(settings)
+    found = {p["kind"]: p["what"] for p in report["problems"]}
+    assert "/v2" in found.pop("orphan")
+    if step in ("after-root-inventory", "before-commit"):  # the root inventory names the uncommitted v2
+        assert found.pop("inventory-lagging").endswith("/inventory.json")
+    assert found == {}
+    # the next put removes the orphan and gets version 2; everything is clean again
+    assert cim(settings, "archive", "put", str(B), "--model", "house").returncode == 0
+    assert _versions(settings) == [1, 2]
+    assert _verify(settings)["problems"] == []
+    assert _ocfl_valid(settings)
+
+
+def test_a_first_put_killed_before_its_commit_leaves_an_orphan_object_that_repair_removes(settings: Settings):
+    killed = cim(settings, "archive", "put", str(A), "--model", "house", **{CRASH_ENV: "before-commit"})
+    assert killed.returncode == -signal.SIGKILL
+    report = _verify(settings)
+    assert [p["kind"] for p in report["problems"]] == ["orphan"]
+    assert cim(settings, "archive", "verify", "--repair").returncode != 0  # reports what it repaired
+    assert _verify(settings)["problems"] == []
+    assert _ocfl_valid(settings)
+
+
+def test_a_put_killed_right_after_its_commit_is_whole(settings: Settings, tmp_path: Path):
+    assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
+    killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: "after-commit"})
+    assert killed.returncode == -signal.SIGKILL
+    assert _versions(settings) == [1, 2]
+    out = tmp_path / "v2.ifc"
+    assert cim(settings, "archive", "get", "--model", "house", "--version", "2", "-o", str(out)).returncode == 0
+    assert out.read_bytes() == B.read_bytes()
+    assert _verify(settings)["problems"] == []
+    assert _ocfl_valid(settings)
+
+
+def _big_ifc(path: Path, mib: int) -> Path:
+    head = A.read_bytes()
+    filler = (b"/* " + b"x" * 1020 + b" */\n") * 1024
+    with path.open("wb") as fh:
+        fh.write(head)
+        for _ in range(mib):
+            fh.write(filler)
+    return path
+
+
+def _writing(settings: Settings) -> bool:
+    root = settings.data_path / "storage" / "archive"
+    return root.is_dir() and any(".tmp-" in p.name for p in root.rglob("*"))
+
+
+def test_puts_killed_at_random_moments_never_leave_a_partial_version(settings: Settings, tmp_path: Path):
+    big = _big_ifc(tmp_path / "big.ifc", 96)
+    rng = random.Random(15)
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cim", "archive", "put", str(big), "--model", "house"],
+            env=_env(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # wait until the put is writing (a loaded machine may take seconds to start Python), then kill it
+        # at a random moment of the write, commit or inventory update
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not _writing(settings):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    versions = _versions(settings)
+    for n in versions:  # every committed version is whole
+        out = tmp_path / f"v{n}.ifc"
+        assert cim(settings, "archive", "get", "--model", "house", "--version", str(n), "-o", str(out)).returncode == 0
+        assert out.stat().st_size == big.stat().st_size
+    report = _verify(settings)
+    assert {p["kind"] for p in report["problems"]} <= {"orphan", "inventory-lagging"}
+    assert all(
+        "/v" in p["what"] or p["kind"] == "inventory-lagging" or p["what"].endswith("/") for p in report["problems"]
+    )
+    cim(settings, "archive", "verify", "--repair")
+    assert _verify(settings)["problems"] == []
+    assert _ocfl_valid(settings)
+
+
+def test_concurrent_puts_of_one_model_get_distinct_ordered_versions(settings: Settings, tmp_path: Path):
+    files = sorted(IFC_DIR.glob("*.ifc"))[:4]
+    assert cim(settings, "db", "migrate").returncode == 0
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda f: cim(settings, "archive", "put", str(f), "--model", "house", "--json"), files))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    versions = sorted(json.loads(r.stdout)["version"] for r in results)
+    assert versions == [1, 2, 3, 4]
+    log = json.loads(cim(settings, "archive", "log", "--model", "house", "--json").stdout)
+    by_version = {v["version"]: v for v in log}
+    for r, f in zip(results, files, strict=True):
+        n = json.loads(r.stdout)["version"]
+        out = tmp_path / f"out{n}"
+        assert cim(settings, "archive", "get", "--model", "house", "--version", str(n), "-o", str(out)).returncode == 0
+        assert out.read_bytes() == f.read_bytes() and by_version[n]["file_name"] == f.name
+    assert _verify(settings)["problems"] == []
+    assert _ocfl_valid(settings)

@@ -1,0 +1,114 @@
+"""Both storage backends, and the archive on each: every sample IFC file round-trips byte-identical."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import ocfl
+import pytest
+from pydantic import SecretStr
+
+from cim.archive import Archive, verify
+from cim.settings import Settings
+from cim.storage import MissingObjectError, Storage, StorageError, StorageSettings, open_storage
+from tests.archive.conftest import S3_KEY_ID, S3_SECRET
+from tests.conftest import IFC_DIR
+
+IFC_FILES = sorted(IFC_DIR.glob("*.ifc"))
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, settings: Settings) -> Storage:
+    storage_settings = StorageSettings() if request.param == "local" else request.getfixturevalue("s3_settings")
+    return open_storage(settings, storage_settings)
+
+
+def test_every_sample_ifc_round_trips_byte_identical_through_the_archive(archive: Archive, tmp_path: Path):
+    assert len(IFC_FILES) >= 10
+    for i, path in enumerate(IFC_FILES):
+        archive.put(path, model_key=f"model-{i}", author="archivist")
+    for i, path in enumerate(IFC_FILES):
+        out = tmp_path / f"{i}.ifc"
+        archive.get_to(f"model-{i}", None, out)
+        assert out.read_bytes() == path.read_bytes(), path.name
+    report = verify(archive)
+    assert report.problems == [] and report.files == len(IFC_FILES)
+
+
+def test_the_s3_storage_root_is_valid_ocfl_when_copied_out_of_the_bucket(s3_archive: Archive, tmp_path: Path):
+    for i, path in enumerate(IFC_FILES[:3]):
+        s3_archive.put(path, model_key="city-hall", note=f"v{i + 1}")
+    mirror = tmp_path / "mirror"
+    for key in s3_archive.storage.list("archive/"):
+        target = mirror / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3_archive.storage.get(key))
+    store = ocfl.StorageRoot(root=str(mirror / "archive"))
+    assert store.validate(log_warnings=True), store.log
+    assert store.num_objects == store.good_objects == 1 and store.errors == []
+
+
+def test_storage_streams_ranges_lists_and_deletes(storage: Storage):
+    data = bytes(range(256)) * 40_000  # ~10 MB: several S3 multipart parts
+    assert storage.put("tiles/city/0.glb", io.BytesIO(data)) == len(data)
+    storage.put("tiles/city/tileset.json", b"{}")
+    assert storage.size("tiles/city/0.glb") == len(data)
+    assert storage.exists("tiles/city/0.glb") and not storage.exists("tiles/city/1.glb")
+    assert storage.range("tiles/city/0.glb", 1000, 1010) == data[1000:1010]
+    assert b"".join(storage.stream("tiles/city/0.glb", len(data) - 5)) == data[-5:]
+    assert storage.get("tiles/city/0.glb") == data
+    assert list(storage.list("tiles/city/")) == ["tiles/city/0.glb", "tiles/city/tileset.json"]
+    storage.put_chunks("tiles/city/tileset.json", iter([b'{"a"', b": 1}"]))
+    assert storage.get("tiles/city/tileset.json") == b'{"a": 1}'
+    with pytest.raises(StorageError, match="may not be overwritten"):
+        storage.put("tiles/city/tileset.json", b"x", overwrite=False)
+    storage.delete("tiles/city/0.glb")
+    with pytest.raises(MissingObjectError):
+        storage.size("tiles/city/0.glb")
+    with pytest.raises(MissingObjectError):
+        storage.get("tiles/city/0.glb")
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/./b", "a\\b"])
+def test_storage_refuses_keys_that_leave_the_root(storage: Storage, key: str):
+    with pytest.raises(StorageError, match="invalid storage key"):
+        storage.put(key, b"x")
+
+
+def test_s3_credentials_never_appear_in_errors_or_logs(
+    s3_settings: StorageSettings, settings: Settings, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    assert S3_SECRET not in repr(s3_settings) and S3_SECRET not in str(s3_settings.model_dump())
+    wrong = s3_settings.model_copy(update={"bucket": "no-such-bucket"})
+    storage = open_storage(settings, wrong)
+    with pytest.raises(StorageError) as caught:
+        storage.put("a/b", b"data")
+    message = str(caught.value)
+    assert "no-such-bucket" in message and "NoSuchBucket" in message
+    assert S3_SECRET not in message and S3_KEY_ID not in message
+    assert S3_SECRET not in caplog.text and S3_KEY_ID not in caplog.text
+
+
+def test_s3_endpoint_with_credentials_in_the_url_is_refused():
+    with pytest.raises(ValueError, match="must not carry credentials"):
+        StorageSettings(backend="s3", bucket="b", endpoint="http://AKIA:secret@127.0.0.1:9000")
+
+
+def test_storage_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CIM_STORAGE_BACKEND", "s3")
+    monkeypatch.setenv("CIM_STORAGE_BUCKET", "city")
+    monkeypatch.setenv("CIM_STORAGE_PREFIX", "/wuhan/")
+    monkeypatch.setenv("CIM_STORAGE_SECRET_ACCESS_KEY", "s3cr3t")
+    s = StorageSettings()
+    assert (s.backend, s.bucket, s.prefix) == ("s3", "city", "wuhan/")
+    assert isinstance(s.secret_access_key, SecretStr) and "s3cr3t" not in repr(s)
+
+
+def test_an_unknown_backend_is_a_configuration_error(settings: Settings):
+    from cim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown storage backend 'ftp'"):
+        open_storage(settings, StorageSettings(backend="ftp"))
