@@ -238,7 +238,9 @@ def _run_review(request: Request, principal: Principal, review_id: int) -> None:
     audit(request, principal, "review.run", "ok", target=f"review:{review_id}", detail={"verdict": report.verdict})
 
 
-def archive_approved_review(engine: Engine, settings: Settings, review: dict[str, Any], principal: Principal) -> dict[str, Any]:
+def archive_approved_review(
+    engine: Engine, settings: Settings, review: dict[str, Any], principal: Principal
+) -> dict[str, Any]:
     """Archive an approved model as the as-built version of its review (model key ``review-<id>``).
 
     Runs after the approval is stored, so the archived version names the building the ingest created; the
