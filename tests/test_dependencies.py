@@ -76,7 +76,7 @@ def test_fresh_environment_holds_exactly_the_locked_versions() -> None:
     }
     assert sorted(set(needed) - set(installed)) == [], "locked but not installed: run make setup"
     assert sorted(set(installed) - set(needed)) == [], "installed but not in uv.lock: the venv was changed by hand"
-    wrong = {name: (installed[name], locked.version) for name, locked in needed.items() if installed[name] != locked.version}
+    wrong = {n: (installed[n], locked.version) for n, locked in needed.items() if installed[n] != locked.version}
     assert wrong == {}, "installed (left) and locked (right) versions differ"
 
 
@@ -103,9 +103,8 @@ def test_every_runtime_dependency_is_imported_or_its_indirect_use_is_named() -> 
 def test_every_third_party_import_is_a_declared_dependency() -> None:
     runtime = {pylock.normalise(r.name) for r in _requirements()}
     dev = {pylock.normalise(r.name) for r in _requirements("dev")}
-    undeclared_runtime = {
-        d: where for d, where in _distributions_of(_imported_top_level_modules(RUNTIME_CODE)).items() if d not in runtime
-    }
+    runtime_imports = _distributions_of(_imported_top_level_modules(RUNTIME_CODE))
+    undeclared_runtime = {d: where for d, where in runtime_imports.items() if d not in runtime}
     assert undeclared_runtime == {}, "runtime code imports packages that only arrive as someone else's dependency"
     undeclared_dev = {
         d: where
@@ -126,6 +125,7 @@ def test_every_python_and_npm_component_has_a_known_and_allowed_licence(componen
     assert refused == {}
     assert {c.origin for c in components} == {"python", "npm"}
     assert any(c.name == "cesium" and c.scope == "required" for c in components)
+    assert any(c.name == "gltf-validator" and c.scope == "optional" for c in components)
     assert any(c.name == "ifcopenshell" and c.licence == "LGPL-3.0-or-later" for c in components)
 
 
