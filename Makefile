@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint typecheck unit bench clean-data
+.PHONY: setup demo test lint typecheck unit bench clean-data lock sbom
 
 setup:
 	@bash scripts/setup.sh
@@ -13,7 +13,7 @@ demo: setup
 	$(VENV)/bin/cim demo
 
 lint: setup
-	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests
+	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests scripts
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -22,7 +22,7 @@ unit: setup
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 test: setup
-	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests
+	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
@@ -35,3 +35,12 @@ bench: setup
 fuzz: setup
 	CIM_FUZZ_EXAMPLES=$${CIM_FUZZ_EXAMPLES:-200} timeout --signal=INT $${CIM_FUZZ_SECONDS:-900} \
 		$(VENV)/bin/pytest tests/api/test_openapi_fuzz.py -q -p no:randomly
+# Bring uv.lock in line with pyproject.toml, keeping every pin that still fits; `make lock UPGRADE=1` moves
+# every package to the newest version its range allows. `make setup` then installs the new lock.
+lock:
+	@bash scripts/setup.sh --uv-only
+	.tools/uv/bin/uv lock $(if $(UPGRADE),--upgrade) --python "$$(command -v python3)"
+
+# CycloneDX SBOM of the Python, npm and Debian components (build/sbom/) and docs/licenses.md from it.
+sbom: setup
+	$(PY) -m scripts.sbom

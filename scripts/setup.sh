@@ -54,17 +54,33 @@ else
     say "not a Debian/Ubuntu system: install PostgreSQL with PostGIS, Chromium, nginx, wrk and Node.js yourself"
 fi
 
-# --- Python virtual environment ------------------------------------------------------------------
-stamp="$VENV/.cim-setup"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/python" ]; then
-    say "creating the virtual environment $VENV"
-    python3 -m venv "$VENV"
+# --- Python virtual environment (installed from the lock file uv.lock) ----------------------------
+# uv itself is pinned by hash in scripts/uv-requirements.txt and lives in its own small venv (.tools/uv),
+# so that `uv sync` never removes it from the project environment. uv never downloads a Python of its
+# own here: it uses the machine's python3.
+UV_TOOL=${UV_TOOL:-.tools/uv}
+UV="$UV_TOOL/bin/uv"
+uv_want=$(sed -n 's/^uv==\([^ ]*\).*/\1/p' scripts/uv-requirements.txt)
+if [ ! -x "$UV" ] || [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" != "$uv_want" ]; then
+    say "installing uv $uv_want (hash-pinned) into $UV_TOOL"
+    rm -rf "$UV_TOOL"
+    python3 -m venv "$UV_TOOL"
+    "$UV_TOOL/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r scripts/uv-requirements.txt
 fi
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing Python packages (pyproject.toml)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+export UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$VENV" UV_LINK_MODE=copy
+[ "${1:-}" = "--uv-only" ] && exit 0
+stamp="$VENV/.cim-setup"
+want=$(cat pyproject.toml uv.lock | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing the locked Python packages (uv.lock) into $VENV"
+    if ! out=$("$UV" sync --locked --extra dev --python "$(command -v python3)" --quiet 2>&1); then
+        if grep -q "needs to be updated" <<<"$out"; then
+            echo "setup: uv.lock does not match pyproject.toml; run 'make lock' and commit uv.lock" >&2
+        else
+            printf '%s\n' "$out" >&2
+        fi
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
 

@@ -9,10 +9,7 @@ from typing import Annotated
 
 import typer
 
-try:  # Typer ≥ 0.26 ships its own copy of click; older releases use click itself.
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+from typer._click import exceptions as click_exceptions  # Typer ≥ 0.26 ships its own click
 
 from cim import __version__
 from cim.cli.analyse import app as analyse_app
