@@ -32,7 +32,7 @@ from cim.dem import live_dem
 from cim.errors import TilesError
 from cim.settings import Settings
 from tiles import partition
-from tiles.implicit import SUBTREE_LEVELS, TILE_CLASS, TILE_SCHEMA_CLASS, implicit_root
+from tiles.implicit import SUBTREE_LEVELS, TILESET_SCHEMA, implicit_root
 from tiles.output import IncrementalWriter
 from tiles.render import BuildingSource, TileJob, TileResult, close_connections, render_tile
 from tiles.schema import SCHEMA
@@ -214,9 +214,7 @@ def build_tileset(
         if root_tile is not None:
             tileset = {
                 "asset": {"version": "1.1", "generator": "cim tiles"},
-                "schema": {**SCHEMA, "classes": {**SCHEMA["classes"], TILE_CLASS: TILE_SCHEMA_CLASS}}
-                if implicit
-                else SCHEMA,
+                "schema": TILESET_SCHEMA if implicit else SCHEMA,
                 "geometricError": max(float(root_tile["geometricError"]) * 2.0, MIN_TILESET_ERROR),
                 "root": root_tile,
             }
