@@ -178,6 +178,10 @@ def build_tileset(
             dem_path = str(dem.path) if dem is not None else None
             if "terrain" in chosen and dem is None and nb + ne + nf == 0:
                 raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
+            if "terrain" not in chosen and nb + ne + nf == 0:
+                raise TilesError(
+                    f"no live features in the layers {', '.join(chosen)} (inside the bbox): nothing to tile"
+                )
             out_dir.mkdir(parents=True, exist_ok=True)
             writer = IncrementalWriter(out_dir)
             root_tile: dict[str, Any] | None = None

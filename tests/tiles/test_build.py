@@ -325,6 +325,9 @@ def test_bad_arguments_and_empty_database(engine: Engine, settings: Settings, tm
         build_tileset(engine, settings, "../etc")
     with pytest.raises(TilesError, match="no DEM"):
         build_tileset(engine, settings, "x", out=tmp_path / "x")
+    with pytest.raises(TilesError, match=r"no live features in the layers buildings, elements.*nothing to tile"):
+        build_tileset(engine, settings, "x", out=tmp_path / "x", layers=["buildings", "elements"])
+    assert not (tmp_path / "x").exists()
 
 
 def test_cli_build_json_and_errors(engine: Engine, city: City, run_cim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
