@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
+from referencing import Registry, Resource
 
 from cim import crs
+from tests.conftest import ROOT, TILES_SCHEMA_DIR
 from tiles.glb import read_glb
 
 TOL_RAD = 1e-9
@@ -524,3 +529,40 @@ def check_terrain(root: Path) -> int:
 def _zigzag(a: np.ndarray) -> np.ndarray:
     x = a.astype(np.int64)
     return (x >> 1) ^ (-(x & 1))
+
+
+# For other suites only (tests/review builds a one-glb tileset with these on another branch): the tile tests
+# run the official validator instead (test_official_validator.py), which does both of these and more. Switch
+# such a suite to tests.tiles.official.run_validator and these two can go.
+_SCHEMA_BASE = "https://cim.invalid/3d-tiles-schema/"
+
+
+@cache
+def _registry() -> Registry:
+    resources = []
+    for path in TILES_SCHEMA_DIR.rglob("*.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        uri = _SCHEMA_BASE + path.relative_to(TILES_SCHEMA_DIR).as_posix()
+        doc["$id"] = uri
+        resources.append((uri, Resource.from_contents(doc)))
+    return Registry().with_resources(resources)
+
+
+def schema_errors(document: dict[str, Any], schema: str = "tileset.schema.json") -> list[str]:
+    """JSON-schema errors of a document against one of the official 3D Tiles 1.1 schemas."""
+    registry = _registry()
+    validator = jsonschema.Draft202012Validator(registry.contents(_SCHEMA_BASE + schema), registry=registry)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def gltf_reports(paths: list[Path]) -> list[dict[str, Any]]:
+    """Run the Khronos glTF validator (tools/node/validate-gltf.mjs) on files; one report per file."""
+    out = subprocess.run(
+        ["node", str(ROOT / "tools/node/validate-gltf.mjs"), *map(str, paths)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    reports: list[dict[str, Any]] = json.loads(out.stdout)
+    return reports
