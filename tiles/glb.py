@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tiles.schema import SCHEMA
+from tiles.schema import CLASS_PROPERTY, SCHEMA
 
 GLB_MAGIC = 0x46546C67
 CHUNK_JSON = 0x4E4F534A
@@ -414,6 +414,8 @@ def write_glb(
         cls = SCHEMA["classes"][table.class_name]["properties"]
         props: dict[str, Any] = {}
         for name, spec in cls.items():
+            if name == CLASS_PROPERTY:
+                continue  # read as its default, the class id: no bytes
             values = table.columns[name]
             if spec["type"] == "STRING":
                 data, offsets = _strings(list(values))

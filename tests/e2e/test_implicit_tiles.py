@@ -177,10 +177,12 @@ def test_zooming_in_refines_the_implicit_tree_and_a_click_names_the_building(cit
     picked = city.page.evaluate(
         """([x, y]) => { const f = window.cimViewer.viewer.scene.pick(new window.Cesium.Cartesian2(x, y));
                          return f && f.getProperty ? {id: String(f.getProperty('building_id')),
-                                                      name: f.getProperty('name')} : null; }""",
+                                                      name: f.getProperty('name'),
+                                                      cls: f.getProperty('cim_class')} : null; }""",
         [x, y],
     )
-    assert picked == {"id": str(city.ids[TOWER]), "name": TOWER}
+    # The class comes from the feature's property table (the schema's cim_class default), not from guessing.
+    assert picked == {"id": str(city.ids[TOWER]), "name": TOWER, "cls": "building"}
     city.page.mouse.click(x, y)
     city.page.locator("#panel").wait_for(state="visible", timeout=20_000)
     assert city.page.locator("#panel-title").inner_text() == TOWER
@@ -200,7 +202,14 @@ def test_close_to_the_office_the_implicit_leaves_bring_its_bim_elements(city: Im
     x, y = _window_position(city, *centre)
     picked = city.page.evaluate(
         """([x, y]) => { const f = window.cimViewer.viewer.scene.pick(new window.Cesium.Cartesian2(x, y));
-                         return f && f.getProperty ? f.getProperty('global_id') : null; }""",
+                         return f && f.getProperty
+                             ? [f.getProperty('global_id'), f.getProperty('cim_class')] : null; }""",
         [x, y],
     )
-    assert isinstance(picked, str) and len(picked) == 22, "no BIM element under the cursor"
+    assert picked is not None and len(picked[0]) == 22, "no BIM element under the cursor"
+    assert picked[1] == "element"
+    city.page.mouse.click(x, y)
+    city.page.locator("#panel").wait_for(state="visible", timeout=20_000)
+    assert city.page.locator("#panel-kind").inner_text() == "BIM 构件"  # the panel took the class from the table
+    assert "cim_class" not in city.page.evaluate("() => window.cimViewer.panel.selection.props")
+    city.page.click("#panel-close")

@@ -200,6 +200,9 @@ def test_pygltflib_reads_every_glb_as_the_builder_meant_it(built: dict[str, Buil
         meta = gltf.extensions["EXT_structural_metadata"]
         (table,) = meta["propertyTables"]  # one class per glb: CesiumJS picks one property table per model
         assert table["class"] in meta["schema"]["classes"]
+        # The table names its class for the viewer: cim_class defaults to the class id and is never stored.
+        assert meta["schema"]["classes"][table["class"]]["properties"]["cim_class"]["default"] == table["class"]
+        assert "cim_class" not in table["properties"]
         feature_sets = [
             fs
             for m in gltf.meshes

@@ -96,7 +96,7 @@ def read_table(doc: dict[str, Any], blob: bytes, table: dict[str, Any], schema: 
         prop = table["properties"].get(name)
         if spec["type"] == "STRING":
             if prop is None:
-                values[name] = [""] * count
+                values[name] = [spec.get("default", "")] * count
                 continue
             raw = _view_bytes(doc, blob, prop["values"])
             offs = np.frombuffer(_view_bytes(doc, blob, prop["stringOffsets"]), dtype=np.uint32)
