@@ -32,7 +32,7 @@ from cim.dem import live_dem
 from cim.errors import TilesError
 from cim.settings import Settings
 from tiles import partition
-from tiles.implicit import SUBTREE_LEVELS, TILE_CLASS, TILE_SCHEMA_CLASS, implicit_root
+from tiles.implicit import SUBTREE_LEVELS, TILESET_SCHEMA, implicit_root
 from tiles.output import IncrementalWriter
 from tiles.render import BuildingSource, TileJob, TileResult, close_connections, render_tile
 from tiles.schema import SCHEMA
@@ -178,6 +178,10 @@ def build_tileset(
             dem_path = str(dem.path) if dem is not None else None
             if "terrain" in chosen and dem is None and nb + ne + nf == 0:
                 raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
+            if "terrain" not in chosen and nb + ne + nf == 0:
+                raise TilesError(
+                    f"no live features in the layers {', '.join(chosen)} (inside the bbox): nothing to tile"
+                )
             out_dir.mkdir(parents=True, exist_ok=True)
             writer = IncrementalWriter(out_dir)
             root_tile: dict[str, Any] | None = None
@@ -214,9 +218,7 @@ def build_tileset(
         if root_tile is not None:
             tileset = {
                 "asset": {"version": "1.1", "generator": "cim tiles"},
-                "schema": {**SCHEMA, "classes": {**SCHEMA["classes"], TILE_CLASS: TILE_SCHEMA_CLASS}}
-                if implicit
-                else SCHEMA,
+                "schema": TILESET_SCHEMA if implicit else SCHEMA,
                 "geometricError": max(float(root_tile["geometricError"]) * 2.0, MIN_TILESET_ERROR),
                 "root": root_tile,
             }

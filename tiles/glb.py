@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tiles.schema import SCHEMA
+from tiles.schema import CLASS_PROPERTY, SCHEMA
 
 GLB_MAGIC = 0x46546C67
 CHUNK_JSON = 0x4E4F534A
@@ -149,13 +149,15 @@ class _Writer:
 
     def vertex_view(self, data: NDArray[Any] | bytes, stride: int, target: int | None) -> int:
         """A bufferView of vertex data (ARRAY_BUFFER), indices (ELEMENT_ARRAY_BUFFER) or metadata (None);
-        meshopt-compressed when asked (metadata padded to a whole number of ``stride``-byte elements)."""
+        meshopt-compressed when asked. Its byteLength is exactly the data's: meshopt needs a whole number of
+        ``stride``-byte elements (a ValueError otherwise; padding only ever goes between views)."""
         raw = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
         if self.compress != "meshopt" or not raw:
             return self.bin.add(raw, target, {"byteStride": stride} if target == ARRAY_BUFFER else None)
         import meshoptimizer
 
-        raw += b"\0" * ((-len(raw)) % stride)
+        if len(raw) % stride:
+            raise ValueError(f"meshopt views hold whole {stride}-byte elements, got {len(raw)} bytes")
         count = len(raw) // stride
         if target == ELEMENT_ARRAY_BUFFER:
             encoded = meshoptimizer.encode_index_buffer(
@@ -412,13 +414,17 @@ def write_glb(
         cls = SCHEMA["classes"][table.class_name]["properties"]
         props: dict[str, Any] = {}
         for name, spec in cls.items():
+            if name == CLASS_PROPERTY:
+                continue  # read as its default, the class id: no bytes
             values = table.columns[name]
             if spec["type"] == "STRING":
                 data, offsets = _strings(list(values))
                 if not data:  # every value empty: leave the (optional) property out, no zero-length views
                     continue
+                # String bytes stay a plain view: its byteLength must equal the last offset, and a meshopt
+                # view's byteLength must be a whole number of 4-byte elements.
                 props[name] = {
-                    "values": w.vertex_view(data, 4, None),
+                    "values": w.bin.add(data),
                     "stringOffsets": w.vertex_view(offsets, 4, None),
                     "stringOffsetType": "UINT32",
                 }

@@ -85,7 +85,9 @@ def _split(
     *,
     force: bool = False,
 ) -> None:
-    if not force and (node.z >= MAX_LEVEL or w[node.idx].sum() <= cap):
+    # A lone feature heavier than the capacity (a BIM building) stays where it is: splitting it would only
+    # stack copies of its parent LOD block down to MAX_LEVEL, with errors too small for a viewer to refine.
+    if not force and (node.z >= MAX_LEVEL or w[node.idx].sum() <= cap or len(node.idx) <= 1):
         return
     z = node.z + 1
     cx, cy = _cells(lon[node.idx], lat[node.idx], z)

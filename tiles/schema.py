@@ -1,7 +1,10 @@
 """The 3D Tiles metadata schema (EXT_structural_metadata) and the colours of features.
 
-Classes and properties are a contract with the viewer (see notes/contracts.md): ``building``, ``element``
-and ``facility``. Integer properties that may be unknown use ``noData = -1``.
+Classes and properties are a contract with the viewer (docs/tiles.md): ``building``, ``element`` and
+``facility``. Integer properties that may be unknown use ``noData = -1``. Every class has a ``cim_class``
+property whose default is the class's own id and which no property table stores: CesiumJS reads it back
+(``feature.getProperty("cim_class")``, ``${cim_class}`` in styles) as the class of the property table that
+holds the feature, so the viewer never guesses a class from which properties a feature happens to have.
 """
 
 from __future__ import annotations
@@ -9,6 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 SCHEMA_ID = "cim"
+
+CLASS_PROPERTY = "cim_class"
+
+
+def _class_property(class_id: str) -> dict[str, Any]:
+    return {"type": "STRING", "description": "metadata class of the feature (never stored)", "default": class_id}
+
 
 SCHEMA: dict[str, Any] = {
     "id": SCHEMA_ID,
@@ -19,6 +29,7 @@ SCHEMA: dict[str, Any] = {
             "name": "Building",
             "properties": {
                 "building_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
+                CLASS_PROPERTY: _class_property("building"),
                 "name": {"type": "STRING"},
                 "use": {"type": "STRING"},
                 "height": {"type": "SCALAR", "componentType": "FLOAT64", "description": "metres above base"},
@@ -32,6 +43,7 @@ SCHEMA: dict[str, Any] = {
             "name": "BIM element",
             "properties": {
                 "global_id": {"type": "STRING", "required": True},
+                CLASS_PROPERTY: _class_property("element"),
                 "ifc_class": {"type": "STRING"},
                 "name": {"type": "STRING"},
                 "storey": {"type": "STRING"},
@@ -42,6 +54,7 @@ SCHEMA: dict[str, Any] = {
             "name": "Municipal facility",
             "properties": {
                 "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
+                CLASS_PROPERTY: _class_property("facility"),
                 "kind": {"type": "STRING"},
                 "name": {"type": "STRING"},
             },

@@ -40,7 +40,10 @@ def build(
         str | None, typer.Option("--executor", help="dask://HOST:PORT: render tiles on a Dask cluster.")
     ] = None,
     implicit: Annotated[
-        bool, typer.Option("--implicit", help="Write an implicit quadtree (implicitTiling + .subtree files).")
+        bool,
+        typer.Option(
+            "--implicit", help="Write implicit quadtrees (one per feature class, implicitTiling + .subtree files)."
+        ),
     ] = False,
     json_out: JsonOption = False,
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from cim.settings import Settings
-from tests.tiles.validation import check_terrain, check_tileset, gltf_reports
+from tests.tiles.validation import check_terrain, check_tileset
 from tiles.build import build_tileset
 from tiles.glb import read_glb
 
@@ -35,8 +35,6 @@ def _check_build(engine: Engine, settings: Settings, out: Path, compress: str, *
     checked = check_tileset(out, position_tol_m=0.05 if compress == "none" else 0.5)
     assert checked.errors == []
     assert bool(checked.subtrees) == implicit
-    reports = gltf_reports(checked.contents)
-    assert all(r["errors"] == 0 for r in reports), [r for r in reports if r["errors"]][:1]
     assert check_terrain(out / "terrain") == report.terrain_tiles > 0
     with engine.connect() as conn:
         live = {int(r[0]) for r in conn.execute(text("SELECT id FROM building WHERE valid_to IS NULL"))}

@@ -4,7 +4,7 @@
 import { getJson } from "./api.js";
 import { showArchive } from "./archive.js";
 import { pick, t } from "./i18n.js";
-import { HIGHLIGHT } from "./style.js";
+import { CLASS_PROPERTY, HIGHLIGHT } from "./style.js";
 import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES } from "./vocab.js";
 
 /** Plain JS value of a metadata property (INT64 comes back as BigInt). */
@@ -13,18 +13,19 @@ function plain(value) {
   return value;
 }
 
-/** Properties of a picked 3D Tiles feature as a plain object. */
+/** Properties of a picked 3D Tiles feature as a plain object (without the class, see featureKind). */
 export function featureProperties(feature) {
   const props = {};
-  for (const id of feature.getPropertyIds()) props[id] = plain(feature.getProperty(id));
+  for (const id of feature.getPropertyIds()) {
+    if (id !== CLASS_PROPERTY) props[id] = plain(feature.getProperty(id));
+  }
   return props;
 }
 
-/** "building" | "element" | "facility" of a property object (see the metadata classes in the contracts). */
-export function featureKind(props) {
-  if (props.global_id !== undefined && props.global_id !== null && props.global_id !== "") return "element";
-  if (props.kind !== undefined && props.kind !== null && props.kind !== "") return "facility";
-  return "building";
+/** "building" | "element" | "facility": the metadata class of the feature's property table (tiles/schema.py). */
+export function featureKind(feature) {
+  const kind = feature.getProperty(CLASS_PROPERTY);
+  return kind === "element" || kind === "facility" ? kind : "building";
 }
 
 function displayValue(key, value) {
@@ -178,7 +179,7 @@ export function createPanel(ctx) {
       const props = featureProperties(picked);
       let worldPosition;
       if (scene.pickPositionSupported) worldPosition = scene.pickPosition(position);
-      show({ kind: featureKind(props), props, feature: picked, position: worldPosition });
+      show({ kind: featureKind(picked), props, feature: picked, position: worldPosition });
       return true;
     }
     if (picked && picked.id instanceof Cesium.Entity) {

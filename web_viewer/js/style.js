@@ -1,12 +1,16 @@
 // Cesium3DTileStyle of the platform tilesets: which features show (layer tree) and their colours (legend).
-// Features are told apart by their metadata class (see contracts): elements carry `global_id`,
-// facilities carry `kind`, everything else is a building.
+// Features are told apart by the metadata class of their property table: every class of the tiles' schema
+// has a `cim_class` property whose default is the class id and that no table stores (tiles/schema.py), so
+// `${cim_class}` is "building", "element" or "facility" whatever other properties a feature has.
 
 import { BUILDING_USES, FACILITY_KINDS, IFC_CLASS_COLORS, SAFETY_CLASSES } from "./vocab.js";
 import { pick, t } from "./i18n.js";
 
-const IS_ELEMENT = "${global_id} !== undefined";
-const IS_FACILITY = "${kind} !== undefined";
+/** The property that names a feature's metadata class. */
+export const CLASS_PROPERTY = "cim_class";
+const IS_ELEMENT = `\${${CLASS_PROPERTY}} === 'element'`;
+const IS_FACILITY = `\${${CLASS_PROPERTY}} === 'facility'`;
+const IS_BUILDING = `\${${CLASS_PROPERTY}} === 'building'`;
 
 /** Colour ramp of the "by height" mode: [upper bound in metres, CSS colour]. */
 export const HEIGHT_CLASSES = [
@@ -29,7 +33,7 @@ export function highlightCondition(highlight) {
   if (!highlight || highlight.id === undefined || highlight.id === null) return null;
   if (highlight.kind === "element") return `\${global_id} === ${quote(highlight.id)}`;
   if (highlight.kind === "facility") return `String(\${facility_id}) === ${quote(highlight.id)}`;
-  if (highlight.kind === "building") return `${IS_ELEMENT} ? false : String(\${building_id}) === ${quote(highlight.id)}`;
+  if (highlight.kind === "building") return `${IS_BUILDING} && String(\${building_id}) === ${quote(highlight.id)}`;
   return null;
 }
 
@@ -72,7 +76,7 @@ export function colorConditions(mode, highlight = null) {
   }
   conditions.push([IS_ELEMENT, color("#d8d8d8")]);
   for (const [kind, entry] of Object.entries(FACILITY_KINDS)) {
-    conditions.push([`\${kind} === ${quote(kind)}`, color(entry[2])]);
+    conditions.push([`${IS_FACILITY} && \${kind} === ${quote(kind)}`, color(entry[2])]);
   }
   conditions.push([IS_FACILITY, color("#999999")]);
   if (mode === "use") {
