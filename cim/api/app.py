@@ -59,6 +59,7 @@ def create_app(
     bad configuration stops the service here with a :class:`~cim.errors.ConfigError`.
     """
     from cim.api import analysis
+    from cim.api import sensing as sensing_api
     from cim.api.catalog import CatalogFactory
     from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(DetailsFactory().router)
     app.include_router(JobsFactory().router)
     app.include_router(analysis.router)
+    app.include_router(sensing_api.router)
     mount_viewer(app, viewer_settings)
 
     app.add_middleware(BodyLimitMiddleware, limit=api_settings.upload_limit_bytes)
