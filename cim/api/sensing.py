@@ -182,7 +182,7 @@ async def create_observations(request: Request, path: str = "") -> Response:
 @router.get("/{path:path}", summary="Read entities, collections, properties, $value and $ref")
 @_guarded
 async def read(request: Request, path: str = "") -> Response:
-    """GET any resource path with ``$filter``, ``$expand``, ``$select``, ``$orderby``, ``$top``/``$skip``, ``$count``."""
+    """GET any resource path with $filter, $expand, $select, $orderby, $top, $skip and $count."""
     await run_in_threadpool(reader, request)
     query = _query(request)
     opts = parse_options(query, default_top=DEFAULT_TOP, max_top=MAX_TOP)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -71,3 +74,36 @@ def manhole_thing(name: str = "manhole 1", lon: float = 114.30, lat: float = 30.
             }
         ],
     }
+
+
+@dataclass
+class LiveServer:
+    """The app served over real HTTP on a free loopback port."""
+
+    url: str
+    app: Any
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """Serve the app with uvicorn in a thread (for clients that speak real HTTP: frost_sta_client, Chromium)."""
+    import uvicorn
+
+    from cim.db.cluster import free_port
+
+    forget_known_partitions()
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings, api_settings=ApiSettings(access_log=False), viewer_settings=ViewerSettings())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield LiveServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    thread.join(timeout=30)
+    app.state.engine.dispose()
