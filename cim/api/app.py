@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -76,7 +77,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(app.state.sensing.start)
         yield
+        await run_in_threadpool(app.state.sensing.stop)
         app.state.jobs.shutdown()  # running jobs finish; their state is in the job table
         app.state.engine.dispose()
 
@@ -95,6 +98,7 @@ def create_app(
     app.state.key_verifier = KeyVerifier(app.state.engine)
     app.state.jobs = JobRunner(app.state.engine, settings, workers=api_settings.job_workers)
     install_error_handlers(app)
+    sensing_api.attach_sensing(app, settings)
 
     tiles = TileFiles(
         settings.data_path / "tiles",

@@ -8,6 +8,7 @@ HTTP Basic authentication (any user name). Errors use the SensorThings/FROST sha
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -15,17 +16,22 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from cim.api.security import ANONYMOUS, KeyVerifier, Principal, audit, presented_key
+from cim.db import alarms as alarms_db
+from cim.db.sensing import NewObservation, sensing_counts, sensor_overview
 from cim.errors import AuthError, CimError, NotFoundError, PermissionDeniedError
 from cim.sensing import service
+from cim.sensing.alarms import check_rule
 from cim.sensing.entities import BY_SET, CONFORMANCE
 from cim.sensing.errors import StaBadRequestError, StaConflictError
 from cim.sensing.query import parse_options
+from cim.settings import Settings
 
 PREFIX = "/sta/v1.1"
 WRITE_ROLES = frozenset({"sensor", "admin"})
@@ -117,10 +123,10 @@ async def _body(request: Request) -> Any:
         raise StaBadRequestError(f"the body is not valid JSON: {exc}") from exc
 
 
-def _notify(request: Request, observation_ids: list[int]) -> None:
+def _notify(request: Request, created: list[tuple[int, NewObservation]]) -> None:
     runtime = getattr(request.app.state, "sensing", None)
-    if runtime is not None and observation_ids:
-        runtime.observations_created(observation_ids)
+    if runtime is not None and created:
+        runtime.observations_created(created)
 
 
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,10 +142,10 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-router = APIRouter(prefix=PREFIX, tags=["SensorThings API 1.1"])
+sta_router = APIRouter(prefix=PREFIX, tags=["SensorThings API 1.1"])
 
 
-@router.get("", summary="SensorThings service root")
+@sta_router.get("", summary="SensorThings service root")
 @_guarded
 async def root(request: Request, path: str = "") -> Response:
     """The entity sets and the server settings (conformance classes, MQTT endpoint)."""
@@ -158,7 +164,9 @@ async def root(request: Request, path: str = "") -> Response:
     return JSONResponse({"value": [{"name": s, "url": f"{base}/{s}"} for s in BY_SET], "serverSettings": settings})
 
 
-@router.post("/CreateObservations", summary="Data Array extension: many observations in one request", status_code=201)
+@sta_router.post(
+    "/CreateObservations", summary="Data Array extension: many observations in one request", status_code=201
+)
 @_guarded
 async def create_observations(request: Request, path: str = "") -> Response:
     """Create observations from Data Array blocks; answers one selfLink (or ``"error"``) per row."""
@@ -167,7 +175,7 @@ async def create_observations(request: Request, path: str = "") -> Response:
     renderer = service.Renderer(service_root(request))
     engine: Engine = request.app.state.engine
 
-    def work() -> tuple[list[str], list[int]]:
+    def work() -> tuple[list[str], list[tuple[int, NewObservation]]]:
         with engine.begin() as conn:
             return service.create_data_array(conn, body, renderer)
 
@@ -179,7 +187,7 @@ async def create_observations(request: Request, path: str = "") -> Response:
     return JSONResponse(links, status_code=201)
 
 
-@router.get("/{path:path}", summary="Read entities, collections, properties, $value and $ref")
+@sta_router.get("/{path:path}", summary="Read entities, collections, properties, $value and $ref")
 @_guarded
 async def read(request: Request, path: str = "") -> Response:
     """GET any resource path with $filter, $expand, $select, $orderby, $top, $skip and $count."""
@@ -205,7 +213,7 @@ async def read(request: Request, path: str = "") -> Response:
     return JSONResponse(result)
 
 
-@router.post("/{path:path}", summary="Create an entity (deep insert, links by @iot.id)", status_code=201)
+@sta_router.post("/{path:path}", summary="Create an entity (deep insert, links by @iot.id)", status_code=201)
 @_guarded
 async def create(request: Request, path: str = "") -> Response:
     """POST to an entity set or a navigation collection (the new entity is linked to the parent)."""
@@ -214,7 +222,7 @@ async def create(request: Request, path: str = "") -> Response:
     renderer = service.Renderer(service_root(request))
     engine: Engine = request.app.state.engine
 
-    def work() -> tuple[dict[str, Any], list[int]]:
+    def work() -> tuple[dict[str, Any], list[tuple[int, NewObservation]]]:
         with engine.begin() as conn:
             target = service.resolve(conn, service.parse_path(path))
             if target.single or target.prop is not None or target.ref:
@@ -250,21 +258,21 @@ async def _update(request: Request, path: str, *, replace: bool) -> Response:
     return Response(status_code=200)
 
 
-@router.patch("/{path:path}", summary="Update an entity (merge)")
+@sta_router.patch("/{path:path}", summary="Update an entity (merge)")
 @_guarded
 async def patch(request: Request, path: str = "") -> Response:
     """Merge the body's properties and links into the entity."""
     return await _update(request, path, replace=False)
 
 
-@router.put("/{path:path}", summary="Replace an entity")
+@sta_router.put("/{path:path}", summary="Replace an entity")
 @_guarded
 async def put(request: Request, path: str = "") -> Response:
     """Replace the entity's properties (every mandatory one must be given)."""
     return await _update(request, path, replace=True)
 
 
-@router.delete("/{path:path}", summary="Delete an entity")
+@sta_router.delete("/{path:path}", summary="Delete an entity")
 @_guarded
 async def delete(request: Request, path: str = "") -> Response:
     """Delete one entity; dependent entities follow the standard's integrity rules."""
@@ -281,3 +289,188 @@ async def delete(request: Request, path: str = "") -> Response:
     await run_in_threadpool(work)
     await run_in_threadpool(audit, request, principal, "sta.delete", "ok", target=path)
     return Response(status_code=200)
+
+
+def attach_sensing(app: FastAPI, settings: Settings) -> None:
+    """Give the app its sensing runtime (started and stopped by the app's lifespan)."""
+    from cim.sensing.runtime import SensingRuntime, SensingSettings
+
+    url = app.state.engine.url.render_as_string(hide_password=False)
+    app.state.sensing = SensingRuntime(app.state.engine, settings, url, SensingSettings())
+
+
+# -- live sensor layer, alarms ------------------------------------------------------------------------
+
+live_router = APIRouter(tags=["Sensing: live layer and alarms"])
+
+
+def sensor_status(row: dict[str, Any]) -> str:
+    """``alarm`` (an active alarm), ``warning`` (within 10 % of a threshold), ``ok``, or ``nodata``."""
+    if row["active_alarms"]:
+        return "alarm"
+    value = row["result_number"]
+    if row["phenomenon_time"] is None:
+        return "nodata"
+    if value is None:
+        return "ok"
+    over, under = row["over"], row["under"]
+    if over is not None and value > over - 0.1 * abs(over):
+        return "warning"
+    if under is not None and value < under + 0.1 * abs(under):
+        return "warning"
+    return "ok"
+
+
+@live_router.get("/sensors/latest", summary="Every datastream's latest value at its thing (GeoJSON)")
+async def sensors_latest(request: Request) -> Response:
+    """A GeoJSON FeatureCollection (lon/lat, EPSG:4490) with latest value, thresholds and status per datastream."""
+    await run_in_threadpool(reader, request)
+    engine: Engine = request.app.state.engine
+
+    def work() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return sensor_overview(conn)
+
+    rows = await run_in_threadpool(work)
+    features = []
+    for r in rows:
+        props = {k: v for k, v in r.items() if k != "geometry"}
+        props["phenomenon_time"] = service.iso(r["phenomenon_time"])
+        props["received_at"] = service.iso(r["received_at"])
+        props["status"] = sensor_status(r)
+        features.append({"type": "Feature", "id": r["datastream_id"], "geometry": r["geometry"], "properties": props})
+    return JSONResponse({"type": "FeatureCollection", "features": features})
+
+
+@live_router.get("/sensors/live", summary="Server-sent events: every stored observation, as it is stored")
+async def sensors_live(request: Request) -> Response:
+    """``text/event-stream`` of ``observation`` events ``{d: datastream, o: observation, t, r, n}``."""
+    await run_in_threadpool(reader, request)
+    hub = request.app.state.sensing.live
+    q = hub.subscribe()
+
+    async def events() -> Any:
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                try:
+                    items = await asyncio.wait_for(q.get(), timeout=15)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    if await request.is_disconnected():
+                        return
+                    continue
+                yield f"event: observation\ndata: {json.dumps(items, ensure_ascii=False, default=str)}\n\n"
+        finally:
+            hub.unsubscribe(q)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@live_router.get("/sensors/status", summary="MQTT subscriber state and counters")
+async def sensors_status(request: Request) -> Response:
+    """Whether MQTT runs, the broker endpoint, and received/stored/duplicate/rejected counts."""
+    engine: Engine = request.app.state.engine
+
+    def work() -> dict[str, int]:
+        with engine.connect() as conn:
+            return sensing_counts(conn)
+
+    return JSONResponse({**request.app.state.sensing.status(), "counts": await run_in_threadpool(work)})
+
+
+def _alarm_json(a: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    out["raised_at"] = service.iso(a["raised_at"])
+    out["cleared_at"] = service.iso(a["cleared_at"])
+    out["active"] = a["cleared_at"] is None
+    return out
+
+
+@live_router.get("/alarms", summary="Alarm events, newest first")
+async def list_alarm_events(
+    request: Request, active: bool = False, limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)
+) -> Response:
+    """Alarm events (``active=true``: only those not cleared) with their thing and a point geometry."""
+    await run_in_threadpool(reader, request)
+    engine: Engine = request.app.state.engine
+
+    def work() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return alarms_db.list_alarms(conn, active_only=active, limit=limit, offset=offset)
+
+    return JSONResponse({"alarms": [_alarm_json(a) for a in await run_in_threadpool(work)]})
+
+
+@live_router.get("/alarms/rules", summary="Alarm rules")
+async def list_alarm_rules(request: Request) -> Response:
+    """Every threshold rule."""
+    await run_in_threadpool(reader, request)
+    engine: Engine = request.app.state.engine
+
+    def work() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return alarms_db.list_rules(conn)
+
+    rules = await run_in_threadpool(work)
+    return JSONResponse({"rules": [{**r, "created_at": service.iso(r["created_at"])} for r in rules]})
+
+
+@live_router.post("/alarms/rules", summary="Create an alarm rule", status_code=201)
+async def create_alarm_rule(request: Request) -> Response:
+    """A rule on one datastream or every datastream of an observed property (sensor or admin key)."""
+    try:
+        principal = await run_in_threadpool(sensor_writer, request)
+        values = check_rule(await _body(request))
+        engine: Engine = request.app.state.engine
+
+        def work() -> int:
+            with engine.begin() as conn:
+                return alarms_db.insert_rule(conn, values)
+
+        rule_id = await run_in_threadpool(work)
+    except CimError as exc:
+        return sta_error(_status_of(exc), str(exc))
+    except DBAPIError as exc:
+        return sta_error(400, f"invalid rule: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
+    await run_in_threadpool(audit, request, principal, "alarms.rule.create", "ok", target=f"rule:{rule_id}")
+    return JSONResponse({"id": rule_id, **values}, status_code=201)
+
+
+def register_alarm_collection() -> None:
+    """Publish alarm events as the OGC API – Features collection ``sensor_alarms`` (idempotent)."""
+    from cim.db.features import COLLECTIONS, FeatureCollectionDef
+    from cim.db.models import SensorAlarm
+
+    COLLECTIONS.setdefault(
+        "sensor_alarms",
+        FeatureCollectionDef(
+            id="sensor_alarms",
+            title="Sensor alarms",
+            description="Alarm events of the IoT sensing rules (points at the sensor's thing, EPSG:4490).",
+            model=SensorAlarm,
+            geometry="geom",
+            properties=(
+                "rule_id",
+                "datastream_id",
+                "kind",
+                "severity",
+                "value",
+                "threshold",
+                "message",
+                "details",
+                "raised_at",
+                "cleared_at",
+                "facility_id",
+            ),
+            queryables=("rule_id", "datastream_id", "kind", "severity"),
+            geometry_type="point",
+        ),
+    )
+
+
+register_alarm_collection()
+
+router = APIRouter()
+router.include_router(sta_router)
+router.include_router(live_router)

@@ -159,7 +159,41 @@ def insert_observations(conn: Connection, rows: Sequence[NewObservation]) -> lis
         if new_id not in seen:  # two rows of one batch with the same key: the first one is stored
             ids[i] = int(new_id)
             seen.add(new_id)
+    notify_latest(conn, rows, ids)
     return ids
+
+
+LIVE_CHANNEL = "cim_sensing"
+"""The LISTEN/NOTIFY channel on which stored observations are announced (delivered at commit)."""
+_NOTIFY_BYTES = 7000  # PostgreSQL limits a notification payload to 8000 bytes
+
+
+def notify_latest(conn: Connection, rows: Sequence[NewObservation], ids: Sequence[int | None]) -> None:
+    """Announce the newest stored observation of each datastream of a batch on :data:`LIVE_CHANNEL`."""
+    newest: dict[int, tuple[NewObservation, int]] = {}
+    for row, oid in zip(rows, ids, strict=True):
+        if oid is None:
+            continue
+        have = newest.get(row.datastream_id)
+        if have is None or row.phenomenon_time >= have[0].phenomenon_time:
+            newest[row.datastream_id] = (row, oid)
+    chunk: list[str] = []
+    size = 0
+    for ds_id, (row, oid) in newest.items():
+        item = json.dumps(
+            {"d": ds_id, "o": oid, "t": row.phenomenon_time.isoformat(), "r": row.result, "n": row.result_number},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        if len(item) > _NOTIFY_BYTES:
+            item = json.dumps({"d": ds_id, "o": oid, "t": row.phenomenon_time.isoformat(), "n": row.result_number})
+        if size + len(item) + 2 > _NOTIFY_BYTES and chunk:
+            conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": LIVE_CHANNEL, "p": "[" + ",".join(chunk) + "]"})
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": LIVE_CHANNEL, "p": "[" + ",".join(chunk) + "]"})
 
 
 def existing_observation_ids(conn: Connection, keys: Sequence[tuple[int, dt.datetime]]) -> list[int | None]:
@@ -224,3 +258,53 @@ def latest_values(conn: Connection, datastream_ids: Sequence[int] | None = None)
         {"ids": list(datastream_ids)} if datastream_ids is not None else {},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def sensor_overview(conn: Connection) -> list[dict[str, Any]]:
+    """Every datastream at its Thing's location (a point, lon/lat EPSG:4490) with its latest value,
+    its thresholds (lowest ``over``, highest ``under`` rule) and its count of active alarms."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT d.id AS datastream_id, d.name AS datastream, d.unit_of_measurement->>'symbol' AS unit,
+                   t.id AS thing_id, t.name AS thing, t.building_id, t.facility_id,
+                   op.name AS observed_property, l.result, l.result_number, l.phenomenon_time, l.received_at,
+                   (SELECT min(r.threshold) FROM sensor_alarm_rule r WHERE r.enabled AND r.kind = 'over'
+                      AND (r.datastream_id = d.id OR r.observed_property_id = d.observed_property_id)) AS over,
+                   (SELECT max(r.threshold) FROM sensor_alarm_rule r WHERE r.enabled AND r.kind = 'under'
+                      AND (r.datastream_id = d.id OR r.observed_property_id = d.observed_property_id)) AS under,
+                   (SELECT count(*) FROM sensor_alarm a WHERE a.datastream_id = d.id AND a.cleared_at IS NULL)
+                      AS active_alarms,
+                   (SELECT ST_AsGeoJSON(ST_PointOnSurface(loc.geom), 7)::json FROM sta_thing_location tl
+                      JOIN sta_location loc ON loc.id = tl.location_id WHERE tl.thing_id = t.id
+                      ORDER BY loc.id LIMIT 1) AS geometry
+            FROM sta_datastream d
+            JOIN sta_thing t ON t.id = d.thing_id
+            JOIN sta_observed_property op ON op.id = d.observed_property_id
+            LEFT JOIN sta_latest l ON l.datastream_id = d.id
+            ORDER BY d.id
+            """
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def sensing_counts(conn: Connection) -> dict[str, int]:
+    """Counts for the dashboard: buildings, facilities, things, datastreams, observations (estimate), alarms."""
+    row = (
+        conn.execute(
+            text(
+                """
+            SELECT (SELECT count(*) FROM building WHERE valid_to IS NULL) AS buildings,
+                   (SELECT count(*) FROM facility WHERE valid_to IS NULL) AS facilities,
+                   (SELECT count(*) FROM sta_thing) AS things,
+                   (SELECT count(*) FROM sta_datastream) AS datastreams,
+                   (SELECT count(*) FROM sta_latest) AS reporting_datastreams,
+                   (SELECT count(*) FROM sensor_alarm WHERE cleared_at IS NULL) AS active_alarms
+            """
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return {k: int(v) for k, v in row.items()}

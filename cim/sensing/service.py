@@ -18,6 +18,7 @@ from urllib.parse import quote
 from sqlalchemy import Connection, text
 
 from cim.db.sensing import NewObservation, existing_observation_ids, insert_observations
+from cim.sensing import alarms
 from cim.sensing.entities import BY_NAME, BY_SET, OBSERVATION_TYPES, EntityType, Nav, Prop
 from cim.sensing.errors import StaBadRequestError, StaConflictError, StaNotFoundError
 from cim.sensing.query import Compiler, Options, Params, parse_filter
@@ -443,7 +444,7 @@ class Writer:
     """Creates, updates and deletes entities inside one transaction (``conn``)."""
 
     conn: Connection
-    created_observations: list[int] = field(default_factory=list)
+    created_observations: list[tuple[int, NewObservation]] = field(default_factory=list)
 
     def create(
         self,
@@ -653,11 +654,12 @@ class Writer:
             foi_id = self.create(BY_NAME["FeatureOfInterest"], body["FeatureOfInterest"])
         obs = observation_from_json(self.conn, body, datastream_id, foi_id, DatastreamCache(self.conn))
         new_id = insert_observations(self.conn, [obs])[0]
+        alarms.evaluate(self.conn, [obs], [new_id])
         if new_id is None:
             raise StaConflictError(
                 f"Datastream {datastream_id} already has an observation at {iso(obs.phenomenon_time)}"
             )
-        self.created_observations.append(new_id)
+        self.created_observations.append((new_id, obs))
         return new_id
 
     # -- update and delete --
@@ -880,7 +882,9 @@ def observation_from_json(
     )
 
 
-def create_data_array(conn: Connection, body: Any, renderer: Renderer) -> tuple[list[str], list[int]]:
+def create_data_array(
+    conn: Connection, body: Any, renderer: Renderer
+) -> tuple[list[str], list[tuple[int, NewObservation]]]:
     """The Data Array extension's ``CreateObservations``: selfLinks (or ``"error"``) per row, and new ids.
 
     Rows already stored (same datastream and phenomenon time) answer with the stored observation's link,
@@ -930,6 +934,7 @@ def create_data_array(conn: Connection, body: Any, renderer: Renderer) -> tuple[
             slots.append(len(results))
             results.append("")
     new_ids = insert_observations(conn, rows)
+    alarms.evaluate(conn, rows, new_ids)
     missing = [i for i, v in enumerate(new_ids) if v is None]
     existing = existing_observation_ids(conn, [(rows[i].datastream_id, rows[i].phenomenon_time) for i in missing])
     for i, oid in zip(missing, existing, strict=True):
@@ -937,5 +942,6 @@ def create_data_array(conn: Connection, body: Any, renderer: Renderer) -> tuple[
     entity = BY_NAME["Observation"]
     for slot, oid in zip(slots, new_ids, strict=True):
         results[slot] = renderer.link(entity, oid) if oid is not None else "error"
-    created = [oid for oid, i in zip(new_ids, range(len(new_ids)), strict=True) if oid is not None and i not in missing]
+    fresh = set(range(len(rows))) - set(missing)
+    created = [(oid, rows[i]) for i, oid in enumerate(new_ids) if oid is not None and i in fresh]
     return results, created
