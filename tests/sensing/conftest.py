@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -16,6 +18,7 @@ from cim.api.app import create_app
 from cim.api.security import new_api_key
 from cim.api.settings import ApiSettings, ViewerSettings
 from cim.db.sensing import forget_known_partitions
+from cim.sensing.broker import PUBLISHER_USER, PrivateBroker
 from cim.settings import Settings
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
@@ -107,3 +110,57 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     server.should_exit = True
     thread.join(timeout=30)
     app.state.engine.dispose()
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Iterator[PrivateBroker]:
+    """A real Mosquitto on a free loopback port, configured in this test's data directory."""
+    b = PrivateBroker(settings.data_path)
+    state = b.up()
+    assert state.port
+    yield b
+    b.down()
+
+
+@pytest.fixture
+def mqtt_env(monkeypatch: pytest.MonkeyPatch, broker: PrivateBroker) -> PrivateBroker:
+    """The app's sensing runtime starts the MQTT subscriber (as ``cim serve`` does)."""
+    monkeypatch.setenv("CIM_SENSING_MQTT", "true")
+    return broker
+
+
+def publisher_client(broker: PrivateBroker, *, client_id: str = "test-publisher") -> mqtt.Client:
+    """A connected paho client with the broker's publisher credentials."""
+    state = broker.state()
+    assert state is not None
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.username_pw_set(PUBLISHER_USER, state.publisher_password)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
+    client.connect(state.host, state.port)
+    client.loop_start()
+    return client
+
+
+def publish_acknowledged(client: mqtt.Client, topic: str, payload: str, *, timeout: float = 60.0) -> None:
+    """Publish with QoS 1 until the broker acknowledges (PUBACK), retrying across disconnections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = client.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout=3)
+        except (RuntimeError, ValueError):
+            time.sleep(0.2)
+            continue
+        if info.is_published():
+            return
+    raise TimeoutError(f"no PUBACK for {topic} within {timeout} s")
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
