@@ -16,11 +16,13 @@ except ImportError:  # pragma: no cover
 
 from cim import __version__
 from cim.cli.analyse import app as analyse_app
+from cim.cli.broker import app as broker_app
 from cim.cli.common import CliState, ExitCode, stderr
 from cim.cli.db import app as db_app
 from cim.cli.demo import demo
 from cim.cli.ingest import app as ingest_app
 from cim.cli.keys import app as keys_app
+from cim.cli.sensors import app as sensors_app
 from cim.cli.serve import serve
 from cim.cli.tiles import app as tiles_app
 from cim.errors import CimError
@@ -40,6 +42,8 @@ app.add_typer(tiles_app, name="tiles")
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
+app.add_typer(broker_app, name="broker")
+app.add_typer(sensors_app, name="sensors")
 
 
 def _version(value: bool) -> None:

@@ -260,3 +260,29 @@ class Subscriber:
             except IntegrityError as exc:
                 self._reject(m, f"refused by the database: {str(exc.orig).splitlines()[0]}")
         return ids, kept
+
+
+def ensure_session(host: str, port: int, username: str, password: str, client_id: str, *, timeout: float = 10) -> None:
+    """Create the subscriber's persistent session and subscriptions at the broker, then disconnect.
+
+    From then on the broker queues observations for the platform even before it first runs.
+    """
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+
+    def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            c.subscribe([(t, SubscribeOptions(qos=1, noLocal=True)) for t in TOPICS])
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda *_a: done.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0xFFFFFFFF
+    client.connect(host, port, clean_start=False, properties=props)
+    client.loop_start()
+    ok = done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    if not ok:
+        raise SensingError(f"could not create the platform's MQTT session at {host}:{port}")
