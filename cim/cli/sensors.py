@@ -49,9 +49,17 @@ def simulate(
     for s in streams:
         kinds[s.kind.key] = kinds.get(s.kind.key, 0) + 1
     if json_output:
-        emit_json({"things": len(streams), "kinds": kinds, "published": sim.published, "rate": rate})
+        emit_json(
+            {
+                "things": len(streams),
+                "kinds": kinds,
+                "published": sim.published,
+                "acknowledged": sim.acknowledged,
+                "rate": rate,
+            }
+        )
     elif not cli.quiet:
-        stderr.print(f"published {sim.published} observations")
+        stderr.print(f"published {sim.published} observations, {sim.acknowledged} acknowledged by the broker")
 
 
 @app.command("retention")

@@ -259,7 +259,7 @@ def read_collection(
     cols = "t.id" if target.ref else ", ".join(_columns(entity))
     sql = f"SELECT {cols} FROM {entity.table} t WHERE {where} ORDER BY {order} LIMIT {top + 1} OFFSET {opts.skip}"
     rows = [dict(r) for r in conn.execute(text(sql), params.values).mappings()]
-    more = len(rows) > top
+    more = top > 0 and len(rows) > top
     rows = rows[:top]
     out: dict[str, Any] = {}
     if opts.count:

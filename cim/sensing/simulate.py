@@ -11,9 +11,9 @@ Kinds (on features of the loaded city, in this order of preference):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import math
 import random
 import threading
 import time
@@ -125,66 +125,76 @@ def provision(engine: Engine, things: int) -> list[SimulatedStream]:
     """
     from cim.sensing.service import Writer
 
-    per_kind = max(1, math.ceil(things / len(KINDS)))
     streams: list[SimulatedStream] = []
     with engine.begin() as conn:
         writer = Writer(conn)
-        for kind in KINDS:
-            features = conn.execute(text(kind.feature_sql + f" LIMIT {per_kind}")).all()
-            prop_id = conn.execute(
-                text("SELECT id FROM sta_observed_property WHERE name = :n"), {"n": kind.property_name}
+        candidates = {k.key: list(conn.execute(text(k.feature_sql + f" LIMIT {things}")).all()) for k in KINDS}
+        picked: list[tuple[SensorKind, Any, Any]] = []
+        while len(picked) < things and any(candidates.values()):
+            for kind in KINDS:  # round robin, so every kind the city has is represented
+                if candidates[kind.key] and len(picked) < things:
+                    fid, fname = candidates[kind.key].pop(0)
+                    picked.append((kind, fid, fname))
+        props: dict[str, int] = {}
+        for kind, fid, fname in picked:
+            if kind.key not in props:
+                props[kind.key] = _observed_property(conn, writer, kind)
+            name = f"{PREFIX} {kind.key} {fid}"
+            existing = conn.execute(
+                text("SELECT d.id FROM sta_datastream d JOIN sta_thing t ON t.id = d.thing_id WHERE t.name = :n"),
+                {"n": name},
             ).scalar()
-            if prop_id is None:
-                prop_id = writer.create(
-                    BY_NAME["ObservedProperty"],
-                    {"name": kind.property_name, "definition": kind.definition, "description": kind.property_name},
-                )
-                for rule in kind.rules:
-                    values = check_rule({**rule, "observed_property_id": prop_id})
-                    from cim.db.alarms import insert_rule
-
-                    insert_rule(conn, values)
-            for fid, fname in features:
-                if len(streams) >= things:
-                    break
-                name = f"{PREFIX} {kind.key} {fid}"
-                existing = conn.execute(
-                    text("SELECT d.id FROM sta_datastream d JOIN sta_thing t ON t.id = d.thing_id WHERE t.name = :n"),
-                    {"n": name},
-                ).scalar()
-                if existing is not None:
-                    streams.append(SimulatedStream(int(existing), kind))
-                    continue
-                thing_id = writer.create(
-                    BY_NAME["Thing"],
-                    {
-                        "name": name,
-                        "description": f"simulated {kind.property_name} sensor at {fname or fid}",
-                        "properties": {kind.link: int(fid), "simulated": True},
-                        "Datastreams": [
-                            {
-                                "name": f"{name} {kind.property_name}",
-                                "description": kind.property_name,
-                                "observationType": MEASUREMENT,
-                                "unitOfMeasurement": {
-                                    "name": kind.unit[0],
-                                    "symbol": kind.unit[1],
-                                    "definition": kind.definition,
-                                },
-                                "Sensor": {
-                                    "name": f"{kind.key} sensor",
-                                    "description": f"simulated {kind.key} sensor",
-                                    "encodingType": "text/html",
-                                    "metadata": "https://example.org/sensors/" + kind.key,
-                                },
-                                "ObservedProperty": {"@iot.id": prop_id},
-                            }
-                        ],
-                    },
-                )
-                ds = conn.execute(text("SELECT id FROM sta_datastream WHERE thing_id = :t"), {"t": thing_id})
-                streams.append(SimulatedStream(int(ds.scalar_one()), kind))
+            if existing is not None:
+                streams.append(SimulatedStream(int(existing), kind))
+                continue
+            thing_id = writer.create(
+                BY_NAME["Thing"],
+                {
+                    "name": name,
+                    "description": f"simulated {kind.property_name} sensor at {fname or fid}",
+                    "properties": {kind.link: int(fid), "simulated": True},
+                    "Datastreams": [
+                        {
+                            "name": f"{name} {kind.property_name}",
+                            "description": kind.property_name,
+                            "observationType": MEASUREMENT,
+                            "unitOfMeasurement": {
+                                "name": kind.unit[0],
+                                "symbol": kind.unit[1],
+                                "definition": kind.definition,
+                            },
+                            "Sensor": {
+                                "name": f"{kind.key} sensor",
+                                "description": f"simulated {kind.key} sensor",
+                                "encodingType": "text/html",
+                                "metadata": "https://example.org/sensors/" + kind.key,
+                            },
+                            "ObservedProperty": {"@iot.id": props[kind.key]},
+                        }
+                    ],
+                },
+            )
+            ds = conn.execute(text("SELECT id FROM sta_datastream WHERE thing_id = :t"), {"t": thing_id})
+            streams.append(SimulatedStream(int(ds.scalar_one()), kind))
     return streams
+
+
+def _observed_property(conn: Any, writer: Any, kind: SensorKind) -> int:
+    from cim.db.alarms import insert_rule
+
+    prop_id = conn.execute(text("SELECT id FROM sta_observed_property WHERE name = :n"), {"n": kind.property_name})
+    found = prop_id.scalar()
+    if found is not None:
+        return int(found)
+    new_id = int(
+        writer.create(
+            BY_NAME["ObservedProperty"],
+            {"name": kind.property_name, "definition": kind.definition, "description": kind.property_name},
+        )
+    )
+    for rule in kind.rules:
+        insert_rule(conn, check_rule({**rule, "observed_property_id": new_id}))
+    return new_id
 
 
 class Simulator:
@@ -199,6 +209,8 @@ class Simulator:
         self.random = random.Random(seed)
         self.values = {s.datastream_id: s.kind.base for s in streams}
         self.published = 0
+        self.acknowledged = 0
+        self._pending: list[mqtt.MQTTMessageInfo] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = mqtt.Client(
@@ -230,10 +242,18 @@ class Simulator:
         if self._thread is not None:
             self._thread.join()
 
-    def stop(self) -> None:
-        """Stop publishing and disconnect."""
+    def stop(self, *, flush_s: float = 30.0) -> None:
+        """Stop publishing, wait (up to ``flush_s``) until the broker acknowledged every message, disconnect."""
         self._stop.set()
         self.wait()
+        deadline = time.monotonic() + flush_s
+        for info in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=remaining)
+        self.acknowledged = self.published - sum(1 for info in self._pending if not info.is_published())
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -247,7 +267,10 @@ class Simulator:
             s = self.streams[i % len(self.streams)]
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             payload = json.dumps({"phenomenonTime": now, "result": self.next_value(s)})
-            self.client.publish(f"v1.1/Datastreams({s.datastream_id})/Observations", payload, qos=1)
+            info = self.client.publish(f"v1.1/Datastreams({s.datastream_id})/Observations", payload, qos=1)
+            self._pending.append(info)
+            if len(self._pending) > 10_000:
+                self._pending = [x for x in self._pending if not x.is_published()]
             self.published += 1
             i += 1
             if on_tick is not None and i % 100 == 0:

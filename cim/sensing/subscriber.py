@@ -265,15 +265,20 @@ class Subscriber:
 def ensure_session(host: str, port: int, username: str, password: str, client_id: str, *, timeout: float = 10) -> None:
     """Create the subscriber's persistent session and subscriptions at the broker, then disconnect.
 
-    From then on the broker queues observations for the platform even before it first runs.
+    From then on the broker queues observations for the platform even before it first runs. Messages the
+    session already holds are never acknowledged here (manual acks), so they stay for the subscriber.
     """
     done = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True)
     client.username_pw_set(username, password)
 
-    def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not reason.is_failure:
-            c.subscribe([(t, SubscribeOptions(qos=1, noLocal=True)) for t in TOPICS])
+    def on_connect(c: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            return
+        if flags.session_present:
+            done.set()
+            return
+        c.subscribe([(t, SubscribeOptions(qos=1, noLocal=True)) for t in TOPICS])
 
     client.on_connect = on_connect
     client.on_subscribe = lambda *_a: done.set()
