@@ -352,13 +352,16 @@ async def sensors_live(request: Request) -> Response:
     async def events() -> Any:
         try:
             yield "retry: 2000\n\n"
-            while True:
+            idle = 0
+            while not hub.stopped:
                 try:
-                    items = await asyncio.wait_for(q.get(), timeout=15)
+                    items = await asyncio.wait_for(q.get(), timeout=1.0)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
+                    idle += 1
                     if await request.is_disconnected():
                         return
+                    if idle % 15 == 0:
+                        yield ": keep-alive\n\n"
                     continue
                 yield f"event: observation\ndata: {json.dumps(items, ensure_ascii=False, default=str)}\n\n"
         finally:
@@ -389,7 +392,11 @@ def _alarm_json(a: dict[str, Any]) -> dict[str, Any]:
 
 @live_router.get("/alarms", summary="Alarm events, newest first")
 async def list_alarm_events(
-    request: Request, active: bool = False, limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0)
+    request: Request,
+    active: bool = False,
+    datastream: int | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
 ) -> Response:
     """Alarm events (``active=true``: only those not cleared) with their thing and a point geometry."""
     await run_in_threadpool(reader, request)
@@ -397,7 +404,7 @@ async def list_alarm_events(
 
     def work() -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            return alarms_db.list_alarms(conn, active_only=active, limit=limit, offset=offset)
+            return alarms_db.list_alarms(conn, active_only=active, datastream_id=datastream, limit=limit, offset=offset)
 
     return JSONResponse({"alarms": [_alarm_json(a) for a in await run_in_threadpool(work)]})
 

@@ -182,9 +182,14 @@ def stale_datastreams(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def list_alarms(conn: Connection, *, active_only: bool, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+def list_alarms(
+    conn: Connection, *, active_only: bool, limit: int, offset: int = 0, datastream_id: int | None = None
+) -> list[dict[str, Any]]:
     """Alarm events, newest first, with their datastream and thing and a GeoJSON point (lon/lat, EPSG:4490)."""
-    where = "WHERE a.cleared_at IS NULL" if active_only else ""
+    conds = ["a.cleared_at IS NULL"] if active_only else []
+    if datastream_id is not None:
+        conds.append("a.datastream_id = :ds")
+    where = ("WHERE " + " AND ".join(conds)) if conds else ""
     rows = conn.execute(
         text(
             f"""
@@ -197,7 +202,7 @@ def list_alarms(conn: Connection, *, active_only: bool, limit: int, offset: int 
             ORDER BY a.raised_at DESC, a.id DESC LIMIT :limit OFFSET :offset
             """
         ),
-        {"limit": limit, "offset": offset},
+        {"limit": limit, "offset": offset, "ds": datastream_id},
     ).mappings()
     return [dict(r) for r in rows]
 

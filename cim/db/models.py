@@ -521,9 +521,7 @@ class StaFeatureOfInterest(Base):
     feature: Mapped[dict[str, Any]] = mapped_column()
     geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
     properties: Mapped[dict[str, Any] | None] = mapped_column()
-    location_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sta_location.id", ondelete="SET NULL"), unique=True
-    )
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("sta_location.id", ondelete="SET NULL"), unique=True)
 
 
 class StaObservation(Base):
@@ -549,9 +547,7 @@ class StaObservation(Base):
     valid_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     parameters: Mapped[dict[str, Any] | None] = mapped_column()
     datastream_id: Mapped[int] = mapped_column(ForeignKey("sta_datastream.id", ondelete="CASCADE"))
-    feature_of_interest_id: Mapped[int] = mapped_column(
-        ForeignKey("sta_feature_of_interest.id", ondelete="CASCADE")
-    )
+    feature_of_interest_id: Mapped[int] = mapped_column(ForeignKey("sta_feature_of_interest.id", ondelete="CASCADE"))
 
     __table_args__ = (
         UniqueConstraint("datastream_id", "phenomenon_time", name="sta_observation_datastream_time"),
@@ -599,9 +595,7 @@ class SensorAlarmRule(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('over','under','rate','nodata')", name="sensor_alarm_rule_kind"),
         CheckConstraint("severity IN ('info','warning','critical')", name="sensor_alarm_rule_severity"),
-        CheckConstraint(
-            "(datastream_id IS NULL) <> (observed_property_id IS NULL)", name="sensor_alarm_rule_target"
-        ),
+        CheckConstraint("(datastream_id IS NULL) <> (observed_property_id IS NULL)", name="sensor_alarm_rule_target"),
     )
 
 

@@ -48,8 +48,13 @@ class LiveHub:
             self._queues = {(lp, x) for lp, x in self._queues if x is not q}
 
     def stop(self) -> None:
-        """Stop listening (the thread ends within a second)."""
+        """Stop listening (the thread ends within a second) and end the event streams."""
         self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called (event streams end)."""
+        return self._stop.is_set()
 
     def _deliver(self, items: list[dict[str, Any]]) -> None:
         with self._lock:

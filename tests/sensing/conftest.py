@@ -98,7 +98,11 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     settings.data_path.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, api_settings=ApiSettings(access_log=False), viewer_settings=ViewerSettings())
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
