@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cim.api.security import ANONYMOUS, KeyVerifier, Principal, audit, presented_key
 from cim.db import alarms as alarms_db
-from cim.db.sensing import NewObservation, sensing_counts, sensor_overview
+from cim.db.sensing import NewObservation, sensing_counts, sensor_overview_geojson
 from cim.errors import AuthError, CimError, NotFoundError, PermissionDeniedError
 from cim.sensing import service
 from cim.sensing.alarms import check_rule
@@ -304,42 +304,17 @@ def attach_sensing(app: FastAPI, settings: Settings) -> None:
 live_router = APIRouter(tags=["Sensing: live layer and alarms"])
 
 
-def sensor_status(row: dict[str, Any]) -> str:
-    """``alarm`` (an active alarm), ``warning`` (within 10 % of a threshold), ``ok``, or ``nodata``."""
-    if row["active_alarms"]:
-        return "alarm"
-    value = row["result_number"]
-    if row["phenomenon_time"] is None:
-        return "nodata"
-    if value is None:
-        return "ok"
-    over, under = row["over"], row["under"]
-    if over is not None and value > over - 0.1 * abs(over):
-        return "warning"
-    if under is not None and value < under + 0.1 * abs(under):
-        return "warning"
-    return "ok"
-
-
 @live_router.get("/sensors/latest", summary="Every datastream's latest value at its thing (GeoJSON)")
 async def sensors_latest(request: Request) -> Response:
     """A GeoJSON FeatureCollection (lon/lat, EPSG:4490) with latest value, thresholds and status per datastream."""
     await run_in_threadpool(reader, request)
     engine: Engine = request.app.state.engine
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> str:
         with engine.connect() as conn:
-            return sensor_overview(conn)
+            return sensor_overview_geojson(conn)
 
-    rows = await run_in_threadpool(work)
-    features = []
-    for r in rows:
-        props = {k: v for k, v in r.items() if k != "geometry"}
-        props["phenomenon_time"] = service.iso(r["phenomenon_time"])
-        props["received_at"] = service.iso(r["received_at"])
-        props["status"] = sensor_status(r)
-        features.append({"type": "Feature", "id": r["datastream_id"], "geometry": r["geometry"], "properties": props})
-    return JSONResponse({"type": "FeatureCollection", "features": features})
+    return Response(await run_in_threadpool(work), media_type="application/geo+json")
 
 
 @live_router.get("/sensors/live", summary="Server-sent events: every stored observation, as it is stored")

@@ -46,6 +46,37 @@ def previous_value(conn: Connection, datastream_id: int, before: Any) -> tuple[A
     return (row[0], float(row[1])) if row else None
 
 
+def active_alarms(conn: Connection, datastream_ids: Sequence[int]) -> dict[tuple[int, int], int]:
+    """Active alarms of ``datastream_ids``: (rule id, datastream id) → alarm id."""
+    rows = conn.execute(
+        text(
+            "SELECT rule_id, datastream_id, id FROM sensor_alarm WHERE cleared_at IS NULL AND datastream_id = ANY(:ids)"
+        ),
+        {"ids": list(datastream_ids)},
+    ).all()
+    return {(int(r), int(d)): int(a) for r, d, a in rows}
+
+
+def previous_values(conn: Connection, keys: Sequence[tuple[int, Any]]) -> dict[int, tuple[Any, float]]:
+    """For (datastream id, time) keys: the (time, numeric result) of the observation just before that time."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        text(
+            """
+            SELECT k.d, p.phenomenon_time, p.result_number
+            FROM jsonb_to_recordset(CAST(:k AS jsonb)) AS k(d bigint, t timestamptz)
+            CROSS JOIN LATERAL (
+                SELECT phenomenon_time, result_number FROM sta_observation
+                WHERE datastream_id = k.d AND phenomenon_time < k.t AND result_number IS NOT NULL
+                ORDER BY phenomenon_time DESC LIMIT 1) p
+            """
+        ),
+        {"k": json.dumps([{"d": d, "t": t.isoformat()} for d, t in keys])},
+    ).all()
+    return {int(d): (t, float(v)) for d, t, v in rows}
+
+
 def active_alarm(conn: Connection, rule_id: int, datastream_id: int) -> int | None:
     """The id of the active alarm of (rule, datastream), if one is active."""
     row = conn.execute(

@@ -239,54 +239,105 @@ def apply_retention(conn: Connection) -> int:
 
 
 def latest_values(conn: Connection, datastream_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Latest observation per datastream with its thing, observed property, unit and a point (lon/lat, 4490)."""
+    """Latest observation per datastream with its thing, observed property and unit (one JSON document from SQL)."""
     where = "WHERE l.datastream_id = ANY(:ids)" if datastream_ids is not None else ""
-    rows = conn.execute(
+    doc = conn.execute(
         text(
             f"""
-            SELECT l.datastream_id, l.observation_id, l.phenomenon_time, l.result, l.result_number,
-                   d.name AS datastream, d.unit_of_measurement, d.thing_id, t.name AS thing,
-                   op.name AS observed_property, op.id AS observed_property_id
+            SELECT COALESCE(json_agg(json_build_object(
+                       'datastream_id', l.datastream_id, 'observation_id', l.observation_id,
+                       'phenomenon_time', l.phenomenon_time, 'result', l.result, 'result_number', l.result_number,
+                       'datastream', d.name, 'unit', d.unit_of_measurement->>'symbol', 'thing_id', d.thing_id,
+                       'thing', t.name, 'observed_property_id', op.id, 'observed_property', op.name)
+                   ORDER BY l.datastream_id), '[]')::text
             FROM sta_latest l
             JOIN sta_datastream d ON d.id = l.datastream_id
             JOIN sta_thing t ON t.id = d.thing_id
             JOIN sta_observed_property op ON op.id = d.observed_property_id
             {where}
-            ORDER BY l.datastream_id
             """
         ),
         {"ids": list(datastream_ids)} if datastream_ids is not None else {},
-    ).mappings()
-    return [dict(r) for r in rows]
+    ).scalar_one()
+    return list(json.loads(doc))
+
+
+_OVERVIEW = """
+    WITH thresholds AS (
+        SELECT d.id AS datastream_id,
+               min(r.threshold) FILTER (WHERE r.kind = 'over') AS over,
+               max(r.threshold) FILTER (WHERE r.kind = 'under') AS under
+        FROM sensor_alarm_rule r
+        JOIN sta_datastream d ON (r.datastream_id = d.id OR r.observed_property_id = d.observed_property_id)
+        WHERE r.enabled GROUP BY d.id
+    ), alarms AS (
+        SELECT datastream_id, count(*) AS n FROM sensor_alarm WHERE cleared_at IS NULL GROUP BY datastream_id
+    ), places AS (
+        SELECT DISTINCT ON (tl.thing_id) tl.thing_id, ST_PointOnSurface(loc.geom) AS point
+        FROM sta_thing_location tl JOIN sta_location loc ON loc.id = tl.location_id
+        ORDER BY tl.thing_id, loc.id
+    ), rows AS (
+        SELECT d.id AS datastream_id, d.name AS datastream, d.unit_of_measurement->>'symbol' AS unit,
+               t.id AS thing_id, t.name AS thing, t.building_id, t.facility_id, op.name AS observed_property,
+               l.result, l.result_number, l.phenomenon_time, l.received_at, th.over, th.under,
+               COALESCE(a.n, 0) AS active_alarms, p.point
+        FROM sta_datastream d
+        JOIN sta_thing t ON t.id = d.thing_id
+        JOIN sta_observed_property op ON op.id = d.observed_property_id
+        LEFT JOIN sta_latest l ON l.datastream_id = d.id
+        LEFT JOIN thresholds th ON th.datastream_id = d.id
+        LEFT JOIN alarms a ON a.datastream_id = d.id
+        LEFT JOIN places p ON p.thing_id = t.id
+    )
+"""
+_STATUS = """
+    CASE WHEN active_alarms > 0 THEN 'alarm'
+         WHEN phenomenon_time IS NULL THEN 'nodata'
+         WHEN result_number IS NULL THEN 'ok'
+         WHEN over IS NOT NULL AND result_number > over - 0.1 * abs(over) THEN 'warning'
+         WHEN under IS NOT NULL AND result_number < under + 0.1 * abs(under) THEN 'warning'
+         ELSE 'ok' END
+"""
 
 
 def sensor_overview(conn: Connection) -> list[dict[str, Any]]:
-    """Every datastream at its Thing's location (a point, lon/lat EPSG:4490) with its latest value,
-    its thresholds (lowest ``over``, highest ``under`` rule) and its count of active alarms."""
+    """Every datastream at its Thing's location (a point, lon/lat EPSG:4490) with its latest value, its
+    thresholds (lowest ``over``, highest ``under`` rule), its count of active alarms and its status
+    (``alarm``, ``warning`` within 10 % of a threshold, ``ok``, ``nodata``)."""
     rows = conn.execute(
         text(
-            """
-            SELECT d.id AS datastream_id, d.name AS datastream, d.unit_of_measurement->>'symbol' AS unit,
-                   t.id AS thing_id, t.name AS thing, t.building_id, t.facility_id,
-                   op.name AS observed_property, l.result, l.result_number, l.phenomenon_time, l.received_at,
-                   (SELECT min(r.threshold) FROM sensor_alarm_rule r WHERE r.enabled AND r.kind = 'over'
-                      AND (r.datastream_id = d.id OR r.observed_property_id = d.observed_property_id)) AS over,
-                   (SELECT max(r.threshold) FROM sensor_alarm_rule r WHERE r.enabled AND r.kind = 'under'
-                      AND (r.datastream_id = d.id OR r.observed_property_id = d.observed_property_id)) AS under,
-                   (SELECT count(*) FROM sensor_alarm a WHERE a.datastream_id = d.id AND a.cleared_at IS NULL)
-                      AS active_alarms,
-                   (SELECT ST_AsGeoJSON(ST_PointOnSurface(loc.geom), 7)::json FROM sta_thing_location tl
-                      JOIN sta_location loc ON loc.id = tl.location_id WHERE tl.thing_id = t.id
-                      ORDER BY loc.id LIMIT 1) AS geometry
-            FROM sta_datastream d
-            JOIN sta_thing t ON t.id = d.thing_id
-            JOIN sta_observed_property op ON op.id = d.observed_property_id
-            LEFT JOIN sta_latest l ON l.datastream_id = d.id
-            ORDER BY d.id
-            """
+            _OVERVIEW + f"SELECT rows.*, {_STATUS} AS status, ST_AsGeoJSON(point, 7)::json AS geometry FROM rows "
+            "ORDER BY datastream_id"
         )
     ).mappings()
-    return [dict(r) for r in rows]
+    return [{k: v for k, v in r.items() if k != "point"} for r in rows]
+
+
+def sensor_overview_geojson(conn: Connection) -> str:
+    """:func:`sensor_overview` as GeoJSON FeatureCollection text, built by PostgreSQL (fast for 10,000+)."""
+    return str(
+        conn.execute(
+            text(
+                _OVERVIEW
+                + f"""
+                SELECT json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(
+                    json_build_object('type', 'Feature', 'id', datastream_id,
+                        'geometry', ST_AsGeoJSON(point, 7)::json,
+                        'properties', json_build_object(
+                            'datastream_id', datastream_id, 'datastream', datastream, 'unit', unit,
+                            'thing_id', thing_id, 'thing', thing, 'building_id', building_id,
+                            'facility_id', facility_id, 'observed_property', observed_property, 'result', result,
+                            'result_number', result_number,
+                            'phenomenon_time', to_char(phenomenon_time AT TIME ZONE 'UTC',
+                                                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                            'received_at', to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                            'over', over, 'under', under, 'active_alarms', active_alarms, 'status', {_STATUS}))
+                    ORDER BY datastream_id), '[]'))::text
+                FROM rows
+                """
+            )
+        ).scalar_one()
+    )
 
 
 def sensing_counts(conn: Connection) -> dict[str, int]:

@@ -56,7 +56,7 @@ def check_rule(body: Any) -> dict[str, Any]:
     }
 
 
-def _violates(rule: dict[str, Any], row: NewObservation, conn: Connection) -> tuple[bool, str]:
+def _violates(rule: dict[str, Any], row: NewObservation, previous: dict[int, tuple[Any, float]]) -> tuple[bool, str]:
     value = row.result_number
     if value is None:
         return False, ""
@@ -65,7 +65,7 @@ def _violates(rule: dict[str, Any], row: NewObservation, conn: Connection) -> tu
         return value > threshold, f"{value:g} above {threshold:g}"
     if rule["kind"] == "under":
         return value < threshold, f"{value:g} below {threshold:g}"
-    prev = q.previous_value(conn, row.datastream_id, row.phenomenon_time)
+    prev = previous.get(row.datastream_id)
     if prev is None:
         return False, ""
     minutes = max((row.phenomenon_time - prev[0]).total_seconds() / 60.0, 1e-9)
@@ -84,14 +84,20 @@ def evaluate(conn: Connection, rows: Sequence[NewObservation], ids: Sequence[int
     if not newest:
         return []
     raised: list[int] = []
-    for rule in q.rules_for(conn, list(newest)):
+    rules = q.rules_for(conn, list(newest))
+    if not rules:
+        return []
+    active_by_key = q.active_alarms(conn, list(newest))
+    rate_keys = {(r["datastream_id"], newest[r["datastream_id"]].phenomenon_time) for r in rules if r["kind"] == "rate"}
+    previous = q.previous_values(conn, sorted(rate_keys))
+    for rule in rules:
         row = newest[rule["datastream_id"]]
-        active = q.active_alarm(conn, rule["id"], row.datastream_id)
+        active = active_by_key.get((rule["id"], row.datastream_id))
         if rule["kind"] == "nodata":
             if active is not None:
                 q.clear_alarm(conn, active)
             continue
-        bad, why = _violates(rule, row, conn)
+        bad, why = _violates(rule, row, previous)
         if bad and active is None:
             raised.append(_raise(conn, rule, row.datastream_id, row.result_number, why))
         elif not bad and active is not None:

@@ -781,19 +781,37 @@ class DatastreamInfo:
 
 
 class DatastreamCache:
-    """Per-batch cache of datastream facts and generated features of interest."""
+    """Per-batch cache of datastream facts and generated features of interest (one query per batch)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._info: dict[int, DatastreamInfo | None] = {}
 
+    def prefetch(self, datastream_ids: set[int]) -> None:
+        """Load the facts of many datastreams at once (unknown ids are remembered as missing)."""
+        wanted = [i for i in datastream_ids if i not in self._info]
+        if not wanted:
+            return
+        rows = self.conn.execute(
+            text(
+                """
+                SELECT d.id, d.observation_type, d.thing_id,
+                       (SELECT f.id FROM sta_feature_of_interest f WHERE f.location_id =
+                          (SELECT min(tl.location_id) FROM sta_thing_location tl WHERE tl.thing_id = d.thing_id))
+                FROM sta_datastream d WHERE d.id = ANY(:ids)
+                """
+            ),
+            {"ids": wanted},
+        ).all()
+        for i in wanted:
+            self._info[i] = None
+        for ds_id, obs_type, thing_id, foi in rows:
+            self._info[int(ds_id)] = DatastreamInfo(obs_type, int(thing_id), int(foi) if foi is not None else None)
+
     def info(self, datastream_id: int) -> DatastreamInfo:
         """Facts of ``datastream_id``; :class:`StaBadRequestError` when it does not exist."""
         if datastream_id not in self._info:
-            row = self.conn.execute(
-                text("SELECT observation_type, thing_id FROM sta_datastream WHERE id = :id"), {"id": datastream_id}
-            ).first()
-            self._info[datastream_id] = DatastreamInfo(row[0], row[1], None) if row else None
+            self.prefetch({datastream_id})
         info = self._info[datastream_id]
         if info is None:
             raise StaBadRequestError(f"Datastream {datastream_id} does not exist")
@@ -893,6 +911,10 @@ def create_data_array(
     if not isinstance(body, list):
         raise StaBadRequestError("CreateObservations takes a JSON array of {Datastream, components, dataArray}")
     cache = DatastreamCache(conn)
+    cache.prefetch(
+        {b["Datastream"].get("@iot.id") for b in body if isinstance(b, dict) and isinstance(b.get("Datastream"), dict)}
+        - {None}
+    )
     results: list[str] = []
     rows: list[NewObservation] = []
     slots: list[int] = []

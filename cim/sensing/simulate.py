@@ -31,6 +31,7 @@ from cim.sensing.entities import BY_NAME, OBSERVATION_TYPES
 
 MEASUREMENT = next(k for k, v in OBSERVATION_TYPES.items() if v == "number")
 PREFIX = "sim:"
+BEGIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ class Simulator:
         self.published = 0
         self.acknowledged = 0
         self._pending: list[mqtt.MQTTMessageInfo] = []
+        self._last: dict[int, dt.datetime] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = mqtt.Client(
@@ -265,7 +267,12 @@ class Simulator:
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
             s = self.streams[i % len(self.streams)]
-            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            # Strictly increasing times per datastream (one observation per datastream and instant), also
+            # when a starved loop catches up within one millisecond.
+            t = max(dt.datetime.now(dt.UTC), self._last.get(s.datastream_id, BEGIN) + dt.timedelta(milliseconds=1))
+            t = t.replace(microsecond=t.microsecond // 1000 * 1000)
+            self._last[s.datastream_id] = t
+            now = t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             payload = json.dumps({"phenomenonTime": now, "result": self.next_value(s)})
             info = self.client.publish(f"v1.1/Datastreams({s.datastream_id})/Observations", payload, qos=1)
             self._pending.append(info)

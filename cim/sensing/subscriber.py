@@ -197,6 +197,12 @@ class Subscriber:
 
     def _parse(self, batch: list[Message], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
         rows = []
+        ids = set()
+        for m in batch:
+            match = _DATASTREAM_TOPIC.match(m.topic)
+            if match:
+                ids.add(int(match.group(1)))
+        cache.prefetch(ids)
         for m in batch:
             try:
                 body = json.loads(m.payload)
