@@ -177,6 +177,7 @@ def notify_latest(conn: Connection, rows: Sequence[NewObservation], ids: Sequenc
         have = newest.get(row.datastream_id)
         if have is None or row.phenomenon_time >= have[0].phenomenon_time:
             newest[row.datastream_id] = (row, oid)
+    payloads: list[str] = []
     chunk: list[str] = []
     size = 0
     for ds_id, (row, oid) in newest.items():
@@ -188,12 +189,17 @@ def notify_latest(conn: Connection, rows: Sequence[NewObservation], ids: Sequenc
         if len(item) > _NOTIFY_BYTES:
             item = json.dumps({"d": ds_id, "o": oid, "t": row.phenomenon_time.isoformat(), "n": row.result_number})
         if size + len(item) + 2 > _NOTIFY_BYTES and chunk:
-            conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": LIVE_CHANNEL, "p": "[" + ",".join(chunk) + "]"})
+            payloads.append("[" + ",".join(chunk) + "]")
             chunk, size = [], 0
         chunk.append(item)
         size += len(item) + 1
     if chunk:
-        conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": LIVE_CHANNEL, "p": "[" + ",".join(chunk) + "]"})
+        payloads.append("[" + ",".join(chunk) + "]")
+    if payloads:  # one statement for the whole batch
+        conn.execute(
+            text("SELECT count(pg_notify(:c, p)) FROM unnest(CAST(:ps AS text[])) AS p"),
+            {"c": LIVE_CHANNEL, "ps": payloads},
+        )
 
 
 def existing_observation_ids(conn: Connection, keys: Sequence[tuple[int, dt.datetime]]) -> list[int | None]:
