@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-_KNOWN_MONTHS: set[dt.date] = set()
+_KNOWN_MONTHS: set[tuple[str, dt.date]] = set()  # (database URL, month) of partitions known to exist
 _MONTHS_LOCK = threading.Lock()
 PARTITION_LOCK_KEY = 0x5354_4F42  # pg_advisory_xact_lock key of partition creation ("STOB")
 
@@ -49,8 +49,9 @@ def _next_month(m: dt.date) -> dt.date:
 
 def ensure_partitions(conn: Connection, months: set[dt.date]) -> None:
     """Create the monthly partitions of ``sta_observation`` for ``months`` when missing."""
+    db = conn.engine.url.render_as_string(hide_password=True)
     with _MONTHS_LOCK:
-        missing = sorted(months - _KNOWN_MONTHS)
+        missing = sorted(m for m in months if (db, m) not in _KNOWN_MONTHS)
     if not missing:
         return
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK_KEY})
@@ -63,7 +64,7 @@ def ensure_partitions(conn: Connection, months: set[dt.date]) -> None:
             )
         )
     with _MONTHS_LOCK:
-        _KNOWN_MONTHS.update(missing)
+        _KNOWN_MONTHS.update((db, m) for m in missing)
 
 
 def ensure_partitions_ahead(conn: Connection, months_ahead: int = 3, *, now: dt.datetime | None = None) -> None:
