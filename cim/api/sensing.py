@@ -129,6 +129,16 @@ def _notify(request: Request, created: list[tuple[int, NewObservation]]) -> None
         runtime.observations_created(created)
 
 
+def _database_refusal(exc: DBAPIError) -> JSONResponse | None:
+    """The SensorThings error for values the database refused (bad ranges, references); None otherwise."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if state.startswith("23"):
+        return sta_error(400, "the request refers to entities that do not exist or breaks a constraint")
+    if state.startswith("22") or state in ("XX000", "42883"):
+        return sta_error(400, "the request's values could not be evaluated (check ids, times, geometries)")
+    return None
+
+
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(request: Request, path: str = "") -> Response:
         try:
@@ -136,6 +146,11 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except CimError as exc:
             return sta_error(_status_of(exc), str(exc))
+        except DBAPIError as exc:
+            refusal = _database_refusal(exc)
+            if refusal is None:
+                raise
+            return refusal
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
@@ -317,7 +332,11 @@ async def sensors_latest(request: Request) -> Response:
     return Response(await run_in_threadpool(work), media_type="application/geo+json")
 
 
-@live_router.get("/sensors/live", summary="Server-sent events: every stored observation, as it is stored")
+@live_router.get(
+    "/sensors/live",
+    summary="Server-sent events: every stored observation, as it is stored",
+    include_in_schema=False,  # an endless stream: documented in docs/sensing.md, not in the OpenAPI document
+)
 async def sensors_live(request: Request) -> Response:
     """``text/event-stream`` of ``observation`` events ``{d: datastream, o: observation, t, r, n}``."""
     await run_in_threadpool(reader, request)
