@@ -18,7 +18,7 @@ from cim.settings import Settings
 from tests.e2e.conftest import Browser, launch_browser, open_viewer, start_server, stop_server
 from tests.sensing.conftest import MEASUREMENT, publish_acknowledged, publisher_client, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sensors-e2e")]
 GREEN, RED = "#2ecc71", "#e74c3c"
 
 
@@ -71,7 +71,7 @@ def sensing_server(module_settings: Settings) -> Iterator[dict[str, Any]]:
             f"/sta/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2026-12-01T08:00:00Z", "result": 0.1}
         )
         assert r.status_code == 201
-    yield {"base_url": live.base_url, "datastream": ds, "broker": broker, "app": live.server.config.app}
+    yield {"base_url": live.base_url, "datastream": ds, "broker": broker, "app": live.server.config.app, "key": key}
     stop_server(live)
     broker.down()
     engine.dispose()
@@ -122,7 +122,16 @@ def test_a_published_observation_turns_the_sensor_red_within_two_seconds(
 def test_the_dashboard_loads_with_counts_charts_alarms_and_a_3d_view(
     sensing_server: dict[str, Any], browser: Browser, artifacts: Path
 ) -> None:
+    import httpx
+
     page = browser.page
+    ds = sensing_server["datastream"]
+    r = httpx.post(  # an alarm on the board whether or not the viewer test ran first
+        f"{sensing_server['base_url']}/sta/v1.1/Datastreams({ds})/Observations",
+        json={"phenomenonTime": "2026-12-01T08:10:00Z", "result": 0.95},
+        headers={"X-API-Key": sensing_server["key"]},
+    )
+    assert r.status_code == 201, r.text
     page.goto(f"{sensing_server['base_url']}/viewer/dashboard.html", wait_until="load")
     page.wait_for_function("() => window.cimDashboard !== undefined")
     result = page.evaluate("() => window.cimDashboard.loaded")
