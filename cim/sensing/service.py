@@ -26,6 +26,8 @@ from cim.sensing.query import Compiler, Options, Params, parse_filter
 GEOJSON_TYPES = ("application/geo+json", "application/vnd.geo+json")
 CIM_BUILDING = "cim:building"
 CIM_FACILITY = "cim:facility"
+RETENTION = "cim:retentionDays"
+"""Datastream property: keep observations this many days (``cim sensors retention`` deletes older ones)."""
 
 
 # -- resource paths ---------------------------------------------------------------------------------
@@ -580,6 +582,11 @@ class Writer:
                     raise StaBadRequestError(f"{entity.name}.{name} must be a string")
                 params[key] = value
                 exprs.append(f":{key}")
+        retention = (values.get("properties") or {}).get(RETENTION) if entity.name == "Datastream" else None
+        if retention is not None:
+            if not isinstance(retention, int) or isinstance(retention, bool) or retention <= 0:
+                raise StaBadRequestError(f"properties[{RETENTION!r}] must be a positive number of days")
+            local = {**local, "retention_days": retention}
         for col, fk in local.items():
             cols.append(col)
             key = f"v{len(params)}"
