@@ -438,6 +438,35 @@ async def create_alarm_rule(request: Request) -> Response:
     return JSONResponse({"id": rule_id, **values}, status_code=201)
 
 
+@live_router.get("/alarms/waterlogging", summary="Live waterlogging points marked by manhole alarms (GeoJSON)")
+async def waterlogging_points(request: Request) -> Response:
+    """Active waterlogging points, each with the flood analysis seeded there (``seed=lon,lat``)."""
+    await run_in_threadpool(reader, request)
+    engine: Engine = request.app.state.engine
+
+    def work() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return alarms_db.active_waterlogging_points(conn)
+
+    features = [
+        {
+            "type": "Feature",
+            "id": p["facility_id"],
+            "geometry": {"type": "Point", "coordinates": [p["lon"], p["lat"]]},
+            "properties": {
+                "alarm_id": p["alarm_id"],
+                "manhole_id": p["manhole_id"],
+                "water_level": p["value"],
+                "raised_at": service.iso(p["raised_at"]),
+                "flood_seed": f"{p['lon']:.7f},{p['lat']:.7f}",
+                "flood_analysis": f"/analysis/safety/flood?seed={p['lon']:.7f},{p['lat']:.7f}&level=",
+            },
+        }
+        for p in await run_in_threadpool(work)
+    ]
+    return JSONResponse({"type": "FeatureCollection", "features": features})
+
+
 def register_alarm_collection() -> None:
     """Publish alarm events as the OGC API – Features collection ``sensor_alarms`` (idempotent)."""
     from cim.db.features import COLLECTIONS, FeatureCollectionDef

@@ -259,3 +259,19 @@ def list_rules(conn: Connection) -> list[dict[str, Any]]:
     """Every rule."""
     rows = conn.execute(text("SELECT * FROM sensor_alarm_rule ORDER BY id")).mappings()
     return [dict(r) for r in rows]
+
+
+def active_waterlogging_points(conn: Connection) -> list[dict[str, Any]]:
+    """Live waterlogging points marked by active alarms: alarm, manhole, lon/lat (EPSG:4490 degrees)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT a.id AS alarm_id, f.id AS facility_id, (f.attributes->>'manhole_id')::bigint AS manhole_id,
+                   a.value, a.raised_at, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat
+            FROM sensor_alarm a JOIN facility f ON f.id = a.facility_id
+            WHERE a.cleared_at IS NULL AND f.kind = 'waterlogging_point' AND f.valid_to IS NULL
+            ORDER BY a.raised_at
+            """
+        )
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -84,6 +84,9 @@ def test_manhole_water_level_over_threshold_marks_a_live_waterlogging_point_unti
             {"i": point},
         ).scalar_one()
     assert live == 1
+    points = sta.get("/alarms/waterlogging").json()["features"]
+    assert [p["properties"]["manhole_id"] for p in points] == [manhole]
+    assert points[0]["properties"]["flood_seed"].startswith("114.3")
     items = sta.get("/collections/sensor_alarms/items").json()
     assert items["features"][0]["properties"]["severity"] == "critical"
     latest = sta.get("/sensors/latest").json()["features"]
@@ -91,6 +94,7 @@ def test_manhole_water_level_over_threshold_marks_a_live_waterlogging_point_unti
     _post(sta, sensor_key, ds, "2026-12-01T10:02:00Z", 0.1)
     assert sta.get("/alarms?active=true").json()["alarms"] == []
     assert sta.get("/alarms").json()["alarms"][0]["cleared_at"] is not None
+    assert sta.get("/alarms/waterlogging").json()["features"] == []
     with engine.connect() as conn:
         live = conn.execute(
             text("SELECT count(*) FROM facility WHERE kind = 'waterlogging_point' AND valid_to IS NULL")
