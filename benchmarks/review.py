@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     from cim.review.registry import ReviewContext
     from cim.review.run import review_file
     from cim.review.settings import ReviewSettings
-    from sample_models.district import generate_district, load_district
+    from sample_models.district import generate_district
     from sample_models.ifc_office import OfficeLayout, generate_office
+    from sample_models.load import load_district
 
     external = os.environ.get("DATABASE_URL")
     server = database_on(connect_url(external) if external else PrivateCluster(ROOT / ".cim").up(), "postgres")

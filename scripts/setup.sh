@@ -25,7 +25,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 
 if command -v dpkg-query >/dev/null 2>&1; then
     PG=$(pg_major)
-    wanted=("postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-$PG-pgrouting" chromium fonts-wqy-zenhei nginx-light wrk libpango-1.0-0 libpangoft2-1.0-0)
+    wanted=("postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-$PG-pgrouting" chromium fonts-wqy-zenhei nginx-light wrk libpango-1.0-0 libpangoft2-1.0-0 mosquitto)
     python3 -c 'import ensurepip' 2>/dev/null || wanted+=(python3-venv)
     command -v node >/dev/null 2>&1 || wanted+=(nodejs)
     command -v npm >/dev/null 2>&1 || wanted+=(npm)
@@ -44,7 +44,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
         "${apt[@]}" update -qq
         "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
         # nginx and PostgreSQL packages start system services; the platform runs its own instances.
-        for svc in nginx postgresql; do
+        for svc in nginx postgresql mosquitto; do
             if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
                 [ "$(id -u)" -eq 0 ] && systemctl stop "$svc" || true
             fi

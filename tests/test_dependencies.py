@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from scripts import pylock, sbom
 from tests.conftest import ROOT
 
 RUNTIME_CODE = ("cim", "ingest", "tiles", "sample_models")
+# What `python -m venv` seeds into an environment; `uv sync` leaves these alone when it finds them.
+VENV_SEED = {"pip", "setuptools", "wheel"}
 DEV_CODE = ("tests", "benchmarks", "scripts")
 
 # Runtime dependencies that work without an import statement of ours, and how they are used.
@@ -72,7 +75,7 @@ def test_fresh_environment_holds_exactly_the_locked_versions() -> None:
     installed = {
         pylock.normalise(d.metadata["Name"]): d.version
         for d in importlib.metadata.distributions()
-        if pylock.normalise(d.metadata["Name"]) != pylock.PROJECT
+        if pylock.normalise(d.metadata["Name"]) not in {pylock.PROJECT, *VENV_SEED}
     }
     assert sorted(set(needed) - set(installed)) == [], "locked but not installed: run make setup"
     assert sorted(set(installed) - set(needed)) == [], "installed but not in uv.lock: the venv was changed by hand"
@@ -82,11 +85,11 @@ def test_fresh_environment_holds_exactly_the_locked_versions() -> None:
 
 def test_lock_records_the_requirements_that_pyproject_declares() -> None:
     locked = {
-        (pylock.normalise(r["name"]), str(r.get("specifier", "")), tuple(sorted(r.get("extras", []))))
+        (pylock.normalise(r["name"]), SpecifierSet(r.get("specifier", "")), tuple(sorted(r.get("extras", []))))
         for r in pylock.project_requirements(pylock.read_lock())
     }
     declared = {
-        (pylock.normalise(r.name), str(r.specifier), tuple(sorted(r.extras)))
+        (pylock.normalise(r.name), r.specifier, tuple(sorted(r.extras)))
         for r in _requirements() + _requirements("dev")
     }
     assert declared == locked, "uv.lock is stale: run `make lock` and commit uv.lock"

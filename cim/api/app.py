@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette._utils import get_route_path
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim import __version__
@@ -71,6 +72,7 @@ def create_app(
     bad configuration stops the service here with a :class:`~cim.errors.ConfigError`.
     """
     from cim.api import analysis, reviews
+    from cim.api import sensing as sensing_api
     from cim.api.archive import router as archive_router
     from cim.api.catalog import CatalogFactory
     from cim.api.details import DetailsFactory
@@ -90,7 +92,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(app.state.sensing.start)
         yield
+        await run_in_threadpool(app.state.sensing.stop)
         app.state.jobs.shutdown()  # running jobs finish; their state is in the job table
         app.state.engine.dispose()
 
@@ -114,6 +118,7 @@ def create_app(
     )
     app.state.jobs = JobRunner(app.state.engine, settings, workers=api_settings.job_workers)
     install_error_handlers(app)
+    sensing_api.attach_sensing(app, settings)
 
     tiles = TileFiles(
         settings.data_path / "tiles",
@@ -134,6 +139,7 @@ def create_app(
     app.include_router(analysis.router)
     app.include_router(reviews.router)
     app.include_router(archive_router)
+    app.include_router(sensing_api.router)
     mount_viewer(app, viewer_settings)
     mount_docs(app)
 

@@ -35,6 +35,7 @@ def run_server(
 
     os.environ["DATABASE_URL"] = database_url(settings)
     os.environ["CIM_DATA_DIR"] = str(settings.data_path)
+    os.environ.setdefault("CIM_SENSING_MQTT", "true")  # workers start the broker when none runs, and subscribe
     if server == "granian":
         _granian(host, port, workers, log_level)
     elif server == "uvicorn":

@@ -8,12 +8,12 @@ import traceback
 from typing import Annotated
 
 import typer
-
 from typer._click import exceptions as click_exceptions  # Typer ≥ 0.26 ships its own click
 
 from cim import __version__
 from cim.cli.analyse import app as analyse_app
 from cim.cli.archive import app as archive_app
+from cim.cli.broker import app as broker_app
 from cim.cli.common import CliState, ExitCode, stderr
 from cim.cli.datasets import app as datasets_app
 from cim.cli.db import app as db_app
@@ -21,6 +21,7 @@ from cim.cli.demo import demo
 from cim.cli.ingest import app as ingest_app
 from cim.cli.keys import app as keys_app
 from cim.cli.review import review
+from cim.cli.sensors import app as sensors_app
 from cim.cli.serve import serve
 from cim.cli.tiles import app as tiles_app
 from cim.errors import CimError
@@ -44,6 +45,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(datasets_app, name="datasets")
 app.command("review")(review)
 app.add_typer(archive_app, name="archive")
+app.add_typer(broker_app, name="broker")
+app.add_typer(sensors_app, name="sensors")
 
 
 def _version(value: bool) -> None:

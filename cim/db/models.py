@@ -23,12 +23,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,7 +40,7 @@ from cim.crs import CGCS2000, CGCS2000_GEOCENTRIC
 SRID_2D = CGCS2000  # the names models use for cim.crs.CGCS2000 and CGCS2000_GEOCENTRIC
 SRID_3D = CGCS2000_GEOCENTRIC
 
-ROLES = ("viewer", "planner", "designer", "reviewer", "archivist", "admin")
+ROLES = ("viewer", "planner", "designer", "reviewer", "archivist", "admin", "sensor")
 SAFETY_CLASSES = ("A", "B", "C", "D")
 
 
@@ -348,7 +350,9 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint("role IN ('viewer','planner','designer','reviewer','archivist','admin')", name="api_key_role"),
+        CheckConstraint(
+            "role IN ('viewer','planner','designer','reviewer','archivist','admin','sensor')", name="api_key_role"
+        ),
     )
 
 
@@ -486,3 +490,237 @@ SPATIAL_COLUMNS: dict[str, tuple[str, ...]] = {
     "analysis_result": ("geom",),
 }
 """Every geometry column, each with a GiST index created by the migrations."""
+
+
+# -- IoT sensing (OGC SensorThings API 1.1 entities, alarms) ------------------------------------------------------
+# Geometries in EPSG:4490 (lon/lat degrees); the SensorThings JSON carries them as GeoJSON in the same order.
+
+
+class StaThing(Base):
+    """A SensorThings Thing; may stand for a CIM building or facility (its Location is then that geometry)."""
+
+    __tablename__ = "sta_thing"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    properties: Mapped[dict[str, Any] | None] = mapped_column()
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
+    facility_id: Mapped[int | None] = mapped_column(ForeignKey("facility.id", ondelete="SET NULL"), index=True)
+
+
+class StaLocation(Base):
+    """A SensorThings Location: the GeoJSON as given and its geometry in EPSG:4490."""
+
+    __tablename__ = "sta_location"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    encoding_type: Mapped[str] = mapped_column(Text, default="application/geo+json")
+    location: Mapped[dict[str, Any]] = mapped_column()
+    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
+    properties: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class StaThingLocation(Base):
+    """The current Location(s) of a Thing."""
+
+    __tablename__ = "sta_thing_location"
+
+    thing_id: Mapped[int] = mapped_column(ForeignKey("sta_thing.id", ondelete="CASCADE"), primary_key=True)
+    location_id: Mapped[int] = mapped_column(
+        ForeignKey("sta_location.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class StaHistoricalLocation(Base):
+    """When a Thing was (moved) at its Location(s)."""
+
+    __tablename__ = "sta_historical_location"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    thing_id: Mapped[int] = mapped_column(ForeignKey("sta_thing.id", ondelete="CASCADE"), index=True)
+
+
+class StaHistoricalLocationLocation(Base):
+    """The Locations of one HistoricalLocation."""
+
+    __tablename__ = "sta_historical_location_location"
+
+    historical_location_id: Mapped[int] = mapped_column(
+        ForeignKey("sta_historical_location.id", ondelete="CASCADE"), primary_key=True
+    )
+    location_id: Mapped[int] = mapped_column(
+        ForeignKey("sta_location.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class StaSensor(Base):
+    """A SensorThings Sensor (the instrument and its metadata)."""
+
+    __tablename__ = "sta_sensor"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    encoding_type: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[str] = mapped_column("metadata", Text)
+    properties: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class StaObservedProperty(Base):
+    """A SensorThings ObservedProperty (what is observed: water level, CH4 concentration…)."""
+
+    __tablename__ = "sta_observed_property"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    definition: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    properties: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class StaDatastream(Base):
+    """A SensorThings Datastream; ``retention_days`` bounds how long its observations are kept."""
+
+    __tablename__ = "sta_datastream"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    observation_type: Mapped[str] = mapped_column(Text)
+    unit_of_measurement: Mapped[dict[str, Any]] = mapped_column()
+    properties: Mapped[dict[str, Any] | None] = mapped_column()
+    phenomenon_time_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    phenomenon_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    result_time_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    result_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    thing_id: Mapped[int] = mapped_column(ForeignKey("sta_thing.id", ondelete="CASCADE"), index=True)
+    sensor_id: Mapped[int] = mapped_column(ForeignKey("sta_sensor.id", ondelete="CASCADE"), index=True)
+    observed_property_id: Mapped[int] = mapped_column(
+        ForeignKey("sta_observed_property.id", ondelete="CASCADE"), index=True
+    )
+
+    __table_args__ = (CheckConstraint("retention_days IS NULL OR retention_days > 0", name="sta_datastream_retention"),)
+
+
+class StaFeatureOfInterest(Base):
+    """A SensorThings FeatureOfInterest; ``location_id`` marks one generated from a Thing's Location."""
+
+    __tablename__ = "sta_feature_of_interest"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    encoding_type: Mapped[str] = mapped_column(Text, default="application/geo+json")
+    feature: Mapped[dict[str, Any]] = mapped_column()
+    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
+    properties: Mapped[dict[str, Any] | None] = mapped_column()
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("sta_location.id", ondelete="SET NULL"), unique=True)
+
+
+class StaObservation(Base):
+    """A SensorThings Observation, in a table partitioned by month of ``phenomenon_time``.
+
+    Numeric results are in ``result_number`` (what thresholds and the latest-value overlay read); every
+    result is also kept as JSON in ``result`` so strings, booleans and objects round-trip exactly. One
+    observation per datastream and phenomenon time: that makes redelivered MQTT messages idempotent.
+    """
+
+    __tablename__ = "sta_observation"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, server_default=text("nextval('sta_observation_id_seq')"), autoincrement=False
+    )
+    phenomenon_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    phenomenon_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    result_time: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    result_number: Mapped[float | None] = mapped_column(Float)
+    result_quality: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    valid_time_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    parameters: Mapped[dict[str, Any] | None] = mapped_column()
+    datastream_id: Mapped[int] = mapped_column(ForeignKey("sta_datastream.id", ondelete="CASCADE"))
+    feature_of_interest_id: Mapped[int] = mapped_column(ForeignKey("sta_feature_of_interest.id", ondelete="CASCADE"))
+
+    __table_args__ = (
+        UniqueConstraint("datastream_id", "phenomenon_time", name="sta_observation_datastream_time"),
+        Index("sta_observation_phenomenon_time_brin", "phenomenon_time", postgresql_using="brin"),
+        Index("sta_observation_foi", "feature_of_interest_id"),
+        {"postgresql_partition_by": "RANGE (phenomenon_time)"},
+    )
+
+
+class StaLatest(Base):
+    """The latest observation of each datastream (what live overlays and dashboards read)."""
+
+    __tablename__ = "sta_latest"
+
+    datastream_id: Mapped[int] = mapped_column(ForeignKey("sta_datastream.id", ondelete="CASCADE"), primary_key=True)
+    observation_id: Mapped[int] = mapped_column(BigInteger)
+    phenomenon_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    result: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    result_number: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class SensorAlarmRule(Base):
+    """A threshold rule on one datastream or on every datastream of an observed property.
+
+    ``kind``: ``over`` / ``under`` (result against ``threshold``), ``rate`` (absolute change per minute
+    over ``threshold``), ``nodata`` (no observation for ``minutes``).
+    """
+
+    __tablename__ = "sensor_alarm_rule"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    minutes: Mapped[float | None] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(16), default="warning", server_default="warning")
+    datastream_id: Mapped[int | None] = mapped_column(ForeignKey("sta_datastream.id", ondelete="CASCADE"), index=True)
+    observed_property_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sta_observed_property.id", ondelete="CASCADE"), index=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('over','under','rate','nodata')", name="sensor_alarm_rule_kind"),
+        CheckConstraint("severity IN ('info','warning','critical')", name="sensor_alarm_rule_severity"),
+        CheckConstraint("(datastream_id IS NULL) <> (observed_property_id IS NULL)", name="sensor_alarm_rule_target"),
+    )
+
+
+class SensorAlarm(Base):
+    """An alarm event: raised by a rule on a datastream, active until cleared (``cleared_at``)."""
+
+    __tablename__ = "sensor_alarm"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("sensor_alarm_rule.id", ondelete="CASCADE"), index=True)
+    datastream_id: Mapped[int] = mapped_column(ForeignKey("sta_datastream.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    facility_id: Mapped[int | None] = mapped_column(ForeignKey("facility.id", ondelete="SET NULL"))
+
+
+SPATIAL_COLUMNS.update(
+    {
+        "sta_location": ("geom",),
+        "sta_feature_of_interest": ("geom",),
+        "sensor_alarm": ("geom",),
+    }
+)

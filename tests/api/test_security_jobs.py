@@ -93,7 +93,7 @@ def test_auth_matrix_every_role_on_every_write(client: TestClient, keys: dict[st
     with engine.connect() as conn:
         rows = conn.execute(select(AuditLog.action, AuditLog.outcome, AuditLog.actor)).all()
     denied = [r for r in rows if r.outcome == "denied"]
-    assert len(denied) == 2 * (2 + 3)  # per write: anonymous, forged key, viewer, reviewer, archivist
+    assert len(denied) == 2 * (2 + 4)  # per write: anonymous, forged key, viewer, reviewer, archivist, sensor
     assert {r.action for r in denied} == set(WRITES)
     assert sum(1 for r in rows if r.outcome == "ok" and r.action.startswith("POST /jobs/")) == 6
     assert sum(1 for r in rows if r.action.startswith("job.")) == 6  # each finished job is recorded too

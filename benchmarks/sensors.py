@@ -1,0 +1,395 @@
+"""IoT sensing throughput: observations/s through MQTT and through Data Array HTTP, publish-to-readable
+latency, the latest-value query for 10,000 datastreams, and peak RSS.
+
+Runs on loopback with real services: a fresh migrated database on the private cluster (or DATABASE_URL's
+server), a private Mosquitto in a temporary data directory, the platform's MQTT subscriber (in this process,
+as the service runs it), publisher processes with paho-mqtt (QoS 1), and ``cim serve`` (granian) for the
+Data Array posts.
+
+    .venv/bin/python benchmarks/sensors.py [--mqtt 100000] [--http 200000] [--publishers 2] [--json]
+
+Targets: ≥ 20,000 observations/s each way; latest values of 10,000 datastreams p50 < 100 ms. Figures on a
+shared 2-core machine are pessimistic (publishers, broker, subscriber and PostgreSQL share the cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.serve_tiles import bench_database, free_port, wait_http  # noqa: E402
+
+DATASTREAMS = 10_000
+TARGET_RATE = 20_000.0
+TARGET_LATEST_P50_MS = 100.0
+BASE_TIME = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident set size (VmHWM) of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def provision(url: str, n: int) -> None:
+    """``n`` Things, each with a Location, a FeatureOfInterest and one numeric Datastream (bulk SQL)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=False) as conn:
+        conn.execute(
+            "INSERT INTO sta_sensor (id, name, encoding_type, metadata) VALUES (1, 'bench', 'text/html', 'm');"
+            "INSERT INTO sta_observed_property (id, name, definition) VALUES (1, 'water level', 'urn:wl');"
+        )
+        script = """
+            INSERT INTO sta_thing (id, name) SELECT i, 'thing ' || i FROM generate_series(1, %(n)s) i;
+            INSERT INTO sta_location (id, name, encoding_type, location, geom)
+            SELECT i, 'loc ' || i, 'application/geo+json',
+                   jsonb_build_object('type', 'Point', 'coordinates',
+                                      jsonb_build_array(114.2 + (i %% 100) * 0.001, 30.5 + (i / 100) * 0.001)),
+                   ST_SetSRID(ST_MakePoint(114.2 + (i %% 100) * 0.001, 30.5 + (i / 100) * 0.001), 4490)
+            FROM generate_series(1, %(n)s) i;
+            INSERT INTO sta_thing_location SELECT i, i FROM generate_series(1, %(n)s) i;
+            INSERT INTO sta_feature_of_interest (id, name, encoding_type, feature, geom, location_id)
+            SELECT id, name, encoding_type, location, geom, id FROM sta_location;
+            INSERT INTO sta_datastream (id, name, observation_type, unit_of_measurement, thing_id, sensor_id,
+                                        observed_property_id)
+            SELECT i, 'ds ' || i, 'http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement',
+                   '{"name": "metre", "symbol": "m", "definition": "m"}', i, 1, 1
+            FROM generate_series(1, %(n)s) i;
+            INSERT INTO sensor_alarm_rule (name, kind, threshold, observed_property_id)
+            VALUES ('over 5 m', 'over', 5.0, 1);
+            """
+        for statement in filter(None, (x.strip() for x in script.split(";"))):
+            conn.execute(statement, {"n": n})
+        for table in ("sta_thing", "sta_location", "sta_feature_of_interest", "sta_datastream"):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {n})")
+        conn.commit()
+
+
+def _publisher(host: str, port: int, password: str, first: int, count: int, n_ds: int, offset_s: int) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{first}", protocol=mqtt.MQTTv311)
+    client.username_pw_set("cim-publisher", password)
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    client.connect(host, port)
+    client.loop_start()
+    last = None
+    for k in range(first, first + count):
+        ds = 1 + k % n_ds
+        t = (BASE_TIME + dt.timedelta(seconds=offset_s + k // n_ds)).isoformat().replace("+00:00", "Z")
+        payload = f'{{"phenomenonTime":"{t}","result":{(k % 400) / 100:.3f}}}'
+        last = client.publish(f"v1.1/Datastreams({ds})/Observations", payload, qos=1)
+    if last is not None:
+        last.wait_for_publish(timeout=300)
+    client.disconnect()
+    client.loop_stop()
+
+
+def count_observations(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM sta_observation").fetchone()
+        return int(row[0]) if row else 0
+
+
+def bench_mqtt(url: str, data_dir: Path, total: int, publishers: int) -> dict[str, Any]:
+    """Publish ``total`` observations from ``publishers`` processes; time until all are stored; probe latency."""
+    import paho.mqtt.client as mqtt
+    import psycopg
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from cim.db.engine import make_engine
+    from cim.sensing.broker import PLATFORM_USER, PrivateBroker
+    from cim.sensing.subscriber import Subscriber
+
+    broker = PrivateBroker(data_dir)
+    state = broker.up()
+    engine = make_engine(url, pool_size=2)
+    sub = Subscriber(engine, state.host, state.port, PLATFORM_USER, state.platform_password, "bench-subscriber")
+    sub.start()
+    # Latency probes: their own datastreams (the last 100), 50 per second during the load, read by LISTEN.
+    probe_ds = list(range(DATASTREAMS - 99, DATASTREAMS + 1))
+    sent: dict[tuple[int, str], float] = {}
+    seen: dict[tuple[int, str], float] = {}
+    stop = threading.Event()
+    done = threading.Event()
+
+    def listen() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("LISTEN cim_sensing")
+            while not done.is_set():
+                for note in conn.notifies(timeout=0.5):
+                    now = time.perf_counter()
+                    for item in json.loads(note.payload):
+                        key = (item["d"], dt.datetime.fromisoformat(item["t"]).isoformat())
+                        if key in sent and key not in seen:
+                            seen[key] = now
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.5)
+    probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe", protocol=mqtt.MQTTv311)
+    probe.username_pw_set("cim-publisher", state.publisher_password)
+    probe.connect(state.host, state.port)
+    probe.loop_start()
+
+    def probing() -> None:
+        i = 0
+        while not stop.is_set():
+            ds = probe_ds[i % len(probe_ds)]
+            t = BASE_TIME + dt.timedelta(days=20, seconds=i)
+            key = (ds, t.isoformat())
+            sent[key] = time.perf_counter()
+            probe.publish(
+                f"v1.1/Datastreams({ds})/Observations",
+                json.dumps({"phenomenonTime": t.isoformat(), "result": 1.0}),
+                qos=1,
+            )
+            i += 1
+            stop.wait(0.02)
+
+    n_load = DATASTREAMS - len(probe_ds)
+    per = total // publishers
+    started = time.perf_counter()
+    prober = threading.Thread(target=probing, daemon=True)
+    prober.start()
+    procs = [
+        mp.Process(target=_publisher, args=(state.host, state.port, state.publisher_password, p * per, per, n_load, 0))
+        for p in range(publishers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    published_s = time.perf_counter() - started
+    stop.set()
+    prober.join()
+    expected = per * publishers
+    while sub.counters.stored < expected + len(sent) and time.perf_counter() - started < 600:
+        time.sleep(0.02)
+    stored_s = time.perf_counter() - started
+    time.sleep(1.0)
+    done.set()
+    latencies = sorted((seen[k] - sent[k]) * 1000 for k in seen)
+    counters = sub.counters.to_dict()
+    sub.stop()
+    probe.loop_stop()
+    broker.down()
+    engine.dispose()
+    return {
+        "observations": expected,
+        "publish_s": round(published_s, 2),
+        "stored_s": round(stored_s, 2),
+        "observations_per_s": round(expected / stored_s),
+        "latency_probes": len(latencies),
+        "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
+        "subscriber": counters,
+    }
+
+
+def _http_client(base: str, key: str, first_block: int, blocks: int, per_block: int, n_ds: int, q: Any) -> None:
+    import httpx
+
+    posted = 0
+    with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=300) as http:
+        for b in range(first_block, first_block + blocks):
+            by_ds: dict[int, list[list[Any]]] = {}
+            for k in range(b * per_block, (b + 1) * per_block):
+                ds = 1 + k % n_ds
+                t = (BASE_TIME + dt.timedelta(days=10, seconds=k // n_ds)).isoformat().replace("+00:00", "Z")
+                by_ds.setdefault(ds, []).append([t, (k % 400) / 100])
+            body = [
+                {"Datastream": {"@iot.id": ds}, "components": ["phenomenonTime", "result"], "dataArray": rows}
+                for ds, rows in by_ds.items()
+            ]
+            r = http.post("/sta/v1.1/CreateObservations", json=body)
+            r.raise_for_status()
+            posted += sum(1 for x in r.json() if x != "error")
+    q.put(posted)
+
+
+def bench_http(url: str, data_dir: Path, total: int, clients: int, workers: int) -> dict[str, Any]:
+    """Data Array posts (5,000 observations each) from ``clients`` processes to ``cim serve``."""
+    from cim.api.security import new_api_key
+    from cim.db.engine import make_engine
+
+    engine = make_engine(url)
+    key = new_api_key(engine, name="bench", role="sensor")[1]
+    engine.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CIM_DATA_DIR": str(data_dir),
+        "CIM_SENSING_MQTT": "false",
+        "CIM_API_ACCESS_LOG": "false",
+    }
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/cim"), "-q", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/sta/v1.1")
+        per_block = 5000
+        blocks = total // per_block
+        q: Any = mp.Queue()
+        per_client = blocks // clients
+        started = time.perf_counter()
+        procs = [
+            mp.Process(target=_http_client, args=(base, key, c * per_client, per_client, per_block, DATASTREAMS, q))
+            for c in range(clients)
+        ]
+        for p in procs:
+            p.start()
+        posted = sum(q.get() for _ in procs)
+        for p in procs:
+            p.join()
+        elapsed = time.perf_counter() - started
+        latest = time_latest_http(base)
+        server_rss = sum(peak_rss_mb(pid) for pid in _tree(server.pid))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "observations": posted,
+        "seconds": round(elapsed, 2),
+        "observations_per_s": round(posted / elapsed),
+        "latest_http": latest,
+        "server_peak_rss_mb": round(server_rss, 1),
+    }
+
+
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    for child in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(child.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out += _tree(int(child.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def time_latest_db(url: str, repeats: int = 20) -> dict[str, float]:
+    """p50/p90 (ms) of the latest values of every datastream (10,000 rows) straight from the database."""
+    from cim.db.engine import make_engine
+    from cim.db.sensing import latest_values, sensor_overview
+
+    engine = make_engine(url)
+    out: dict[str, float] = {}
+    with engine.connect() as conn:
+        for name, fn in (("latest_values", latest_values), ("sensor_overview", sensor_overview)):
+            times = []
+            rows = 0
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                rows = len(fn(conn))
+                times.append((time.perf_counter() - t0) * 1000)
+            times.sort()
+            out[f"{name}_rows"] = rows
+            out[f"{name}_p50_ms"] = round(statistics.median(times), 1)
+            out[f"{name}_p90_ms"] = round(times[int(len(times) * 0.9) - 1], 1)
+    engine.dispose()
+    return out
+
+
+def time_latest_http(base: str, repeats: int = 10) -> dict[str, float]:
+    """p50 (ms) of ``GET /sensors/latest`` (GeoJSON of every datastream with its latest value and status)."""
+    import httpx
+
+    times = []
+    features = 0
+    with httpx.Client(base_url=base, timeout=60) as http:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            r = http.get("/sensors/latest")
+            times.append((time.perf_counter() - t0) * 1000)
+            features = len(r.json()["features"])
+    return {"features": features, "p50_ms": round(statistics.median(times), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mqtt", type=int, default=100_000, help="observations published over MQTT")
+    parser.add_argument("--http", type=int, default=200_000, help="observations posted as Data Array")
+    parser.add_argument("--publishers", type=int, default=2, help="MQTT publisher processes")
+    parser.add_argument("--clients", type=int, default=2, help="HTTP client processes")
+    parser.add_argument("--workers", type=int, default=2, help="cim serve workers")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args(argv)
+
+    from cim.db.scratch import drop_database
+
+    server, url, name = bench_database()
+    report: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="cim-bench-sensors-") as tmp:
+            data = Path(tmp) / "data"
+            data.mkdir()
+            provision(url, DATASTREAMS)
+            report["datastreams"] = DATASTREAMS
+            report["mqtt"] = bench_mqtt(url, data, args.mqtt, args.publishers)
+            report["http_data_array"] = bench_http(url, data, args.http, args.clients, args.workers)
+            report["latest_db"] = time_latest_db(url)
+            report["stored_total"] = count_observations(url)
+            report["bench_process_peak_rss_mb"] = round(peak_rss_mb(), 1)
+    finally:
+        drop_database(server, name)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    m, h, lat = report["mqtt"], report["http_data_array"], report["latest_db"]
+    ok = lambda good: "ok" if good else "BELOW TARGET"  # noqa: E731
+    print(
+        f"MQTT → stored        {m['observations_per_s']:>9,} obs/s  ({m['observations']:,} in {m['stored_s']} s) "
+        f"{ok(m['observations_per_s'] >= TARGET_RATE)}"
+    )
+    print(
+        f"publish → readable   p50 {m['latency_p50_ms']} ms, p99 {m['latency_p99_ms']} ms "
+        f"({m['latency_probes']} probes)"
+    )
+    print(
+        f"Data Array HTTP      {h['observations_per_s']:>9,} obs/s  ({h['observations']:,} in {h['seconds']} s) "
+        f"{ok(h['observations_per_s'] >= TARGET_RATE)}"
+    )
+    print(
+        f"latest values 10,000 p50 {lat['latest_values_p50_ms']} ms (DB), overview p50 "
+        f"{lat['sensor_overview_p50_ms']} ms, GET /sensors/latest p50 {h['latest_http']['p50_ms']} ms "
+        f"{ok(lat['latest_values_p50_ms'] < TARGET_LATEST_P50_MS)}"
+    )
+    print(
+        f"peak RSS             subscriber process {report['bench_process_peak_rss_mb']} MiB, "
+        f"server {h['server_peak_rss_mb']} MiB (all workers)"
+    )
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    mp.set_start_method("spawn", force=True)
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The MQTT extension's create path: the platform's subscriber stores observations published to the broker.
+
+The subscriber connects with MQTT 5, a fixed client id, ``clean_start=False`` and a session that never
+expires, subscribes with QoS 1 and acknowledges a message only after the transaction that stored it has
+committed (paho's manual acks). So a broker restart, a database outage or a platform restart loses no
+message the broker acknowledged to its publisher: unacknowledged messages are redelivered, and
+redelivered ones are recognised by (datastream, phenomenon time) and stored once.
+
+Topics: ``v1.1/Datastreams(ID)/Observations`` (the standard's create topic) and ``v1.1/Observations``
+(with ``"Datastream": {"@iot.id": ID}`` in the payload). Malformed messages, unknown datastreams and
+results of the wrong type are rejected: counted, logged, acknowledged (so they are not redelivered
+forever), never fatal. Messages that carry ``@iot.id`` are notifications of stored entities and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from cim.db.sensing import NewObservation, insert_observations
+from cim.sensing import alarms
+from cim.sensing.errors import SensingError
+from cim.sensing.service import DatastreamCache, observation_from_json
+
+log = logging.getLogger("cim.sensing.mqtt")
+
+TOPICS = ("v1.1/+/Observations", "v1.1/Observations")
+_DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
+BATCH_MAX = 5000
+BATCH_WAIT_S = 0.02
+
+
+@dataclass
+class Counters:
+    """What the subscriber has seen since it started."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    db_retries: int = 0
+    last_rejection: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counters."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received MQTT message, kept until its observation is stored (then acknowledged)."""
+
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class Subscriber:
+    """The platform's MQTT subscriber: a paho network thread and a writer thread that stores batches."""
+
+    engine: Engine
+    host: str
+    port: int
+    username: str
+    password: str
+    client_id: str
+    on_stored: Callable[[list[tuple[int, NewObservation]]], None] | None = None
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue[Message] = queue.Queue()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        self._client.username_pw_set(self.username, self.password)
+        self._client.max_inflight_messages_set(65535)
+        self._client.max_queued_messages_set(0)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self._writer = threading.Thread(target=self._write_loop, name="cim-mqtt-writer", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self, *, wait_s: float = 10.0) -> None:
+        """Connect (persistent session) and start storing; waits until subscribed or ``wait_s`` passed."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0xFFFFFFFF
+        props.ReceiveMaximum = 65535
+        self._client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        self._client.loop_start()
+        self._writer.start()
+        self._connected.wait(wait_s)
+
+    def stop(self) -> None:
+        """Stop storing; unacknowledged messages stay queued in the broker's session for the next start."""
+        self._stop.set()
+        self._writer.join(timeout=30)
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        """True while connected and subscribed."""
+        return self._connected.is_set()
+
+    # -- paho callbacks (network thread) -------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT connection refused: %s", reason)
+            return
+        options = SubscribeOptions(qos=1, noLocal=True)
+        client.subscribe([(t, options) for t in TOPICS])
+        self._connected.set()
+        log.info("MQTT subscriber connected to %s:%s", self.host, self.port)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("MQTT subscriber disconnected (%s); reconnecting", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
+
+    # -- writer thread -------------------------------------------------------------------------------
+
+    def _next_batch(self) -> list[Message]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + BATCH_WAIT_S
+        while len(batch) < BATCH_MAX:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch:
+                continue
+            self.counters.received += len(batch)
+            delay = 0.2
+            while True:
+                try:
+                    created = self._store(batch)
+                    break
+                except DBAPIError as exc:
+                    if self._stop.is_set():
+                        return  # not acknowledged: the broker redelivers after the restart
+                    self.counters.db_retries += 1
+                    log.warning("storing %d MQTT observations failed (%s); retrying", len(batch), type(exc).__name__)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            for m in batch:
+                if m.qos > 0:
+                    self._client.ack(m.mid, m.qos)
+            if created and self.on_stored is not None:
+                try:
+                    self.on_stored(created)
+                except Exception:  # a listener's failure must not stop storing
+                    log.exception("observation listener failed")
+
+    def _reject(self, message: Message, reason: str) -> None:
+        self.counters.rejected += 1
+        self.counters.last_rejection = f"{message.topic}: {reason}"
+        log.warning("rejected MQTT message on %s: %s", message.topic, reason)
+
+    def _parse(self, batch: list[Message], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
+        rows = []
+        ids = set()
+        for m in batch:
+            match = _DATASTREAM_TOPIC.match(m.topic)
+            if match:
+                ids.add(int(match.group(1)))
+        cache.prefetch(ids)
+        for m in batch:
+            try:
+                body = json.loads(m.payload)
+            except (ValueError, UnicodeDecodeError) as exc:
+                self._reject(m, f"not JSON ({exc})")
+                continue
+            if not isinstance(body, dict):
+                self._reject(m, "the payload must be a JSON object (one Observation)")
+                continue
+            if "@iot.id" in body:
+                self.counters.ignored += 1
+                continue
+            match = _DATASTREAM_TOPIC.match(m.topic)
+            ds_id: Any = int(match.group(1)) if match else None
+            if ds_id is None:
+                ds = body.get("Datastream")
+                ds_id = ds.get("@iot.id") if isinstance(ds, dict) else None
+                if m.topic != "v1.1/Observations" or not isinstance(ds_id, int):
+                    self._reject(m, "publish to v1.1/Datastreams(ID)/Observations or give Datastream @iot.id")
+                    continue
+            body.pop("Datastream", None)
+            foi = body.pop("FeatureOfInterest", None)
+            foi_id = foi.get("@iot.id") if isinstance(foi, dict) else None
+            if foi is not None and not isinstance(foi_id, int):
+                self._reject(m, "over MQTT a FeatureOfInterest is given by its @iot.id")
+                continue
+            try:
+                rows.append((m, observation_from_json(cache.conn, body, ds_id, foi_id, cache)))
+            except SensingError as exc:
+                self._reject(m, str(exc))
+        return rows
+
+    def _store(self, batch: list[Message]) -> list[tuple[int, NewObservation]]:
+        with self.engine.begin() as conn:
+            cache = DatastreamCache(conn)
+            rows = self._parse(batch, cache)
+            try:
+                with conn.begin_nested():
+                    kept = [r for _m, r in rows]
+                    ids = insert_observations(conn, kept)
+                    alarms.evaluate(conn, kept, ids)
+            except IntegrityError:
+                ids, kept = self._store_one_by_one(conn, rows)
+        stored = [(i, r) for i, r in zip(ids, kept, strict=True) if i is not None]
+        self.counters.stored += len(stored)
+        self.counters.duplicates += sum(1 for i in ids if i is None)
+        return stored
+
+    def _store_one_by_one(
+        self, conn: Any, rows: list[tuple[Message, NewObservation]]
+    ) -> tuple[list[int | None], list[NewObservation]]:
+        ids: list[int | None] = []
+        kept: list[NewObservation] = []
+        for m, row in rows:
+            try:
+                with conn.begin_nested():
+                    one = insert_observations(conn, [row])
+                    alarms.evaluate(conn, [row], one)
+                    ids.extend(one)
+                    kept.append(row)
+            except IntegrityError as exc:
+                self._reject(m, f"refused by the database: {str(exc.orig).splitlines()[0]}")
+        return ids, kept
+
+
+def ensure_session(host: str, port: int, username: str, password: str, client_id: str, *, timeout: float = 10) -> None:
+    """Create the subscriber's persistent session and subscriptions at the broker, then disconnect.
+
+    From then on the broker queues observations for the platform even before it first runs. Messages the
+    session already holds are never acknowledged here (manual acks), so they stay for the subscriber.
+    """
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+    client.username_pw_set(username, password)
+
+    def on_connect(c: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            return
+        if flags.session_present:
+            done.set()
+            return
+        c.subscribe([(t, SubscribeOptions(qos=1, noLocal=True)) for t in TOPICS])
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda *_a: done.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0xFFFFFFFF
+    client.connect(host, port, clean_start=False, properties=props)
+    client.loop_start()
+    ok = done.wait(timeout)
+    client.disconnect()
+    client.loop_stop()
+    if not ok:
+        raise SensingError(f"could not create the platform's MQTT session at {host}:{port}")

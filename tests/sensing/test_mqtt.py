@@ -1,0 +1,240 @@
+"""The MQTT extension through a real Mosquitto: create by publishing, receive by subscribing, faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import paho.mqtt.client as mqtt
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, text
+
+from cim.api.app import create_app
+from cim.api.security import new_api_key
+from cim.api.settings import ApiSettings, ViewerSettings
+from cim.sensing.broker import PrivateBroker
+from cim.settings import Settings
+from tests.sensing.conftest import manhole_thing, publish_acknowledged, publisher_client, wait_until
+
+ROOT = "/sta/v1.1"
+
+
+def _app(settings: Settings) -> TestClient:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings, api_settings=ApiSettings(access_log=False), viewer_settings=ViewerSettings())
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def platform(settings: Settings, mqtt_env: PrivateBroker) -> Iterator[TestClient]:
+    with _app(settings) as client:
+        wait_until(
+            lambda: (
+                client.app.state.sensing.subscriber is not None  # type: ignore[attr-defined]
+                and client.app.state.sensing.subscriber.connected
+            ),
+            what="subscriber",
+        )  # type: ignore[attr-defined]
+        yield client
+
+
+def _datastream(client: TestClient, engine: Engine) -> int:
+    key = new_api_key(engine, name="gw", role="sensor")[1]
+    r = client.post(f"{ROOT}/Things", json=manhole_thing(), headers={"X-API-Key": key})
+    assert r.status_code == 201, r.text
+    return int(client.get(f"{ROOT}/Things({r.json()['@iot.id']})/Datastreams").json()["value"][0]["@iot.id"])
+
+
+def _count(engine: Engine, ds: int) -> tuple[int, int]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT count(*), count(DISTINCT phenomenon_time) FROM sta_observation WHERE datastream_id = :d"),
+            {"d": ds},
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def test_published_observation_is_stored_and_announced_to_subscribers(
+    platform: TestClient, mqtt_env: PrivateBroker, engine: Engine
+) -> None:
+    ds = _datastream(platform, engine)
+    received: list[dict] = []
+    state = mqtt_env.state()
+    assert state is not None
+    receiver = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="receiver", protocol=mqtt.MQTTv311)
+    receiver.username_pw_set("cim-publisher", state.publisher_password)
+    receiver.on_message = lambda _c, _u, m: received.append(json.loads(m.payload))
+    receiver.connect(state.host, state.port)
+    receiver.subscribe(f"v1.1/Datastreams({ds})/Observations", qos=1)
+    receiver.loop_start()
+    time.sleep(0.5)
+    pub = publisher_client(mqtt_env)
+    publish_acknowledged(
+        pub,
+        f"v1.1/Datastreams({ds})/Observations",
+        json.dumps({"phenomenonTime": "2026-12-01T10:00:00Z", "result": 0.8}),
+    )
+    publish_acknowledged(
+        pub,
+        "v1.1/Observations",
+        json.dumps({"phenomenonTime": "2026-12-01T10:01:00Z", "result": 0.9, "Datastream": {"@iot.id": ds}}),
+    )
+    wait_until(lambda: _count(engine, ds)[0] == 2, what="two stored observations")
+    values = platform.get(f"{ROOT}/Datastreams({ds})/Observations?$orderby=phenomenonTime").json()["value"]
+    assert [v["result"] for v in values] == [0.8, 0.9]
+    wait_until(lambda: any("@iot.id" in m for m in received), what="a notification with @iot.id")
+    note = next(m for m in received if "@iot.id" in m)
+    assert note["@iot.selfLink"].endswith(f"/Observations({note['@iot.id']})") and note["result"] in (0.8, 0.9)
+    pub.loop_stop()
+    receiver.loop_stop()
+
+
+def test_malformed_and_wrong_type_messages_are_rejected_counted_and_the_subscriber_goes_on(
+    platform: TestClient, mqtt_env: PrivateBroker, engine: Engine
+) -> None:
+    ds = _datastream(platform, engine)
+    pub = publisher_client(mqtt_env)
+    topic = f"v1.1/Datastreams({ds})/Observations"
+    publish_acknowledged(pub, topic, "{not json")
+    publish_acknowledged(pub, topic, json.dumps({"phenomenonTime": "2026-12-01T10:00:00Z", "result": "high"}))
+    publish_acknowledged(pub, "v1.1/Datastreams(99999)/Observations", json.dumps({"result": 1.0}))
+    publish_acknowledged(pub, topic, json.dumps([1, 2]))
+    publish_acknowledged(pub, topic, json.dumps({"phenomenonTime": "2026-12-01T10:05:00Z", "result": 1.25}))
+    wait_until(lambda: _count(engine, ds)[0] == 1, what="the good observation")
+    counters = platform.app.state.sensing.subscriber.counters  # type: ignore[attr-defined]
+    wait_until(lambda: counters.rejected == 4, what="four rejections")
+    status = platform.get("/sensors/status").json()
+    assert status["subscriber"]["rejected"] == 4 and status["subscriber"]["connected"]
+    pub.loop_stop()
+
+
+def _connack(state: object, user: str | None, password: str | None) -> object:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{user}", protocol=mqtt.MQTTv311)
+    if user is not None:
+        client.username_pw_set(user, password)
+    codes: list[object] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: codes.append(reason)
+    client.connect(state.host, state.port)  # type: ignore[attr-defined]
+    client.loop_start()
+    wait_until(lambda: bool(codes), what="CONNACK")
+    client.loop_stop()
+    return codes[0]
+
+
+def test_publisher_without_credentials_is_refused_by_the_broker(mqtt_env: PrivateBroker) -> None:
+    state = mqtt_env.state()
+    assert state is not None
+    assert _connack(state, None, None).is_failure  # type: ignore[attr-defined]
+    assert _connack(state, "cim-publisher", "not the password").is_failure  # type: ignore[attr-defined]
+    assert not _connack(state, "cim-publisher", state.publisher_password).is_failure  # type: ignore[attr-defined]
+
+
+def _stream(pub: mqtt.Client, topic: str, n: int, acked: list[str], stop: threading.Event) -> None:
+    for i in range(n):
+        if stop.is_set():
+            return
+        t = f"2026-12-01T11:{i // 60:02d}:{i % 60:02d}Z"
+        publish_acknowledged(pub, topic, json.dumps({"phenomenonTime": t, "result": i / 10}))
+        acked.append(t)
+        time.sleep(0.01)
+
+
+def _stored_times(engine: Engine, ds: int) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT phenomenon_time FROM sta_observation WHERE datastream_id = :d ORDER BY 1"), {"d": ds}
+        ).scalars()
+        return [r.strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows]
+
+
+def test_broker_restart_during_a_steady_stream_loses_no_acknowledged_observation(
+    platform: TestClient, mqtt_env: PrivateBroker, engine: Engine
+) -> None:
+    ds = _datastream(platform, engine)
+    pub = publisher_client(mqtt_env)
+    acked: list[str] = []
+    stop = threading.Event()
+    worker = threading.Thread(target=_stream, args=(pub, f"v1.1/Datastreams({ds})/Observations", 300, acked, stop))
+    worker.start()
+    wait_until(lambda: len(acked) > 60, what="stream running")
+    assert mqtt_env.down()
+    time.sleep(0.5)
+    mqtt_env.up()
+    worker.join(timeout=120)
+    wait_until(lambda: _count(engine, ds)[0] >= len(acked), timeout=60, what="every acknowledged observation")
+    time.sleep(1.0)
+    stored = _stored_times(engine, ds)
+    assert len(acked) == 300
+    assert stored == sorted(acked) and len(stored) == len(set(stored))
+    pub.loop_stop()
+
+
+def _database_outage(server_url: str, database: str, seconds: float) -> None:
+    """Cut every connection to ``database`` and refuse new ones for ``seconds`` (what a restart does to clients).
+
+    Only this test's database goes down, so tests running in parallel on the same server are unaffected.
+    """
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+        time.sleep(seconds)
+        admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+
+
+def test_database_outage_during_a_steady_stream_loses_nothing_and_stores_nothing_twice(
+    platform: TestClient, mqtt_env: PrivateBroker, engine: Engine, pg_server_url: str, db_url: str
+) -> None:
+    ds = _datastream(platform, engine)
+    pub = publisher_client(mqtt_env)
+    acked: list[str] = []
+    stop = threading.Event()
+    worker = threading.Thread(target=_stream, args=(pub, f"v1.1/Datastreams({ds})/Observations", 300, acked, stop))
+    worker.start()
+    wait_until(lambda: len(acked) > 60, what="stream running")
+    _database_outage(pg_server_url, db_url.rsplit("/", 1)[1].split("?")[0], 3.0)
+    worker.join(timeout=120)
+    wait_until(lambda: _count(engine, ds)[0] >= 300, timeout=90, what="every acknowledged observation")
+    stored = _stored_times(engine, ds)
+    assert stored == sorted(acked) and len(stored) == 300
+    assert platform.app.state.sensing.subscriber.counters.db_retries >= 1  # type: ignore[attr-defined]
+    pub.loop_stop()
+
+
+def test_platform_restart_during_a_steady_stream_loses_nothing(
+    settings: Settings, mqtt_env: PrivateBroker, engine: Engine
+) -> None:
+    first = _app(settings)
+    first.__enter__()
+    wait_until(
+        lambda: (
+            first.app.state.sensing.subscriber is not None  # type: ignore[attr-defined]
+            and first.app.state.sensing.subscriber.connected
+        ),
+        what="subscriber",
+    )  # type: ignore[attr-defined]
+    ds = _datastream(first, engine)
+    pub = publisher_client(mqtt_env)
+    acked: list[str] = []
+    stop = threading.Event()
+    worker = threading.Thread(target=_stream, args=(pub, f"v1.1/Datastreams({ds})/Observations", 300, acked, stop))
+    worker.start()
+    wait_until(lambda: len(acked) > 60, what="stream running")
+    first.__exit__(None, None, None)  # the platform stops; the broker keeps its persistent session
+    stopped_at = _count(engine, ds)[0]
+    wait_until(lambda: len(acked) > stopped_at + 50, what="messages queued while the platform is down")
+    with _app(settings) as second:
+        worker.join(timeout=120)
+        wait_until(lambda: _count(engine, ds)[0] >= 300, timeout=90, what="every acknowledged observation")
+        stored = _stored_times(engine, ds)
+        assert stored == sorted(acked) and len(stored) == 300
+        assert second.get(f"{ROOT}/Datastreams({ds})/Observations?$count=true&$top=0").json()["@iot.count"] == 300
+    pub.loop_stop()
