@@ -18,6 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cim.api.errors import PayloadTooLargeError, error_body
@@ -222,14 +223,25 @@ class UrlLimitMiddleware:
         await self.app(scope, receive, send)
 
 
+def _has_own_head_route(scope: Scope) -> bool:
+    """True when a route of the app declares HEAD for this path itself (it then answers HEAD its own way)."""
+    router = getattr(scope.get("app"), "router", None)
+    # A route (or an included router, or a mount) matches fully only when it takes the method as it is.
+    return any(route.matches(scope)[0] is Match.FULL for route in getattr(router, "routes", ()))
+
+
 class HeadMiddleware:
-    """Answers HEAD like GET without the body, for every GET route (OpenAPI lists GET only)."""
+    """Answers HEAD like GET without the body, for every GET route that declares no HEAD of its own.
+
+    (OpenAPI lists GET only.) A route with its own HEAD, such as an audited download, keeps it: rewriting
+    that HEAD into a GET would run the GET's side effects.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http" or scope["method"] != "HEAD" or _has_own_head_route(scope):
             await self.app(scope, receive, send)
             return
 
