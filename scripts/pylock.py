@@ -20,6 +20,8 @@ from packaging.markers import Marker
 ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = ROOT / "uv.lock"
 PROJECT = "cim-platform"
+VENV_SEED = frozenset({"pip", "setuptools", "wheel"})
+"""What ``python -m venv`` seeds into an environment; not in the lock, and ``uv sync`` leaves them alone."""
 
 
 def normalise(name: str) -> str:

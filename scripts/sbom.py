@@ -28,7 +28,7 @@ from typing import Any
 
 from license_expression import ExpressionError, get_spdx_licensing
 
-from scripts.pylock import ROOT, normalise, read_lock, runtime_names
+from scripts.pylock import ROOT, VENV_SEED, normalise, read_lock, runtime_names
 
 POLICY_FILE = ROOT / "licenses" / "policy.toml"
 SBOM_FILE = ROOT / "build" / "sbom" / "cim-platform.cdx.json"
@@ -138,6 +138,8 @@ def python_components(python: Path, policy: Policy) -> list[Component]:
     components = []
     for c in bom["components"]:
         name = normalise(c["name"])
+        if name in VENV_SEED:
+            continue  # left by an older `python -m venv`; not part of the locked environment
         licence = policy.override("python", name) or _licence_of(c.get("licenses", []))
         scope = "required" if name in runtime else "optional"
         components.append(Component("python", name, c["version"], licence, scope, c.get("purl")))

@@ -16,8 +16,6 @@ from scripts import pylock, sbom
 from tests.conftest import ROOT
 
 RUNTIME_CODE = ("cim", "ingest", "tiles", "sample_models")
-# What `python -m venv` seeds into an environment; `uv sync` leaves these alone when it finds them.
-VENV_SEED = {"pip", "setuptools", "wheel"}
 DEV_CODE = ("tests", "benchmarks", "scripts")
 
 # Runtime dependencies that work without an import statement of ours, and how they are used.
@@ -75,7 +73,7 @@ def test_fresh_environment_holds_exactly_the_locked_versions() -> None:
     installed = {
         pylock.normalise(d.metadata["Name"]): d.version
         for d in importlib.metadata.distributions()
-        if pylock.normalise(d.metadata["Name"]) not in {pylock.PROJECT, *VENV_SEED}
+        if pylock.normalise(d.metadata["Name"]) not in {pylock.PROJECT, *pylock.VENV_SEED}
     }
     assert sorted(set(needed) - set(installed)) == [], "locked but not installed: run make setup"
     assert sorted(set(installed) - set(needed)) == [], "installed but not in uv.lock: the venv was changed by hand"
