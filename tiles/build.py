@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -31,6 +30,7 @@ from cim.db.models import Tileset
 from cim.dem import live_dem
 from cim.errors import TilesError
 from cim.settings import Settings
+from cim.values import TILESET_NAME, TILESET_NAME_RULE
 from tiles import partition
 from tiles.implicit import SUBTREE_LEVELS, TILESET_SCHEMA, implicit_root
 from tiles.output import IncrementalWriter
@@ -46,7 +46,6 @@ PARENT_CAPACITY = 250
 ELEMENT_TRIANGLES_PER_UNIT = 40.0
 ERROR_DIVISOR = 16.0
 MIN_TILESET_ERROR = 200.0
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -79,8 +78,8 @@ class TileBuildReport:
 
 
 def _check(name: str, layers: tuple[str, ...] | list[str], compress: str, jobs: int) -> list[str]:
-    if not _NAME.match(name):
-        raise TilesError(f"tileset name {name!r} is invalid: use letters, digits, '_', '-' or '.' (≤ 64 chars)")
+    if not TILESET_NAME.match(name):
+        raise TilesError(f"tileset name {name!r} is invalid: use {TILESET_NAME_RULE}")
     chosen = [layer.strip() for layer in layers if layer.strip()]
     unknown = sorted(set(chosen) - set(LAYERS))
     if unknown or not chosen:
@@ -96,7 +95,7 @@ def _element_points(
     elements: Columns, zeta: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Lon/lat of each element's first vertex and its weight (triangles / ELEMENT_TRIANGLES_PER_UNIT)."""
-    from tiles.geometry import tin_triangles
+    from cim.db.tin import tin_triangles
 
     n = len(elements)
     first = np.zeros((n, 3))

@@ -296,21 +296,6 @@ def tubes(
     return Mesh(pos, nor.astype(np.float32), np.repeat(feature, 2 * sides), idx)
 
 
-TRIANGLE_WKB_SIZE = 1 + 4 + 4 + 4 + 4 * 24
-
-
-def tin_triangles(wkb: bytes) -> NDArray[np.float64]:
-    """Decode a PostGIS TIN Z (ISO WKB, little-endian, each triangle a closed 4-point ring) to (t, 3, 3)."""
-    if len(wkb) < 9:
-        return np.zeros((0, 3, 3))
-    if wkb[0] != 1:
-        raise ValueError("TIN WKB must be little-endian (NDR)")
-    (count,) = np.frombuffer(wkb, dtype="<u4", count=1, offset=5)
-    body = np.frombuffer(wkb, dtype=np.uint8, count=int(count) * TRIANGLE_WKB_SIZE, offset=9)
-    rows = body.reshape(int(count), TRIANGLE_WKB_SIZE)[:, 13 : 13 + 72]
-    return np.ascontiguousarray(rows).view("<f8").reshape(int(count), 3, 3)
-
-
 def triangle_soup(tri: NDArray[np.float64], feature: NDArray[np.int64]) -> Mesh:
     """Flat-shaded mesh of triangles (t, 3, 3) ECEF; ``feature`` has one value per triangle."""
     t = len(tri)

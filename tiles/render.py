@@ -18,6 +18,7 @@ import shapely
 from numpy.typing import NDArray
 
 from cim import crs
+from cim.db.tin import tin_triangles
 from cim.dem import sample_heights
 from cim.vocabulary import PIPE_KINDS
 from tiles import geometry as geo
@@ -197,7 +198,7 @@ def _buildings(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, 
 def _elements(job: TileJob, bounds: _Bounds) -> tuple[geo.Mesh, PropertyTable, NDArray[np.uint8]]:
     e = job.elements
     assert e is not None
-    tris = [geo.tin_triangles(bytes(w)) for w in e["wkb"]]
+    tris = [tin_triangles(bytes(w)) for w in e["wkb"]]
     counts = np.array([len(t) for t in tris], dtype=np.int64)
     allt = np.concatenate(tris) if tris else np.zeros((0, 3, 3))
     mesh = geo.triangle_soup(allt, np.repeat(np.arange(len(e)), counts))

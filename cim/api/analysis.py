@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from cim.analysis.indicators import INDICATORS, indicator
 from cim.analysis.runs import checked_code
 from cim.api.security import Principal, audit, read_access, require_role
-from cim.db import analysis_queries as q
+from cim.db import runs as q
 from cim.errors import AnalysisError, NotFoundError
 from cim.settings import Settings
 

@@ -17,10 +17,6 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from cim.crs import CGCS2000
-from cim.db.runs import latest_run_id as latest_run_id  # the run table's reads, re-exported for cim.api.analysis
-from cim.db.runs import run_results as run_results
-from cim.db.runs import run_row as run_row
-from cim.db.runs import runs as runs
 
 DEG_PER_M_BOUND = 1.0 / 55_000.0
 """Degrees per metre that bound any geodesic distance ≤ 1 m below 60° latitude (1° of longitude ≥ 55.7 km)."""

@@ -8,7 +8,6 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from cim.db.tin import tin_ewkb, tin_triangles, triangle_records
-from tiles.geometry import tin_triangles as tiles_tin_triangles
 
 
 def test_a_tin_written_by_the_ingest_is_read_by_postgis_and_back_unchanged(engine: Engine) -> None:
@@ -26,7 +25,6 @@ def test_a_tin_written_by_the_ingest_is_read_by_postgis_and_back_unchanged(engin
     assert (row[0], row[1], row[2]) == ("TIN", 4479, 5)
     iso = bytes(row[3])
     np.testing.assert_array_equal(tin_triangles(iso), corners)
-    np.testing.assert_array_equal(tiles_tin_triangles(iso), corners)
 
 
 def test_an_empty_or_big_endian_tin_is_handled() -> None:
