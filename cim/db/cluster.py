@@ -10,9 +10,7 @@ directory records where.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import json
 import os
 import pwd
 import re
@@ -28,6 +26,7 @@ from pathlib import Path
 import psycopg
 
 from cim.errors import DatabaseError
+from cim.localstate import exclusive_lock, read_json_state, write_json_state
 
 SUPERUSER = "cim"
 DATABASE = "cim"
@@ -167,25 +166,18 @@ class PrivateCluster:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / ".cluster.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self.data_dir / ".cluster.lock"):
+            yield
 
     def _state(self) -> ClusterState | None:
-        if not self.state_file.exists():
-            return None
         try:
-            return ClusterState(**json.loads(self.state_file.read_text(encoding="utf-8")))
+            saved = read_json_state(self.state_file)
+            return None if saved is None else ClusterState(**saved)
         except (ValueError, TypeError) as exc:
             raise DatabaseError(f"{self.state_file} is unreadable ({exc}); nothing was changed") from exc
 
     def _save_state(self, state: ClusterState) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
-        tmp.replace(self.state_file)
+        write_json_state(self.state_file, asdict(state))
 
     def _pgdata_location(self) -> Path:
         inside = self.data_dir / "pgdata"

@@ -10,8 +10,6 @@ every second, so queued QoS 1 messages of the platform's persistent session surv
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -24,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cim.db.cluster import free_port
+from cim.localstate import exclusive_lock, read_json_state, write_json_state
 from cim.sensing.errors import BrokerError
 
 PLATFORM_USER = "cim-platform"
@@ -126,26 +125,18 @@ class PrivateBroker:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.dir / ".broker.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self.dir / ".broker.lock"):
+            yield
 
     def _state(self) -> BrokerState | None:
-        if not self.state_file.exists():
-            return None
         try:
-            return BrokerState(**json.loads(self.state_file.read_text(encoding="utf-8")))
+            saved = read_json_state(self.state_file)
+            return None if saved is None else BrokerState(**saved)
         except (ValueError, TypeError) as exc:
             raise BrokerError(f"{self.state_file} is unreadable ({exc}); move it away to configure anew") from exc
 
     def _save(self, state: BrokerState) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
-        tmp.chmod(0o600)
-        tmp.replace(self.state_file)
+        write_json_state(self.state_file, asdict(state), mode=0o600)
 
     def _initialise(self) -> BrokerState:
         find_mosquitto()
