@@ -32,6 +32,16 @@ class Settings(BaseSettings):
             "Datum) for this deployment's area; h = H + ζ."
         ),
     )
+    read_replica_url: str | None = Field(
+        default=None,
+        description="postgresql://… of a streaming-replication standby of the database (`cim db replica url`); "
+        "`cim serve` then reads there and writes to the primary (`cim serve --read-replica URL`).",
+    )
+    read_replica_max_lag_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Reads leave the standby while it replays more than this many seconds behind the primary.",
+    )
 
     @property
     def data_path(self) -> Path:

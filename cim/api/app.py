@@ -75,14 +75,18 @@ def create_app(
     from cim.api import sensing as sensing_api
     from cim.api.archive import router as archive_router
     from cim.api.catalog import CatalogFactory
+    from cim.api.dependencies import ReadsFromPrimary
     from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
     from cim.api.jobs import JobsFactory
     from cim.api.landing import LandingFactory
     from cim.api.openapi import mount_docs
+    from cim.api.replica import ReadRoutingMiddleware
+    from cim.api.replica import router as replica_router
     from cim.api.viewer import check_viewer_settings, mount_viewer
-    from cim.db.engine import database_url, make_engine
+    from cim.db.engine import database_url, make_app_engine
+    from cim.db.routing import RoutingEngine
 
     settings = settings or Settings()
     api_settings = api_settings or ApiSettings()
@@ -110,9 +114,9 @@ def create_app(
     app.public_url = PublicUrl(api_settings.public_base_url, api_settings.trusted_proxies)
     app.state.settings = settings
     app.state.api_settings = api_settings
-    app.state.engine = make_engine(database_url(settings), pool_size=10, max_overflow=10)
-    app.state.key_verifier = KeyVerifier(
-        app.state.engine,
+    app.state.engine = make_app_engine(settings, database_url(settings), pool_size=10, max_overflow=10)
+    app.state.key_verifier = KeyVerifier(  # key rows only from the primary: a revocation counts at once
+        app.state.engine.primary if isinstance(app.state.engine, RoutingEngine) else app.state.engine,
         failure_limit=api_settings.auth_failure_limit,
         failure_window_seconds=api_settings.auth_failure_window_seconds,
     )
@@ -135,14 +139,17 @@ def create_app(
     app.include_router(CatalogFactory().router)
     app.include_router(FeaturesFactory().router)
     app.include_router(DetailsFactory().router)
-    app.include_router(JobsFactory().router)
+    app.include_router(JobsFactory().router, dependencies=[ReadsFromPrimary])
     app.include_router(analysis.router)
-    app.include_router(reviews.router)
+    app.include_router(reviews.router, dependencies=[ReadsFromPrimary])
     app.include_router(archive_router)
     app.include_router(sensing_api.router)
+    app.include_router(replica_router)
     mount_viewer(app, viewer_settings)
     mount_docs(app)
 
+    if isinstance(app.state.engine, RoutingEngine):  # innermost: a refused GET is retried on the primary
+        app.add_middleware(ReadRoutingMiddleware, engine=app.state.engine)
     app.add_middleware(BodyLimitMiddleware, limit=api_settings.upload_limit_bytes)
     app.add_middleware(HeadMiddleware)
     if api_settings.reads_require_key:

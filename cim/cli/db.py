@@ -202,3 +202,82 @@ def restore(
             f"restored {report.path}: {sum(report.row_counts.values()):,} rows, {report.files} files "
             f"({report.file_bytes / 1e6:.1f} MB) in {report.seconds:.1f} s"
         )
+
+
+replica_app = typer.Typer(
+    help="A hot standby of the private cluster (streaming replication): up, status, url, down, promote, remove.",
+    no_args_is_help=True,
+)
+app.add_typer(replica_app, name="replica")
+
+
+def _standby(ctx: typer.Context) -> Any:
+    from cim.db.replica import StandbyCluster
+
+    settings = state(ctx).settings
+    if settings.database_url:
+        raise DatabaseError(
+            "DATABASE_URL is set: cim manages replicas of its private cluster only; make a standby of that "
+            "server where it runs (pg_basebackup -R), then give its URL to `cim serve --read-replica`"
+        )
+    return StandbyCluster(settings.data_path)
+
+
+@replica_app.command("up")
+def replica_up(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Make (first use: pg_basebackup of the primary, replication slot) and start the hot standby."""
+    standby = _standby(ctx)
+    url = standby.up()
+    report = {"running": True, "url": redact(url), **standby.report()}
+    if json_output:
+        emit_json(report)
+    else:
+        stderr.print(f"read replica up on port {report['port']} ({redact(url)}), lag {report.get('lag_bytes')} bytes")
+
+
+@replica_app.command("status")
+def replica_status(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Whether the standby runs, its port, and where it is in the primary's WAL (lag in bytes)."""
+    report = _standby(ctx).report()
+    if json_output:
+        emit_json(report)
+        return
+    for key, value in report.items():
+        if value is not None:
+            typer.echo(f"{key:20} {value}")
+
+
+@replica_app.command("url")
+def replica_url(ctx: typer.Context) -> None:
+    """Print the standby's connection URL (for `cim serve --read-replica` or psql; keep it private)."""
+    typer.echo(_standby(ctx).url())
+
+
+@replica_app.command("down")
+def replica_down(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Stop the standby (its slot keeps the primary's WAL for it; `cim db replica up` catches up)."""
+    stopped = _standby(ctx).down()
+    if json_output:
+        emit_json({"stopped": stopped})
+    else:
+        stderr.print("read replica stopped" if stopped else "read replica was not running")
+
+
+@replica_app.command("promote")
+def replica_promote(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Fail over: promote the standby to a primary that accepts writes (it stops following the old one)."""
+    url = _standby(ctx).promote()
+    if json_output:
+        emit_json({"promoted": True, "url": redact(url)})
+    else:
+        stderr.print(f"standby promoted: it accepts writes at {redact(url)}; point DATABASE_URL at it")
+
+
+@replica_app.command("remove")
+def replica_remove(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Stop the standby, drop its replication slot on the primary and delete its files (not the primary's)."""
+    removed = _standby(ctx).remove()
+    if json_output:
+        emit_json({"removed": removed})
+    else:
+        stderr.print("read replica removed" if removed else "there was no read replica")

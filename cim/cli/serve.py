@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -20,6 +21,9 @@ def serve(
         str, typer.Option(help="HTTP server: granian (default, faster tile serving) or uvicorn.")
     ] = "granian",
     log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    read_replica: Annotated[
+        str | None, typer.Option(help="postgresql://… of a hot standby (`cim db replica url`): reads go there.")
+    ] = None,
 ) -> None:
     """Serve the API and the viewer; settings from CIM_* / CIM_API_* / CIM_VIEWER_* and DATABASE_URL."""
     from cim.api.server import run_server
@@ -28,6 +32,8 @@ def serve(
         stderr.print(
             f"serving on http://{host}:{port}/ (viewer: /viewer/, API docs: /docs), {workers} {server} worker(s)"
         )
+    if read_replica:  # workers build their settings from the environment
+        os.environ["CIM_READ_REPLICA_URL"] = read_replica
     if server not in ("granian", "uvicorn"):
         raise typer.BadParameter("--server must be granian or uvicorn")
     run_server(

@@ -113,9 +113,14 @@ def port_is_free(port: int) -> bool:
 class PrivateCluster:
     """The private PostgreSQL cluster of one data directory."""
 
+    NAME = "postgres"
+    """Stem of the state file (``<NAME>.json``) and of the lock; the hot standby uses its own."""
+    PGDATA_NAME = "pgdata"
+    """Folder of the cluster's files inside the data directory (or ``/var/lib/cim/<PGDATA_NAME>-<hash>``)."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.expanduser().resolve()
-        self.state_file = self.data_dir / "postgres.json"
+        self.state_file = self.data_dir / f"{self.NAME}.json"
         self.password_file = self.data_dir / "postgres.password"
         self.as_root = os.geteuid() == 0
 
@@ -166,7 +171,8 @@ class PrivateCluster:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self.data_dir / ".cluster.lock"):
+        lock = ".cluster.lock" if self.NAME == "postgres" else f".{self.NAME}.lock"
+        with exclusive_lock(self.data_dir / lock):
             yield
 
     def _state(self) -> ClusterState | None:
@@ -180,11 +186,11 @@ class PrivateCluster:
         write_json_state(self.state_file, asdict(state))
 
     def _pgdata_location(self) -> Path:
-        inside = self.data_dir / "pgdata"
+        inside = self.data_dir / self.PGDATA_NAME
         if not self.as_root or self._postgres_can_reach(self.data_dir):
             return inside
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
-        return Path("/var/lib/cim") / f"pgdata-{digest}"
+        return Path("/var/lib/cim") / f"{self.PGDATA_NAME}-{digest}"
 
     def _postgres_can_reach(self, directory: Path) -> bool:
         result = subprocess.run(
@@ -192,10 +198,13 @@ class PrivateCluster:
         )
         return result.returncode == 0
 
-    def _run(self, args: list[str], *, what: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: list[str], *, what: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = ["runuser", "-u", "postgres", "--", *args] if self.as_root else args
+        full_env = {**os.environ, **env} if env else None
         try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=full_env)
         except FileNotFoundError as exc:
             raise DatabaseError(f"cannot run {args[0]}: {exc}; {_PACKAGES_HINT}") from exc
         except subprocess.TimeoutExpired as exc:

@@ -51,3 +51,23 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     options: dict[str, object] = {"pool_pre_ping": True, "future": True}
     options.update(kwargs)
     return create_engine(sqlalchemy_url(url), **options)
+
+
+def make_app_engine(settings: Settings, primary_url: str, **kwargs: object) -> Engine:
+    """The service's engine: on ``primary_url``, routing reads to ``settings.read_replica_url`` when one is set.
+
+    With a read replica the result is a :class:`~cim.db.routing.RoutingEngine` (see there for which
+    connections go where); the connections name themselves ``cim-api`` and ``cim-api-read`` in
+    ``pg_stat_activity``.
+    """
+    if not settings.read_replica_url:
+        return make_engine(primary_url, **kwargs)
+    from cim.db.routing import RoutingEngine
+
+    primary = make_engine(primary_url, connect_args={"application_name": "cim-api", "connect_timeout": 5}, **kwargs)
+    replica = make_engine(
+        connect_url(settings.read_replica_url),
+        connect_args={"application_name": "cim-api-read", "connect_timeout": 5},
+        **kwargs,
+    )
+    return RoutingEngine(primary, replica, max_lag_seconds=settings.read_replica_max_lag_seconds)
