@@ -115,8 +115,8 @@ def create_app(
     app.state.settings = settings
     app.state.api_settings = api_settings
     app.state.engine = make_app_engine(settings, database_url(settings), pool_size=10, max_overflow=10)
-    app.state.key_verifier = KeyVerifier(  # key rows only from the primary: a revocation counts at once
-        app.state.engine.primary if isinstance(app.state.engine, RoutingEngine) else app.state.engine,
+    app.state.key_verifier = KeyVerifier(  # it reads key rows in engine.begin(): on the primary, even in a GET
+        app.state.engine,
         failure_limit=api_settings.auth_failure_limit,
         failure_window_seconds=api_settings.auth_failure_window_seconds,
     )
