@@ -183,6 +183,10 @@ def test_the_service_reads_from_the_standby_and_writes_to_the_primary(pair: Pair
         _until(lambda: StandbyCluster(pair.data_dir).replication().lag_bytes == 0, what="the standby to catch up")
         fresh = httpx.get(f"{service.url}{STA}/Things", timeout=10)  # a client without the write's token
         assert fresh.status_code == 200 and "pump 1" in [t["name"] for t in fresh.json()["value"]]
+    # a GET preview writes in a transaction it rolls back: the standby refuses it, the primary answers it
+    preview = httpx.get(f"{service.url}/analysis/safety/gas-proximity", timeout=30)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["type"] == "FeatureCollection"
     readers = _one(pair.standby_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cim-api-read'")
     assert readers >= 1
     status = httpx.get(f"{service.url}/status/database", timeout=10).json()
