@@ -13,10 +13,8 @@ import contextlib
 import hashlib
 import os
 import pwd
-import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +24,19 @@ from pathlib import Path
 import psycopg
 
 from cim.errors import DatabaseError
+from cim.localservice import free_port, live_pid, log_tail, pid_from_file, port_is_free
 from cim.localstate import exclusive_lock, read_json_state, write_json_state
+
+# free_port and port_is_free live in cim.localservice; re-exported here for existing importers.
+__all__ = [
+    "ClusterState",
+    "ClusterStatus",
+    "PrivateCluster",
+    "ensure_extensions",
+    "find_bindir",
+    "free_port",
+    "port_is_free",
+]
 
 SUPERUSER = "cim"
 DATABASE = "cim"
@@ -88,26 +98,6 @@ def find_bindir() -> Path:
         if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists() and (bindir / "postgres").exists():
             return bindir
     raise DatabaseError(f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: {_PACKAGES_HINT}")
-
-
-def free_port(preferred: int | None = None) -> int:
-    """A free TCP port on 127.0.0.1: ``preferred`` when it is free, else one the OS picks."""
-    if preferred is not None and port_is_free(preferred):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:``port`` and it can be bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class PrivateCluster:
@@ -291,25 +281,11 @@ class PrivateCluster:
             )
 
     def _live_postmaster_pid(self, state: ClusterState) -> int | None:
-        pidfile = Path(state.pgdata) / "postmaster.pid"
-        try:
-            first = pidfile.read_text(encoding="utf-8").splitlines()[0]
-            pid = int(first)
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return None
-        # A reused PID after a crash or reboot belongs to some other program: then the pid file is stale.
-        return pid if "postgres" in cmdline and state.pgdata in cmdline else None
+        pid = pid_from_file(Path(state.pgdata) / "postmaster.pid")
+        return live_pid(pid, "postgres", state.pgdata)
 
     def _running_port(self, state: ClusterState) -> int | None:
-        try:
-            lines = (Path(state.pgdata) / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-            return int(lines[3])
-        except (OSError, ValueError, IndexError):
-            return None
+        return pid_from_file(Path(state.pgdata) / "postmaster.pid", line=3)
 
     def _is_running(self, state: ClusterState) -> bool:
         return self._live_postmaster_pid(state) is not None
@@ -330,7 +306,7 @@ class PrivateCluster:
         try:
             self._pg_ctl(state, "start", "-w", "-t", "120", "-l", str(log), "-o", f"-p {port}")
         except DatabaseError as exc:
-            tail = _tail(log)
+            tail = log_tail(log)
             raise DatabaseError(f"{exc}; server log: {tail}" if tail else str(exc)) from exc
         return state
 
@@ -366,11 +342,3 @@ def ensure_extensions(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]
             conn.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
     rows = conn.execute("SELECT extname FROM pg_extension").fetchall()
     return sorted(str(r[0]) for r in rows)
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(re.sub(r"\s+", " ", line) for line in text[-lines:])

@@ -29,8 +29,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from cim.db.cluster import ClusterState, PrivateCluster, find_bindir, free_port
+from cim.db.cluster import ClusterState, PrivateCluster, find_bindir
 from cim.errors import DatabaseError
+from cim.localservice import free_port
 
 REPLICATION_USER = "cim_replicator"
 SLOT = "cim_replica"

@@ -25,11 +25,12 @@ import psycopg
 import pytest
 
 from cim.api.security import new_api_key
-from cim.db.cluster import PrivateCluster, free_port
+from cim.db.cluster import PrivateCluster
 from cim.db.engine import make_engine
 from cim.db.migrate import upgrade_to_head
 from cim.db.replica import APPLICATION_NAME, StandbyCluster, lsn_value
 from cim.errors import AuthError, DatabaseError
+from cim.localservice import free_port
 
 pytestmark = pytest.mark.xdist_group("replica")
 
