@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
@@ -78,7 +78,8 @@ class ReplicaHealth:
     primary_lsn: str | None
     lag_bytes: int | None
     lag_seconds: float | None
-    """Seconds since the primary first wrote WAL that the standby has not replayed yet (0 when caught up)."""
+    """Seconds since the monitor first saw a primary WAL position the standby has not replayed yet (0 when
+    caught up); low by at most one check interval, and never inflated by the primary's idle time."""
     last_replay_at: str | None
     checked_at: float
     """Unix time of the check."""
@@ -126,10 +127,7 @@ class ReplicaMonitor:
         """Record that a connection to the standby just failed (reads leave it until the next good check)."""
         with self._lock:
             old = self._health
-            self._health = ReplicaHealth(
-                False, False, False, None, old.primary_reachable if old else True, None, None, None, None,
-                time.time(), error,
-            )  # fmt: skip
+            self._health = _unreachable(time.time(), error, primary_reachable=old.primary_reachable if old else True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -157,10 +155,10 @@ class ReplicaMonitor:
                     )
                 ).one()
         except DBAPIError as exc:
-            health = ReplicaHealth(
-                False, False, False, None, primary_error is None, _lsn_text(primary_lsn), None, None, None, now,
-                _first_line(exc),
-            )  # fmt: skip
+            health = replace(
+                _unreachable(now, _first_line(exc), primary_reachable=primary_error is None),
+                primary_lsn=_lsn_text(primary_lsn),
+            )
         else:
             in_recovery, replay, replay_at, paused = row
             replay_lsn = lsn_value(replay) if replay else None
@@ -301,6 +299,22 @@ class RoutingEngine(Engine):
             route.retry_on_primary = True
         if context.is_disconnect:
             self.monitor.mark_unreachable(str(context.original_exception).strip().splitlines()[0])
+
+
+def _unreachable(now: float, error: str, *, primary_reachable: bool) -> ReplicaHealth:
+    return ReplicaHealth(
+        reachable=False,
+        in_recovery=False,
+        replay_paused=False,
+        replay_lsn=None,
+        primary_reachable=primary_reachable,
+        primary_lsn=None,
+        lag_bytes=None,
+        lag_seconds=None,
+        last_replay_at=None,
+        checked_at=now,
+        error=error,
+    )
 
 
 def _record_commit(conn: Connection) -> None:

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.xdist_group("replica")
 
 STA = "/sta/v1.1"
 MAX_LAG_SECONDS = 4.0
+SEED = {"name": "seed thing", "description": "made when the service starts"}
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
     return None if row is None else row[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """A migrated private primary and its hot standby in a fresh data directory."""
     data_dir = tmp_path_factory.mktemp("replica") / "data"
@@ -99,7 +100,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service(pair: Pair) -> Iterator[Service]:
     """`cim serve --read-replica URL` on the pair's primary (uvicorn, one worker, no MQTT)."""
     port = free_port()
@@ -121,6 +122,8 @@ def service(pair: Pair) -> Iterator[Service]:
             planner = new_api_key(engine, name="replica-planner", role="planner")[1]
         finally:
             engine.dispose()
+        seeded = httpx.post(f"{url}{STA}/Things", json=SEED, headers={"X-API-Key": key}, timeout=30)
+        assert seeded.status_code == 201, seeded.text
         yield Service(url, key, planner, process)
     finally:
         process.send_signal(signal.SIGINT)
@@ -188,6 +191,8 @@ def test_the_service_reads_from_the_standby_and_writes_to_the_primary(pair: Pair
     preview = httpx.get(f"{service.url}/analysis/safety/gas-proximity", timeout=30)
     assert preview.status_code == 200, preview.text
     assert preview.json()["type"] == "FeatureCollection"
+    standby_log = Path(str(pair.standby.status().pgdata)) / "server.log"
+    assert "cannot execute INSERT in a read-only transaction" in standby_log.read_text(errors="replace")
     readers = _one(pair.standby_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cim-api-read'")
     assert readers >= 1
     status = httpx.get(f"{service.url}/status/database", timeout=10).json()
@@ -270,7 +275,7 @@ def test_while_the_primary_restarts_reads_keep_working_writes_get_503_and_the_st
     assert pair.primary.down() is True
     try:
         r = httpx.get(f"{service.url}{STA}/Things", timeout=10)
-        assert r.status_code == 200 and "pump 1" in [t["name"] for t in r.json()["value"]]
+        assert r.status_code == 200 and "seed thing" in [t["name"] for t in r.json()["value"]]
         w = httpx.post(
             f"{service.url}/analysis/health-check/runs", json={}, headers={"X-API-Key": service.planner_key}, timeout=10
         )
@@ -295,7 +300,7 @@ def test_a_crashed_standby_is_restarted_by_up_and_reads_fall_back_to_the_primary
     os.kill(status.pid, signal.SIGKILL)
     _until(lambda: not pair.standby.status().running, what="the standby to die")
     r = httpx.get(f"{service.url}{STA}/Things", timeout=10)
-    assert r.status_code == 200 and "pump 1" in [t["name"] for t in r.json()["value"]]
+    assert r.status_code == 200 and "seed thing" in [t["name"] for t in r.json()["value"]]
     assert StandbyCluster(pair.data_dir).up() == pair.standby_url
     _until(lambda: httpx.get(f"{service.url}/status/database", timeout=10).json()["read_replica"]["used_for_reads"],
            what="reads back on the standby")  # fmt: skip
