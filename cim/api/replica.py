@@ -76,7 +76,8 @@ class ReadRoutingMiddleware:
             return message
 
         first = ReadRoute(replica_allowed=True, after_lsn=after)
-        if await self._attempt(dict(scope), recording_receive, send, first, may_retry=True):
+        trial = {**scope, "state": dict(scope.get("state", {}))}  # what the first attempt adds is dropped
+        if await self._attempt(trial, recording_receive, send, first, may_retry=True):
             return
         log.info("%s %s: the standby refused a statement; answered from the primary", scope["method"], scope["path"])
 
