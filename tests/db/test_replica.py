@@ -115,7 +115,13 @@ def service(pair: Pair) -> Iterator[Service]:
     process = subprocess.Popen([*cmd, "--read-replica", pair.standby_url], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        _until(lambda: httpx.get(f"{url}/status/database", timeout=5).status_code == 200, 60, "the service")
+
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"cim serve exited with {process.returncode} (its stderr is above)")
+            return httpx.get(f"{url}/status/database", timeout=5).status_code == 200
+
+        _until(answering, 180, "the service")  # importing the app and checking migrations: slow on a loaded machine
         engine = make_engine(pair.primary_url)
         try:
             key = new_api_key(engine, name="replica-test", role="sensor")[1]
