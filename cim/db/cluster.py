@@ -298,17 +298,23 @@ class PrivateCluster:
         if pidfile.exists():
             # Not running (checked by the caller), so the pid file was left by a crash or a reboot.
             pidfile.unlink()
-        port = free_port(state.port)
-        if port != state.port:
-            state = ClusterState(pgdata=state.pgdata, port=port, user=state.user, database=state.database)
-            self._save_state(state)
         log = Path(state.pgdata) / "server.log"
-        try:
-            self._pg_ctl(state, "start", "-w", "-t", "120", "-l", str(log), "-o", f"-p {port}")
-        except DatabaseError as exc:
-            tail = log_tail(log)
-            raise DatabaseError(f"{exc}; server log: {tail}" if tail else str(exc)) from exc
-        return state
+        for attempt in range(2):
+            # Another program may take the free port between the check and the server's bind: then once more
+            # on a port the OS picks.
+            port = free_port(state.port if attempt == 0 else None)
+            if port != state.port:
+                state = ClusterState(pgdata=state.pgdata, port=port, user=state.user, database=state.database)
+                self._save_state(state)
+            try:
+                self._pg_ctl(state, "start", "-w", "-t", "120", "-l", str(log), "-o", f"-p {port}")
+                return state
+            except DatabaseError as exc:
+                tail = log_tail(log)
+                if attempt == 0 and "could not bind" in tail and not self._is_running(state):
+                    continue
+                raise DatabaseError(f"{exc}; server log: {tail}" if tail else str(exc)) from exc
+        raise AssertionError("unreachable")
 
     def _prepare_database(self, state: ClusterState) -> None:
         admin_url = self.url(state).rsplit("/", 1)[0] + "/postgres"
