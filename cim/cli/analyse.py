@@ -65,7 +65,7 @@ def health_check(
         raise AnalysisError(f"--fire-method must be auto, pgrouting or networkx, not {fire_method!r}")
     st = state(ctx)
     report = run_health_check(
-        st.engine(), st.settings, district=district, new_since_year=new_since, fire_method=cast("Method", fire_method)
+        st.engine(), district=district, new_since_year=new_since, fire_method=cast("Method", fire_method)
     )
     if as_json:
         emit_json(report.to_dict())
@@ -118,7 +118,7 @@ def flood(
             raise AnalysisError(f"--seed must be LON,LAT in degrees, e.g. 114.30,30.58; got {seed!r}") from None
         seed_xy = (lon, lat)
     st = state(ctx)
-    report = run_flood(st.engine(), st.settings, level=level, volume=volume, seed=seed_xy)
+    report = run_flood(st.engine(), level=level, volume=volume, seed=seed_xy)
     if as_json:
         data = report.to_dict()
         data["polygons"] = [{k: v for k, v in p.items() if k != "geometry"} for p in report.polygons]
@@ -148,7 +148,7 @@ def gas_proximity(
         except ValueError:
             raise AnalysisError(f"--distance must be CLASS=METRES, got {item!r}") from None
     st = state(ctx)
-    report = run_gas_proximity(st.engine(), st.settings, distances=overrides)
+    report = run_gas_proximity(st.engine(), distances=overrides)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -165,7 +165,7 @@ def dangerous_buildings(ctx: typer.Context, district: DistrictOption = None, as_
     from cim.analysis.safety import run_dangerous_buildings
 
     st = state(ctx)
-    report = run_dangerous_buildings(st.engine(), st.settings, district=district)
+    report = run_dangerous_buildings(st.engine(), district=district)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -187,7 +187,7 @@ def fire_coverage(
         raise AnalysisError(f"--method must be auto, pgrouting or networkx, not {method!r}")
     st = state(ctx)
     report = run_fire_coverage(
-        st.engine(), st.settings, district=district, method=cast("Method", method), access_m=access
+        st.engine(), district=district, method=cast("Method", method), access_m=access
     )
     if as_json:
         data = report.to_dict()
