@@ -12,7 +12,8 @@ end unless ``--keep``):
 4. ``serve``: ``cim serve``, then bbox queries (``/collections/buildings/items?bbox=…&limit=1000``) and
    GETs of random tile files from one HTTP client.
 
-For each stage it prints the wall time, the rate, the peak RSS of the stage's process tree (sampled every
+For each stage it prints the wall time of its work (the process's own wall time, start-up included, is in
+the JSON as ``process_wall_s``), the rate, the peak RSS of the stage's process tree (sampled every
 0.1 s, summed over the processes; the PostgreSQL server's own memory is not included), CPU seconds, the
 database and tileset sizes and the cost per building (µs of wall time per building), each against its
 target (issue 18) and, with ``--baseline RUN.json`` (the ``--json`` output of a 1,000,000-building run),
@@ -400,7 +401,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "--json",
         ]
         stages["tiles"] = run_stage("tiles", tiles_cmd, env)
-        stages["tiles"]["seconds"] = stages["tiles"]["process_wall_s"]
+        # The builder's own time (as benchmarks/tiles_build.py times it); the process wall time is kept beside it.
+        stages["tiles"]["seconds"] = float(stages["tiles"].get("seconds") or stages["tiles"]["process_wall_s"])
         stages["tiles"]["rate"] = round(live / stages["tiles"]["seconds"])
         tileset_bytes = _dir_bytes(args.workdir / "data" / "tiles" / TILESET)
         result["tileset_bytes"] = tileset_bytes

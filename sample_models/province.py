@@ -7,8 +7,9 @@ above :data:`PROVINCE_FROM` buildings.
 
 With ``context=True`` (the province benchmark) each zone's GeoPackage also holds what the health check and
 the tiles need, in proportion to the buildings: districts (0.5° cells, county-sized, the buildings carry
-their code), parcels (400 m cells with ≥ 5 buildings), roads (the edges of 2 km cells with ≥ 10 buildings,
-every fifth line arterial), parks (one per 1 km cell with ≥ 20 buildings), community service points,
+their code), parcels (cells with ≥ 5 buildings, 400 m at 1M), roads (the edges of cells with ≥ 10 buildings,
+2 km at 1M, every fifth line arterial), parks (one per cell with ≥ 20 buildings, 1 km at 1M; cell sides
+shrink with 1 / √n so that these counts grow with the buildings), community service points,
 clinics, schools, kindergartens, fire stations, shelters and waterlogging points (one per 300, 1,500,
 1,000, 600, 20,000, 2,000 and 5,000 buildings, placed near drawn buildings), a greenway through each city,
 and a DEM (EPSG:4490, about one cell per ten buildings). :func:`province_layers` lists what to ingest.
@@ -30,6 +31,8 @@ from sample_models.sample_files import BLOCK_P, USES_ZH, DistrictFiles
 HUBEI_BOUNDS = (108.3, 29.0, 116.1, 33.3)
 """Hubei's extent (west, south, east, north), CGCS2000 degrees."""
 PROVINCE_FROM = 50_000
+WRITE_CHUNK = 1_000_000
+"""Buildings written per append to a zone's GeoPackage."""
 HUBEI_CITIES = (
     (114.30, 30.59, 0.30),  # Wuhan (lon, lat, share)
     (111.29, 30.69, 0.08),  # Yichang
@@ -77,14 +80,18 @@ def generate_province(
     for z in np.unique(zone):
         m = zone == z
         epsg = cimcrs.GK_CM_EPSG_FIRST + int(z) - 25
-        x, y = cimcrs.transform_xy(lon[m], lat[m], 4490, epsg)
-        geoms = dg.rectangles(x, y, width[m], depth[m], theta[m])
         path = out / f"hubei_buildings_{epsg}.gpkg"
         path.unlink(missing_ok=True)
-        attrs = {"层数": storeys[m], "高度": height[m], "用途": uses[m], "建成年代": year[m], "安全等级": safety[m]}
-        if codes is not None:
-            attrs["所属区县代码"] = codes[m]
-        write_layer(path, "buildings", geoms, attrs, crs=f"EPSG:{epsg}", geometry_type="Polygon")
+        index = np.flatnonzero(m)
+        for start in range(0, len(index), WRITE_CHUNK):  # appended in chunks: memory bounded at 10M buildings
+            i = index[start : start + WRITE_CHUNK]
+            x, y = cimcrs.transform_xy(lon[i], lat[i], 4490, epsg)
+            geoms = dg.rectangles(x, y, width[i], depth[i], theta[i])
+            attrs = {"层数": storeys[i], "高度": height[i], "用途": uses[i], "建成年代": year[i], "安全等级": safety[i]}
+            if codes is not None:
+                attrs["所属区县代码"] = codes[i]
+            write_layer(path, "buildings", geoms, attrs, crs=f"EPSG:{epsg}", geometry_type="Polygon")
+            del geoms, attrs
         files.zone_files.append(path)
         files.counts[f"EPSG:{epsg}"] = int(m.sum())
         for name, (lgeoms, lattrs, gtype, rep_lon) in layers.items():
@@ -144,6 +151,8 @@ DISTRICT_DEG = 0.5
 PARCEL_DEG = 0.004
 ROAD_DEG = 0.02
 PARK_DEG = 0.01
+"""Cell sides (degrees) at 1,000,000 buildings; parcel, road and park cells scale with 1 / √n, so that their
+counts grow in proportion to the buildings (districts are administrative: a fixed grid)."""
 PER_FACILITY = {
     "community_service": 300,
     "clinic": 1_500,
@@ -162,6 +171,11 @@ def _district_code(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     col = np.floor(lon / DISTRICT_DEG).astype(np.int64)
     row = np.floor(lat / DISTRICT_DEG).astype(np.int64)
     return np.char.add(np.char.add("HB", col.astype(str)), np.char.add("-", row.astype(str))).astype(object)
+
+
+def _aligned(deg: float) -> float:
+    """``deg`` rounded so that a whole number of cells fills a district cell (no cell crosses a zone edge)."""
+    return DISTRICT_DEG / max(1, round(DISTRICT_DEG / deg))
 
 
 def _cells(lon: np.ndarray, lat: np.ndarray, deg: float, min_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,6 +208,8 @@ def _context(
 ) -> dict[str, Layer]:
     """Districts, parcels and facilities (lon/lat geometries, attributes, geometry type, representative lon)."""
     n = len(lon)
+    scale = float(np.sqrt(1_000_000 / max(n, 1)))
+    parcel_deg, road_deg, park_deg = (_aligned(d * scale) for d in (PARCEL_DEG, ROAD_DEG, PARK_DEG))
     layers: dict[str, Layer] = {}
     c, r, k = _cells(lon, lat, DISTRICT_DEG, 1)
     x0, y0 = np.maximum(c * DISTRICT_DEG, extent[0]), np.maximum(r * DISTRICT_DEG, extent[1])
@@ -206,10 +222,10 @@ def _context(
         "MultiPolygon",
         x0 + 1e-9,
     )
-    c, r, _ = _cells(lon, lat, PARCEL_DEG, 5)
+    c, r, _ = _cells(lon, lat, parcel_deg, 5)
     inset = 10.0 / M_PER_DEG
     parcels = _boxes(
-        c * PARCEL_DEG + inset, r * PARCEL_DEG + inset, (c + 1) * PARCEL_DEG - inset, (r + 1) * PARCEL_DEG - inset
+        c * parcel_deg + inset, r * parcel_deg + inset, (c + 1) * parcel_deg - inset, (r + 1) * parcel_deg - inset
     )
     use = rng.choice(["R2", "B1", "M1"], len(c), p=(0.7, 0.2, 0.1))
     layers["parcels"] = (
@@ -221,18 +237,18 @@ def _context(
             "建筑密度": np.round(rng.uniform(0.2, 0.4, len(c)), 2),
         },
         "MultiPolygon",
-        (c + 0.5) * PARCEL_DEG,
+        (c + 0.5) * parcel_deg,
     )
     # Roads: the south and west edges of occupied 2 km cells (shared edges once: noded at the corners).
-    c, r, _ = _cells(lon, lat, ROAD_DEG, 10)
+    c, r, _ = _cells(lon, lat, road_deg, 10)
     edges = np.unique(
         np.concatenate([np.stack([c, r, np.zeros_like(c)], 1), np.stack([c, r, np.ones_like(c)], 1)]), axis=0
     )
-    ex, ey, vertical = edges[:, 0] * ROAD_DEG, edges[:, 1] * ROAD_DEG, edges[:, 2] == 1
+    ex, ey, vertical = edges[:, 0] * road_deg, edges[:, 1] * road_deg, edges[:, 2] == 1
     coords = np.stack(
         [
             np.stack([ex, ey], 1),
-            np.stack([np.where(vertical, ex, ex + ROAD_DEG), np.where(vertical, ey + ROAD_DEG, ey)], 1),
+            np.stack([np.where(vertical, ex, ex + road_deg), np.where(vertical, ey + road_deg, ey)], 1),
         ],
         1,
     )
@@ -244,11 +260,11 @@ def _context(
             "宽度": np.where(line % 5 == 0, 30.0, 15.0),
         },
         "LineString",
-        ex + np.where(vertical, 0.0, ROAD_DEG / 2),
+        ex + np.where(vertical, 0.0, road_deg / 2),
     )
-    c, r, _ = _cells(lon, lat, PARK_DEG, 20)
+    c, r, _ = _cells(lon, lat, park_deg, 20)
     side = np.sqrt(rng.uniform(1_500, 12_000, len(c))) / M_PER_DEG / 2
-    px, py = (c + rng.uniform(0.2, 0.8, len(c))) * PARK_DEG, (r + rng.uniform(0.2, 0.8, len(c))) * PARK_DEG
+    px, py = (c + rng.uniform(0.2, 0.8, len(c))) * park_deg, (r + rng.uniform(0.2, 0.8, len(c))) * park_deg
     layers["park"] = (
         _boxes(px - side, py - side, px + side, py + side),
         {"名称": [f"公园{i}" for i in range(len(c))]},
