@@ -279,14 +279,19 @@ def _context(
     )
     layers["greenway"] = (greenways, {"名称": [f"绿道{i}" for i in range(len(gx))]}, "LineString", gx - 0.1)
     for kind, per in PER_FACILITY.items():
-        k = max(1, n // per)
-        fx, fy = _near(lon, lat, k, 150.0, rng)
+        count = max(1, n // per)
+        fx, fy = _near(lon, lat, count, 150.0, rng)
         if kind == "shelter":
             h = 40.0 / M_PER_DEG
             geoms = _boxes(fx - h, fy - h, fx + h, fy + h)
-            layers[kind] = (geoms, {"面积": rng.uniform(3_000, 20_000, k)}, "Polygon", fx)
+            layers[kind] = (geoms, {"面积": rng.uniform(3_000, 20_000, count)}, "Polygon", fx)
         else:
-            layers[kind] = (np.asarray(shapely.points(fx, fy)), {"名称": [f"{kind}{i}" for i in range(k)]}, "Point", fx)
+            layers[kind] = (
+                np.asarray(shapely.points(fx, fy)),
+                {"名称": [f"{kind}{i}" for i in range(count)]},
+                "Point",
+                fx,
+            )
     return layers
 
 

@@ -129,9 +129,7 @@ def create_health_check_run(request: Request, principal: Planner, body: HealthCh
     """Compute every indicator now and store the run; answers the stored values."""
     from cim.analysis.health_check import run_health_check
 
-    report = run_health_check(
-        _engine(request), district=body.district, new_since_year=body.new_since_year
-    )
+    report = run_health_check(_engine(request), district=body.district, new_since_year=body.new_since_year)
     audit(request, principal, "analysis.health-check", "ok", target=f"run:{report.run_id}")
     return _stored_health_check(_engine(request), report.run_id)
 

@@ -186,9 +186,7 @@ def fire_coverage(
     if method not in ("auto", "pgrouting", "networkx"):
         raise AnalysisError(f"--method must be auto, pgrouting or networkx, not {method!r}")
     st = state(ctx)
-    report = run_fire_coverage(
-        st.engine(), district=district, method=cast("Method", method), access_m=access
-    )
+    report = run_fire_coverage(st.engine(), district=district, method=cast("Method", method), access_m=access)
     if as_json:
         data = report.to_dict()
         data["gaps"] = [{k: v for k, v in g.items() if k != "geometry"} for g in report.gaps]
