@@ -8,7 +8,8 @@ end unless ``--keep``):
 
 1. ``ingest``: the DEM (``ingest_raster``), then every layer of every zone file (``ingest_vector``);
 2. ``tiles``: ``cim tiles build province --layers buildings --compress meshopt --jobs 2`` (with metadata);
-3. ``health``: ``run_health_check`` (``--hc-workers N`` fans the coverage stage out over N backends);
+3. ``health``: ``run_health_check``, its coverage stage fanned out over ``--hc-workers`` backends (default 2;
+   0: one backend);
 4. ``serve``: ``cim serve``, then bbox queries (``/collections/buildings/items?bbox=…&limit=1000``) and
    GETs of random tile files from one HTTP client.
 
@@ -376,6 +377,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "buildings": n,
         "cores": os.cpu_count(),
+        "tile_jobs": args.jobs,
+        "hc_workers": args.hc_workers,
         "load_avg_1m_start": round(os.getloadavg()[0], 2),
         "stages": {},
     }
@@ -493,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=10_000_000)
     parser.add_argument("--jobs", type=int, default=2, help="tile builder processes")
-    parser.add_argument("--hc-workers", type=int, default=0, help="fan the health check's coverage over N backends")
+    parser.add_argument(
+        "--hc-workers", type=int, default=2, help="fan the health check's coverage out over N backends (0: one)"
+    )
     parser.add_argument("--queries", type=int, default=200, help="bbox queries and tile GETs")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--workdir", type=Path, default=None, help="where files, tiles go (default: a temp dir)")
