@@ -57,16 +57,34 @@ def health_check(
     as_csv: CsvOption = False,
     new_since: NewSinceOption = None,
     fire_method: FireMethodOption = "auto",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=0, max=64, help="Fan the service-coverage stage out over N more database backends."
+        ),
+    ] = 0,
 ) -> None:
     """Compute every health-check indicator per district (and for the whole scope); store the run."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from cim.analysis.health_check import run_health_check
 
     if fire_method not in ("auto", "pgrouting", "networkx"):
         raise AnalysisError(f"--fire-method must be auto, pgrouting or networkx, not {fire_method!r}")
     st = state(ctx)
-    report = run_health_check(
-        st.engine(), district=district, new_since_year=new_since, fire_method=cast("Method", fire_method)
-    )
+    method = cast("Method", fire_method)
+    if workers:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health-check") as pool:
+            report = run_health_check(
+                st.engine(),
+                district=district,
+                new_since_year=new_since,
+                fire_method=method,
+                executor=pool,
+                partitions=workers,
+            )
+    else:
+        report = run_health_check(st.engine(), district=district, new_since_year=new_since, fire_method=method)
     if as_json:
         emit_json(report.to_dict())
         return
