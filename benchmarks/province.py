@@ -254,7 +254,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, timeout: float = 60.0) -> None:
+def _wait_http(url: str, timeout: float = 180.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout

@@ -75,7 +75,7 @@ def test_province_benchmark_at_ci_size(pg_server_url: str, tmp_path: Path) -> No
     assert hc["values"] == (hc["districts"] + 1) * len(INDICATORS)
     assert 0 < hc["park_service_coverage"] <= 100
     assert "service_coverage_wait" in hc["timings_s"]
-    assert abs(hc["timings_s"]["total"] - hc["seconds"]) < 1.0
+    assert 0 < hc["timings_s"]["total"] <= hc["seconds"] + 0.01
 
     # Serving: bbox queries and tile GETs went through the HTTP API.
     sv = st["serve"]
