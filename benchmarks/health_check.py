@@ -8,17 +8,21 @@ per block with planning limits, and proportionate facilities: a park or green sp
 community service points, clinics, schools and kindergartens on a 600 m lattice, a fire station per
 4 km, shelters, waterlogging points and greenways.
 
-Run: ``.venv/bin/python benchmarks/health_check.py [--buildings N] [--fresh]``. The city is reused
+Run: ``.venv/bin/python benchmarks/health_check.py [--buildings N] [--fresh] [--workers N | --executor dask://H:P]``
+(``--workers`` fans the service-coverage stage out over N more database backends). The city is reused
 across runs unless ``--fresh`` is given or the building count differs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import resource
 import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -235,12 +239,35 @@ def generate(url: str, n_buildings: int, seed: int = 7) -> dict[str, int]:
     return counts
 
 
+@contextlib.contextmanager
+def _executor(workers: int, address: str | None) -> Iterator[tuple[Executor | None, int]]:
+    """A thread pool of ``workers`` backends, a Dask cluster's executor, or none (single backend)."""
+    if address:
+        from dask.distributed import Client
+
+        with Client("tcp://" + address.removeprefix("dask://"), timeout=10) as client:
+            n = max(1, sum(client.nthreads().values()))
+            yield client.get_executor(), max(n, workers)
+    elif workers > 0:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            yield pool, workers
+    else:
+        yield None, 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=1_000_000)
     parser.add_argument("--fresh", action="store_true", help="Regenerate the synthetic city.")
     parser.add_argument("--fire-method", default="auto", choices=["auto", "pgrouting", "networkx"])
     parser.add_argument("--compare-fire", action="store_true", help="Also time the fire reach with both engines.")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="Fan the service-coverage stage out over this many database backends (0: one backend).",
+    )
+    parser.add_argument("--executor", default=None, help="dask://HOST:PORT: fan the coverage stage out on Dask.")
     args = parser.parse_args()
 
     admin = server_url()
@@ -271,9 +298,10 @@ def main() -> None:
     from cim.analysis.health_check import run_health_check
 
     engine = make_engine(url)
-    t = time.perf_counter()
-    report = run_health_check(engine, fire_method=args.fire_method)
-    elapsed = time.perf_counter() - t
+    with _executor(args.workers, args.executor) as (pool, parts):
+        t = time.perf_counter()
+        report = run_health_check(engine, fire_method=args.fire_method, executor=pool, partitions=parts)
+        elapsed = time.perf_counter() - t
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"health check: {len(report.values)} indicator values ({len(report.districts)} districts + total), "

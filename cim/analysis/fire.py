@@ -21,7 +21,6 @@ from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.errors import AnalysisError
-from cim.settings import Settings
 
 ROAD_SPEEDS_KMH: dict[str, float] = {
     "expressway": 60.0,
@@ -134,7 +133,6 @@ class FireCoverageReport:
 
 def run_fire_coverage(
     engine: Engine,
-    settings: Settings | None = None,
     *,
     district: str | None = None,
     method: Method = "auto",

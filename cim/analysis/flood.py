@@ -31,7 +31,6 @@ from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.dem import live_dem
 from cim.errors import AnalysisError
-from cim.settings import Settings
 
 MAX_CELLS = 40_000_000
 """Largest DEM (cells) read in one piece; larger rasters must be clipped before a flood analysis."""
@@ -172,7 +171,6 @@ class FloodReport:
 
 def run_flood(
     engine: Engine,
-    settings: Settings | None = None,
     *,
     level: float | None = None,
     volume: float | None = None,

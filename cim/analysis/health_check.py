@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
+from cim.analysis import fanout
 from cim.analysis.fire import ACCESS_M, REACH_SECONDS, Method, compute_fire_reach
 from cim.analysis.indicators import INDICATORS, Scope
 from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, start_run
 from cim.errors import AnalysisError
-from cim.settings import Settings
 
 
 @dataclass
@@ -72,12 +73,13 @@ class HealthCheckReport:
 
 def run_health_check(
     engine: Engine,
-    settings: Settings | None = None,
     *,
     district: str | None = None,
     new_since_year: int | None = None,
     fire_method: Method = "auto",
     fire_access_m: float = ACCESS_M,
+    executor: Executor | None = None,
+    partitions: int = 2,
 ) -> HealthCheckReport:
     """Compute every registered indicator per district and for the scope; store the run; return the report.
 
@@ -85,6 +87,11 @@ def run_health_check(
     "new" for 新建住宅高度超过80米 (default: the last three calendar years). Without stored districts the scope
     is every live building: indicators that need districts or population are reported with a ``None`` value
     and ``detail.not_computable`` naming what is missing.
+
+    With an ``executor`` (a thread pool: one database backend per thread, or a Dask cluster's
+    ``Client.get_executor()``) the service-coverage stage is fanned out over ``partitions`` groups of
+    districts (:mod:`cim.analysis.fanout`) while this backend computes the other stages; the values are the
+    same as a single-backend run.
     """
     district = checked_code(district)
     since = new_since_year if new_since_year is not None else dt.date.today().year - 2
@@ -113,12 +120,18 @@ def run_health_check(
         run_id = start_run(conn, "health-check", params)
         dists = q.district_rows(conn)
         geoms = q.district_geometries(conn)
+        pending = None
+        if executor is not None and dists:
+            url = engine.url.render_as_string(hide_password=False)
+            pending = fanout.submit_coverage(executor, url, fanout.partitions(dists, partitions))
+            params["coverage_partitions"] = len(pending)
         q.create_building_scope(conn)
         t = tick("scope", t)
         bstats = _by_scope(q.building_stats(conn, new_since_year=since))
         t = tick("buildings", t)
         q.create_service_facilities(conn)
-        cover = _by_scope(q.residential_coverage(conn))
+        if pending is None:
+            cover = _by_scope(q.residential_coverage(conn))
         t = tick("service_coverage", t)
         fstats = {r["district_code"]: r for r in q.facility_stats(conn)}
         t = tick("facilities", t)
@@ -127,6 +140,9 @@ def run_health_check(
         t = tick("fire_reach", t)
         parcels = q.parcel_limits(conn)
         t = tick("parcels", t)
+        if pending is not None:
+            cover = _by_scope(fanout.merge_coverage([f.result() for f in pending]))
+            t = tick("service_coverage_wait", t)
         params["fire_method_used"] = reach.method
         queried = {ind.code: ind.query(conn) for ind in INDICATORS if ind.query is not None}
         t = tick("own_queries", t)

@@ -20,7 +20,6 @@ from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.errors import AnalysisError
-from cim.settings import Settings
 
 GAS_SEPARATION_M: dict[str, float] = {
     "low": 0.7,  # 低压 P < 0.01 MPa: to foundation 0.7 m
@@ -100,7 +99,6 @@ class GasProximityReport:
 
 def run_gas_proximity(
     engine: Engine,
-    settings: Settings | None = None,
     *,
     distances: dict[str, float] | None = None,
     store: bool = True,
@@ -174,7 +172,6 @@ class DangerousBuildingsReport:
 
 def run_dangerous_buildings(
     engine: Engine,
-    settings: Settings | None = None,
     *,
     district: str | None = None,
     classes: tuple[str, ...] = ("C", "D"),

@@ -20,7 +20,6 @@ from cim.analysis.runs import checked_code
 from cim.api.security import Principal, audit, read_access, require_role
 from cim.db import runs as q
 from cim.errors import AnalysisError, NotFoundError
-from cim.settings import Settings
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 
@@ -32,11 +31,6 @@ DistrictQuery = Annotated[str | None, Query(description="District code; all dist
 def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _stored_health_check(engine: Engine, run_id: int) -> dict[str, Any]:
@@ -135,9 +129,7 @@ def create_health_check_run(request: Request, principal: Planner, body: HealthCh
     """Compute every indicator now and store the run; answers the stored values."""
     from cim.analysis.health_check import run_health_check
 
-    report = run_health_check(
-        _engine(request), _settings(request), district=body.district, new_since_year=body.new_since_year
-    )
+    report = run_health_check(_engine(request), district=body.district, new_since_year=body.new_since_year)
     audit(request, principal, "analysis.health-check", "ok", target=f"run:{report.run_id}")
     return _stored_health_check(_engine(request), report.run_id)
 
@@ -183,7 +175,7 @@ def dangerous_buildings(request: Request, _: Reader, district: DistrictQuery = N
     """The dangerous-house map: footprints (lon/lat) with safety class, use, height, year."""
     from cim.analysis.safety import run_dangerous_buildings
 
-    report = run_dangerous_buildings(_engine(request), _settings(request), district=district, store=False)
+    report = run_dangerous_buildings(_engine(request), district=district, store=False)
     return {**report.feature_collection(), "counts": report.counts}
 
 
@@ -192,7 +184,7 @@ def gas_proximity(request: Request, _: Reader) -> dict[str, Any]:
     """Features within the GB 50028 separation of a gas pipe, each with its breaches (pipe, required, actual m)."""
     from cim.analysis.safety import run_gas_proximity
 
-    report = run_gas_proximity(_engine(request), _settings(request), store=False)
+    report = run_gas_proximity(_engine(request), store=False)
     return {**report.feature_collection(), "distances_m": report.distances_m}
 
 
@@ -219,7 +211,7 @@ def flood(
     """Flooded polygons (lon/lat) with depth statistics, plus ``affected_building_ids``; not stored."""
     from cim.analysis.flood import run_flood
 
-    report = run_flood(_engine(request), _settings(request), level=level, volume=volume, seed=_seed(seed), store=False)
+    report = run_flood(_engine(request), level=level, volume=volume, seed=_seed(seed), store=False)
     return {**report.feature_collection(), "volume_m3": report.volume_m3, "area_km2": report.flooded_area_km2}
 
 
@@ -228,7 +220,7 @@ def fire_coverage(request: Request, _: Reader, district: DistrictQuery = None) -
     """Per district, the area farther than the access distance from the road network reached in 5 minutes."""
     from cim.analysis.fire import run_fire_coverage
 
-    report = run_fire_coverage(_engine(request), _settings(request), district=district, store=False)
+    report = run_fire_coverage(_engine(request), district=district, store=False)
     return report.feature_collection()
 
 
@@ -252,16 +244,16 @@ def create_safety_run(request: Request, principal: Planner, analysis: str, body:
     from cim.analysis.flood import run_flood
     from cim.analysis.safety import run_dangerous_buildings, run_gas_proximity
 
-    engine, settings = _engine(request), _settings(request)
+    engine = _engine(request)
     report: Any
     if analysis == "flood":
-        report = run_flood(engine, settings, level=body.level, volume=body.volume, seed=_seed(body.seed))
+        report = run_flood(engine, level=body.level, volume=body.volume, seed=_seed(body.seed))
     elif analysis == "gas-proximity":
-        report = run_gas_proximity(engine, settings, distances=body.distances_m)
+        report = run_gas_proximity(engine, distances=body.distances_m)
     elif analysis == "dangerous-buildings":
-        report = run_dangerous_buildings(engine, settings, district=body.district)
+        report = run_dangerous_buildings(engine, district=body.district)
     elif analysis == "fire-coverage":
-        report = run_fire_coverage(engine, settings, district=body.district)
+        report = run_fire_coverage(engine, district=body.district)
     else:
         raise NotFoundError(
             f"unknown safety analysis {analysis!r}; use flood, gas-proximity, dangerous-buildings or fire-coverage"

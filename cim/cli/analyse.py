@@ -57,16 +57,34 @@ def health_check(
     as_csv: CsvOption = False,
     new_since: NewSinceOption = None,
     fire_method: FireMethodOption = "auto",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=0, max=64, help="Fan the service-coverage stage out over N more database backends."
+        ),
+    ] = 0,
 ) -> None:
     """Compute every health-check indicator per district (and for the whole scope); store the run."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from cim.analysis.health_check import run_health_check
 
     if fire_method not in ("auto", "pgrouting", "networkx"):
         raise AnalysisError(f"--fire-method must be auto, pgrouting or networkx, not {fire_method!r}")
     st = state(ctx)
-    report = run_health_check(
-        st.engine(), st.settings, district=district, new_since_year=new_since, fire_method=cast("Method", fire_method)
-    )
+    method = cast("Method", fire_method)
+    if workers:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health-check") as pool:
+            report = run_health_check(
+                st.engine(),
+                district=district,
+                new_since_year=new_since,
+                fire_method=method,
+                executor=pool,
+                partitions=workers,
+            )
+    else:
+        report = run_health_check(st.engine(), district=district, new_since_year=new_since, fire_method=method)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -118,7 +136,7 @@ def flood(
             raise AnalysisError(f"--seed must be LON,LAT in degrees, e.g. 114.30,30.58; got {seed!r}") from None
         seed_xy = (lon, lat)
     st = state(ctx)
-    report = run_flood(st.engine(), st.settings, level=level, volume=volume, seed=seed_xy)
+    report = run_flood(st.engine(), level=level, volume=volume, seed=seed_xy)
     if as_json:
         data = report.to_dict()
         data["polygons"] = [{k: v for k, v in p.items() if k != "geometry"} for p in report.polygons]
@@ -148,7 +166,7 @@ def gas_proximity(
         except ValueError:
             raise AnalysisError(f"--distance must be CLASS=METRES, got {item!r}") from None
     st = state(ctx)
-    report = run_gas_proximity(st.engine(), st.settings, distances=overrides)
+    report = run_gas_proximity(st.engine(), distances=overrides)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -165,7 +183,7 @@ def dangerous_buildings(ctx: typer.Context, district: DistrictOption = None, as_
     from cim.analysis.safety import run_dangerous_buildings
 
     st = state(ctx)
-    report = run_dangerous_buildings(st.engine(), st.settings, district=district)
+    report = run_dangerous_buildings(st.engine(), district=district)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -186,9 +204,7 @@ def fire_coverage(
     if method not in ("auto", "pgrouting", "networkx"):
         raise AnalysisError(f"--method must be auto, pgrouting or networkx, not {method!r}")
     st = state(ctx)
-    report = run_fire_coverage(
-        st.engine(), st.settings, district=district, method=cast("Method", method), access_m=access
-    )
+    report = run_fire_coverage(st.engine(), district=district, method=cast("Method", method), access_m=access)
     if as_json:
         data = report.to_dict()
         data["gaps"] = [{k: v for k, v in g.items() if k != "geometry"} for g in report.gaps]

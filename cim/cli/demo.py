@@ -41,7 +41,7 @@ def demo(
     step("building the 3D Tiles (buildings, BIM elements, facilities, terrain)")
     tiles = build_tileset(engine, settings, DEMO_TILESET, jobs=2)
     step("running the urban health check")
-    health = run_health_check(engine, settings)
+    health = run_health_check(engine)
     summary: dict[str, Any] = {
         "sample_city": city.to_dict(),
         "tileset": tiles.to_dict(),

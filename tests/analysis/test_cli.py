@@ -45,6 +45,11 @@ def test_health_check_json_and_csv(engine: Engine, run_cim: Any) -> None:
     assert len(rows) == 2 * len(INDICATORS) and rows[0]["code"] == INDICATORS[0].code
     table = run_cim("analyse", "health-check")
     assert table.exit_code == 0 and "幼儿园服务半径覆盖率  50.00 %" in table.stdout
+    fanned = run_cim("analyse", "health-check", "--json", "--workers", "2")
+    assert fanned.exit_code == 0, fanned.stderr
+    fanned_data = json.loads(fanned.stdout)
+    assert fanned_data["parameters"]["coverage_partitions"] == 1  # one district: one partition
+    assert {(v["code"], v["district_code"]): v["value"] for v in fanned_data["values"]} == values
 
 
 def test_safety_commands_json(engine: Engine, run_cim: Any) -> None:

@@ -37,7 +37,7 @@ def test_every_registered_indicator_computes_on_the_sample_city(
 ) -> None:
     files = generate_district(tmp_path / "district", buildings=400)
     load_district(engine, settings, files)
-    report = run_health_check(engine, settings)
+    report = run_health_check(engine)
     assert len(report.districts) == 3
     for ind in INDICATORS:
         for code in (*report.districts, None):

@@ -72,7 +72,7 @@ def _flood_fixture(engine: Engine, settings: Settings) -> tuple[int, int, int]:
 
 def test_flood_level_fills_only_ground_connected_to_the_river(engine: Engine, settings: Settings) -> None:
     wet, _dry, school = _flood_fixture(engine, settings)
-    report = run_flood(engine, settings, level=2.0)
+    report = run_flood(engine, level=2.0)
     # Flooded land: columns 5–19 of all 50 rows at depth 1 m → 15 × 50 × 100 m² = 75,000 m².
     assert report.flooded_area_km2 == pytest.approx(0.075, rel=0.01)
     assert report.volume_m3 == pytest.approx(75_000.0, rel=1e-6)
@@ -87,11 +87,11 @@ def test_flood_level_fills_only_ground_connected_to_the_river(engine: Engine, se
 
 def test_flood_over_the_ridge_and_by_volume(engine: Engine, settings: Settings) -> None:
     wet, dry, _ = _flood_fixture(engine, settings)
-    over = run_flood(engine, settings, level=6.0)
+    over = run_flood(engine, level=6.0)
     # 15 cols at 5 m + 2 ridge cols at 1 m + 13 basin cols at 5.5 m, 50 rows of 100 m² cells
     assert over.volume_m3 == pytest.approx(50 * 100 * (15 * 5 + 2 * 1 + 13 * 5.5), rel=1e-6)
     assert sorted(over.affected_building_ids) == sorted([wet, dry])
-    by_volume = run_flood(engine, settings, volume=75_000.0)
+    by_volume = run_flood(engine, volume=75_000.0)
     assert by_volume.level == pytest.approx(2.0, abs=0.02)  # volume(L) = 75,000 × (L − 1) for 1 < L < 5
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM analysis_run WHERE kind = 'flood'")).scalar_one()
@@ -100,12 +100,12 @@ def test_flood_over_the_ridge_and_by_volume(engine: Engine, settings: Settings) 
 
 def test_flood_from_seed_point_and_errors(engine: Engine, settings: Settings) -> None:
     with pytest.raises(AnalysisError, match="no DEM"):
-        run_flood(engine, settings, level=1.0)
+        run_flood(engine, level=1.0)
     _flood_fixture(engine, settings)
     with pytest.raises(AnalysisError, match="exactly one"):
-        run_flood(engine, settings, level=1.0, volume=5.0)
+        run_flood(engine, level=1.0, volume=5.0)
     seed = _gk_box(28, 29, 10, 11).centroid  # inside the basin
-    basin = run_flood(engine, settings, level=2.0, seed=(seed.x, seed.y))
+    basin = run_flood(engine, level=2.0, seed=(seed.x, seed.y))
     assert basin.flooded_area_km2 == pytest.approx(13 * 50 * 100 / 1e6, rel=0.01)
     assert basin.depth["max"] == pytest.approx(1.5)
 

@@ -116,7 +116,7 @@ def build_city(settings: Settings, workdir: Path) -> dict[str, CityBuilding]:
             factories.district(conn, "420102", shapely.box(114.3040, 30.5840, 114.3100, 30.5870), 12_000, name="江岸区")
         ingest_ifc(engine, generate_office(workdir / "office.ifc"), settings)
         build_tileset(engine, settings, "city", layers=("buildings", "elements"))
-        run_health_check(engine, settings)  # the choropleth reads the latest stored run (GETs never compute one)
+        run_health_check(engine)  # the choropleth reads the latest stored run (GETs never compute one)
     finally:
         engine.dispose()
     return buildings
