@@ -48,6 +48,7 @@ FACILITY_COLORS: dict[str, tuple[int, int, int]] = {
     "hydrant": (220, 30, 30),
     "street_lamp": (60, 60, 70),
     "road": (110, 110, 110),
+    "greenway": (70, 160, 80),
     "park": (110, 190, 100),
     "green_space": (130, 200, 110),
     "water_body": (80, 150, 220),

@@ -82,6 +82,7 @@ def create_app(
     from cim.api.landing import LandingFactory
     from cim.api.openapi import mount_docs
     from cim.api.viewer import check_viewer_settings, mount_viewer
+    from cim.api.vocabulary import VocabularyFactory
     from cim.db.engine import database_url, make_engine
 
     settings = settings or Settings()
@@ -136,6 +137,7 @@ def create_app(
     app.include_router(FeaturesFactory().router)
     app.include_router(DetailsFactory().router)
     app.include_router(JobsFactory().router)
+    app.include_router(VocabularyFactory().router)
     app.include_router(analysis.router)
     app.include_router(reviews.router)
     app.include_router(archive_router)
