@@ -33,6 +33,7 @@ from cim.db.engine import connect_url, make_engine
 from cim.db.migrate import upgrade_to_head
 from cim.settings import Settings, load_settings
 from tiles.build import build_tileset
+from tiles.options import OutputOptions, TilingOptions
 
 DB = "cim_bench_tiles"
 USES = np.array(["residential", "commercial", "office", "industrial", "public", "education", "medical", "mixed"])
@@ -167,9 +168,9 @@ def run_build(url: str, settings: Settings, n: int, jobs: int, compress: str, ou
     shutil.rmtree(out, ignore_errors=True)
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        report = build_tileset(
-            engine, settings, f"bench_{compress}", out=out, layers=["buildings"], compress=compress, jobs=jobs
-        )
+        tiling = TilingOptions(layers=("buildings",))
+        output = OutputOptions(out=out, compress=compress, jobs=jobs)
+        report = build_tileset(engine, settings, f"bench_{compress}", tiling, output)
         seconds = time.perf_counter() - t0
     engine.dispose()
     glb = sum(p.stat().st_size for p in out.rglob("*.glb"))

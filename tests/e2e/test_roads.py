@@ -125,8 +125,9 @@ def _screen(m: Map, lon: float, lat: float, h: float) -> tuple[float, float]:
 
 
 def _panel_rows(m: Map) -> dict[str, str]:
+    """The panel's attribute rows: the main table and the details table (label → value)."""
     rows = m.page.evaluate(
-        """() => [...document.querySelectorAll('#panel-props tr')].map(
+        """() => [...document.querySelectorAll('#panel-props tr, #panel-details-props tr')].map(
                (tr) => [tr.children[0].textContent, tr.children[1].textContent])"""
     )
     return {k: v for k, v in rows}
@@ -162,12 +163,14 @@ def test_the_building_panel_is_the_same_after_a_click_and_after_a_search(roadmap
     page.mouse.click(*_screen(roadmap, lon, lat, roadmap.settings.height_anomaly + 40.0))
     page.locator("#panel-title").filter(has_text=BUILDING_NAME).wait_for(timeout=20_000)
     page.wait_for_function("() => document.getElementById('panel-props').textContent.includes('masonry')")
+    page.locator("#panel-details-props").wait_for(state="attached", timeout=20_000)
     clicked = _panel_rows(roadmap)
     page.click("#panel-close")
     page.fill("#search-input", BUILDING_NAME)
     page.click("#search button[type=submit]")
     page.locator("#panel-title").filter(has_text=BUILDING_NAME).wait_for(timeout=20_000)
     page.wait_for_function("() => document.getElementById('panel-props').textContent.includes('masonry')")
+    page.locator("#panel-details-props").wait_for(state="attached", timeout=20_000)
     searched = _panel_rows(roadmap)
     assert searched == clicked
     for value in ("masonry", "9", "40", "武汉市江汉区沿江大道95号"):

@@ -125,8 +125,6 @@ class TileClass(ABC):
     owner: ClassVar[str | None] = None
     owner_column: ClassVar[str] = ""
     in_parents: ClassVar[bool] = False
-    dataset_layers: ClassVar[tuple[str, ...]] = ()
-    """Dataset ``layer`` values whose rows this class draws (a changed dataset → rebuild these tiles)."""
 
     def schema_class(self) -> dict[str, Any]:
         """The class's entry in the tileset's metadata schema."""

@@ -40,7 +40,6 @@ class Buildings(TileClass):
     id_property = "building_id"
     legend_property = "use"
     in_parents = True
-    dataset_layers = ("buildings", "bim")
     properties: ClassVar[dict[str, dict[str, Any]]] = {
         "building_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
         "name": {"type": "STRING"},
@@ -97,7 +96,6 @@ class Elements(TileClass):
     legend_property = "ifc_class"
     owner = "buildings"
     owner_column = "building_id"
-    dataset_layers = ("bim",)
     properties: ClassVar[dict[str, dict[str, Any]]] = {
         "global_id": {"type": "STRING", "required": True},
         "ifc_class": {"type": "STRING"},

@@ -152,7 +152,6 @@ class Facilities(TileClass):
     id_property = "facility_id"
     legend_property = "kind"
     needs_dem = True
-    dataset_layers = ("facilities",)
     properties: ClassVar[dict[str, dict[str, Any]]] = {
         "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
         "kind": {"type": "STRING"},

@@ -78,7 +78,6 @@ class Roads(TileClass):
     id_property = "facility_id"
     legend_property = "kind"
     needs_dem = True
-    dataset_layers = ("facilities",)
     properties: ClassVar[dict[str, dict[str, Any]]] = {
         "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
         "kind": {"type": "STRING"},
@@ -147,7 +146,6 @@ class Parcels(Outlines):
     zh = "地块"
     id_property = "parcel_id"
     needs_dem = True
-    dataset_layers = ("parcels",)
     table = "parcel"
     columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.land_use": "land_use"}
     columns |= {"t.district_code": "district_code"}
@@ -168,7 +166,6 @@ class Zones(Outlines):
     zh = "规划分区"
     id_property = "zone_id"
     needs_dem = True
-    dataset_layers = ("planning",)
     table = "planning_zone"
     columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.zone_type": "zone_type"}
     width_m = 3.0
@@ -188,7 +185,6 @@ class Boundaries(Outlines):
     zh = "行政区界"
     id_property = "district_id"
     needs_dem = True
-    dataset_layers = ("districts",)
     table = "district"
     columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.level": "level"}
     width_m = 8.0

@@ -9,21 +9,12 @@ import { pick, t } from "./i18n.js";
 import { CLASS_PROPERTY, HIGHLIGHT, className } from "./style.js";
 import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES, TILE_CLASSES } from "./vocab.js";
 
-/** The building attributes the panel shows, in order, from GET /buildings/{id} (the tiles carry a subset). */
-export const BUILDING_KEYS = [
-  "name",
-  "use",
-  "height",
-  "storeys",
-  "structure",
-  "year_built",
-  "safety_class",
-  "cim_level",
-  "address",
-  "base_height",
-  "gross_floor_area",
-  "district_code",
-];
+/**
+ * The building attributes of the panel's main table, in order, from GET /buildings/{id} (the tiles carry a
+ * subset, shown until the API answers); DETAIL_KEYS go to the details below it.
+ */
+export const BUILDING_KEYS = ["name", "use", "height", "storeys", "structure", "year_built", "safety_class", "cim_level"];
+const DETAIL_KEYS = ["address", "base_height", "gross_floor_area", "district_code"];
 
 /** Plain JS value of a metadata property (INT64 comes back as BigInt). */
 function plain(value) {
@@ -159,6 +150,7 @@ export function createPanel(ctx) {
         lastShown.props = full;
         render();
       }
+      for (const key of DETAIL_KEYS) if (key in data) extra[key] = data[key];
       if (data.elements) extra.elements = data.elements.count;
       if (Array.isArray(data.datasets)) extra.datasets = data.datasets.map((d) => d.name).join(", ");
       for (const [key, value] of Object.entries(data.attributes || {})) extra[key] = value;
