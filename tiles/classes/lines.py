@@ -114,6 +114,13 @@ class Outlines(TileClass):
     columns: ClassVar[dict[str, str]]
     width_m: ClassVar[float]
     rgb: ClassVar[tuple[int, int, int]]
+    needs_dem = True
+
+    def __init_subclass__(cls) -> None:
+        """Its properties: the INT64 id (``id_property``), then one STRING per entry of ``columns``."""
+        super().__init_subclass__()
+        cls.properties = {cls.id_property: {"type": "SCALAR", "componentType": "INT64", "required": True}}
+        cls.properties |= {name: {"type": "STRING"} for name in cls.columns.values()}
 
     def legend(self) -> list[LegendEntry]:
         return [LegendEntry("", self.zh, self.title, css(self.rgb))]
@@ -145,16 +152,11 @@ class Parcels(Outlines):
     title = "Parcel"
     zh = "地块"
     id_property = "parcel_id"
-    needs_dem = True
     table = "parcel"
     columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.land_use": "land_use"}
     columns |= {"t.district_code": "district_code"}
     width_m = 1.5
     rgb = (240, 170, 40)
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "parcel_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        **{name: {"type": "STRING"} for name in columns.values()},
-    }
 
 
 class Zones(Outlines):
@@ -165,15 +167,10 @@ class Zones(Outlines):
     title = "Planning zone"
     zh = "规划分区"
     id_property = "zone_id"
-    needs_dem = True
     table = "planning_zone"
     columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.zone_type": "zone_type"}
     width_m = 3.0
     rgb = (170, 90, 200)
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "zone_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        **{name: {"type": "STRING"} for name in columns.values()},
-    }
 
 
 class Boundaries(Outlines):
@@ -184,15 +181,10 @@ class Boundaries(Outlines):
     title = "District boundary"
     zh = "行政区界"
     id_property = "district_id"
-    needs_dem = True
     table = "district"
     columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.level": "level"}
     width_m = 8.0
     rgb = (220, 60, 60)
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "district_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        **{name: {"type": "STRING"} for name in columns.values()},
-    }
 
 
 register(Roads())
