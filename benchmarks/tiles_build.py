@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import resource
 import shutil
@@ -218,6 +219,22 @@ def run_py3dtiles(exe: str, url: str, out: Path) -> tuple[float, float] | str:
     return prep, seconds
 
 
+TARGETS = {"buildings_per_s": 50_000.0, "peak_rss_gib": 3.0}
+"""README targets: ≥ 50,000 buildings/s, < 3 GiB; bytes/building ≤ BYTES_TARGET by compression."""
+BYTES_TARGET = {"none": 900.0, "meshopt": 200.0}
+
+
+def verdicts(r: dict[str, float], compress: str) -> dict[str, bool]:
+    """Each target of a run: met or not."""
+    out = {
+        "buildings_per_s": r["buildings_per_s"] >= TARGETS["buildings_per_s"],
+        "peak_rss_gib": r["peak_rss_gib"] < TARGETS["peak_rss_gib"],
+    }
+    if compress in BYTES_TARGET:
+        out["glb_bytes_per_building"] = r["glb_bytes_per_building"] <= BYTES_TARGET[compress]
+    return out
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,7 +243,9 @@ def main() -> None:
     parser.add_argument("--compress", default="none,meshopt,draco", help="compressions to run, comma-separated")
     parser.add_argument("--py3dtiles", default=None, help="path of a py3dtiles executable (reference timing)")
     parser.add_argument("--py3dtiles-max", type=int, default=100_000, help="largest count to time py3dtiles on")
+    parser.add_argument("--json", action="store_true", help="also print every figure as one JSON document")
     args = parser.parse_args()
+    runs: list[dict[str, object]] = []
     settings = load_settings()
     url = ensure_database(settings)
     work = Path(tempfile.mkdtemp(prefix="cim-bench-tiles-"))
@@ -243,6 +262,13 @@ def main() -> None:
                     f"({int(r['tiles'])} tiles), {r['glb_bytes_per_building']:.0f} bytes/building (all .glb incl. "
                     f"parent LODs), peak RSS {r['peak_rss_gib']:.2f} GiB (PSS, process + workers)"
                 )
+                met = verdicts(r, compress)
+                bytes_target = f", ≤ {BYTES_TARGET[compress]:.0f} B/building" if compress in BYTES_TARGET else ""
+                print(
+                    f"    targets ≥ {TARGETS['buildings_per_s']:,.0f} buildings/s, < {TARGETS['peak_rss_gib']:.0f} GiB"
+                    f"{bytes_target}: {'met' if all(met.values()) else 'MISSED ' + str(met)}"
+                )
+                runs.append({"buildings": n, "compress": compress, "jobs": args.jobs, **r, "targets_met": met})
             if args.py3dtiles and n <= args.py3dtiles_max:
                 ours = run_build(url, settings, n, args.jobs, "none", work / f"{n}_none")["seconds"]
                 ref = run_py3dtiles(args.py3dtiles, url, work / f"{n}_py3dtiles")
@@ -258,6 +284,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         print(f"load average at end {os.getloadavg()[0]:.2f}")
+    if args.json:
+        print(json.dumps({"runs": runs, "targets": TARGETS, "bytes_targets": BYTES_TARGET, "load": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

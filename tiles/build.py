@@ -285,7 +285,7 @@ def _features(
                 idx = here[layer]
                 if len(idx):
                     top = idx[np.argsort(-importance[idx], kind="stable")[: tiling.parent_capacity]]
-                    parts[layer] = data[layer].take(np.sort(top))
+                    parts[layer] = classes.get(layer).ship(data[layer].take(np.sort(top)))
             if parts:
                 jobs_list.append(TileJob(key, parts, ctx.source, True, None, zeta, compress))
             continue
@@ -296,7 +296,7 @@ def _features(
         for layer in layers:
             if layer in {link.owner for link in links}:
                 here[layer] = here[layer][~replaced[layer][here[layer]]]
-        parts = {layer: data[layer].take(idx) for layer, idx in here.items() if len(idx)}
+        parts = {layer: classes.get(layer).ship(data[layer].take(idx)) for layer, idx in here.items() if len(idx)}
         jobs_list.append(TileJob(key, parts, ctx.source, False, ctx.dem_path, zeta, compress))
     results: dict[str, TileResult] = {}
 

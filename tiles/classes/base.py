@@ -149,6 +149,11 @@ class TileClass(ABC):
         """How much each row deserves a place in a parent tile (with :attr:`in_parents`)."""
         return np.ones(len(cols))
 
+    def ship(self, cols: Columns) -> Columns:
+        """The columns a tile job carries to its worker (default all; a class whose renderer reads its own
+        rows ships less)."""
+        return cols
+
     @abstractmethod
     def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
         """Mesh, property table (class :attr:`metadata_class`, one row per row of ``cols``) and colours."""

@@ -63,6 +63,10 @@ class Buildings(TileClass):
     def importance(self, cols: Columns) -> NDArray[np.float64]:
         return np.asarray(cols["area"] * np.maximum(cols["height"], 0.1), np.float64)
 
+    def ship(self, cols: Columns) -> Columns:
+        """Only the ids: the worker reads the rows itself."""
+        return Columns({"id": cols["id"]})
+
     def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
         assert ctx.source is not None, "buildings are read by id in the build's snapshot"
         b = fetch_buildings_in_snapshot(ctx.source, cols["id"])
