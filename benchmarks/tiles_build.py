@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import resource
 import shutil
@@ -33,6 +34,7 @@ from cim.db.engine import connect_url, make_engine
 from cim.db.migrate import upgrade_to_head
 from cim.settings import Settings, load_settings
 from tiles.build import build_tileset
+from tiles.options import OutputOptions, TilingOptions
 
 DB = "cim_bench_tiles"
 USES = np.array(["residential", "commercial", "office", "industrial", "public", "education", "medical", "mixed"])
@@ -167,9 +169,9 @@ def run_build(url: str, settings: Settings, n: int, jobs: int, compress: str, ou
     shutil.rmtree(out, ignore_errors=True)
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        report = build_tileset(
-            engine, settings, f"bench_{compress}", out=out, layers=["buildings"], compress=compress, jobs=jobs
-        )
+        tiling = TilingOptions(layers=("buildings",))
+        output = OutputOptions(out=out, compress=compress, jobs=jobs)
+        report = build_tileset(engine, settings, f"bench_{compress}", tiling, output)
         seconds = time.perf_counter() - t0
     engine.dispose()
     glb = sum(p.stat().st_size for p in out.rglob("*.glb"))
@@ -217,6 +219,22 @@ def run_py3dtiles(exe: str, url: str, out: Path) -> tuple[float, float] | str:
     return prep, seconds
 
 
+TARGETS = {"buildings_per_s": 50_000.0, "peak_rss_gib": 3.0}
+"""README targets: ≥ 50,000 buildings/s, < 3 GiB; bytes/building ≤ BYTES_TARGET by compression."""
+BYTES_TARGET = {"none": 900.0, "meshopt": 200.0}
+
+
+def verdicts(r: dict[str, float], compress: str) -> dict[str, bool]:
+    """Each target of a run: met or not."""
+    out = {
+        "buildings_per_s": r["buildings_per_s"] >= TARGETS["buildings_per_s"],
+        "peak_rss_gib": r["peak_rss_gib"] < TARGETS["peak_rss_gib"],
+    }
+    if compress in BYTES_TARGET:
+        out["glb_bytes_per_building"] = r["glb_bytes_per_building"] <= BYTES_TARGET[compress]
+    return out
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,7 +243,9 @@ def main() -> None:
     parser.add_argument("--compress", default="none,meshopt,draco", help="compressions to run, comma-separated")
     parser.add_argument("--py3dtiles", default=None, help="path of a py3dtiles executable (reference timing)")
     parser.add_argument("--py3dtiles-max", type=int, default=100_000, help="largest count to time py3dtiles on")
+    parser.add_argument("--json", action="store_true", help="also print every figure as one JSON document")
     args = parser.parse_args()
+    runs: list[dict[str, object]] = []
     settings = load_settings()
     url = ensure_database(settings)
     work = Path(tempfile.mkdtemp(prefix="cim-bench-tiles-"))
@@ -242,6 +262,13 @@ def main() -> None:
                     f"({int(r['tiles'])} tiles), {r['glb_bytes_per_building']:.0f} bytes/building (all .glb incl. "
                     f"parent LODs), peak RSS {r['peak_rss_gib']:.2f} GiB (PSS, process + workers)"
                 )
+                met = verdicts(r, compress)
+                bytes_target = f", ≤ {BYTES_TARGET[compress]:.0f} B/building" if compress in BYTES_TARGET else ""
+                print(
+                    f"    targets ≥ {TARGETS['buildings_per_s']:,.0f} buildings/s, < {TARGETS['peak_rss_gib']:.0f} GiB"
+                    f"{bytes_target}: {'met' if all(met.values()) else 'MISSED ' + str(met)}"
+                )
+                runs.append({"buildings": n, "compress": compress, "jobs": args.jobs, **r, "targets_met": met})
             if args.py3dtiles and n <= args.py3dtiles_max:
                 ours = run_build(url, settings, n, args.jobs, "none", work / f"{n}_none")["seconds"]
                 ref = run_py3dtiles(args.py3dtiles, url, work / f"{n}_py3dtiles")
@@ -257,6 +284,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         print(f"load average at end {os.getloadavg()[0]:.2f}")
+    if args.json:
+        print(json.dumps({"runs": runs, "targets": TARGETS, "bytes_targets": BYTES_TARGET, "load": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

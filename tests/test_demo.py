@@ -22,6 +22,7 @@ def test_demo_loads_the_sample_city_builds_its_tiles_and_a_second_run_changes_no
     assert report["sample_city"]["generated"] is True
     tileset = report["tileset"]
     assert tileset["buildings"] >= 2000 and tileset["elements"] > 0 and tileset["terrain_tiles"] > 0
+    assert tileset["roads"] > 0 and tileset["boundaries"] > 0  # the demo map shows roads and districts
     assert (Path(tileset["path"]) / "tileset.json").is_file()
     scope_values = [v for v in report["health_check"]["values"] if v["district_code"] is None]
     assert len({v["code"] for v in scope_values}) >= 14

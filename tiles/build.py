@@ -1,10 +1,12 @@
 """``build_tileset``: live database features → an OGC 3D Tiles 1.1 tileset (+ quantized-mesh terrain).
 
-Steps: read column arrays from PostGIS (one repeatable-read snapshot), partition feature points with a
-quadtree over EPSG:4490, render each tile (:mod:`tiles.render`) in-process or on an executor, write the
-files incrementally (content hashes), assemble ``tileset.json`` with ``region`` bounding volumes and
-register the ``tileset`` row. Refinement is REPLACE: parents carry simplified LOD1 blocks of their largest
-buildings, leaves every LOD1 block, except buildings with IFC elements, whose elements are drawn instead.
+Steps: read each chosen tile class's column arrays from PostGIS (one repeatable-read snapshot; the classes
+come from the registry :mod:`tiles.classes`), partition their points with a quadtree over EPSG:4490, render
+each tile (:mod:`tiles.render`) in-process or on an executor, write the files incrementally (content hashes),
+assemble ``tileset.json`` with ``region`` bounding volumes and register the ``tileset`` row. Refinement is
+REPLACE: parents carry simplified features of the classes that appear in parents (the largest buildings'
+LOD1 blocks), leaves every feature, except rows whose attached rows replace them (a building with IFC
+elements: its elements are drawn instead of its block).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,33 +25,28 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
-from cim import crs
 from cim.db.engine import connect_url
 from cim.db.models import Tileset
 from cim.dem import live_dem
 from cim.errors import TilesError
 from cim.settings import Settings
 from cim.values import TILESET_NAME, TILESET_NAME_RULE
-from tiles import partition
-from tiles.implicit import SUBTREE_LEVELS, TILESET_SCHEMA, implicit_root
+from tiles import classes, partition
+from tiles.implicit import implicit_root, tileset_schema
+from tiles.options import COMPRESSIONS, OutputOptions, TilingOptions, with_overrides
 from tiles.output import IncrementalWriter
-from tiles.render import BuildingSource, TileJob, TileResult, close_connections, render_tile
-from tiles.schema import SCHEMA
-from tiles.source import BBox, Columns, read_building_points, read_elements, read_facilities
+from tiles.render import TileJob, TileResult, render_tile
+from tiles.source import BuildingSource, Columns, close_connections
 from tiles.terrain import build_terrain
 
-LAYERS = ("buildings", "elements", "facilities", "terrain")
-COMPRESSIONS = ("none", "meshopt", "draco")
-LEAF_CAPACITY = 3000.0
-PARENT_CAPACITY = 250
-ELEMENT_TRIANGLES_PER_UNIT = 40.0
 ERROR_DIVISOR = 16.0
 MIN_TILESET_ERROR = 200.0
 
 
 @dataclass
 class TileBuildReport:
-    """What a build produced (paths absolute; counts of features drawn at leaf level)."""
+    """What a build produced (paths absolute; ``features``: per layer, the features drawn at leaf level,
+    also readable as attributes and top-level keys of :meth:`to_dict`: ``report.buildings``)."""
 
     name: str
     path: str
@@ -60,9 +56,7 @@ class TileBuildReport:
     written: int = 0
     kept: int = 0
     deleted: int = 0
-    buildings: int = 0
-    elements: int = 0
-    facilities: int = 0
+    features: dict[str, int] = field(default_factory=dict)
     terrain_tiles: int = 0
     terrain_max_level: int | None = None
     bytes: int = 0
@@ -72,44 +66,43 @@ class TileBuildReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __getattr__(self, name: str) -> int:
+        if name.startswith("_") or name == "features":
+            raise AttributeError(name)
+        if name in (c.layer for c in classes.registered()):
+            return self.features.get(name, 0)
+        raise AttributeError(name)
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (with one key per content layer: its feature count)."""
+        return {**{c.layer: 0 for c in classes.registered()}, **self.features, **asdict(self)}
+
+    def summary(self) -> str:
+        """One line for people: tiles, files and features per layer."""
+        counts = ", ".join(f"{v} {k}" for k, v in self.features.items())
+        return (
+            f"tileset {self.name}: {self.tiles} tiles ({self.written} written, {self.kept} kept, {self.deleted} "
+            f"deleted), {counts or 'no features'}, {self.terrain_tiles} terrain tiles, {self.bytes / 1e6:.1f} MB "
+            f"in {self.seconds:.1f} s → {self.path}/tileset.json"
+        )
 
 
-def _check(name: str, layers: tuple[str, ...] | list[str], compress: str, jobs: int) -> list[str]:
+def _check(name: str, tiling: TilingOptions, output: OutputOptions) -> list[str]:
     if not TILESET_NAME.match(name):
         raise TilesError(f"tileset name {name!r} is invalid: use {TILESET_NAME_RULE}")
-    chosen = [layer.strip() for layer in layers if layer.strip()]
-    unknown = sorted(set(chosen) - set(LAYERS))
+    known = classes.layers()
+    chosen = [layer.strip() for layer in (tiling.layers or known) if layer.strip()]
+    unknown = sorted(set(chosen) - set(known))
     if unknown or not chosen:
-        raise TilesError(f"unknown layers {unknown or chosen}; choose among {', '.join(LAYERS)}")
-    if compress not in COMPRESSIONS:
-        raise TilesError(f"unknown compression {compress!r}; use one of {', '.join(COMPRESSIONS)}")
-    if jobs < 1:
+        raise TilesError(f"unknown layers {unknown or chosen}; choose among {', '.join(known)}")
+    if output.compress not in COMPRESSIONS:
+        raise TilesError(f"unknown compression {output.compress!r}; use one of {', '.join(COMPRESSIONS)}")
+    if output.jobs < 1:
         raise TilesError("--jobs must be at least 1")
-    return [layer for layer in LAYERS if layer in chosen]
-
-
-def _element_points(
-    elements: Columns, zeta: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Lon/lat of each element's first vertex and its weight (triangles / ELEMENT_TRIANGLES_PER_UNIT)."""
-    from cim.db.tin import tin_triangles
-
-    n = len(elements)
-    first = np.zeros((n, 3))
-    weight = np.ones(n)
-    for i, w in enumerate(elements["wkb"]):
-        t = tin_triangles(bytes(w))
-        if len(t):
-            first[i] = t.reshape(-1, 3).mean(axis=0)
-            weight[i] = 1.0 + len(t) / ELEMENT_TRIANGLES_PER_UNIT
-    if n:
-        lon, lat, _ = crs.geocentric_to_geodetic(first, height_anomaly=zeta)
-    else:
-        lon = lat = np.zeros(0)
-    return np.asarray(lon), np.asarray(lat), weight
+    bbox = tiling.bbox
+    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise TilesError("bbox must be west,south,east,north with west < east and south < north (degrees)")
+    return [layer for layer in known if layer in chosen]
 
 
 @contextmanager
@@ -129,82 +122,70 @@ def _render_pool(executor: Executor | None, jobs: int) -> Iterator[Executor | No
             own_pool.shutdown(cancel_futures=True)
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every tile of one build shares."""
+
+    source: BuildingSource
+    height_anomaly: float
+    dem_path: str | None
+    compress: str
+    executor: Executor | None
+
+
 def build_tileset(
     engine: Engine,
     settings: Settings,
     name: str,
+    tiling: TilingOptions | None = None,
+    output: OutputOptions | None = None,
     *,
-    out: Path | None = None,
-    layers: tuple[str, ...] | list[str] = LAYERS,
-    bbox: BBox | None = None,
-    compress: str = "none",
-    jobs: int = 1,
     executor: Executor | None = None,
-    leaf_capacity: float = LEAF_CAPACITY,
-    parent_capacity: int = PARENT_CAPACITY,
-    implicit: bool = False,
-    subtree_levels: int = SUBTREE_LEVELS,
+    **overrides: Any,
 ) -> TileBuildReport:
     """Build (or incrementally rebuild) tileset ``name`` from the live rows of the database.
 
-    ``bbox`` is (west, south, east, north) in CGCS2000 degrees; ``out`` defaults to
-    ``settings.data_path / "tiles" / name``. ``jobs`` > 1 renders tiles in a process pool; an ``executor``
-    (any :class:`concurrent.futures.Executor`, e.g. a Dask client's) takes precedence. ``implicit`` writes
-    the same tiles as an implicit quadtree (``implicitTiling`` + binary subtrees of ``subtree_levels``
-    levels, see :mod:`tiles.implicit`) instead of an explicit tree. Raises
+    ``tiling`` says what to tile (layers, bbox, capacities, implicit tiling: :class:`TilingOptions`),
+    ``output`` where and how (:class:`OutputOptions`); keyword ``overrides`` replace single fields of either
+    (``layers=["buildings"]``, ``compress="meshopt"``). ``jobs`` > 1 renders tiles in a process pool; an
+    ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask client's) takes precedence.
+    ``implicit`` writes the same tiles as implicit quadtrees (see :mod:`tiles.implicit`). Raises
     :class:`TilesError` on bad arguments or when there is nothing to build.
     """
     t0 = time.perf_counter()
-    chosen = _check(name, layers, compress, jobs)
-    with _render_pool(executor, jobs) as pool:
-        if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
-            raise TilesError("bbox must be west,south,east,north with west < east and south < north (degrees)")
-        out_dir = (out or settings.data_path / "tiles" / name).expanduser().resolve()
+    tiling, output = with_overrides(tiling, output, overrides)
+    chosen = _check(name, tiling, output)
+    content = [classes.get(layer) for layer in chosen if layer != classes.TERRAIN]
+    with_terrain = classes.TERRAIN in chosen
+    with _render_pool(executor, output.jobs) as pool:
+        out_dir = (output.out or settings.data_path / "tiles" / name).expanduser().resolve()
         zeta = settings.height_anomaly
-        report = TileBuildReport(name=name, path=str(out_dir), layers=chosen, compress=compress)
-        empty = Columns({})
+        report = TileBuildReport(name=name, path=str(out_dir), layers=chosen, compress=output.compress)
         with engine.connect() as conn:
             # One snapshot for everything: the workers import it to read their buildings.
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
             source = BuildingSource(connect_url(engine.url.render_as_string(hide_password=False)), snapshot)
-            buildings = read_building_points(conn, bbox) if "buildings" in chosen else empty
-            elements = read_elements(conn, bbox) if "elements" in chosen else empty
-            facilities = read_facilities(conn, bbox) if "facilities" in chosen else empty
-            dem = live_dem(conn) if ("terrain" in chosen or "facilities" in chosen) else None
+            data = {c.layer: c.read(conn, tiling.bbox) for c in content}
+            dem = live_dem(conn) if (with_terrain or any(c.needs_dem for c in content)) else None
             report.timings["read"] = time.perf_counter() - t0
-            nb, ne, nf = len(buildings), len(elements), len(facilities)
-            dem_path = str(dem.path) if dem is not None else None
-            if "terrain" in chosen and dem is None and nb + ne + nf == 0:
+            total = sum(len(cols) for cols in data.values())
+            if with_terrain and dem is None and total == 0:
                 raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
-            if "terrain" not in chosen and nb + ne + nf == 0:
+            if not with_terrain and total == 0:
                 raise TilesError(
                     f"no live features in the layers {', '.join(chosen)} (inside the bbox): nothing to tile"
                 )
             out_dir.mkdir(parents=True, exist_ok=True)
             writer = IncrementalWriter(out_dir)
             root_tile: dict[str, Any] | None = None
-            if nb + ne + nf:
-                root_tile = _features(
-                    report,
-                    writer,
-                    buildings,
-                    elements,
-                    facilities,
-                    zeta,
-                    dem_path,
-                    compress,
-                    pool,
-                    source,
-                    leaf_capacity,
-                    parent_capacity,
-                    implicit,
-                    subtree_levels,
-                )
+            if total:
+                ctx = _Context(source, zeta, str(dem.path) if dem is not None else None, output.compress, pool)
+                root_tile = _features(report, writer, {k: v for k, v in data.items() if len(v)}, ctx, tiling)
             conn.rollback()
         report.timings["tiles"] = time.perf_counter() - t0 - report.timings["read"]
-        options: dict[str, Any] = {"compress": compress, "implicit": implicit}
-        if "terrain" in chosen and dem is not None:
+        options: dict[str, Any] = {"compress": output.compress, "implicit": tiling.implicit}
+        if with_terrain and dem is not None:
             t1 = time.perf_counter()
             summary = build_terrain(dem.path, writer.put, zeta)
             report.terrain_tiles = summary.tiles
@@ -217,7 +198,7 @@ def build_tileset(
         if root_tile is not None:
             tileset = {
                 "asset": {"version": "1.1", "generator": "cim tiles"},
-                "schema": TILESET_SCHEMA if implicit else SCHEMA,
+                "schema": tileset_schema() if tiling.implicit else classes.schema(),
                 "geometricError": max(float(root_tile["geometricError"]) * 2.0, MIN_TILESET_ERROR),
                 "root": root_tile,
             }
@@ -234,124 +215,124 @@ def _cell_error(z: int) -> float:
     return size_deg * partition.EARTH_DEG_M / ERROR_DIVISOR
 
 
+@dataclass
+class _Attachment:
+    """Rows of class ``layer`` that go with a row of their owner class (and replace it at leaves)."""
+
+    layer: str
+    owner: str
+    attached: NDArray[np.bool_]
+    owner_row: NDArray[np.int64]
+    members: dict[int, list[int]]
+
+
+def _attachments(data: dict[str, Columns], points: dict[str, list[NDArray[np.float64]]]) -> list[_Attachment]:
+    """Attach the rows of classes with an owner to their owner's rows; the owner's weights grow by theirs."""
+    out: list[_Attachment] = []
+    for layer in data:
+        c = classes.get(layer)
+        if c.owner is None or c.owner not in data:
+            continue
+        owner_ids = data[c.owner]["id"]  # sorted: every read orders by id
+        ref = np.asarray(data[layer][c.owner_column], dtype=np.int64)
+        pos = np.clip(np.searchsorted(owner_ids, ref), 0, len(owner_ids) - 1)
+        attached = owner_ids[pos] == ref
+        np.add.at(points[c.owner][2], pos[attached], points[layer][2][attached])
+        members: dict[int, list[int]] = {}
+        for i in np.nonzero(attached)[0]:
+            members.setdefault(int(pos[i]), []).append(int(i))
+        out.append(_Attachment(layer, c.owner, attached, pos, members))
+    return out
+
+
 def _features(
     report: TileBuildReport,
     writer: IncrementalWriter,
-    buildings: Columns,
-    elements: Columns,
-    facilities: Columns,
-    zeta: float,
-    dem_path: str | None,
-    compress: str,
-    executor: Executor | None,
-    source: BuildingSource,
-    leaf_capacity: float,
-    parent_capacity: int,
-    implicit: bool,
-    subtree_levels: int,
+    data: dict[str, Columns],
+    ctx: _Context,
+    tiling: TilingOptions,
 ) -> dict[str, Any]:
-    nb, ne, nf = len(buildings), len(elements), len(facilities)
-    b_ids = buildings["id"] if nb else np.zeros(0, np.int64)
-    e_lon, e_lat, e_w = _element_points(elements, zeta) if ne else (np.zeros(0), np.zeros(0), np.zeros(0))
-    e_bid = elements["building_id"] if ne else np.zeros(0, np.int64)
-    # Elements of a building go with the building's point; the building's LOD1 block is then skipped at leaves.
-    pos = np.searchsorted(b_ids, e_bid)
-    pos = np.clip(pos, 0, max(nb - 1, 0))
-    attached = (nb > 0) & (b_ids[pos] == e_bid) if nb else np.zeros(ne, bool)
-    b_weight = np.ones(nb)
-    np.add.at(b_weight, pos[attached], e_w[attached])
-    has_elements = np.zeros(nb, bool)
-    has_elements[pos[attached]] = True
-    orphan = np.nonzero(~attached)[0]
-    lon = np.concatenate(
-        [buildings["cx"] if nb else np.zeros(0), e_lon[orphan], facilities["px"] if nf else np.zeros(0)]
-    )
-    lat = np.concatenate(
-        [buildings["cy"] if nb else np.zeros(0), e_lat[orphan], facilities["py"] if nf else np.zeros(0)]
-    )
-    weight = np.concatenate([b_weight, e_w[orphan], np.ones(nf)])
-    kind = np.concatenate([np.zeros(nb, np.int8), np.ones(len(orphan), np.int8), np.full(nf, 2, np.int8)])
-    ref = np.concatenate([np.arange(nb), orphan, np.arange(nf)]).astype(np.int64)
-    root = partition.quadtree(lon, lat, weight, leaf_capacity)
-    # Element ids per building index, for leaves.
-    elem_of_b: dict[int, list[int]] = {}
-    for i in np.nonzero(attached)[0]:
-        elem_of_b.setdefault(int(pos[i]), []).append(int(i))
-    importance = (buildings["area"] * np.maximum(buildings["height"], 0.1)) if nb else np.zeros(0)
+    layers = list(data)
+    points = {
+        layer: [np.asarray(a) for a in classes.get(layer).points(data[layer], ctx.height_anomaly)] for layer in layers
+    }
+    points = {layer: [p[0], p[1], np.array(p[2], dtype=np.float64)] for layer, p in points.items()}
+    links = _attachments(data, points)
+    replaced = {layer: np.zeros(len(data[layer]), bool) for layer in layers}
+    free = {layer: np.ones(len(data[layer]), bool) for layer in layers}
+    for link in links:
+        replaced[link.owner][list(link.members)] = True
+        free[link.layer] = ~link.attached
+    rows = {layer: np.nonzero(free[layer])[0] for layer in layers}
+    lon = np.concatenate([points[layer][0][rows[layer]] for layer in layers])
+    lat = np.concatenate([points[layer][1][rows[layer]] for layer in layers])
+    weight = np.concatenate([points[layer][2][rows[layer]] for layer in layers])
+    kind = np.concatenate([np.full(len(rows[layer]), i, np.int16) for i, layer in enumerate(layers)])
+    ref = np.concatenate([rows[layer] for layer in layers]).astype(np.int64)
+    root = partition.quadtree(lon, lat, weight, tiling.leaf_capacity)
+    in_parents = {
+        layer: classes.get(layer).importance(data[layer]) for layer in layers if classes.get(layer).in_parents
+    }
+    zeta, compress = ctx.height_anomaly, ctx.compress
     jobs_list: list[TileJob] = []
     for node in root.walk():
         k, r = kind[node.idx], ref[node.idx]
-        bidx = np.sort(r[k == 0])
         key = node.key if node.z >= 0 else "root"
+        here = {layer: np.sort(r[k == i]) for i, layer in enumerate(layers)}
         if node.children:
-            if len(bidx) == 0:
-                continue
-            top = bidx[np.argsort(-importance[bidx], kind="stable")[:parent_capacity]]
-            jobs_list.append(
-                TileJob(
-                    key,
-                    building_ids=buildings["id"][np.sort(top)],
-                    source=source,
-                    simplified=True,
-                    height_anomaly=zeta,
-                    compress=compress,
-                )
-            )
+            parts: dict[str, Columns] = {}
+            for layer, importance in in_parents.items():
+                idx = here[layer]
+                if len(idx):
+                    top = idx[np.argsort(-importance[idx], kind="stable")[: tiling.parent_capacity]]
+                    parts[layer] = classes.get(layer).ship(data[layer].take(np.sort(top)))
+            if parts:
+                jobs_list.append(TileJob(key, parts, ctx.source, True, None, zeta, compress))
             continue
-        lod1 = bidx[~has_elements[bidx]]
-        eidx = sorted([j for b in bidx[has_elements[bidx]] for j in elem_of_b[int(b)]] + r[k == 1].tolist())
-        fidx = np.sort(r[k == 2])
-        jobs_list.append(
-            TileJob(
-                key,
-                building_ids=buildings["id"][lod1] if len(lod1) else None,
-                source=source,
-                elements=elements.take(np.asarray(eidx, dtype=np.int64)) if eidx else None,
-                facilities=facilities.take(fidx) if len(fidx) else None,
-                dem_path=dem_path,
-                height_anomaly=zeta,
-                compress=compress,
-            )
-        )
+        for link in links:
+            owners = here[link.owner][replaced[link.owner][here[link.owner]]]
+            extra = [j for o in owners for j in link.members[int(o)]]
+            here[link.layer] = np.sort(np.r_[here[link.layer], np.asarray(extra, np.int64)]).astype(np.int64)
+        for layer in layers:
+            if layer in {link.owner for link in links}:
+                here[layer] = here[layer][~replaced[layer][here[layer]]]
+        parts = {layer: classes.get(layer).ship(data[layer].take(idx)) for layer, idx in here.items() if len(idx)}
+        jobs_list.append(TileJob(key, parts, ctx.source, False, ctx.dem_path, zeta, compress))
     results: dict[str, TileResult] = {}
 
     def _store(res: TileResult) -> None:
         for c in res.contents:
-            if implicit:
+            if tiling.implicit:
                 continue  # written by tiles.implicit under implicit addresses
             writer.put(f"content/{res.key}-{c.layer}.glb", c.glb, c.sha256)
             c.glb = b""
         results[res.key] = res
 
     # build_tileset's _render_pool owns the executor (or None: render here) and closes connections after.
-    if executor is None:
+    if ctx.executor is None:
         for job in jobs_list:
             _store(render_tile(job))
     else:
-        futures: list[Future[TileResult]] = [executor.submit(render_tile, job) for job in jobs_list]
+        futures: list[Future[TileResult]] = [ctx.executor.submit(render_tile, job) for job in jobs_list]
         for fut in futures:
             _store(fut.result())
-    leaf_counts = {"buildings": 0, "elements": 0, "facilities": 0}
+    counts = {layer: int(replaced[layer].sum()) for layer in layers}
     for node in root.walk():
         if not node.children:
             res = results.get(node.key if node.z >= 0 else "root")
             if res is not None:
-                for c, v in res.counts.items():
-                    leaf_counts[c] += v
-    report.buildings, report.elements, report.facilities = (
-        leaf_counts["buildings"] + int(has_elements.sum()),
-        leaf_counts["elements"],
-        leaf_counts["facilities"],
-    )
+                for layer, v in res.counts.items():
+                    counts[layer] += v
+    report.features = counts
     report.tiles = len(results)
     tile = _tile_json(root, results, np.eye(4))
     if tile is None:
         raise TilesError("no feature produced any geometry (empty footprints or meshes?)")
     region = tile["boundingVolume"]["region"]
-    if implicit:
-        tile = implicit_root(root, results, writer.put, _cell_error, subtree_levels)
+    if tiling.implicit:
+        tile = implicit_root(root, results, writer.put, _cell_error, tiling.subtree_levels)
     report.bounds = [math.degrees(v) for v in region[:4]]
-    report.min_height, report.max_height = region[4] - zeta, region[5] - zeta
+    report.min_height, report.max_height = region[4] - ctx.height_anomaly, region[5] - ctx.height_anomaly
     return tile
 
 
@@ -398,7 +379,7 @@ def _register(engine: Engine, report: TileBuildReport, options: dict[str, Any]) 
         "min_height": report.min_height,
         "max_height": report.max_height,
         "tile_count": report.tiles,
-        "feature_count": report.buildings + report.elements + report.facilities,
+        "feature_count": sum(report.features.values()),
         "size_bytes": report.bytes,
         "options": options,
         "status": "ready",

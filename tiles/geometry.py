@@ -7,6 +7,7 @@ point facilities, and IFC element meshes decoded from PostGIS TIN WKB.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mapbox_earcut
@@ -308,3 +309,47 @@ def triangle_soup(tri: NDArray[np.float64], feature: NDArray[np.int64]) -> Mesh:
         np.repeat(feature, 3),
         np.arange(3 * t, dtype=np.int64),
     )
+
+
+def ribbons(
+    lines: NDArray[np.object_],
+    half_width: NDArray[np.float64],
+    heights: Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]],
+    *,
+    max_segment_deg: float = 0.0003,
+    height_anomaly: float = 0.0,
+) -> Mesh:
+    """Flat ribbons along (multi)line strings (EPSG:4490 degrees) of ``half_width`` metres each side, their
+    vertices at ``heights(lon, lat)`` (normal heights, m): roads and outlines draped on the terrain.
+
+    Lines are densified to ``max_segment_deg`` so that the ribbon follows the ground between vertices;
+    interior vertices are mitred (the offset along the bisector, at most twice the half width) so that
+    consecutive segments join without gaps. Normals point up; ``feature`` is the index of the line.
+    """
+    parts, part_line = shapely.get_parts(shapely.segmentize(lines, max_segment_deg), return_index=True)
+    coords, cpart = shapely.get_coordinates(parts, return_index=True)
+    if len(coords) < 2:
+        return Mesh.empty()
+    lon, lat = coords[:, 0], coords[:, 1]
+    pos = crs.geodetic_to_geocentric(lon, lat, heights(lon, lat), height_anomaly=height_anomaly)
+    east, north, up = enu_axes(lon, lat)
+    same = cpart[:-1] == cpart[1:]  # segment i → i + 1 lies in one part
+    step = pos[1:] - pos[:-1]
+    d = np.column_stack([np.einsum("ij,ij->i", step, east[:-1]), np.einsum("ij,ij->i", step, north[:-1])])
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+    left = np.column_stack([-d[:, 1], d[:, 0]]) * same[:, None]  # left normal of each segment (0: no segment)
+    incoming = np.vstack([np.zeros((1, 2)), left])
+    outgoing = np.vstack([left, np.zeros((1, 2))])
+    miter = incoming + outgoing
+    norm = np.linalg.norm(miter, axis=1, keepdims=True)
+    ref = np.where(np.linalg.norm(outgoing, axis=1, keepdims=True) > 0, outgoing, incoming)
+    miter = np.where(norm > 1e-6, miter / np.maximum(norm, 1e-12), ref)
+    scale = 1.0 / np.maximum(np.einsum("ij,ij->i", miter, ref), 0.5)
+    feature = part_line[cpart]
+    off = (miter * (scale * half_width[feature])[:, None]).T
+    offset = east * off[0][:, None] + north * off[1][:, None]
+    positions = np.stack([pos + offset, pos - offset], axis=1).reshape(-1, 3)  # L0, R0, L1, R1, …
+    seg = np.nonzero(same)[0] * 2
+    tri = np.stack([seg + 1, seg + 3, seg + 2, seg + 1, seg + 2, seg], axis=1).ravel().astype(np.int64)
+    normals = np.repeat(up, 2, axis=0).astype(np.float32)
+    return Mesh(positions, normals, np.repeat(feature, 2).astype(np.int64), tri)

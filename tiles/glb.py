@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tiles.schema import CLASS_PROPERTY, SCHEMA
+from tiles.schema import CLASS_PROPERTY
 
 GLB_MAGIC = 0x46546C67
 CHUNK_JSON = 0x4E4F534A
@@ -409,9 +409,13 @@ def write_glb(
             iv = w.vertex_view(prim.indices.astype(np.uint32), 4, ELEMENT_ARRAY_BUFFER)
             ia = w.accessor(iv, UNSIGNED_INT, "SCALAR", len(prim.indices))
         meshes_prims.append(_primitive_json(attrs, ia, material_index, prim))
+    from tiles.classes import schema as registered_schema
+
+    schema = registered_schema()  # with the classes of this glb's tables only (fewer bytes per tile)
+    schema["classes"] = {t.class_name: schema["classes"][t.class_name] for t in tables}
     prop_tables: list[dict[str, Any]] = []
     for table in tables:
-        cls = SCHEMA["classes"][table.class_name]["properties"]
+        cls = schema["classes"][table.class_name]["properties"]
         props: dict[str, Any] = {}
         for name, spec in cls.items():
             if name == CLASS_PROPERTY:
@@ -448,7 +452,7 @@ def write_glb(
         "accessors": w.accessors,
         "bufferViews": w.bin.views,
         "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
-        "extensions": {"EXT_structural_metadata": {"schema": SCHEMA, "propertyTables": prop_tables}},
+        "extensions": {"EXT_structural_metadata": {"schema": schema, "propertyTables": prop_tables}},
     }
     nodes: list[dict[str, Any]] = []
     meshes: list[dict[str, Any]] = []

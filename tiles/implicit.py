@@ -1,6 +1,6 @@
 """Implicit tiling (3D Tiles 1.1 ``implicitTiling``, QUADTREE) of the tiles of an explicit build.
 
-One implicit tileset per feature class (``buildings/tileset.json``, ``elements/…``, ``facilities/…``), each
+One implicit tileset per tile class (``buildings/tileset.json``, ``elements/…``, ``roads/…``…), each
 with a single ``content`` template, referenced as external tilesets by the children of a content-less root
 (``tileset.json``). One implicit tree with one ``contents`` entry per class is valid 3D Tiles 1.1 too, but the
 official 3d-tiles-validator (0.6.1) cannot traverse it ("the root of the implicit tileset did not define a
@@ -30,13 +30,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cim.errors import TilesError
-from tiles import partition
+from tiles import classes, partition
 from tiles.glb import CHUNK_BIN, CHUNK_JSON, GLB_MAGIC, read_glb
+from tiles.options import SUBTREE_LEVELS
 from tiles.render import TileResult
-from tiles.schema import SCHEMA
 
-SUBTREE_LEVELS = 4
-CLASSES = ("buildings", "elements", "facilities")
 CONTENT_TEMPLATE = "content/{level}/{x}/{y}.glb"
 SUBTREE_TEMPLATE = "subtrees/{level}/{x}/{y}.subtree"
 TILE_CLASS = "tile"
@@ -52,9 +50,16 @@ TILE_SCHEMA_CLASS: dict[str, Any] = {
         }
     },
 }
-TILESET_SCHEMA: dict[str, Any] = {**SCHEMA, "classes": {**SCHEMA["classes"], TILE_CLASS: TILE_SCHEMA_CLASS}}
-"""The schema of implicit tilesets: the feature classes and the tile class of the subtrees' tile metadata
-(in the root tileset too: CesiumJS reads the schema of implicit tiles from the root tileset only)."""
+
+
+def tileset_schema() -> dict[str, Any]:
+    """The schema of implicit tilesets: the feature classes and the tile class of the subtrees' tile metadata
+    (in the root tileset too: CesiumJS reads the schema of implicit tiles from the root tileset only)."""
+    schema = classes.schema()
+    schema["classes"][TILE_CLASS] = TILE_SCHEMA_CLASS
+    return schema
+
+
 # glTF y-up → 3D Tiles z-up: (x, y, z) ↦ (x, −z, y).
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, -1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
 
@@ -212,7 +217,7 @@ def _class_tileset(
         },
     }
     asset = {"version": "1.1", "generator": "cim tiles"}
-    tileset = {"asset": asset, "schema": TILESET_SCHEMA, "geometricError": error, "root": tile}
+    tileset = {"asset": asset, "schema": tileset_schema(), "geometricError": error, "root": tile}
     put(f"{layer}/tileset.json", json.dumps(tileset, separators=(",", ":")).encode("utf-8"))
     return {
         "boundingVolume": {"region": root_region},
@@ -271,7 +276,7 @@ def implicit_root(
     w, s, e, n = _cell_region(z0, x0, y0)
     region = [w, s, e, n, whole[4], whole[5]]
     error = float(geometric_error(z0))
-    present = [layer for layer in CLASSES if any(layer in t[1] for t in tiles.values())]
+    present = [c.layer for c in classes.registered() if any(c.layer in t[1] for t in tiles.values())]
     children = [_class_tileset(layer, tiles, region, error, put, subtree_levels) for layer in present]
     # The classes are trees side by side: the content-less root adds them (with REPLACE, CesiumJS would wait
     # for every class before it draws any).

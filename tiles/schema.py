@@ -1,8 +1,9 @@
-"""The 3D Tiles metadata schema (EXT_structural_metadata) and the colours of features.
+"""The 3D Tiles metadata schema's shared parts (EXT_structural_metadata) and the colours of features.
 
-Classes and properties are a contract with the viewer (docs/tiles.md): ``building``, ``element`` and
-``facility``. Integer properties that may be unknown use ``noData = -1``. Every class has a ``cim_class``
-property whose default is the class's own id and which no property table stores: CesiumJS reads it back
+The classes themselves are declared by the tile content classes (:mod:`tiles.classes`; the schema of a
+tileset is :func:`tiles.classes.schema`), a contract with the viewer (docs/tiles.md). Integer properties that
+may be unknown use ``noData = -1``. Every class has a ``cim_class`` property whose default is the class's own
+id and which no property table stores: CesiumJS reads it back
 (``feature.getProperty("cim_class")``, ``${cim_class}`` in styles) as the class of the property table that
 holds the feature, so the viewer never guesses a class from which properties a feature happens to have.
 """
@@ -16,51 +17,10 @@ SCHEMA_ID = "cim"
 CLASS_PROPERTY = "cim_class"
 
 
-def _class_property(class_id: str) -> dict[str, Any]:
+def class_property(class_id: str) -> dict[str, Any]:
+    """The ``cim_class`` property of class ``class_id``: its default is the class id, no table stores it."""
     return {"type": "STRING", "description": "metadata class of the feature (never stored)", "default": class_id}
 
-
-SCHEMA: dict[str, Any] = {
-    "id": SCHEMA_ID,
-    "name": "CIM platform features",
-    "version": "1.0.0",
-    "classes": {
-        "building": {
-            "name": "Building",
-            "properties": {
-                "building_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-                CLASS_PROPERTY: _class_property("building"),
-                "name": {"type": "STRING"},
-                "use": {"type": "STRING"},
-                "height": {"type": "SCALAR", "componentType": "FLOAT64", "description": "metres above base"},
-                "storeys": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
-                "year_built": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
-                "safety_class": {"type": "STRING", "description": "A–D or empty"},
-                "cim_level": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
-            },
-        },
-        "element": {
-            "name": "BIM element",
-            "properties": {
-                "global_id": {"type": "STRING", "required": True},
-                CLASS_PROPERTY: _class_property("element"),
-                "ifc_class": {"type": "STRING"},
-                "name": {"type": "STRING"},
-                "storey": {"type": "STRING"},
-                "building_id": {"type": "SCALAR", "componentType": "INT64", "noData": -1},
-            },
-        },
-        "facility": {
-            "name": "Municipal facility",
-            "properties": {
-                "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-                CLASS_PROPERTY: _class_property("facility"),
-                "kind": {"type": "STRING"},
-                "name": {"type": "STRING"},
-            },
-        },
-    },
-}
 
 USE_COLORS: dict[str, tuple[int, int, int]] = {
     "residential": (236, 226, 206),
@@ -88,6 +48,7 @@ FACILITY_COLORS: dict[str, tuple[int, int, int]] = {
     "hydrant": (220, 30, 30),
     "street_lamp": (60, 60, 70),
     "road": (110, 110, 110),
+    "greenway": (70, 160, 80),
     "park": (110, 190, 100),
     "green_space": (130, 200, 110),
     "water_body": (80, 150, 220),
@@ -115,3 +76,12 @@ def rgba_table(keys: list[str | None], table: dict[str, tuple[int, int, int]], d
     names, inverse = np.unique(np.asarray([k or "" for k in keys], dtype=object), return_inverse=True)
     palette = np.array([[*table.get(str(k), default), 255] for k in names], dtype=np.uint8).reshape(-1, 4)
     return palette[inverse.reshape(-1)] if len(keys) else np.zeros((0, 4), dtype=np.uint8)
+
+
+def __getattr__(name: str) -> Any:
+    """``SCHEMA``: the schema of the registered classes at the time of the access (:func:`tiles.classes.schema`)."""
+    if name == "SCHEMA":
+        from tiles.classes import schema
+
+        return schema()
+    raise AttributeError(name)

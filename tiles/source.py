@@ -6,6 +6,7 @@ does not render. All coordinates are CGCS2000 (EPSG:4490) lon/lat degrees; heigh
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 BBox = tuple[float, float, float, float]
+"""(west, south, east, north) degrees: a :class:`cim.values.BBox` or any 4-tuple."""
 
 
 @dataclass
@@ -57,7 +59,14 @@ def _fetch(raw: Any, sql: str, params: dict[str, Any], names: list[str], kinds: 
     return Columns(data)
 
 
-def _bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
+def query(conn: Connection, sql: str, params: dict[str, Any], names: list[str], kinds: dict[str, Any]) -> Columns:
+    """Run ``sql`` (psycopg ``%(name)s`` parameters, binary results) and return its rows as named columns;
+    columns named in ``kinds`` become NumPy arrays of that dtype, the others lists."""
+    return _fetch(_driver(conn), sql, params, names, kinds)
+
+
+def bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
+    """`` AND column && envelope`` (psycopg named parameters) for an optional bbox, and its parameters."""
     if bbox is None:
         return "", {}
     w, s, e, n = bbox
@@ -94,14 +103,14 @@ def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
     The partition point (``cx``, ``cy``) is the centre of the bounding box (cheap: PostGIS caches boxes) and
     the size measure (``area``) the box area in square degrees; placing a building in a tile needs no more.
     """
-    where, params = _bbox_sql("b.footprint", bbox)
+    where, params = bbox_sql("b.footprint", bbox)
     sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.valid_to IS NULL{where} ORDER BY b.id"
     return _with_points(_fetch(_driver(conn), sql, params, _BUILDING_NAMES, _BUILDING_KINDS))
 
 
 def read_building_points(conn: Connection, bbox: BBox | None = None) -> Columns:
     """Live buildings, light: id, height, bounds, partition point and size (no geometry, no attributes)."""
-    where, params = _bbox_sql("b.footprint", bbox)
+    where, params = bbox_sql("b.footprint", bbox)
     sql = (
         "SELECT b.id, b.height, ST_XMin(x.b), ST_YMin(x.b), ST_XMax(x.b), ST_YMax(x.b) FROM building b "
         f"CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x WHERE b.valid_to IS NULL{where} ORDER BY b.id"
@@ -119,7 +128,7 @@ def fetch_buildings(raw: Any, ids: NDArray[np.int64]) -> Columns:
 
 def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:
     """Live IFC elements that have a mesh: attributes, building, colour and the TIN WKB (EPSG:4479)."""
-    where, params = _bbox_sql("coalesce(e.extent, e.location)", bbox)
+    where, params = bbox_sql("coalesce(e.extent, e.location)", bbox)
     sql = (
         "SELECT e.id, coalesce(e.building_id, -1), e.global_id, e.ifc_class, coalesce(e.name, ''), "
         "coalesce(e.storey, ''), e.color, ST_AsBinary(e.mesh) "
@@ -129,17 +138,27 @@ def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:
     return _fetch(_driver(conn), sql, params, names, {"id": np.int64, "building_id": np.int64})
 
 
-def read_facilities(conn: Connection, bbox: BBox | None = None) -> Columns:
-    """Live municipal facilities: kind, name, geometry WKB (EPSG:4490), pipe sizes and a representative point."""
-    where, params = _bbox_sql("f.geom", bbox)
+def read_facilities(conn: Connection, bbox: BBox | None = None, *, lines: bool | None = None) -> Columns:
+    """Live municipal facilities: kind, name, geometry WKB (EPSG:4490), pipe sizes and a representative point.
+
+    ``lines``: True → only the line facilities that are not pipes (roads, greenways…), False → all others,
+    None → every facility. Also reads ``road_class``.
+    """
+    from cim.vocabulary import PIPE_KINDS
+
+    where, params = bbox_sql("f.geom", bbox)
+    if lines is not None:
+        where += f" AND {'' if lines else 'NOT '}(ST_Dimension(f.geom) = 1 AND f.kind <> ALL(%(pipes)s))"
+        params["pipes"] = list(PIPE_KINDS)
     sql = (
         "SELECT f.id, f.kind, coalesce(f.name, ''), ST_AsBinary(f.geom), coalesce(f.diameter_mm, 'NaN'), "
         "coalesce(f.depth_m, 'NaN'), coalesce(f.invert_start_m, 'NaN'), coalesce(f.invert_end_m, 'NaN'), "
-        "coalesce(f.width_m, 'NaN'), ST_X(p.p), ST_Y(p.p) "
+        "coalesce(f.width_m, 'NaN'), coalesce(f.road_class, ''), ST_X(p.p), ST_Y(p.p) "
         "FROM facility f CROSS JOIN LATERAL (SELECT ST_PointOnSurface(f.geom) AS p) p "
         f"WHERE f.valid_to IS NULL AND NOT ST_IsEmpty(f.geom){where} ORDER BY f.id"
     )
-    names = ["id", "kind", "name", "wkb", "diameter_mm", "depth_m", "invert_start", "invert_end", "width_m", "px", "py"]
+    names = ["id", "kind", "name", "wkb", "diameter_mm", "depth_m", "invert_start", "invert_end", "width_m"]
+    names += ["road_class", "px", "py"]
     f8 = np.float64
     kinds = {
         "id": np.int64,
@@ -152,3 +171,42 @@ def read_facilities(conn: Connection, bbox: BBox | None = None) -> Columns:
         "py": f8,
     }
     return _fetch(_driver(conn), sql, params, names, kinds)
+
+
+@dataclass(frozen=True)
+class BuildingSource:
+    """Where a worker reads its buildings: a libpq URL and the snapshot exported by the build's transaction
+    (so every worker sees exactly the same database state as the partition did)."""
+
+    url: str
+    snapshot: str
+
+
+_CONNECTIONS: dict[tuple[int, str], Any] = {}
+"""One connection per (process, database) reused across tiles; keyed by pid so forked workers never share
+their parent's socket."""
+
+
+def close_connections() -> None:
+    """Close the connections this process opened to read buildings."""
+    pid = os.getpid()
+    for key in [k for k in _CONNECTIONS if k[0] == pid]:
+        _CONNECTIONS.pop(key).close()
+
+
+def fetch_buildings_in_snapshot(source: BuildingSource, ids: NDArray[np.int64]) -> Columns:
+    """:func:`fetch_buildings` through this process's connection, inside the build's snapshot."""
+    import psycopg
+    from psycopg import sql
+
+    key = (os.getpid(), source.url)
+    conn = _CONNECTIONS.get(key)
+    if conn is None or conn.closed:
+        conn = psycopg.connect(source.url)
+        _CONNECTIONS[key] = conn
+    try:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(source.snapshot)))
+        return fetch_buildings(conn, ids)
+    finally:
+        conn.rollback()

@@ -85,6 +85,7 @@ def create_app(
     from cim.api.replica import ReadRoutingMiddleware
     from cim.api.replica import router as replica_router
     from cim.api.viewer import check_viewer_settings, mount_viewer
+    from cim.api.vocabulary import VocabularyFactory
     from cim.db.engine import database_url, make_app_engine
     from cim.db.routing import RoutingEngine
 
@@ -140,6 +141,7 @@ def create_app(
     app.include_router(FeaturesFactory().router)
     app.include_router(DetailsFactory().router)
     app.include_router(JobsFactory().router, dependencies=[ReadsFromPrimary])
+    app.include_router(VocabularyFactory().router)
     app.include_router(analysis.router)
     app.include_router(reviews.router, dependencies=[ReadsFromPrimary])
     app.include_router(archive_router)

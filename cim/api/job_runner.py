@@ -25,6 +25,7 @@ from cim.db.api_keys import insert_audit
 from cim.db.jobs import mark_finished, mark_running, upload_paths_in_use
 from cim.errors import CimError
 from cim.settings import Settings
+from cim.values import BBox
 
 log = logging.getLogger("cim.api.jobs")
 
@@ -55,13 +56,11 @@ def run_ingest(engine: Engine, settings: Settings, params: dict[str, Any]) -> di
 def run_tiles(engine: Engine, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
     """Build or rebuild a tileset (``params``: name, layers, bbox); returns its report."""
     from tiles.build import build_tileset
+    from tiles.options import TilingOptions
 
-    options: dict[str, Any] = {}
-    if params.get("layers"):
-        options["layers"] = tuple(params["layers"])
-    if params.get("bbox"):
-        options["bbox"] = tuple(params["bbox"])
-    return _report_dict(build_tileset(engine, settings, params["name"], **options))
+    layers = tuple(params["layers"]) if params.get("layers") else None
+    bbox = BBox.parse(params["bbox"], west_of_east=True) if params.get("bbox") else None
+    return _report_dict(build_tileset(engine, settings, params["name"], TilingOptions(layers=layers, bbox=bbox)))
 
 
 RUNNERS = {"ingest": run_ingest, "tiles": run_tiles}

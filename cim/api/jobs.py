@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
@@ -25,6 +25,7 @@ from cim.db.jobs import insert_job, job_by_id, mark_finished, public_params, use
 from cim.errors import CimError, NotFoundError
 from cim.values import TILESET_NAME, TILESET_NAME_RULE, BBox
 from ingest import formats
+from tiles import classes as tile_classes
 
 INGEST_ROLES = ("planner", "designer")
 TILES_ROLES = ("planner", "designer")
@@ -50,12 +51,24 @@ class TilesJobRequest(BaseModel):
     """Body of ``POST /jobs/tiles``."""
 
     name: str = Field(pattern=TILESET_NAME.pattern, description=f"Tileset name: {TILESET_NAME_RULE}.")
-    layers: list[Literal["buildings", "elements", "facilities", "terrain"]] | None = Field(
-        default=None, min_length=1, description="Layers to include (default: all)."
+    layers: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Layers to include: tile content classes and terrain (default: all).",
+        json_schema_extra={"items": {"type": "string", "enum": list(tile_classes.layers())}},
     )
     bbox: list[float] | None = Field(
         default=None, min_length=4, max_length=4, description="west, south, east, north (degrees, CGCS2000)."
     )
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, value: list[str] | None) -> list[str] | None:
+        known = tile_classes.layers()
+        unknown = sorted(set(value or ()) - set(known))
+        if unknown:
+            raise ValueError(f"unknown layers {unknown}; choose among {', '.join(known)}")
+        return value
 
     @field_validator("bbox")
     @classmethod

@@ -257,6 +257,7 @@ def archive_approved_review(
 def _approve(request: Request, principal: Principal, review_id: int) -> None:
     from ingest.ifc import ingest_ifc
     from tiles.build import build_tileset
+    from tiles.classes import layers as tile_layers
 
     engine: Engine = request.app.state.engine
     settings: Settings = request.app.state.settings
@@ -278,9 +279,7 @@ def _approve(request: Request, principal: Principal, review_id: int) -> None:
             ]
         approval["tiles"] = []
         for ts in tilesets:
-            layers = [
-                layer for layer in ts["layers"] or [] if layer in ("buildings", "elements", "facilities", "terrain")
-            ]
+            layers = [layer for layer in ts["layers"] or [] if layer in tile_layers()]
             if not {"buildings", "elements"} & set(layers):
                 continue
             options = ts["options"] or {}

@@ -7,20 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, state, stderr
+from cim.cli.common import BBoxOption, JsonOption, emit_json, state, stderr
 from cim.errors import TilesError
 
 app = typer.Typer(help="3D Tiles: build tilesets from the database.", no_args_is_help=True)
-
-
-def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if not value:
-        return None
-    try:
-        w, s, e, n = (float(v) for v in value.split(","))
-    except ValueError as exc:
-        raise TilesError(f"--bbox {value!r}: give four numbers W,S,E,N in degrees (CGCS2000)") from exc
-    return (w, s, e, n)
 
 
 @app.command("build")
@@ -31,9 +21,12 @@ def build(
         Path | None, typer.Option("--out", help="Output directory (default $CIM_DATA_DIR/tiles/NAME).")
     ] = None,
     layers: Annotated[
-        str, typer.Option("--layers", help="Comma-separated: buildings,elements,facilities,terrain.")
-    ] = "buildings,elements,facilities,terrain",
-    bbox: Annotated[str | None, typer.Option("--bbox", help="W,S,E,N in CGCS2000 degrees.")] = None,
+        str | None,
+        typer.Option(
+            "--layers", help="Comma-separated tile classes and terrain (default: all; see `cim tiles classes`)."
+        ),
+    ] = None,
+    bbox: BBoxOption = None,
     compress: Annotated[str, typer.Option("--compress", help="none | meshopt | draco.")] = "none",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes.")] = 1,
     executor: Annotated[
@@ -49,6 +42,7 @@ def build(
 ) -> None:
     """Build or incrementally rebuild tileset NAME from the live rows of the database."""
     from tiles.build import build_tileset
+    from tiles.options import OutputOptions, TilingOptions
 
     st = state(ctx)
     client = None
@@ -66,30 +60,31 @@ def build(
             raise TilesError(f"cannot reach the Dask scheduler at {executor}: {exc}") from exc
         pool = client.get_executor()
     try:
-        report = build_tileset(
-            st.engine(),
-            st.settings,
-            name,
-            out=out,
-            layers=[v for v in layers.split(",") if v.strip()],
-            bbox=_bbox(bbox),
-            compress=compress,
-            jobs=jobs,
-            executor=pool,
-            implicit=implicit,
-        )
+        chosen = tuple(v.strip() for v in layers.split(",") if v.strip()) if layers is not None else None
+        tiling = TilingOptions(layers=chosen, bbox=bbox, implicit=implicit)
+        output = OutputOptions(out=out, compress=compress, jobs=jobs)
+        report = build_tileset(st.engine(), st.settings, name, tiling, output, executor=pool)
     finally:
         if client is not None:
             client.close()
     if json_out:
         emit_json(report.to_dict())
     elif not st.quiet:
-        stderr.print(
-            f"tileset {report.name}: {report.tiles} tiles ({report.written} written, {report.kept} kept, "
-            f"{report.deleted} deleted), {report.buildings} buildings, {report.elements} elements, "
-            f"{report.facilities} facilities, {report.terrain_tiles} terrain tiles, {report.bytes / 1e6:.1f} MB "
-            f"in {report.seconds:.1f} s → {report.path}/tileset.json"
-        )
+        stderr.print(report.summary())
+
+
+@app.command("classes")
+def classes_command(json_out: JsonOption = False) -> None:
+    """List the tile content classes (the registry): layer, metadata class, title, legend."""
+    from tiles import classes
+
+    described = [c.describe() for c in classes.registered()]
+    if json_out:
+        emit_json({"classes": described, "layers": list(classes.layers())})
+        return
+    for c in described:
+        typer.echo(f"{c['layer']:12} {c['class']:14} {c['title']} / {c['zh']}")
+    typer.echo(f"{classes.TERRAIN:12} {'':14} quantized-mesh terrain from the DEM")
 
 
 @app.command("list")

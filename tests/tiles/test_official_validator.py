@@ -33,6 +33,9 @@ from tiles.build import build_tileset
 
 SMALL = {"leaf_capacity": 20.0, "parent_capacity": 12}
 FEATURES = ["buildings", "elements", "facilities"]
+LINES = ["facilities", "roads", "parcels", "zones", "boundaries"]
+"""The line and outline classes (with the facilities they share a site with)."""
+LINES_SITE = (114.460, 30.600)
 SINGLE = (114.400, 30.600)
 STRINGS = (114.420, 30.600)
 NULLS = (114.440, 30.600)
@@ -56,7 +59,14 @@ def _variants() -> dict[str, tuple[str, dict[str, Any]]]:
         out[f"city-implicit-{c}"] = ("city", {**SMALL, **kw, **layers, "implicit": True, "subtree_levels": 2})
         out[f"city-facilities-{c}"] = ("city", {**kw, "layers": ["facilities"], "bbox": _edge_bbox((114.3, 30.58))})
         out[f"city-elements-{c}"] = ("city", {**kw, "layers": ["elements"]})
-        sample = {**kw, "leaf_capacity": 600.0, "layers": [*FEATURES, "terrain"] if c == "none" else FEATURES}
+        if c != "draco":  # ribbons: plain and meshopt, explicit and implicit
+            out[f"lines-{c}"] = ("city", {**kw, "layers": LINES, "bbox": _edge_bbox(LINES_SITE)})
+            out[f"lines-implicit-{c}"] = (
+                "city",
+                {**kw, "layers": LINES, "bbox": _edge_bbox(LINES_SITE), "implicit": True},
+            )
+        # The sample city uncompressed: every registered layer (its roads, parcels, zones and districts too).
+        sample = {**kw, "leaf_capacity": 600.0, "layers": None if c == "none" else FEATURES}
         out[f"sample-{c}"] = ("sample", sample)
         out[f"sample-implicit-{c}"] = ("sample", {**sample, "layers": FEATURES, "implicit": True, "subtree_levels": 2})
         for edge, site in (("single", SINGLE), ("strings", STRINGS), ("nulls", NULLS)):
@@ -113,6 +123,28 @@ def _insert_edge_cases(engine: Engine) -> None:
             )
 
 
+def _insert_lines(engine: Engine) -> None:
+    """Roads (a width, a road class, neither; a multi-line; a hairpin), a greenway, a parcel, a planning
+    zone and a district around LINES_SITE: every line and outline class, with empty and null strings."""
+    lon, lat = LINES_SITE
+    with engine.begin() as conn:
+        fac = factories.dataset(conn, "line facilities", layer="facilities")
+        plan = factories.dataset(conn, "plans", layer="parcels")
+        road = shapely.LineString([(lon - 0.004, lat - 0.001), (lon, lat - 0.001), (lon + 0.003, lat + 0.002)])
+        factories.facility(conn, fac, "road", road, name="解放大道", road_class="主干路")
+        hairpin = shapely.LineString([(lon - 0.003, lat + 0.001), (lon, lat + 0.001), (lon - 0.003, lat + 0.0012)])
+        factories.facility(conn, fac, "road", hairpin, width_m=6.0, name="")
+        two = shapely.MultiLineString(
+            [[(lon - 0.002, lat), (lon - 0.002, lat + 0.002)], [(lon, lat), (lon, lat + 3e-4)]]
+        )
+        factories.facility(conn, fac, "road", two)
+        factories.facility(conn, fac, "greenway", shapely.LineString([(lon + 0.001, lat - 0.003), (lon + 0.002, lat)]))
+        factories.facility(conn, fac, "hydrant", shapely.Point(lon + 0.0005, lat - 0.0005), name="消火栓")
+        factories.parcel(conn, plan, factories.square(lon + 0.001, lat + 0.001, 0.0006), code="P-1", land_use="R2")
+        factories.planning_zone(conn, plan, factories.square(lon, lat, 0.003), name="江岸片区", zone_type="")
+        factories.district(conn, "420102", factories.square(lon, lat, 0.004), 100_000, name="江岸区")
+
+
 def _load_sample_city(engine: Engine, settings: Settings, folder: Path) -> None:
     from ingest.ifc import ingest_ifc
     from sample_models.city import sample_city_files
@@ -150,6 +182,7 @@ def built(
         (root / "city").mkdir()
         make_city(engines["city"], root / "city")
         _insert_edge_cases(engines["city"])
+        _insert_lines(engines["city"])
         futures: dict[str, Future[dict[str, Any]]] = {}
         with ThreadPoolExecutor(max_workers=2) as pool:
             for db in ("city", "sample"):

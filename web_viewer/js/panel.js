@@ -1,11 +1,20 @@
-// Click a building, element or facility → side panel with its attributes (tile metadata first, then the
-// API: /buildings/{id} or /elements/{guid}), and highlight it (silhouette + colour).
+// Click a feature of any tile class (building, element, facility, road, parcel, zone, district…) → side
+// panel with its attributes (tile metadata first, then for buildings and elements the API: /buildings/{id}
+// or /elements/{guid}), and highlight it (silhouette + colour). A building's attributes come from the API in
+// the end whichever way it was reached (a click on the map or a search result), so the panel is the same.
 
 import { getJson } from "./api.js";
 import { showArchive } from "./archive.js";
 import { pick, t } from "./i18n.js";
-import { CLASS_PROPERTY, HIGHLIGHT } from "./style.js";
-import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES } from "./vocab.js";
+import { CLASS_PROPERTY, HIGHLIGHT, className } from "./style.js";
+import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES, TILE_CLASSES } from "./vocab.js";
+
+/**
+ * The building attributes of the panel's main table, in order, from GET /buildings/{id} (the tiles carry a
+ * subset, shown until the API answers); DETAIL_KEYS go to the details below it.
+ */
+export const BUILDING_KEYS = ["name", "use", "height", "storeys", "structure", "year_built", "safety_class", "cim_level"];
+const DETAIL_KEYS = ["address", "base_height", "gross_floor_area", "district_code"];
 
 /** Plain JS value of a metadata property (INT64 comes back as BigInt). */
 function plain(value) {
@@ -22,17 +31,35 @@ export function featureProperties(feature) {
   return props;
 }
 
-/** "building" | "element" | "facility": the metadata class of the feature's property table (tiles/schema.py). */
+/**
+ * The metadata class of the feature's property table ("building", "element", "facility", "road", …): the
+ * `cim_class` property, whose default in the tiles' schema is the class id (tiles/schema.py).
+ */
 export function featureKind(feature) {
   const kind = feature.getProperty(CLASS_PROPERTY);
-  return kind === "element" || kind === "facility" ? kind : "building";
+  return typeof kind === "string" && TILE_CLASSES[kind] ? kind : "building";
 }
 
-function displayValue(key, value) {
+/** The feature id of a selection (its class's id property: building_id, global_id, facility_id…). */
+export function selectionId(kind, props) {
+  const cls = TILE_CLASSES[kind];
+  return cls ? props[cls.id_property] : undefined;
+}
+
+function legendLabel(kind, key, value) {
+  const cls = TILE_CLASSES[kind];
+  if (!cls || cls.legend_property !== key) return null;
+  const entry = cls.legend.find((e) => e.value === value);
+  return entry ? pick([entry.zh, entry.en]) : null;
+}
+
+function displayValue(key, value, kind) {
   if (value === null || value === undefined || value === "") return "–";
   if (key === "use" && BUILDING_USES[value]) return pick(BUILDING_USES[value]);
   if (key === "safety_class" && SAFETY_CLASSES[value]) return pick(SAFETY_CLASSES[value]);
   if (key === "kind" && FACILITY_KINDS[value]) return pick(FACILITY_KINDS[value]);
+  const legend = legendLabel(kind, key, value);
+  if (legend) return legend;
   if (typeof value === "number" && !Number.isInteger(value)) return value.toFixed(2);
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
@@ -68,7 +95,7 @@ export function createPanel(ctx) {
     scene.postProcessStages.add(Cesium.PostProcessStageLibrary.createSilhouetteStage([silhouette]));
   }
 
-  function rows(props, skip = new Set()) {
+  function rows(props, kind, skip = new Set()) {
     const out = [];
     for (const [key, value] of Object.entries(props)) {
       if (skip.has(key)) continue;
@@ -76,7 +103,7 @@ export function createPanel(ctx) {
       const k = document.createElement("td");
       k.textContent = label(key);
       const v = document.createElement("td");
-      v.textContent = displayValue(key, value);
+      v.textContent = displayValue(key, value, kind);
       tr.append(k, v);
       out.push(tr);
     }
@@ -90,7 +117,7 @@ export function createPanel(ctx) {
 
   function highlight(selection) {
     const { kind, props } = selection;
-    const id = kind === "element" ? props.global_id : kind === "facility" ? props.facility_id : props.building_id;
+    const id = selectionId(kind, props);
     if (id !== undefined && id !== null) ctx.layers?.setHighlight({ kind, id: String(id) });
     if (silhouette && selection.feature) silhouette.selected = [selection.feature];
   }
@@ -116,9 +143,14 @@ export function createPanel(ctx) {
     if (data.name && !title.textContent) title.textContent = data.name;
     const extra = {};
     if (kind === "building") {
-      for (const key of ["address", "base_height", "gross_floor_area", "district_code", "year_built", "safety_class"]) {
-        if (key in data && !(key in props)) extra[key] = data[key];
+      // The same table whichever way the building was reached: the API's attributes, in BUILDING_KEYS order.
+      const full = { building_id: props.building_id };
+      for (const key of BUILDING_KEYS) full[key] = key in data ? data[key] : props[key];
+      if (lastShown && lastShown.props === props) {
+        lastShown.props = full;
+        render();
       }
+      for (const key of DETAIL_KEYS) if (key in data) extra[key] = data[key];
       if (data.elements) extra.elements = data.elements.count;
       if (Array.isArray(data.datasets)) extra.datasets = data.datasets.map((d) => d.name).join(", ");
       for (const [key, value] of Object.entries(data.attributes || {})) extra[key] = value;
@@ -134,7 +166,7 @@ export function createPanel(ctx) {
     }
     const extraTable = document.createElement("table");
     extraTable.id = "panel-details-props";
-    extraTable.append(...rows(extra));
+    extraTable.append(...rows(extra, kind));
     details.replaceChildren(heading, extraTable);
     if (kind === "building") showArchive(details, props.building_id, () => seq === requestSeq);
   }
@@ -143,8 +175,9 @@ export function createPanel(ctx) {
     if (!lastShown) return;
     const { kind, props, name } = lastShown;
     title.textContent = name || props.name || (props.building_id !== undefined ? `#${props.building_id}` : "");
-    kindLine.textContent = t(`panel.${kind}`);
-    table.replaceChildren(...rows(props));
+    const key = `panel.${kind}`;
+    kindLine.textContent = t(key) === key ? className(kind) : t(key);
+    table.replaceChildren(...rows(props, kind));
   }
 
   /** Show a selection: {kind, props, feature?, position?, name?}. */

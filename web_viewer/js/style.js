@@ -1,16 +1,32 @@
 // Cesium3DTileStyle of the platform tilesets: which features show (layer tree) and their colours (legend).
 // Features are told apart by the metadata class of their property table: every class of the tiles' schema
 // has a `cim_class` property whose default is the class id and that no table stores (tiles/schema.py), so
-// `${cim_class}` is "building", "element" or "facility" whatever other properties a feature has.
+// `${cim_class}` names the feature's tile class ("building", "element", "facility", "road", …) whatever
+// other properties it has. The classes, their id property and legends come from the registry through
+// GET /vocabulary (TILE_CLASSES in vocab.js).
 
-import { BUILDING_USES, FACILITY_KINDS, IFC_CLASS_COLORS, SAFETY_CLASSES } from "./vocab.js";
+import { BUILDING_USES, SAFETY_CLASSES, TILE_CLASSES } from "./vocab.js";
 import { pick, t } from "./i18n.js";
 
 /** The property that names a feature's metadata class. */
 export const CLASS_PROPERTY = "cim_class";
-const IS_ELEMENT = `\${${CLASS_PROPERTY}} === 'element'`;
-const IS_FACILITY = `\${${CLASS_PROPERTY}} === 'facility'`;
-const IS_BUILDING = `\${${CLASS_PROPERTY}} === 'building'`;
+const BUILDING = "building";
+
+/** The style condition "the feature is of metadata class `cls`". */
+export function isClass(cls) {
+  return `\${${CLASS_PROPERTY}} === ${quote(cls)}`;
+}
+
+/** Colour of a class's features that its legend does not list. */
+const CLASS_FALLBACK_COLOR = { element: "#d8d8d8" };
+
+/**
+ * Key of a class in the layer state of layers.js: `bim` for BIM elements, the class's layer name otherwise
+ * (`buildings`, `facilities`, `roads`, `parcels`, `zones`, `boundaries`, …).
+ */
+export function layerStateKey(cls) {
+  return cls === "element" ? "bim" : TILE_CLASSES[cls]?.layer ?? cls;
+}
 
 /** Colour ramp of the "by height" mode: [upper bound in metres, CSS colour]. */
 export const HEIGHT_CLASSES = [
@@ -25,16 +41,15 @@ export const HEIGHT_CLASSES = [
 export const HIGHLIGHT = "#ffd400";
 
 /**
- * The style condition that is true for the selected feature only: `{kind, id}` with kind "building"
- * (building_id), "element" (global_id) or "facility" (facility_id). INT64 ids are BigInt in CesiumJS, so
- * they are compared as strings.
+ * The style condition that is true for the selected feature only: `{kind, id}` with kind a metadata class
+ * (its id property from TILE_CLASSES: building_id, global_id, facility_id…). INT64 ids are BigInt in
+ * CesiumJS, so they are compared as strings.
  */
 export function highlightCondition(highlight) {
   if (!highlight || highlight.id === undefined || highlight.id === null) return null;
-  if (highlight.kind === "element") return `\${global_id} === ${quote(highlight.id)}`;
-  if (highlight.kind === "facility") return `String(\${facility_id}) === ${quote(highlight.id)}`;
-  if (highlight.kind === "building") return `${IS_BUILDING} && String(\${building_id}) === ${quote(highlight.id)}`;
-  return null;
+  const cls = TILE_CLASSES[highlight.kind];
+  if (!cls) return null;
+  return `${isClass(highlight.kind)} && String(\${${cls.id_property}}) === ${quote(highlight.id)}`;
 }
 
 /** The white model's colour (see colorConditions). */
@@ -49,18 +64,22 @@ function color(css) {
 }
 
 /**
- * The show expression for the layer state `{buildings, bim, facilities, hiddenKinds: Set}`.
+ * The show expression for the layer state `{buildings, bim, facilities, hiddenKinds: Set, <layer>: bool}`:
+ * each tile class shows when its key (layerStateKey) is not false; facility kinds in `hiddenKinds` are
+ * hidden (among facilities and roads). Classes the state does not name show.
  * @returns {string}
  */
 export function showExpression(layers) {
-  let facility = layers.facilities ? "true" : "false";
-  if (layers.facilities && layers.hiddenKinds.size > 0) {
-    const hidden = [...layers.hiddenKinds].map((k) => `\${kind} === ${quote(k)}`).join(" || ");
-    facility = `!(${hidden})`;
+  const hidden = layers.hiddenKinds ? [...layers.hiddenKinds] : [];
+  const hiddenKinds = hidden.map((k) => `\${kind} === ${quote(k)}`).join(" || ");
+  let expression = layers[layerStateKey(BUILDING)] === false ? "false" : "true";
+  for (const cls of Object.keys(TILE_CLASSES).reverse()) {
+    if (cls === BUILDING) continue;
+    let shown = layers[layerStateKey(cls)] === false ? "false" : "true";
+    if (shown === "true" && hiddenKinds && TILE_CLASSES[cls].legend_property === "kind") shown = `!(${hiddenKinds})`;
+    expression = `(${isClass(cls)}) ? (${shown}) : (${expression})`;
   }
-  return `(${IS_ELEMENT}) ? ${layers.bim ? "true" : "false"} : ((${IS_FACILITY}) ? (${facility}) : ${
-    layers.buildings ? "true" : "false"
-  })`;
+  return expression;
 }
 
 /**
@@ -71,14 +90,14 @@ export function colorConditions(mode, highlight = null) {
   const conditions = [];
   const selected = highlightCondition(highlight);
   if (selected) conditions.push([selected, color(HIGHLIGHT)]);
-  for (const [cls, css] of Object.entries(IFC_CLASS_COLORS)) {
-    conditions.push([`${IS_ELEMENT} && \${ifc_class} === ${quote(cls)}`, color(css)]);
+  for (const [cls, def] of Object.entries(TILE_CLASSES)) {
+    if (cls === BUILDING) continue; // buildings: the colouring mode below
+    for (const entry of def.legend) {
+      const when = entry.value === "" ? isClass(cls) : `${isClass(cls)} && \${${def.legend_property}} === ${quote(entry.value)}`;
+      conditions.push([when, color(entry.color)]);
+    }
+    conditions.push([isClass(cls), color(CLASS_FALLBACK_COLOR[cls] ?? "#999999")]);
   }
-  conditions.push([IS_ELEMENT, color("#d8d8d8")]);
-  for (const [kind, entry] of Object.entries(FACILITY_KINDS)) {
-    conditions.push([`${IS_FACILITY} && \${kind} === ${quote(kind)}`, color(entry[2])]);
-  }
-  conditions.push([IS_FACILITY, color("#999999")]);
   if (mode === "use") {
     for (const [use, entry] of Object.entries(BUILDING_USES)) {
       conditions.push([`\${use} === ${quote(use)}`, color(entry[2])]);
@@ -123,6 +142,19 @@ export function legendEntries(mode) {
     });
   }
   return [[t("style.white"), "#ffffff"]];
+}
+
+/** Legend entries `[[label, css], …]` of a tile class (metadata class id) in the current language. */
+export function classLegendEntries(cls) {
+  const def = TILE_CLASSES[cls];
+  if (!def) return [];
+  return def.legend.map((e) => [e.value === "" ? pick([def.zh, def.title]) : pick([e.zh, e.en]), e.color]);
+}
+
+/** The name of a tile class (metadata class id) in the current language. */
+export function className(cls) {
+  const def = TILE_CLASSES[cls];
+  return def ? pick([def.zh, def.title]) : cls;
 }
 
 /** Render legend entries into a container element. */

@@ -1,0 +1,150 @@
+"""Built-in tile classes ``buildings`` (LOD1 blocks) and ``elements`` (IFC element meshes of BIM buildings)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from sqlalchemy import Connection
+
+from cim import crs
+from cim.db.tin import tin_triangles
+from cim.vocabulary import BUILDING_USES
+from tiles import geometry as geo
+from tiles.classes import register
+from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css
+from tiles.glb import PropertyTable
+from tiles.schema import (
+    DEFAULT_BUILDING_COLOR,
+    DEFAULT_ELEMENT_COLOR,
+    ELEMENT_COLORS,
+    USE_COLORS,
+    rgba_table,
+)
+from tiles.source import BBox, Columns, fetch_buildings_in_snapshot, read_building_points, read_elements
+
+ELEMENT_TRIANGLES_PER_UNIT = 40.0
+"""An IFC element weighs 1 + triangles / this in the partition (a LOD1 building weighs 1)."""
+
+
+class Buildings(TileClass):
+    """LOD1 blocks extruded from footprints, coloured by use; parents carry simplified blocks (oriented
+    envelopes) of their largest buildings. Workers read the full rows themselves (by id, in the snapshot)."""
+
+    layer = "buildings"
+    metadata_class = "building"
+    title = "Building"
+    zh = "建筑"
+    id_property = "building_id"
+    legend_property = "use"
+    in_parents = True
+    properties: ClassVar[dict[str, dict[str, Any]]] = {
+        "building_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
+        "name": {"type": "STRING"},
+        "use": {"type": "STRING"},
+        "height": {"type": "SCALAR", "componentType": "FLOAT64", "description": "metres above base"},
+        "storeys": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+        "year_built": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+        "safety_class": {"type": "STRING", "description": "A–D or empty"},
+        "cim_level": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+    }
+
+    def legend(self) -> list[LegendEntry]:
+        return [LegendEntry(k, zh, en, css(USE_COLORS[k])) for k, (zh, en) in BUILDING_USES.items()]
+
+    def read(self, conn: Connection, bbox: BBox | None) -> Columns:
+        return read_building_points(conn, bbox)
+
+    def points(self, cols: Columns, height_anomaly: float) -> tuple[NDArray[np.float64], ...]:
+        return cols["cx"], cols["cy"], np.ones(len(cols))
+
+    def importance(self, cols: Columns) -> NDArray[np.float64]:
+        return np.asarray(cols["area"] * np.maximum(cols["height"], 0.1), np.float64)
+
+    def ship(self, cols: Columns) -> Columns:
+        """Only the ids: the worker reads the rows itself."""
+        return Columns({"id": cols["id"]})
+
+    def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
+        assert ctx.source is not None, "buildings are read by id in the build's snapshot"
+        b = fetch_buildings_in_snapshot(ctx.source, cols["id"])
+        geoms = shapely.from_wkb(b["wkb"])
+        if ctx.simplified:
+            env = shapely.oriented_envelope(geoms)
+            ok = shapely.get_type_id(env) == 3
+            geoms = np.where(ok, env, geoms)
+            xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
+        else:
+            xmin, ymin, xmax, ymax = b["xmin"], b["ymin"], b["xmax"], b["ymax"]
+        base = b["base"]
+        top = base + np.maximum(b["height"], 0.1)
+        bounds = Bounds()
+        bounds.add(np.r_[xmin, xmax], np.r_[ymin, ymax], np.r_[base, top])
+        mesh = geo.extrude(geoms, base, top, height_anomaly=ctx.height_anomaly)
+        columns = {"building_id": b["id"]} | {k: b[k] for k in list(self.properties)[1:]}
+        table = PropertyTable(self.metadata_class, len(b), columns)
+        return Rendered(mesh, table, rgba_table(list(b["use"]), USE_COLORS, DEFAULT_BUILDING_COLOR), bounds)
+
+
+class Elements(TileClass):
+    """IFC element meshes (TIN in EPSG:4479), coloured by their IFC colour or class; they go with their
+    building's partition point and are drawn instead of its LOD1 block."""
+
+    layer = "elements"
+    metadata_class = "element"
+    title = "BIM element"
+    zh = "BIM构件"
+    id_property = "global_id"
+    legend_property = "ifc_class"
+    owner = "buildings"
+    owner_column = "building_id"
+    properties: ClassVar[dict[str, dict[str, Any]]] = {
+        "global_id": {"type": "STRING", "required": True},
+        "ifc_class": {"type": "STRING"},
+        "name": {"type": "STRING"},
+        "storey": {"type": "STRING"},
+        "building_id": {"type": "SCALAR", "componentType": "INT64", "noData": -1},
+    }
+
+    def legend(self) -> list[LegendEntry]:
+        return [LegendEntry(k, k, k, css(v)) for k, v in ELEMENT_COLORS.items()]
+
+    def read(self, conn: Connection, bbox: BBox | None) -> Columns:
+        return read_elements(conn, bbox)
+
+    def points(self, cols: Columns, height_anomaly: float) -> tuple[NDArray[np.float64], ...]:
+        """Lon/lat of each element's mean vertex and its weight (1 + triangles / ELEMENT_TRIANGLES_PER_UNIT)."""
+        n = len(cols)
+        first = np.zeros((n, 3))
+        weight = np.ones(n)
+        for i, w in enumerate(cols["wkb"]):
+            t = tin_triangles(bytes(w))
+            if len(t):
+                first[i] = t.reshape(-1, 3).mean(axis=0)
+                weight[i] = 1.0 + len(t) / ELEMENT_TRIANGLES_PER_UNIT
+        if not n:
+            return np.zeros(0), np.zeros(0), weight
+        lon, lat, _ = crs.geocentric_to_geodetic(first, height_anomaly=height_anomaly)
+        return np.asarray(lon), np.asarray(lat), weight
+
+    def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
+        e = cols
+        tris = [tin_triangles(bytes(w)) for w in e["wkb"]]
+        counts = np.array([len(t) for t in tris], dtype=np.int64)
+        allt = np.concatenate(tris) if tris else np.zeros((0, 3, 3))
+        mesh = geo.triangle_soup(allt, np.repeat(np.arange(len(e)), counts))
+        bounds = Bounds()
+        bounds.add_ecef(mesh.positions, ctx.height_anomaly)
+        colors = rgba_table(list(e["ifc_class"]), ELEMENT_COLORS, DEFAULT_ELEMENT_COLOR)
+        for i, c in enumerate(e["color"]):
+            if isinstance(c, list | tuple) and len(c) >= 3:
+                rgba = [*c[:3], c[3] if len(c) > 3 else 1.0]
+                colors[i] = np.clip(np.rint(np.asarray(rgba, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+        table = PropertyTable(self.metadata_class, len(e), {k: e[k] for k in self.properties})
+        return Rendered(mesh, table, colors, bounds)
+
+
+register(Buildings())
+register(Elements())
