@@ -84,10 +84,14 @@ buildings they point to)."""
 TILE_LAYERS_OF: dict[str, tuple[str, ...]] = {
     "buildings": ("buildings",),
     "bim": ("elements", "buildings"),
-    "facilities": ("facilities",),
+    "facilities": ("facilities", "roads"),
+    "parcels": ("parcels",),
+    "planning": ("zones",),
+    "districts": ("boundaries",),
     "dem": ("terrain",),
 }
-"""Dataset ``layer`` → the tileset layers drawn from its rows (parcels, planning zones and districts are not)."""
+"""Dataset ``layer`` → the tileset layers (tile content classes of :mod:`tiles.classes`) drawn from its rows;
+roads are facilities of kind ``road`` or ``greenway``."""
 
 
 def get_dataset(conn: Connection, dataset_id: int) -> Any:

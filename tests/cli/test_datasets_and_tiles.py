@@ -208,3 +208,12 @@ def test_deleting_a_dem_removes_its_geotiff_and_base_heights_no_longer_come_from
     assert doc["removed_file"] == str(stored.path) and not stored.path.exists()
     with engine.connect() as conn:
         assert live_dem(conn) is None
+
+
+def test_every_tile_class_is_marked_stale_by_the_datasets_it_draws_from() -> None:
+    """Deleting a dataset flags the tilesets whose classes draw from it: no built-in tile class is forgotten."""
+    from cim.db.datasets import TILE_LAYERS_OF
+    from tiles import classes
+
+    drawn = {layer for layers in TILE_LAYERS_OF.values() for layer in layers}
+    assert set(classes.layers()) <= drawn, sorted(set(classes.layers()) - drawn)
