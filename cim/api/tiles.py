@@ -2,8 +2,11 @@
 
 A lean ASGI app (no FastAPI dependency machinery on this hot path): per-worker cache of resolved paths,
 ``stat`` results (re-checked at most once a second) and, for small files, their bytes and gzip variant.
-Conditional GET (strong ETag / If-None-Match, Last-Modified / If-Modified-Since → 304), single byte
+Conditional GET (ETag / If-None-Match, Last-Modified / If-Modified-Since → 304), single byte
 ranges (206/416), gzip of JSON and quantized-mesh when the client accepts it, ``Cache-Control``.
+The ETag is nginx's (``"<mtime seconds hex>-<size hex>"``, made weak on gzipped answers), so caches see
+the same validators whether a file comes from the app or from the nginx front (``cim.front``);
+``tiles.output.IncrementalWriter`` gives every rewritten file a new mtime second or size.
 No request can leave the tiles folder: names are checked, the path is normalised, and the resolved real
 path (symlinks followed) must stay inside the tileset's real folder.
 """
@@ -89,6 +92,13 @@ STAT_TTL_SECONDS = 1.0
 MEMORY_FILE_LIMIT = 1 << 20
 CHUNK = 1 << 16
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+CORS_EXPOSE = "ETag, Content-Crs, Content-Range, Content-Length, Location"
+"""The response headers a cross-origin viewer may read (``Access-Control-Expose-Headers``)."""
+CHALLENGE = (b"www-authenticate", b'ApiKey header="X-API-Key"')
+FRONT_AUTH = ".front-auth"
+"""``/tiles/.front-auth``: the key check of the nginx front's ``auth_request`` (no tileset name starts with
+a dot). 204 when the request's key admits it; else 401 with ``X-Cim-Status`` (401 or 429), ``X-Cim-Detail``
+(the detail as the inside of a JSON string) and ``Retry-After``, from which nginx writes the app's answer."""
 
 
 @dataclass
@@ -114,16 +124,23 @@ def _json_error(status: int, title: str, detail: str) -> tuple[int, bytes]:
     return status, json.dumps({"code": code, "title": title, "detail": detail}).encode()
 
 
-def _etag_matches(header: str, etags: tuple[str, ...]) -> bool:
+def file_etag(mtime: float, size: int) -> str:
+    """The ETag of a tile file of ``size`` bytes last modified at ``mtime`` (seconds since the epoch).
+
+    nginx's form (``"<whole seconds hex>-<size hex>"``), so the app and the nginx front agree.
+
+    >>> file_etag(1700000000.75, 4096)
+    '"6553f100-1000"'
+    """
+    return f'"{int(mtime):x}-{size:x}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison (RFC 9110 13.1.2, as If-None-Match asks): ``W/`` is ignored on both sides."""
     if header.strip() == "*":
         return True
-    for candidate in header.split(","):
-        tag = candidate.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag in etags:
-            return True
-    return False
+    opaque = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == opaque for candidate in header.split(","))
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
@@ -217,7 +234,7 @@ class TileFiles:
             return None
         ext = os.path.splitext(real)[1].lower()
         ctype = CONTENT_TYPES.get(ext, "application/octet-stream")
-        etag = f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+        etag = file_etag(st.st_mtime, st.st_size)
         entry = TileFile(
             path=real,
             size=st.st_size,
@@ -238,7 +255,7 @@ class TileFiles:
                 entry.size = len(entry.body)
             if ctype in GZIP_TYPES and entry.size > 256:
                 entry.gzip_body = gzip.compress(entry.body, compresslevel=6, mtime=0)
-                entry.gzip_etag = etag[:-1] + '-gz"'
+                entry.gzip_etag = "W/" + etag
         ctype_header = ctype.encode() + (b"; charset=utf-8" if ctype == "application/json" else b"")
         entry.headers = [
             (b"content-type", ctype_header),
@@ -321,6 +338,22 @@ class TileFiles:
         await self._respond(entry, headers, method == "HEAD", send, extra_headers)
 
     async def _authorised(self, scope: Scope, send: Send) -> bool:
+        refusal = await self.key_refusal(scope)
+        if refusal is None:
+            return True
+        status, detail, retry_after = refusal
+        if status == 429:
+            retry = [(b"retry-after", str(retry_after).encode())]
+            await self._error(send, *_json_error(429, "Too Many Requests", detail), extra=retry)
+        else:
+            await self._error(send, *_json_error(401, "Unauthorized", detail), extra=[CHALLENGE])
+        return False
+
+    async def key_refusal(self, scope: Scope) -> tuple[int, str, int] | None:
+        """Why the request's API key does not admit it, as ``(status 401|429, detail, retry-after s)``;
+        ``None`` when it does (or when this deployment does not require keys for reads)."""
+        if self.key_check is None:
+            return None
         key = None
         for name, value in scope["headers"]:
             if name == b"x-api-key":
@@ -329,22 +362,16 @@ class TileFiles:
                 scheme, _, token = value.decode("latin-1").partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
                     key = token.strip()
-        detail = "this deployment requires an API key for reads (X-API-Key header)"
-        if key:
-            assert self.key_check is not None
-            client = scope.get("client")
-            try:
-                await run_in_threadpool(self.key_check, key, client[0] if client else None)
-                return True
-            except TooManyRequestsError as exc:
-                retry = [(b"retry-after", str(exc.retry_after).encode())]
-                await self._error(send, *_json_error(429, "Too Many Requests", str(exc)), extra=retry)
-                return False
-            except AuthError as exc:
-                detail = str(exc)
-        challenge = [(b"www-authenticate", b'ApiKey header="X-API-Key"')]
-        await self._error(send, *_json_error(401, "Unauthorized", detail), extra=challenge)
-        return False
+        if not key:
+            return 401, "this deployment requires an API key for reads (X-API-Key header)", 0
+        client = scope.get("client")
+        try:
+            await run_in_threadpool(self.key_check, key, client[0] if client else None)
+        except TooManyRequestsError as exc:
+            return 429, str(exc), exc.retry_after
+        except AuthError as exc:
+            return 401, str(exc), 0
+        return None
 
     @staticmethod
     def _request_headers(scope: Scope) -> dict[bytes, bytes]:
@@ -364,7 +391,7 @@ class TileFiles:
         inm = req.get(b"if-none-match")
         not_modified = False
         if inm is not None:
-            not_modified = _etag_matches(inm.decode("latin-1"), (etag,))
+            not_modified = _etag_matches(inm.decode("latin-1"), etag)
         elif b"if-modified-since" in req:
             try:
                 since = parsedate_to_datetime(req[b"if-modified-since"].decode("latin-1")).timestamp()
@@ -375,6 +402,8 @@ class TileFiles:
         if extra_headers:
             headers += extra_headers
         if not_modified:
+            # RFC 9110 15.4.5: validators, caching and Vary headers, no representation metadata (as nginx)
+            headers = [h for h in headers if h[0] not in (b"content-type", b"accept-ranges")]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -397,6 +426,7 @@ class TileFiles:
                     return
                 if isinstance(parsed, tuple):
                     status, (start, end) = 206, parsed
+                    headers = [h for h in headers if h[0] != b"accept-ranges"]  # as nginx: the 206 says it
                     headers.append((b"content-range", f"bytes {start}-{end}/{entry.size}".encode()))
         length = max(end - start + 1, 0)
         headers.append((b"content-length", str(length).encode()))
@@ -484,7 +514,7 @@ class FastTilePath:
         self.tiles = tiles
         self.allow_all = "*" in cors_origins
         self.origins = {o.encode() for o in cors_origins}
-        self.expose = b"ETag, Content-Crs, Content-Range, Content-Length, Location"
+        self.expose = CORS_EXPOSE.encode()
         self.enabled = bool(cors_origins)
 
     def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]] | None:
@@ -504,4 +534,24 @@ class FastTilePath:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.tiles.serve(get_route_path(scope)[len(self.PREFIX) :], scope, send, self._cors(scope))
+        rel = get_route_path(scope)[len(self.PREFIX) :]
+        if rel == FRONT_AUTH:
+            await self._front_auth(scope, send)
+            return
+        await self.tiles.serve(rel, scope, send, self._cors(scope))
+
+    async def _front_auth(self, scope: Scope, send: Send) -> None:
+        refusal = await self.tiles.key_refusal(scope)
+        headers: list[tuple[bytes, bytes]] = [(b"content-length", b"0")]
+        if refusal is None:
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+        else:
+            status, detail, retry_after = refusal
+            headers += [
+                (b"x-cim-status", str(status).encode()),
+                (b"x-cim-detail", json.dumps(detail, ensure_ascii=True)[1:-1].encode()),
+            ]
+            if status == 429:
+                headers.append((b"retry-after", str(retry_after).encode()))
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
