@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import posixpath
 import re
@@ -32,7 +33,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from cim.api.errors import TooManyRequestsError
-from cim.errors import AuthError
+from cim.errors import AuthError, TilesError
+from cim.settings import Settings
+from cim.storage.base import Storage, StorageError
+from cim.storage.published import PublishedTilesSettings, object_key, read_index
+
+log = logging.getLogger("cim.api")
 
 CONTENT_TYPES: dict[str, str] = {
     ".json": "application/json",
@@ -115,6 +121,8 @@ class TileFile:
     checked_at: float
     body: bytes | None = None
     gzip_body: bytes | None = None
+    published_sha: str = ""
+    """Set for a file of a tileset published to a storage backend (``path`` is then its object key)."""
     gzip_etag: str = ""
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
@@ -169,6 +177,57 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return start, min(end, size - 1)
 
 
+def _content_type(path: str) -> str:
+    return CONTENT_TYPES.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
+
+
+class PublishedTiles:
+    """Tilesets published to a storage backend (``tiles/publish.py``): their indexes, read again after
+    ``index_seconds``; the bytes are read from the backend (ranged GETs) by :class:`TileFiles`."""
+
+    def __init__(self, storage: Storage, *, index_seconds: float = 10.0) -> None:
+        self.storage = storage
+        self.index_seconds = index_seconds
+        self._indexes: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def key(self, tileset: str, sha256: str) -> str:
+        """The object key of one content of ``tileset``."""
+        return object_key(tileset, sha256)
+
+    def record(self, tileset: str, path: str) -> tuple[str, int, float] | None:
+        """``(sha256, size, modified)`` of ``path`` in published ``tileset``, or ``None``."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._indexes.get(tileset)
+        if cached is None or now - cached[0] >= self.index_seconds:
+            files = read_index(self.storage, tileset)
+            with self._lock:
+                if len(self._indexes) > 1000:
+                    self._indexes.clear()
+                self._indexes[tileset] = (now, files)
+        else:
+            files = cached[1]
+        found = files.get(path)
+        if not isinstance(found, dict):
+            return None
+        try:
+            return str(found["sha256"]), int(found["size"]), float(found["modified"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def published_tiles(settings: Settings) -> PublishedTiles | None:
+    """The published tilesets configured by ``CIM_TILES_STORAGE`` (``None`` when unset)."""
+    from cim.storage import open_storage
+
+    published = PublishedTilesSettings()
+    if not published.storage:
+        return None
+    storage = open_storage(settings, published.storage_settings())
+    return PublishedTiles(storage, index_seconds=published.index_seconds)
+
+
 class TileFiles:
     """ASGI app serving ``root/<tileset>/<path>``; mount it at ``/tiles``."""
 
@@ -179,10 +238,13 @@ class TileFiles:
         max_age: int = 3600,
         memory_cache_bytes: int = 64 << 20,
         key_check: Callable[[str, str | None], object] | None = None,
+        published: PublishedTiles | None = None,
     ) -> None:
         """``key_check`` (when reads require a key) verifies a presented API key and the caller's address,
-        raising ``AuthError``. Then responses are ``private`` and vary on the credential headers."""
+        raising ``AuthError``. Then responses are ``private`` and vary on the credential headers.
+        ``published`` serves the tilesets that have no folder under ``root`` from a storage backend."""
         self.key_check = key_check
+        self.published = published
         self.root = Path(root)
         self.max_age = max_age
         self.memory_budget = memory_cache_bytes
@@ -225,37 +287,67 @@ class TileFiles:
     def _load(self, rel: str, now: float) -> TileFile | None:
         real = self._resolve(rel)
         if real is None:
-            return None
+            return self._load_published(rel, now)
         try:
             st = os.stat(real)
         except OSError:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        ext = os.path.splitext(real)[1].lower()
-        ctype = CONTENT_TYPES.get(ext, "application/octet-stream")
-        etag = file_etag(st.st_mtime, st.st_size)
         entry = TileFile(
             path=real,
             size=st.st_size,
             mtime=st.st_mtime,
             ino=st.st_ino,
-            content_type=ctype,
-            etag=etag,
+            content_type=_content_type(real),
+            etag=file_etag(st.st_mtime, st.st_size),
             last_modified=formatdate(st.st_mtime, usegmt=True),
             checked_at=now,
         )
-        if st.st_size <= MEMORY_FILE_LIMIT and self._memory_used + st.st_size <= self.memory_budget:
+
+        def read() -> bytes:
+            with open(real, "rb") as handle:
+                return handle.read()
+
+        return self._complete(entry, read)
+
+    def _load_published(self, rel: str, now: float) -> TileFile | None:
+        if self.published is None or not canonical_tile_path(rel) or "\x00" in rel or "\\" in rel:
+            return None
+        tileset, _, rest = rel.partition("/")
+        if not _NAME.match(tileset) or not rest or self._real_root(tileset) is not None:
+            return None  # a tileset on local disk is served from there only
+        record = self.published.record(tileset, rest)
+        if record is None:
+            return None
+        sha, size, modified = record
+        entry = TileFile(
+            path=self.published.key(tileset, sha),
+            size=size,
+            mtime=modified,
+            ino=0,
+            content_type=_content_type(rest),
+            etag=f'"{sha[:40]}"',
+            last_modified=formatdate(modified, usegmt=True),
+            checked_at=now,
+            published_sha=sha,
+        )
+        published = self.published
+        return self._complete(entry, lambda: published.storage.get(entry.path))
+
+    def _complete(self, entry: TileFile, read: Callable[[], bytes]) -> TileFile | None:
+        """Fill in the body (small files, within the memory budget), its gzip variant and the headers."""
+        ctype = entry.content_type
+        if entry.size <= MEMORY_FILE_LIMIT and self._memory_used + entry.size <= self.memory_budget:
             try:
-                with open(real, "rb") as handle:
-                    entry.body = handle.read()
-            except OSError:
+                entry.body = read()
+            except (OSError, StorageError):
                 return None
-            if len(entry.body) != st.st_size:
+            if len(entry.body) != entry.size:
                 entry.size = len(entry.body)
             if ctype in GZIP_TYPES and entry.size > 256:
                 entry.gzip_body = gzip.compress(entry.body, compresslevel=6, mtime=0)
-                entry.gzip_etag = "W/" + etag
+                entry.gzip_etag = "W/" + entry.etag
         ctype_header = ctype.encode() + (b"; charset=utf-8" if ctype == "application/json" else b"")
         entry.headers = [
             (b"content-type", ctype_header),
@@ -270,20 +362,28 @@ class TileFiles:
             entry.headers.append((b"vary", b", ".join(vary)))
         return entry
 
+    def _still_valid(self, rel: str, entry: TileFile) -> bool:
+        if entry.published_sha:
+            if self.published is None or self._real_root(rel.partition("/")[0]) is not None:
+                return False
+            tileset, _, rest = rel.partition("/")
+            record = self.published.record(tileset, rest)
+            return record is not None and record[0] == entry.published_sha
+        try:
+            st = os.stat(entry.path)
+            same = st.st_mtime == entry.mtime and st.st_size == entry.size and st.st_ino == entry.ino
+        except OSError:
+            same = False
+        return same and self._resolve(rel) == entry.path
+
     def _entry(self, rel: str) -> TileFile | None:
         now = time.monotonic()
         entry = self._files.get(rel)
         if entry is not None and now - entry.checked_at < STAT_TTL_SECONDS:
             return entry
-        if entry is not None:
-            try:
-                st = os.stat(entry.path)
-                same = st.st_mtime == entry.mtime and st.st_size == entry.size and st.st_ino == entry.ino
-            except OSError:
-                same = False
-            if same and self._resolve(rel) == entry.path:
-                entry.checked_at = now
-                return entry
+        if entry is not None and self._still_valid(rel, entry):
+            entry.checked_at = now
+            return entry
         fresh = self._load(rel, now)
         with self._lock:
             old = self._files.pop(rel, None)
@@ -330,7 +430,13 @@ class TileFiles:
             return
         entry = self._files.get(rel)
         if entry is None or time.monotonic() - entry.checked_at >= STAT_TTL_SECONDS:
-            entry = await run_in_threadpool(self._entry, rel)
+            try:
+                entry = await run_in_threadpool(self._entry, rel)
+            except (StorageError, TilesError) as exc:
+                log.warning("published tiles unavailable: %s", exc)
+                detail = "the storage of published tilesets is unavailable; try again later"
+                await self._error(send, *_json_error(503, "Service Unavailable", detail))
+                return
         if entry is None:
             await self._error(send, *_json_error(404, "Not Found", f"no tile file {rel!r}"))
             return
@@ -435,6 +541,9 @@ class TileFiles:
             await send({"type": "http.response.body", "body": b""})
         elif entry.body is not None:
             await send({"type": "http.response.body", "body": entry.body[start : end + 1]})
+        elif entry.published_sha:
+            assert self.published is not None
+            await self._stream_published(self.published.storage, entry.path, start, length, send)
         else:
             await self._stream(entry.path, start, length, send)
 
@@ -454,6 +563,19 @@ class TileFiles:
                 await send({"type": "http.response.body", "body": b""})
         finally:
             await run_in_threadpool(handle.close)
+
+    @staticmethod
+    async def _stream_published(storage: Storage, key: str, start: int, length: int, send: Send) -> None:
+        chunks = await run_in_threadpool(storage.stream, key, start, start + length, CHUNK)
+        remaining = length
+        while remaining > 0:
+            chunk: bytes = await run_in_threadpool(next, chunks, b"")
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+        if remaining > 0:  # the object ended early (replaced meanwhile): end the response
+            await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
     async def _error(
