@@ -177,3 +177,15 @@ def test_rewritten_file_of_the_same_size_gets_a_new_etag(tmp_path: Path) -> None
     writer.finish()
     after = (tmp_path / "0.glb").stat()
     assert file_etag(after.st_mtime, after.st_size) != file_etag(before.st_mtime, before.st_size)
+
+
+def test_unreachable_bucket_is_a_503_without_credentials(
+    settings: Settings, s3_env: StorageSettings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CIM_STORAGE_BUCKET", "no-such-bucket-cim")
+    with _client(settings) as client:
+        r = client.get("/tiles/city/tileset.json")
+    assert r.status_code == 503
+    assert r.json()["code"] == "service-unavailable"
+    for text in (r.text, caplog.text):
+        assert S3_SECRET not in text and S3_KEY_ID not in text
