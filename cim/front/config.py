@@ -184,7 +184,7 @@ http {{
     scgi_temp_path {prefix}/temp/scgi;
     log_format cim_json escape=json '{{"time": "$time_iso8601", "method": "$request_method", "path": "$uri", '
         '"status": $status, "bytes": $body_bytes_sent, "duration_ms": $request_time, "client": "$remote_addr", '
-        '"served_by": "nginx"}}';
+        '"upstream": "$upstream_addr"}}';
 {access_log}
     # the app enforces its own body and URL limits with JSON errors: nginx lets them through
     client_max_body_size 0;

@@ -158,7 +158,7 @@ def _module_front(front_db: str, folder: Path, extra_env: dict[str, str]) -> Ite
 @pytest.fixture(scope="module")
 def public_front(front_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     """The front of an open deployment (reads need no key)."""
-    yield from _module_front(front_db, tmp_path_factory.mktemp("public"), {})
+    yield from _module_front(front_db, tmp_path_factory.mktemp("public"), {"CIM_API_ACCESS_LOG": "true"})
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +219,23 @@ def test_nginx_serves_public_tiles_with_the_apps_headers(public_front: Front) ->
         assert "origin" in _vary(cors)
         stranger = _same_answer(public_front, path, {"Origin": "https://elsewhere.example"})
         assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_nginx_itself_serves_the_files_and_the_app_the_api(public_front: Front) -> None:
+    marker = f"/tiles/city/0.glb?probe={secrets.token_hex(4)}"
+    assert httpx.get(public_front.url + marker).status_code == 200
+    assert httpx.get(public_front.url + "/conformance").status_code == 200
+    log = public_front.nginx.dir / "access.log"
+    deadline = time.monotonic() + 10
+    while True:  # nginx flushes its buffered access log every second
+        lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        tile = [e for e in lines if e["path"] == "/tiles/city/0.glb"]
+        api = [e for e in lines if e["path"] == "/conformance"]
+        if (tile and api) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert tile and all(e["upstream"] == "" for e in tile)  # every GET of the file came from disk, not the app
+    assert api and api[-1]["upstream"] == public_front.app_url.removeprefix("http://")
 
 
 def test_nginx_gzips_json_like_the_app(public_front: Front) -> None:
@@ -319,6 +336,7 @@ def test_stop_leaves_no_nginx_and_no_runtime_files(public_front: Front) -> None:
     assert public_front.nginx.status() is None
     left = {p.name for p in public_front.nginx.dir.iterdir()}
     assert left <= {"error.log", "access.log"}
+    assert (public_front.nginx.dir / "access.log").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(public_front.url + "/tiles/city/0.glb")
 
