@@ -117,10 +117,14 @@ def wrk(url_base: str, paths: list[str], connections: int, duration: int, thread
 
 def interleaved(ports: dict[str, int], urls: list[str], args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """wrk on each server in turn, ``args.rounds`` times (the load of a shared machine drifts between runs,
-    so alternating keeps the ratios fair); per server the mean req/s and the median p50/p99 of the rounds."""
+    so alternating in a rotating order keeps the ratios fair); per server the mean req/s and the median
+    p50/p99 of the rounds."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
-    for _ in range(args.rounds):
-        for name, port in ports.items():
+    names = list(ports)
+    for round_no in range(args.rounds):
+        # rotate the order every round: on a loaded machine the position in a round matters too
+        for name in names[round_no % len(names) :] + names[: round_no % len(names)]:
+            port = ports[name]
             runs[name].append(
                 wrk(f"http://127.0.0.1:{port}", urls, args.connections, args.duration, args.threads, work)
             )

@@ -609,8 +609,8 @@ def tiles_openapi_path() -> dict[str, Any]:
         "get": {
             "tags": ["tiles"],
             "summary": "A 3D Tiles / quantized-mesh terrain file",
-            "description": "Static tile file with strong ETag, Last-Modified, Cache-Control, gzip for JSON and "
-            "terrain (Accept-Encoding), single byte ranges.",
+            "description": "Static tile file (local, or published to object storage) with ETag, Last-Modified, "
+            "Cache-Control, gzip for JSON and terrain (Accept-Encoding), single byte ranges.",
             "operationId": "get_tile_file",
             "parameters": params,
             "responses": {
