@@ -2,8 +2,8 @@
 
 One lock (``$CIM_DATA_DIR/.front.lock``) so concurrent starts take turns, one JSON state file
 (``front/front.json``) replaced atomically. ``up`` writes the config, has nginx check it (``nginx -t``),
-starts the master (it binds the port before it detaches, so a taken port fails the start) and waits for its
-pid file; any failure removes everything it wrote and reports the end of nginx's error log. ``down`` stops
+starts the master as a child process (``daemon off``; a taken port makes it exit at once) and waits for its
+pid file and port; any failure removes everything it wrote and reports the end of nginx's error log. ``down`` stops
 the master gracefully (``SIGQUIT``: open requests finish) and removes the runtime files (the logs stay).
 As root the workers run as ``www-data`` (or ``nobody``) when that user can read the tiles; otherwise as root,
 which the state records and ``cim serve`` reports.
@@ -115,8 +115,7 @@ class NginxFront:
             try:
                 self._write(config, text)
                 self._run(nginx, "-t", what="nginx -t (config check)")
-                self._run(nginx, what="starting nginx")
-                pid = self._wait_started(config)
+                pid = self._wait_started(config, self._spawn(nginx))
                 state = FrontState(
                     host=config.host,
                     port=config.port,
@@ -204,16 +203,33 @@ class NginxFront:
             reason = emerg[-1] if emerg else lines[-1] if lines else f"exit {result.returncode}"
             raise FrontError(f"{what} failed: {reason}")
 
+    def _spawn(self, nginx: Path) -> subprocess.Popen[bytes]:
+        # A child in the caller's session ("daemon off"), like the bare nginx the benchmark compares with: a
+        # detached daemon gets its own scheduler autogroup, which on a loaded machine skews the comparison.
+        with open(self.dir / "startup.log", "wb") as startup:
+            return subprocess.Popen(
+                [str(nginx), "-p", str(self.dir), "-c", str(self.config_file), "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL,
+                stdout=startup,
+                stderr=startup,
+            )
+
     def _log_tail(self) -> str:
         try:
             return "\n" + "\n".join(self.error_log.read_text(encoding="utf-8", errors="replace").splitlines()[-3:])
         except OSError:
             return ""
 
-    def _wait_started(self, config: FrontConfig, timeout: float = 20.0) -> int:
+    def _wait_started(self, config: FrontConfig, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout
         host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "[::]") else config.host.strip("[]")
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                startup = (self.dir / "startup.log").read_text(encoding="utf-8", errors="replace")
+                lines = [line for line in (startup + self._log_tail()).splitlines() if line.strip()]
+                emerg = [line.split("] ", 1)[-1] for line in lines if "[emerg]" in line]
+                reason = emerg[-1] if emerg else lines[-1] if lines else f"exit {proc.returncode}"
+                raise FrontError(f"starting nginx failed: {reason}")
             pid = self._master_pid()
             if pid is not None:
                 with contextlib.suppress(OSError), socket.create_connection((host, config.port), timeout=1):
@@ -233,7 +249,11 @@ class NginxFront:
     @staticmethod
     def _wait_gone(pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while _alive(pid):
+        while True:
+            with contextlib.suppress(ChildProcessError):  # reap it when it is our child (no zombie left)
+                os.waitpid(pid, os.WNOHANG)
+            if not _alive(pid):
+                break
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
@@ -259,6 +279,7 @@ class NginxFront:
         if all_files:
             shutil.rmtree(self.dir, ignore_errors=True)
             return
-        for path in (self.config_file, self.pid_file, self.state_file, self.config_file.with_suffix(".tmp")):
+        runtime = (self.config_file, self.pid_file, self.state_file, self.config_file.with_suffix(".tmp"))
+        for path in (*runtime, self.dir / "startup.log"):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.dir / "temp", ignore_errors=True)
