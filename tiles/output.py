@@ -1,5 +1,8 @@
 """Writing a tileset directory incrementally: a manifest of SHA-256 content hashes per file, so a rebuild
-writes only the files whose bytes changed, and removes the files no longer part of the tileset."""
+writes only the files whose bytes changed, and removes the files no longer part of the tileset.
+
+Tile servers (the app and the nginx front) derive a file's ETag from its mtime in whole seconds and its
+size, so a rewritten file of the same size gets an mtime at least one second after the old one's."""
 
 from __future__ import annotations
 
@@ -38,8 +41,17 @@ class IncrementalWriter:
             self.kept += 1
             return
         target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            old = target.stat()
+        except FileNotFoundError:
+            old = None
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(data)
+        if old is not None and old.st_size == len(data):
+            new_mtime = tmp.stat().st_mtime
+            if int(new_mtime) <= int(old.st_mtime):  # same size, same second: the ETag would not change
+                bumped = int(old.st_mtime) + 1
+                os.utime(tmp, (bumped, bumped))
         os.replace(tmp, target)
         self.written += 1
 

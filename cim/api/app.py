@@ -27,7 +27,7 @@ from cim.api.middleware import (
 from cim.api.openapi import to_openapi30
 from cim.api.security import KeyVerifier
 from cim.api.settings import ApiSettings, ViewerSettings
-from cim.api.tiles import FastTilePath, TileFiles, tiles_openapi_path
+from cim.api.tiles import FastTilePath, TileFiles, published_tiles, tiles_openapi_path
 from cim.settings import Settings
 
 DESCRIPTION = """\
@@ -130,6 +130,7 @@ def create_app(
         max_age=api_settings.tile_cache_seconds,
         memory_cache_bytes=api_settings.tile_memory_cache_bytes,
         key_check=app.state.key_verifier.verify if api_settings.reads_require_key else None,
+        published=published_tiles(settings),
     )
     app.state.tiles = tiles
     app.mount("/tiles", tiles, name="tiles")

@@ -20,6 +20,7 @@ from cim.cli.db import app as db_app
 from cim.cli.demo import demo
 from cim.cli.ingest import app as ingest_app
 from cim.cli.keys import app as keys_app
+from cim.cli.publish import publish
 from cim.cli.review import review
 from cim.cli.sensors import app as sensors_app
 from cim.cli.serve import serve
@@ -39,6 +40,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(analyse_app, name="analyse")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(tiles_app, name="tiles")
+tiles_app.command("publish")(publish)
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
