@@ -82,26 +82,24 @@ def provision(url: str, n: int) -> None:
         conn.commit()
 
 
-def _publisher(host: str, port: int, password: str, first: int, count: int, n_ds: int, offset_s: int) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{first}", protocol=mqtt.MQTTv311)
-    client.username_pw_set("cim-publisher", password)
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    client.connect(host, port)
-    client.loop_start()
-    last = None
+def _publisher_lines(first: int, count: int, n_ds: int) -> bytes:
+    """``count`` observations (one JSON document a line) for the ``v1.1/Observations`` create topic."""
+    out = []
     for k in range(first, first + count):
         ds = 1 + k % n_ds
-        t = (BASE_TIME + dt.timedelta(seconds=offset_s + k // n_ds)).isoformat().replace("+00:00", "Z")
-        payload = f'{{"phenomenonTime":"{t}","result":{(k % 400) / 100:.3f}}}'
-        last = client.publish(f"v1.1/Datastreams({ds})/Observations", payload, qos=1)
-    if last is not None:
-        last.wait_for_publish(timeout=300)
-    client.disconnect()
-    client.loop_stop()
+        t = (BASE_TIME + dt.timedelta(seconds=k // n_ds)).isoformat().replace("+00:00", "Z")
+        out.append(f'{{"Datastream":{{"@iot.id":{ds}}},"phenomenonTime":"{t}","result":{(k % 400) / 100:.3f}}}')
+    return ("\n".join(out) + "\n").encode()
+
+
+def _start_publisher(host: str, port: int, password: str, client_id: str) -> subprocess.Popen[bytes]:
+    """``mosquitto_pub`` (the Mosquitto project's C client) publishing each stdin line with QoS 1."""
+    return subprocess.Popen(
+        ["mosquitto_pub", "-h", host, "-p", str(port), "-u", "cim-publisher", "-P", password, "-i", client_id]
+        + ["-q", "1", "-M", "1000", "-l", "-t", "v1.1/Observations"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def count_observations(url: str) -> int:
@@ -170,17 +168,20 @@ def bench_mqtt(url: str, data_dir: Path, total: int, publishers: int) -> dict[st
 
     n_load = DATASTREAMS - len(probe_ds)
     per = total // publishers
+    payloads = [_publisher_lines(p * per, per, n_load) for p in range(publishers)]
+    procs = [
+        _start_publisher(state.host, state.port, state.publisher_password, f"bench-{p}") for p in range(publishers)
+    ]
     started = time.perf_counter()
     prober = threading.Thread(target=probing, daemon=True)
     prober.start()
-    procs = [
-        mp.Process(target=_publisher, args=(state.host, state.port, state.publisher_password, p * per, per, n_load, 0))
-        for p in range(publishers)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
+    feeders = [threading.Thread(target=p.communicate, args=(data,)) for p, data in zip(procs, payloads, strict=True)]
+    for f in feeders:
+        f.start()
+    for f in feeders:
+        f.join()
+    if any(p.returncode != 0 for p in procs):
+        raise RuntimeError("mosquitto_pub failed")
     published_s = time.perf_counter() - started
     stop.set()
     prober.join()

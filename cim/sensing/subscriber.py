@@ -31,11 +31,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from cim.db.sensing import NewObservation, insert_observations
 from cim.sensing import alarms
 from cim.sensing.errors import SensingError
+from cim.sensing.mqtt_client import FastClient
 from cim.sensing.service import DatastreamCache, observation_from_json
 
 log = logging.getLogger("cim.sensing.mqtt")
@@ -90,7 +91,7 @@ class Subscriber:
         self._queue: queue.Queue[Message] = queue.Queue()
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._client = mqtt.Client(
+        self._client = FastClient(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
         self._client.username_pw_set(self.username, self.password)
@@ -181,9 +182,7 @@ class Subscriber:
                     log.warning("storing %d MQTT observations failed (%s); retrying", len(batch), type(exc).__name__)
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
-            for m in batch:
-                if m.qos > 0:
-                    self._client.ack(m.mid, m.qos)
+            self._client.ack_many([m.mid for m in batch if m.qos == 1])  # only now: stored and committed
             if created and self.on_stored is not None:
                 try:
                     self.on_stored(created)
@@ -196,13 +195,7 @@ class Subscriber:
         log.warning("rejected MQTT message on %s: %s", message.topic, reason)
 
     def _parse(self, batch: list[Message], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
-        rows = []
-        ids = set()
-        for m in batch:
-            match = _DATASTREAM_TOPIC.match(m.topic)
-            if match:
-                ids.add(int(match.group(1)))
-        cache.prefetch(ids)
+        decoded: list[tuple[Message, dict[str, Any], Any]] = []
         for m in batch:
             try:
                 body = json.loads(m.payload)
@@ -220,13 +213,22 @@ class Subscriber:
             if ds_id is None:
                 ds = body.get("Datastream")
                 ds_id = ds.get("@iot.id") if isinstance(ds, dict) else None
-                if m.topic != "v1.1/Observations" or not isinstance(ds_id, int):
+                if m.topic != "v1.1/Observations" or not isinstance(ds_id, int) or isinstance(ds_id, bool):
                     self._reject(m, "publish to v1.1/Datastreams(ID)/Observations or give Datastream @iot.id")
                     continue
+            decoded.append((m, body, ds_id))
+        features = set()
+        for _m, body, _d in decoded:
+            foi = body.get("FeatureOfInterest")
+            if isinstance(foi, dict) and type(foi.get("@iot.id")) is int:
+                features.add(foi["@iot.id"])
+        cache.prefetch({ds_id for _m, _b, ds_id in decoded}, features)  # one lookup for the whole batch
+        rows = []
+        for m, body, ds_id in decoded:
             body.pop("Datastream", None)
             foi = body.pop("FeatureOfInterest", None)
             foi_id = foi.get("@iot.id") if isinstance(foi, dict) else None
-            if foi is not None and not isinstance(foi_id, int):
+            if foi is not None and type(foi_id) is not int:
                 self._reject(m, "over MQTT a FeatureOfInterest is given by its @iot.id")
                 continue
             try:
@@ -243,8 +245,8 @@ class Subscriber:
                 with conn.begin_nested():
                     kept = [r for _m, r in rows]
                     ids = insert_observations(conn, kept)
-                    alarms.evaluate(conn, kept, ids)
-            except IntegrityError:
+                    alarms.evaluate(conn)
+            except (IntegrityError, DataError):
                 ids, kept = self._store_one_by_one(conn, rows)
         stored = [(i, r) for i, r in zip(ids, kept, strict=True) if i is not None]
         self.counters.stored += len(stored)
@@ -260,10 +262,10 @@ class Subscriber:
             try:
                 with conn.begin_nested():
                     one = insert_observations(conn, [row])
-                    alarms.evaluate(conn, [row], one)
+                    alarms.evaluate(conn)
                     ids.extend(one)
                     kept.append(row)
-            except IntegrityError as exc:
+            except (IntegrityError, DataError) as exc:
                 self._reject(m, f"refused by the database: {str(exc.orig).splitlines()[0]}")
         return ids, kept
 
