@@ -14,16 +14,16 @@ forever), never fatal. Messages that carry ``@iot.id`` are notifications of stor
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -64,14 +64,13 @@ class Counters:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One received MQTT message, kept until its observation is stored (then acknowledged)."""
 
     mid: int
     qos: int
     topic: str
-    payload: bytes
+    payload: bytes | bytearray
 
 
 @dataclass
@@ -88,7 +87,8 @@ class Subscriber:
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
-        self._queue: queue.Queue[Message] = queue.Queue()
+        self._inbox: collections.deque[Message] = collections.deque()  # appends and pops are thread-safe
+        self._arrived = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._client = FastClient(
@@ -145,24 +145,25 @@ class Subscriber:
             log.warning("MQTT subscriber disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
+        self._inbox.append(Message(msg.mid, msg.qos, msg.topic, msg.payload))
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     # -- writer thread -------------------------------------------------------------------------------
 
     def _next_batch(self) -> list[Message]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
+        """Up to :data:`BATCH_MAX` messages: those waiting, or what arrives within :data:`BATCH_WAIT_S` of the
+        first one (so a trickle is stored at once and a flood in large batches)."""
+        inbox = self._inbox
+        if not inbox:
+            self._arrived.clear()
+            if not inbox and not self._arrived.wait(0.2):
+                return []
         deadline = time.monotonic() + BATCH_WAIT_S
-        while len(batch) < BATCH_MAX:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        while len(inbox) < BATCH_MAX and time.monotonic() < deadline:
+            time.sleep(0.002)
+        pop = inbox.popleft
+        return [pop() for _ in range(min(len(inbox), BATCH_MAX))]
 
     def _write_loop(self) -> None:
         while not self._stop.is_set():
