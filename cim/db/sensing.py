@@ -307,7 +307,9 @@ _OVERVIEW = """
     ), alarms AS (
         SELECT datastream_id, count(*) AS n FROM sensor_alarm WHERE cleared_at IS NULL GROUP BY datastream_id
     ), places AS (
-        SELECT DISTINCT ON (tl.thing_id) tl.thing_id, ST_PointOnSurface(loc.geom) AS point
+        SELECT DISTINCT ON (tl.thing_id) tl.thing_id,
+               CASE WHEN ST_GeometryType(loc.geom) = 'ST_Point' THEN loc.geom ELSE ST_PointOnSurface(loc.geom) END
+                   AS point
         FROM sta_thing_location tl JOIN sta_location loc ON loc.id = tl.location_id
         ORDER BY tl.thing_id, loc.id
     ), rows AS (
