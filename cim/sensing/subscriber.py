@@ -99,6 +99,7 @@ class Subscriber:
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self._client.on_fast_publish = self._on_fast_publish
         self._client.on_disconnect = self._on_disconnect
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._writer = threading.Thread(target=self._write_loop, name="cim-mqtt-writer", daemon=True)
@@ -145,7 +146,10 @@ class Subscriber:
             log.warning("MQTT subscriber disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.append(Message(msg.mid, msg.qos, msg.topic, msg.payload))
+        self._on_fast_publish(msg.mid, msg.qos, msg.topic, msg.payload)
+
+    def _on_fast_publish(self, mid: int, qos: int, topic: str, payload: bytes | bytearray) -> None:
+        self._inbox.append(Message(mid, qos, topic, payload))
         if not self._arrived.is_set():
             self._arrived.set()
 
