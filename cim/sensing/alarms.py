@@ -13,6 +13,7 @@ analysis' GB 50028 table) in the alarm's details.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -54,9 +55,12 @@ def check_rule(body: Any) -> dict[str, Any]:
     }
 
 
-def evaluate(conn: Connection) -> list[int]:
-    """Raise or clear alarms for the batch just stored (:func:`cim.db.sensing.insert_observations`): the
-    newest new observation per datastream is judged in SQL; return the ids of raised alarms."""
+def evaluate(conn: Connection, new_ids: Sequence[int | None]) -> list[int]:
+    """Raise or clear alarms for the batch just stored (:func:`cim.db.sensing.insert_observations`, whose
+    ids are ``new_ids``): the newest new observation per datastream is judged in SQL; return the ids of
+    raised alarms. Nothing to judge when nothing new was stored."""
+    if not any(i is not None for i in new_ids):
+        return []
     raised: list[int] = []
     for change in q.alarm_transitions(conn):
         if change["raise"]:

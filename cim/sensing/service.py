@@ -675,7 +675,7 @@ class Writer:
             foi_id = self.create(BY_NAME["FeatureOfInterest"], body["FeatureOfInterest"])
         obs = observation_from_json(self.conn, body, datastream_id, foi_id, DatastreamCache(self.conn))
         new_id = insert_observations(self.conn, [obs])[0]
-        alarms.evaluate(self.conn)
+        alarms.evaluate(self.conn, [new_id])
         if new_id is None:
             raise StaConflictError(
                 f"Datastream {datastream_id} already has an observation at {iso(obs.phenomenon_time)}"
@@ -1020,7 +1020,7 @@ def create_data_array(
             slots.append(len(results))
             results.append("")
     new_ids = insert_observations(conn, rows)
-    alarms.evaluate(conn)
+    alarms.evaluate(conn, new_ids)
     missing = [i for i, v in enumerate(new_ids) if v is None]
     existing = existing_observation_ids(conn, [(rows[i].datastream_id, rows[i].phenomenon_time) for i in missing])
     for i, oid in zip(missing, existing, strict=True):

@@ -250,7 +250,7 @@ class Subscriber:
                 with conn.begin_nested():
                     kept = [r for _m, r in rows]
                     ids = insert_observations(conn, kept)
-                    alarms.evaluate(conn)
+                    alarms.evaluate(conn, ids)
             except (IntegrityError, DataError):
                 ids, kept = self._store_one_by_one(conn, rows)
         stored = [(i, r) for i, r in zip(ids, kept, strict=True) if i is not None]
@@ -267,7 +267,7 @@ class Subscriber:
             try:
                 with conn.begin_nested():
                     one = insert_observations(conn, [row])
-                    alarms.evaluate(conn)
+                    alarms.evaluate(conn, one)
                     ids.extend(one)
                     kept.append(row)
             except (IntegrityError, DataError) as exc:
