@@ -645,7 +645,7 @@ class StaObservation(Base):
     valid_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     parameters: Mapped[dict[str, Any] | None] = mapped_column()
     # No foreign keys (migration 0006): each batch locks its datastreams and features of interest once
-    # (cim.db.sensing.lock_parents) and delete triggers on both tables cascade to the observations.
+    # (cim.db.sensing.lock_datastreams, existing_features); delete triggers on both tables cascade.
     datastream_id: Mapped[int] = mapped_column(BigInteger)
     feature_of_interest_id: Mapped[int] = mapped_column(BigInteger)
 

@@ -2,9 +2,9 @@
 
 The two foreign keys of ``sta_observation`` cost two row-lock look-ups per stored observation (half of the
 insert time at 20,000 observations/s). The platform now locks each batch's datastreams and features of
-interest once (``FOR KEY SHARE``, :func:`cim.db.sensing.lock_parents`), which gives the same guarantee, and
-statement-level triggers keep the cascade: deleting a Datastream or a FeatureOfInterest deletes its
-observations. ``sta_latest`` (updated once per datastream and batch) leaves room for HOT updates.
+interest once (:func:`cim.db.sensing.lock_datastreams`, :func:`cim.db.sensing.existing_features`), which
+gives the same guarantee, and statement-level triggers keep the cascade: deleting a Datastream or a
+FeatureOfInterest deletes its observations. ``sta_latest`` (updated once per datastream and batch) leaves room for HOT updates.
 
 Revision ID: 0006_sensing_perf
 Revises: 0004_sensing
