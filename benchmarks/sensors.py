@@ -391,7 +391,7 @@ def time_latest_db(url: str, repeats: int = 20) -> dict[str, float]:
                 rows = len(fn(conn))
                 times.append((time.perf_counter() - t0) * 1000)
             times.sort()
-            out[f"{name}_rows"] = rows
+            out[f"{name}_size"] = rows  # rows, or characters of the GeoJSON text
             out[f"{name}_p50_ms"] = round(statistics.median(times), 1)
             out[f"{name}_p90_ms"] = round(times[int(len(times) * 0.9) - 1], 1)
     engine.dispose()
