@@ -25,7 +25,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 
 if command -v dpkg-query >/dev/null 2>&1; then
     PG=$(pg_major)
-    wanted=("postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-$PG-pgrouting" chromium fonts-wqy-zenhei nginx-light wrk libpango-1.0-0 libpangoft2-1.0-0 mosquitto)
+    wanted=("postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-$PG-pgrouting" chromium fonts-wqy-zenhei nginx-light wrk libpango-1.0-0 libpangoft2-1.0-0 mosquitto mosquitto-clients)
     python3 -c 'import ensurepip' 2>/dev/null || wanted+=(python3-venv)
     command -v node >/dev/null 2>&1 || wanted+=(nodejs)
     command -v npm >/dev/null 2>&1 || wanted+=(npm)

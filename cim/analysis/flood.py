@@ -174,10 +174,12 @@ def run_flood(
     *,
     level: float | None = None,
     volume: float | None = None,
-    seed: tuple[float, float] | None = None,
+    seed: tuple[float, float] | str | None = None,
     store: bool = True,
 ) -> FloodReport:
-    """Flood the live DEM to ``level`` metres (or with ``volume`` m³) from water bodies or a seed (lon, lat).
+    """Flood the live DEM to ``level`` metres (or with ``volume`` m³) from water bodies, a seed (lon, lat),
+    or, with ``seed="active-alarms"`` (:data:`SEED_ACTIVE_ALARMS`), from every active waterlogging point
+    (a manhole whose water-level alarm is raised, :func:`cim.db.alarms.active_waterlogging_points`).
 
     Raises :class:`AnalysisError` when no DEM is loaded, neither or both of level/volume are given, or no
     seed lies on the DEM.
@@ -189,7 +191,9 @@ def run_flood(
         raise AnalysisError("the water volume must be a positive number of m³")
     if level is not None and not -1000 < level < 10_000:
         raise AnalysisError("the water level must be a height in metres between -1,000 and 10,000")
-    if seed is not None and not (-180 <= seed[0] <= 180 and -90 <= seed[1] <= 90):
+    if isinstance(seed, str) and seed != SEED_ACTIVE_ALARMS:
+        raise AnalysisError(f"seed must be a longitude/latitude or {SEED_ACTIVE_ALARMS!r}; got {seed!r}")
+    if isinstance(seed, tuple) and not (-180 <= seed[0] <= 180 and -90 <= seed[1] <= 90):
         raise AnalysisError(f"seed {seed} is not a longitude/latitude in degrees")
     timings: dict[str, float] = {}
     with run_transaction(engine, store=store) as conn:
@@ -200,14 +204,21 @@ def run_flood(
             raise AnalysisError(f"the DEM file {dem.path} of dataset {dem.dataset_id} is missing; re-ingest the DEM")
         grid = load_grid(dem.path)
         water = np.zeros(grid.z.shape, dtype=bool)
-        if seed is not None:
-            x, y = crs.transform_xy([seed[0]], [seed[1]], crs.CGCS2000, grid.source)
-            seed_col, seed_row = _xy(~grid.transform, x, y)
-            r, c = int(np.floor(seed_row[0])), int(np.floor(seed_col[0]))
-            if not (0 <= r < grid.z.shape[0] and 0 <= c < grid.z.shape[1]) or np.isnan(grid.z[r, c]):
+        seed_points: list[tuple[float, float]] = []
+        if seed == SEED_ACTIVE_ALARMS:
+            seed_points = active_alarm_seeds(conn)
+            seeds = _seed_cells(grid, seed_points)
+            if not seeds.any():
+                raise AnalysisError(
+                    f"none of the {len(seed_points)} active waterlogging points lies on the DEM's data"
+                    if seed_points
+                    else "no waterlogging point is active (no manhole water-level alarm is raised)"
+                )
+            seed_text = f"{len(seed_points)} active waterlogging points ({int(seeds.sum())} DEM cells)"
+        elif isinstance(seed, tuple):
+            seeds = _seed_cells(grid, [seed])
+            if not seeds.any():
                 raise AnalysisError(f"seed point {seed} lies outside the DEM's data")
-            seeds = np.zeros(grid.z.shape, dtype=bool)
-            seeds[r, c] = True
             seed_text = f"point {seed[0]:.6f},{seed[1]:.6f}"
         else:
             bodies = [shapely.from_wkb(w) for w in q.water_bodies_wkb(conn)]
@@ -243,7 +254,10 @@ def run_flood(
             "p90": float(np.percentile(depths, 90)) if depths.size else None,
             "max": float(depths.max()) if depths.size else None,
         }
-        params = {"level": level, "volume": volume, "seed": list(seed) if seed else None, "dem": dem.dataset_id}
+        seed_param: Any = list(seed) if isinstance(seed, tuple) else seed
+        params = {"level": level, "volume": volume, "seed": seed_param, "dem": dem.dataset_id}
+        if seed_points:
+            params["seed_points"] = [list(p) for p in seed_points]
         run_id = start_run(conn, "flood", params)
         rows: list[ResultRow] = []
         area_km2 = 0.0
@@ -294,6 +308,30 @@ def run_flood(
         time.perf_counter() - started,
         timings,
     )
+
+
+SEED_ACTIVE_ALARMS = "active-alarms"
+"""The ``seed`` of a flood run from the active waterlogging points (raised manhole water-level alarms)."""
+
+
+def active_alarm_seeds(conn: Any) -> list[tuple[float, float]]:
+    """(lon, lat) in degrees (EPSG:4490) of the active waterlogging points marked by sensor alarms."""
+    from cim.db.alarms import active_waterlogging_points
+
+    return [(float(p["lon"]), float(p["lat"])) for p in active_waterlogging_points(conn)]
+
+
+def _seed_cells(grid: FloodGrid, points: list[tuple[float, float]]) -> NDArray[np.bool_]:
+    """Seed mask: the DEM cell (with data) under each (lon, lat) point; points off the data are left out."""
+    seeds = np.zeros(grid.z.shape, dtype=bool)
+    if not points:
+        return seeds
+    x, y = crs.transform_xy([p[0] for p in points], [p[1] for p in points], crs.CGCS2000, grid.source)
+    cols, rows = _xy(~grid.transform, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    for r, c in zip(np.floor(rows).astype(int), np.floor(cols).astype(int), strict=True):
+        if 0 <= r < grid.z.shape[0] and 0 <= c < grid.z.shape[1] and not np.isnan(grid.z[r, c]):
+            seeds[r, c] = True
+    return seeds
 
 
 def _polygons(

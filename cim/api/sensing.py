@@ -460,11 +460,42 @@ async def waterlogging_points(request: Request) -> Response:
                 "raised_at": service.iso(p["raised_at"]),
                 "flood_seed": f"{p['lon']:.7f},{p['lat']:.7f}",
                 "flood_analysis": f"/analysis/safety/flood?seed={p['lon']:.7f},{p['lat']:.7f}&level=",
+                "flood_from_active_points": "/alarms/waterlogging/flood?level=",
             },
         }
         for p in await run_in_threadpool(work)
     ]
     return JSONResponse({"type": "FeatureCollection", "features": features})
+
+
+@live_router.get(
+    "/alarms/waterlogging/flood",
+    summary="Bathtub flood seeded from every active waterlogging point (GeoJSON)",
+)
+async def flood_from_waterlogging_points(
+    request: Request,
+    level: float | None = Query(default=None, gt=-1000, lt=10_000, description="Water level, metres (1985 datum)."),
+    volume: float | None = Query(default=None, gt=0, description="Water volume, m³ (the level is solved for)."),
+) -> Response:
+    """The flood analysis (``cim.analysis.flood``) with ``seed=active-alarms``: water rises from the DEM cells
+    of the manholes whose water-level alarms are raised (not stored: ``cim sensors flood`` stores a run). 422 when
+    no point is active or none lies on the DEM."""
+    from cim.analysis.flood import SEED_ACTIVE_ALARMS, run_flood
+
+    await run_in_threadpool(reader, request)
+    engine: Engine = request.app.state.engine
+    settings: Settings = request.app.state.settings
+
+    def work() -> dict[str, Any]:
+        report = run_flood(engine, settings, level=level, volume=volume, seed=SEED_ACTIVE_ALARMS, store=False)
+        return {
+            **report.feature_collection(),
+            "seeds": report.seeds,
+            "volume_m3": report.volume_m3,
+            "area_km2": report.flooded_area_km2,
+        }
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 def register_alarm_collection() -> None:

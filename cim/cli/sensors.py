@@ -1,4 +1,5 @@
-"""``cim sensors``: simulate sensors of the sample city, apply retention, check for silent sensors."""
+"""``cim sensors``: simulate sensors of the sample city, apply retention, check for silent sensors, flood
+from the active waterlogging points."""
 
 from __future__ import annotations
 
@@ -86,3 +87,26 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
         emit_json({"raised": raised})
     else:
         stderr.print(f"{len(raised)} no-data alarm(s) raised")
+
+
+@app.command("flood")
+def flood(
+    ctx: typer.Context,
+    level: Annotated[float | None, typer.Option(help="Water level, metres (normal height, 1985 datum).")] = None,
+    volume: Annotated[float | None, typer.Option(help="Water volume, m³ (the level is solved for).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Flood analysis seeded from the active waterlogging points (manholes whose water-level alarm is raised)."""
+    from cim.analysis.flood import SEED_ACTIVE_ALARMS, run_flood
+
+    cli = state(ctx)
+    report = run_flood(cli.engine(), cli.settings, level=level, volume=volume, seed=SEED_ACTIVE_ALARMS)
+    if json_output:
+        data = report.to_dict()
+        data["polygons"] = [{k: v for k, v in p.items() if k != "geometry"} for p in report.polygons]
+        emit_json(data)
+    elif not cli.quiet:
+        stderr.print(
+            f"from {report.seeds}: level {report.level:.2f} m, {report.flooded_area_km2:.4f} km² flooded, "
+            f"{len(report.affected_building_ids)} buildings affected (run {report.run_id})"
+        )

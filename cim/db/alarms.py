@@ -7,74 +7,67 @@ geometries are the Thing's Location (EPSG:4490).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from cim.db.sensing import STAGE
+
 SENSING_DATASET = "sensing: waterlogging points marked by alarms"
 
 
-def rules_for(conn: Connection, datastream_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Enabled rules that apply to ``datastream_ids`` (own rules and their observed property's), one row per pair."""
+def alarm_transitions(conn: Connection) -> list[dict[str, Any]]:
+    """The alarm changes the batch just stored by :func:`cim.db.sensing.insert_observations` causes.
+
+    Judges the newest new observation of each datastream of the staging table against every enabled rule
+    of the datastream or its observed property, in one query: ``over``/``under`` compare the numeric result
+    with the threshold, ``rate`` the change per minute since the previous stored value; a non-numeric result
+    breaks no rule and new data ends a ``nodata`` alarm. Returns only the (rule, datastream) pairs whose state
+    changes: ``raise`` true (with ``value`` and ``why``) for a rule newly broken, false (with ``active``, the
+    alarm id) for an active alarm whose condition no longer holds.
+    """
     rows = conn.execute(
         text(
+            f"""
+            WITH newest AS (
+                SELECT DISTINCT ON (d) d, t, n FROM {STAGE} WHERE oid IS NOT NULL ORDER BY d, t DESC
+            ), pairs AS (
+                SELECT r.id, r.name, r.kind, r.threshold, r.minutes, r.severity, nw.d AS datastream_id, nw.t,
+                       nw.n AS value, a.id AS active
+                FROM newest nw JOIN sta_datastream ds ON ds.id = nw.d
+                JOIN sensor_alarm_rule r ON r.enabled
+                     AND (r.datastream_id = ds.id OR r.observed_property_id = ds.observed_property_id)
+                LEFT JOIN sensor_alarm a ON a.rule_id = r.id AND a.datastream_id = nw.d AND a.cleared_at IS NULL
+            ), judged AS (
+                SELECT p.*, CASE WHEN p.kind = 'rate' AND prev.n IS NOT NULL THEN abs(p.value - prev.n)
+                                 / greatest(extract(epoch FROM p.t - prev.t) / 60.0, 1e-9) END AS rate
+                FROM pairs p LEFT JOIN LATERAL (
+                    SELECT o.phenomenon_time AS t, o.result_number AS n FROM sta_observation o
+                    WHERE p.kind = 'rate' AND p.value IS NOT NULL AND o.datastream_id = p.datastream_id
+                      AND o.phenomenon_time < p.t AND o.result_number IS NOT NULL
+                    ORDER BY o.phenomenon_time DESC LIMIT 1) prev ON true
+            ), verdict AS (
+                SELECT *, COALESCE(CASE kind WHEN 'over' THEN value > threshold WHEN 'under' THEN value < threshold
+                                             WHEN 'rate' THEN rate > threshold END, false) AS raise
+                FROM judged
+            )
+            SELECT * FROM verdict WHERE raise = (active IS NULL) ORDER BY datastream_id, id
             """
-            SELECT r.id, r.name, r.kind, r.threshold, r.minutes, r.severity, d.id AS datastream_id
-            FROM sensor_alarm_rule r
-            JOIN sta_datastream d ON (r.datastream_id = d.id OR r.observed_property_id = d.observed_property_id)
-            WHERE r.enabled AND d.id = ANY(:ids)
-            """
-        ),
-        {"ids": list(datastream_ids)},
+        )
     ).mappings()
-    return [dict(r) for r in rows]
-
-
-def previous_value(conn: Connection, datastream_id: int, before: Any) -> tuple[Any, float] | None:
-    """(phenomenon time, numeric result) of the observation just before ``before``, if any."""
-    row = conn.execute(
-        text(
-            """
-            SELECT phenomenon_time, result_number FROM sta_observation
-            WHERE datastream_id = :d AND phenomenon_time < :t AND result_number IS NOT NULL
-            ORDER BY phenomenon_time DESC LIMIT 1
-            """
-        ),
-        {"d": datastream_id, "t": before},
-    ).first()
-    return (row[0], float(row[1])) if row else None
-
-
-def active_alarms(conn: Connection, datastream_ids: Sequence[int]) -> dict[tuple[int, int], int]:
-    """Active alarms of ``datastream_ids``: (rule id, datastream id) → alarm id."""
-    rows = conn.execute(
-        text(
-            "SELECT rule_id, datastream_id, id FROM sensor_alarm WHERE cleared_at IS NULL AND datastream_id = ANY(:ids)"
-        ),
-        {"ids": list(datastream_ids)},
-    ).all()
-    return {(int(r), int(d)): int(a) for r, d, a in rows}
-
-
-def previous_values(conn: Connection, keys: Sequence[tuple[int, Any]]) -> dict[int, tuple[Any, float]]:
-    """For (datastream id, time) keys: the (time, numeric result) of the observation just before that time."""
-    if not keys:
-        return {}
-    rows = conn.execute(
-        text(
-            """
-            SELECT k.d, p.phenomenon_time, p.result_number
-            FROM jsonb_to_recordset(CAST(:k AS jsonb)) AS k(d bigint, t timestamptz)
-            CROSS JOIN LATERAL (
-                SELECT phenomenon_time, result_number FROM sta_observation
-                WHERE datastream_id = k.d AND phenomenon_time < k.t AND result_number IS NOT NULL
-                ORDER BY phenomenon_time DESC LIMIT 1) p
-            """
-        ),
-        {"k": json.dumps([{"d": d, "t": t.isoformat()} for d, t in keys])},
-    ).all()
-    return {int(d): (t, float(v)) for d, t, v in rows}
+    out = []
+    for r in rows:
+        row = dict(r)
+        value, threshold = row["value"], row["threshold"]
+        if row["raise"]:
+            if row["kind"] == "over":
+                row["why"] = f"{value:g} above {threshold:g}"
+            elif row["kind"] == "under":
+                row["why"] = f"{value:g} below {threshold:g}"
+            else:
+                row["why"] = f"changing {row['rate']:g}/min (limit {threshold:g}/min)"
+        out.append(row)
+    return out
 
 
 def active_alarm(conn: Connection, rule_id: int, datastream_id: int) -> int | None:

@@ -644,8 +644,10 @@ class StaObservation(Base):
     valid_time_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     valid_time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     parameters: Mapped[dict[str, Any] | None] = mapped_column()
-    datastream_id: Mapped[int] = mapped_column(ForeignKey("sta_datastream.id", ondelete="CASCADE"))
-    feature_of_interest_id: Mapped[int] = mapped_column(ForeignKey("sta_feature_of_interest.id", ondelete="CASCADE"))
+    # No foreign keys (migration 0006): each batch locks its datastreams and features of interest once
+    # (cim.db.sensing.lock_datastreams, existing_features); delete triggers on both tables cascade.
+    datastream_id: Mapped[int] = mapped_column(BigInteger)
+    feature_of_interest_id: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (
         UniqueConstraint("datastream_id", "phenomenon_time", name="sta_observation_datastream_time"),

@@ -10,18 +10,20 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+LIVE_CHANNEL = "cim_sensing"
+"""The LISTEN/NOTIFY channel on which stored observations are announced (delivered at commit): JSON arrays
+of ``{d: datastream id, o: observation id, t: phenomenon time (UTC, Z), r: result, n: numeric result}``,
+the newest stored observation of each datastream of a batch, each payload under PostgreSQL's 8,000 bytes."""
 _KNOWN_MONTHS: set[tuple[str, dt.date]] = set()  # (database URL, month) of partitions known to exist
 _MONTHS_LOCK = threading.Lock()
 PARTITION_LOCK_KEY = 0x5354_4F42  # pg_advisory_xact_lock key of partition creation ("STOB")
 
 
-@dataclass(frozen=True)
-class NewObservation:
+class NewObservation(NamedTuple):
     """One observation to store (``result`` is the JSON value; ``result_number`` its numeric value or None)."""
 
     datastream_id: int
@@ -84,123 +86,148 @@ def forget_known_partitions() -> None:
 
 
 def _json(value: Any) -> str | None:
+    kind = type(value)
+    if kind is float or kind is int:  # measurements (finite: NaN and infinities are refused before)
+        return repr(value)
     return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def insert_observations(conn: Connection, rows: Sequence[NewObservation]) -> list[int | None]:
-    """Store ``rows`` in one statement; return each row's new id, or None when it was already stored.
+STAGE = "sta_observation_stage"
+"""The session's staging table: the rows of the last :func:`insert_observations` call (``oid`` = new id)."""
+_STAGE_COLUMNS = "i, d, f, t, te, rt, r, n, q, vs, ve, p"
+_STAGE_DDL = f"""
+    CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
+        i int, d bigint, f bigint, t timestamptz, te timestamptz, rt timestamptz, r jsonb, n double precision,
+        q jsonb, vs timestamptz, ve timestamptz, p jsonb, oid bigint) ON COMMIT DELETE ROWS
+"""
+_INSERT = f"""
+    WITH src AS (
+        SELECT DISTINCT ON (d, t) * FROM {STAGE} ORDER BY d, t, i
+    ), ins AS (
+        INSERT INTO sta_observation (phenomenon_time, phenomenon_time_end, result_time, result, result_number,
+            result_quality, valid_time_start, valid_time_end, parameters, datastream_id, feature_of_interest_id)
+        SELECT t, te, rt, r, n, q, vs, ve, p, d, f FROM src
+        ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
+        RETURNING id, datastream_id, phenomenon_time
+    )
+    UPDATE {STAGE} s SET oid = ins.id
+    FROM ins JOIN src ON src.d = ins.datastream_id AND src.t = ins.phenomenon_time
+    WHERE s.i = src.i
+    RETURNING s.i, s.oid
+"""
+_AFTER_INSERT = f"""
+    WITH newest AS (
+        SELECT DISTINCT ON (d) d, oid, t, r, n FROM {STAGE} WHERE oid IS NOT NULL ORDER BY d, t DESC
+    ), latest AS (
+        INSERT INTO sta_latest AS l (datastream_id, observation_id, phenomenon_time, result, result_number,
+            received_at)
+        SELECT d, oid, t, r, n, now() FROM newest ORDER BY d
+        ON CONFLICT (datastream_id) DO UPDATE SET observation_id = excluded.observation_id,
+            phenomenon_time = excluded.phenomenon_time, result = excluded.result,
+            result_number = excluded.result_number, received_at = excluded.received_at
+        WHERE excluded.phenomenon_time >= l.phenomenon_time
+    ), extents AS (
+        UPDATE sta_datastream ds SET
+            phenomenon_time_start = LEAST(ds.phenomenon_time_start, e.t0),
+            phenomenon_time_end = GREATEST(ds.phenomenon_time_end, e.t1),
+            result_time_start = LEAST(ds.result_time_start, e.r0),
+            result_time_end = GREATEST(ds.result_time_end, e.r1)
+        FROM (SELECT d, min(t) AS t0, max(COALESCE(te, t)) AS t1, min(rt) AS r0, max(rt) AS r1
+              FROM {STAGE} WHERE oid IS NOT NULL GROUP BY d) e
+        WHERE ds.id = e.d
+    ), items AS (
+        SELECT d, CASE WHEN length(item) > 4000 THEN json_build_object('d', d, 'o', oid, 't', ts, 'n', n)::text
+                       ELSE item END AS item
+        FROM (SELECT d, oid, n, ts, json_build_object('d', d, 'o', oid, 't', ts, 'r', r, 'n', n)::text AS item
+              FROM (SELECT *, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts
+                    FROM newest) x) y
+    ), chunks AS (
+        SELECT '[' || string_agg(item, ',' ORDER BY d) || ']' AS payload
+        FROM (SELECT d, item, (sum(length(item) + 1) OVER (ORDER BY d)) / 3500 AS chunk FROM items) z
+        GROUP BY chunk
+    )
+    SELECT count(pg_notify('{LIVE_CHANNEL}', payload)) FROM chunks
+"""
 
-    Also widens the datastreams' phenomenon/result time extents and moves their latest values forward.
+
+def insert_observations(conn: Connection, rows: Sequence[NewObservation]) -> list[int | None]:
+    """Store ``rows``; return each row's new id, or None when it was already stored.
+
+    The rows are copied (``COPY``) into the session's staging table :data:`STAGE` and inserted from there in
+    one statement (``ON CONFLICT DO NOTHING`` on datastream and phenomenon time, so redelivered and retried
+    observations are stored once); then, once per datastream of the batch, the latest value moves forward,
+    the datastream's phenomenon/result time extents widen and the newest value is announced on
+    :data:`LIVE_CHANNEL` (delivered at commit). The staging table keeps the batch (with each new id) for
+    :func:`cim.db.alarms.alarm_transitions` until the next call or the end of the transaction.
+
+    The caller has locked the rows' datastreams and features of interest (:func:`lock_datastreams`,
+    :func:`existing_features`), which stands for the foreign keys the partitioned table does not have.
     """
     if not rows:
         return []
     ensure_partitions(conn, {month_of(r.phenomenon_time) for r in rows})
-    payload = [
-        {
-            "i": i,
-            "d": r.datastream_id,
-            "f": r.feature_of_interest_id,
-            "t": r.phenomenon_time.isoformat(),
-            "te": r.phenomenon_time_end.isoformat() if r.phenomenon_time_end else None,
-            "rt": r.result_time.isoformat() if r.result_time else None,
-            "r": _json(r.result),
-            "n": r.result_number,
-            "q": _json(r.result_quality),
-            "vs": r.valid_time_start.isoformat() if r.valid_time_start else None,
-            "ve": r.valid_time_end.isoformat() if r.valid_time_end else None,
-            "p": _json(r.parameters),
-        }
-        for i, r in enumerate(rows)
-    ]
-    result = conn.execute(
-        text(
-            """
-            WITH src AS (
-                SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
-                    i int, d bigint, f bigint, t timestamptz, te timestamptz, rt timestamptz, r text,
-                    n double precision, q text, vs timestamptz, ve timestamptz, p text)
-            ), ins AS (
-                INSERT INTO sta_observation (phenomenon_time, phenomenon_time_end, result_time, result,
-                    result_number, result_quality, valid_time_start, valid_time_end, parameters, datastream_id,
-                    feature_of_interest_id)
-                SELECT DISTINCT ON (d, t) t, te, rt, r::jsonb, n, q::jsonb, vs, ve, p::jsonb, d, f
-                FROM src ORDER BY d, t, i
-                ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
-                RETURNING id, datastream_id, phenomenon_time, result, result_number, result_time,
-                    phenomenon_time_end
-            ), latest AS (
-                INSERT INTO sta_latest AS l (datastream_id, observation_id, phenomenon_time, result, result_number,
-                    received_at)
-                SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, result, result_number, now()
-                FROM ins ORDER BY datastream_id, phenomenon_time DESC
-                ON CONFLICT (datastream_id) DO UPDATE SET observation_id = excluded.observation_id,
-                    phenomenon_time = excluded.phenomenon_time, result = excluded.result,
-                    result_number = excluded.result_number, received_at = excluded.received_at
-                WHERE excluded.phenomenon_time >= l.phenomenon_time
-            ), extents AS (
-                UPDATE sta_datastream ds SET
-                    phenomenon_time_start = LEAST(ds.phenomenon_time_start, e.t0),
-                    phenomenon_time_end = GREATEST(ds.phenomenon_time_end, e.t1),
-                    result_time_start = LEAST(ds.result_time_start, e.r0),
-                    result_time_end = GREATEST(ds.result_time_end, e.r1)
-                FROM (SELECT datastream_id, min(phenomenon_time) AS t0,
-                             max(COALESCE(phenomenon_time_end, phenomenon_time)) AS t1,
-                             min(result_time) AS r0, max(result_time) AS r1
-                      FROM ins GROUP BY datastream_id) e
-                WHERE ds.id = e.datastream_id
-            )
-            SELECT src.i, ins.id FROM src JOIN ins ON ins.datastream_id = src.d AND ins.phenomenon_time = src.t
-            """
-        ),
-        {"rows": json.dumps(payload)},
-    )
-    ids: list[int | None] = [None] * len(rows)
-    seen: set[int] = set()
-    for i, new_id in sorted(result.all()):
-        if new_id not in seen:  # two rows of one batch with the same key: the first one is stored
-            ids[i] = int(new_id)
-            seen.add(new_id)
-    notify_latest(conn, rows, ids)
+    conn.exec_driver_sql(_STAGE_DDL)
+    conn.exec_driver_sql(f"DELETE FROM {STAGE}")
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY {STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+            write = copy.write_row
+            for i, r in enumerate(rows):
+                write(
+                    (
+                        i,
+                        r.datastream_id,
+                        r.feature_of_interest_id,
+                        r.phenomenon_time,
+                        r.phenomenon_time_end,
+                        r.result_time,
+                        _json(r.result),
+                        r.result_number,
+                        None if r.result_quality is None else _json(r.result_quality),
+                        r.valid_time_start,
+                        r.valid_time_end,
+                        None if r.parameters is None else _json(r.parameters),
+                    )
+                )
+        cur.execute(_INSERT)
+        ids: list[int | None] = [None] * len(rows)
+        for i, oid in cur.fetchall():
+            ids[i] = int(oid)
+        if any(x is not None for x in ids):
+            cur.execute(_AFTER_INSERT)
     return ids
 
 
-LIVE_CHANNEL = "cim_sensing"
-"""The LISTEN/NOTIFY channel on which stored observations are announced (delivered at commit)."""
-_NOTIFY_BYTES = 7000  # PostgreSQL limits a notification payload to 8000 bytes
+def lock_datastreams(conn: Connection, datastream_ids: Sequence[int]) -> list[tuple[int, str, int, int | None]]:
+    """Lock datastreams for a batch of observations (in id order, so concurrent batches never deadlock) and
+    return (id, observation type, thing id, default feature of interest id) of those that exist.
+
+    The lock (``FOR NO KEY UPDATE``) keeps a datastream from being deleted until the batch commits, as a
+    foreign key would, and orders the batch's later updates of the datastream and its latest value.
+    """
+    rows = conn.execute(
+        text(
+            """
+            SELECT d.id, d.observation_type, d.thing_id,
+                   (SELECT f.id FROM sta_feature_of_interest f WHERE f.location_id =
+                      (SELECT min(tl.location_id) FROM sta_thing_location tl WHERE tl.thing_id = d.thing_id))
+            FROM sta_datastream d WHERE d.id = ANY(:ids) ORDER BY d.id FOR NO KEY UPDATE OF d
+            """
+        ),
+        {"ids": sorted(datastream_ids)},
+    ).all()
+    return [(int(i), str(t), int(th), None if f is None else int(f)) for i, t, th, f in rows]
 
 
-def notify_latest(conn: Connection, rows: Sequence[NewObservation], ids: Sequence[int | None]) -> None:
-    """Announce the newest stored observation of each datastream of a batch on :data:`LIVE_CHANNEL`."""
-    newest: dict[int, tuple[NewObservation, int]] = {}
-    for row, oid in zip(rows, ids, strict=True):
-        if oid is None:
-            continue
-        have = newest.get(row.datastream_id)
-        if have is None or row.phenomenon_time >= have[0].phenomenon_time:
-            newest[row.datastream_id] = (row, oid)
-    payloads: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for ds_id, (row, oid) in newest.items():
-        item = json.dumps(
-            {"d": ds_id, "o": oid, "t": row.phenomenon_time.isoformat(), "r": row.result, "n": row.result_number},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        if len(item) > _NOTIFY_BYTES:
-            item = json.dumps({"d": ds_id, "o": oid, "t": row.phenomenon_time.isoformat(), "n": row.result_number})
-        if size + len(item) + 2 > _NOTIFY_BYTES and chunk:
-            payloads.append("[" + ",".join(chunk) + "]")
-            chunk, size = [], 0
-        chunk.append(item)
-        size += len(item) + 1
-    if chunk:
-        payloads.append("[" + ",".join(chunk) + "]")
-    if payloads:  # one statement for the whole batch
-        conn.execute(
-            text("SELECT count(pg_notify(:c, p)) FROM unnest(CAST(:ps AS text[])) AS p"),
-            {"c": LIVE_CHANNEL, "ps": payloads},
-        )
+def existing_features(conn: Connection, feature_ids: Sequence[int]) -> set[int]:
+    """The features of interest among ``feature_ids`` that exist, locked (``FOR KEY SHARE``) until commit."""
+    if not feature_ids:
+        return set()
+    rows = conn.execute(
+        text("SELECT id FROM sta_feature_of_interest WHERE id = ANY(:ids) ORDER BY id FOR KEY SHARE"),
+        {"ids": sorted(feature_ids)},
+    ).all()
+    return {int(r[0]) for r in rows}
 
 
 def existing_observation_ids(conn: Connection, keys: Sequence[tuple[int, dt.datetime]]) -> list[int | None]:
@@ -280,7 +307,9 @@ _OVERVIEW = """
     ), alarms AS (
         SELECT datastream_id, count(*) AS n FROM sensor_alarm WHERE cleared_at IS NULL GROUP BY datastream_id
     ), places AS (
-        SELECT DISTINCT ON (tl.thing_id) tl.thing_id, ST_PointOnSurface(loc.geom) AS point
+        SELECT DISTINCT ON (tl.thing_id) tl.thing_id,
+               CASE WHEN ST_GeometryType(loc.geom) = 'ST_Point' THEN loc.geom ELSE ST_PointOnSurface(loc.geom) END
+                   AS point
         FROM sta_thing_location tl JOIN sta_location loc ON loc.id = tl.location_id
         ORDER BY tl.thing_id, loc.id
     ), rows AS (

@@ -1,8 +1,8 @@
 """Threshold alarms on observations, and what they mean for the CIM+ analyses.
 
 Rules (per datastream or per observed property): ``over`` / ``under`` a threshold, ``rate`` of change
-above a threshold (result units per minute), ``nodata`` for N minutes. Each stored batch is checked in
-the transaction that stores it, so an alarm and its cause commit together.
+above a threshold (result units per minute), ``nodata`` for N minutes. Each stored batch is checked (in one
+query) in the transaction that stores it, so an alarm and its cause commit together.
 
 CIM+ effects: a raised alarm on a Thing that stands for a **manhole** (``over`` rule: water level) marks
 a live waterlogging point at that manhole, which the health check's waterlogging density counts and the
@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import Connection
 
 from cim.db import alarms as q
-from cim.db.sensing import NewObservation
 from cim.sensing.errors import StaBadRequestError
 
 KINDS = ("over", "under", "rate", "nodata")
@@ -56,52 +55,18 @@ def check_rule(body: Any) -> dict[str, Any]:
     }
 
 
-def _violates(rule: dict[str, Any], row: NewObservation, previous: dict[int, tuple[Any, float]]) -> tuple[bool, str]:
-    value = row.result_number
-    if value is None:
-        return False, ""
-    threshold = float(rule["threshold"])
-    if rule["kind"] == "over":
-        return value > threshold, f"{value:g} above {threshold:g}"
-    if rule["kind"] == "under":
-        return value < threshold, f"{value:g} below {threshold:g}"
-    prev = previous.get(row.datastream_id)
-    if prev is None:
-        return False, ""
-    minutes = max((row.phenomenon_time - prev[0]).total_seconds() / 60.0, 1e-9)
-    rate = abs(value - prev[1]) / minutes
-    return rate > threshold, f"changing {rate:g}/min (limit {threshold:g}/min)"
-
-
-def evaluate(conn: Connection, rows: Sequence[NewObservation], ids: Sequence[int | None]) -> list[int]:
-    """Raise or clear alarms for a stored batch (newest observation per datastream); return raised alarm ids."""
-    newest: dict[int, NewObservation] = {}
-    for row, oid in zip(rows, ids, strict=True):
-        if oid is not None and (
-            row.datastream_id not in newest or row.phenomenon_time >= newest[row.datastream_id].phenomenon_time
-        ):
-            newest[row.datastream_id] = row
-    if not newest:
+def evaluate(conn: Connection, new_ids: Sequence[int | None]) -> list[int]:
+    """Raise or clear alarms for the batch just stored (:func:`cim.db.sensing.insert_observations`, whose
+    ids are ``new_ids``): the newest new observation per datastream is judged in SQL; return the ids of
+    raised alarms. Nothing to judge when nothing new was stored."""
+    if not any(i is not None for i in new_ids):
         return []
     raised: list[int] = []
-    rules = q.rules_for(conn, list(newest))
-    if not rules:
-        return []
-    active_by_key = q.active_alarms(conn, list(newest))
-    rate_keys = {(r["datastream_id"], newest[r["datastream_id"]].phenomenon_time) for r in rules if r["kind"] == "rate"}
-    previous = q.previous_values(conn, sorted(rate_keys))
-    for rule in rules:
-        row = newest[rule["datastream_id"]]
-        active = active_by_key.get((rule["id"], row.datastream_id))
-        if rule["kind"] == "nodata":
-            if active is not None:
-                q.clear_alarm(conn, active)
-            continue
-        bad, why = _violates(rule, row, previous)
-        if bad and active is None:
-            raised.append(_raise(conn, rule, row.datastream_id, row.result_number, why))
-        elif not bad and active is not None:
-            q.clear_alarm(conn, active)
+    for change in q.alarm_transitions(conn):
+        if change["raise"]:
+            raised.append(_raise(conn, change, change["datastream_id"], change["value"], change["why"]))
+        else:
+            q.clear_alarm(conn, change["active"])
     return raised
 
 

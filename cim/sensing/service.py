@@ -17,7 +17,13 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, text
 
-from cim.db.sensing import NewObservation, existing_observation_ids, insert_observations
+from cim.db.sensing import (
+    NewObservation,
+    existing_features,
+    existing_observation_ids,
+    insert_observations,
+    lock_datastreams,
+)
 from cim.sensing import alarms
 from cim.sensing.entities import BY_NAME, BY_SET, OBSERVATION_TYPES, EntityType, Nav, Prop
 from cim.sensing.errors import StaBadRequestError, StaConflictError, StaNotFoundError
@@ -415,19 +421,27 @@ def parse_interval(value: Any, what: str) -> tuple[dt.datetime, dt.datetime | No
     return parse_time(value, what), None
 
 
+_INF = float("inf")
+_RESULT_CHECKS: dict[str, Any] = {
+    "number": lambda r: isinstance(r, int | float) and not isinstance(r, bool),
+    "integer": lambda r: isinstance(r, int) and not isinstance(r, bool),
+    "boolean": lambda r: isinstance(r, bool),
+    "string": lambda r: isinstance(r, str),
+    "object": lambda r: isinstance(r, dict | list),
+    "any": lambda r: True,
+}
+
+
 def check_result(observation_type: str, result: Any) -> float | None:
     """Refuse a result of the wrong JSON type for the datastream; return its numeric value (or None)."""
+    kind = type(result)
+    if kind is float or kind is int:  # the common case: a measurement
+        expected = OBSERVATION_TYPES.get(observation_type, "any")
+        if (expected in ("number", "any") or (expected == "integer" and kind is int)) and abs(result) < _INF:
+            return float(result)
     expected = OBSERVATION_TYPES.get(observation_type, "any")
     is_number = isinstance(result, int | float) and not isinstance(result, bool)
-    ok = {
-        "number": is_number,
-        "integer": isinstance(result, int) and not isinstance(result, bool),
-        "boolean": isinstance(result, bool),
-        "string": isinstance(result, str),
-        "object": isinstance(result, dict | list),
-        "any": True,
-    }[expected]
-    if not ok or (is_number and result != result):  # NaN is not a measurement
+    if not _RESULT_CHECKS[expected](result) or (is_number and not abs(result) < _INF):  # NaN, ±∞: no measurement
         raise StaBadRequestError(
             f"result {json.dumps(result)[:60]} is not a {expected} as the datastream's observationType "
             f"{observation_type.rsplit('/', 1)[-1]} requires"
@@ -661,7 +675,7 @@ class Writer:
             foi_id = self.create(BY_NAME["FeatureOfInterest"], body["FeatureOfInterest"])
         obs = observation_from_json(self.conn, body, datastream_id, foi_id, DatastreamCache(self.conn))
         new_id = insert_observations(self.conn, [obs])[0]
-        alarms.evaluate(self.conn, [obs], [new_id])
+        alarms.evaluate(self.conn, [new_id])
         if new_id is None:
             raise StaConflictError(
                 f"Datastream {datastream_id} already has an observation at {iso(obs.phenomenon_time)}"
@@ -788,41 +802,56 @@ class DatastreamInfo:
 
 
 class DatastreamCache:
-    """Per-batch cache of datastream facts and generated features of interest (one query per batch)."""
+    """Per-batch facts of datastreams and features of interest, loaded and locked once per batch.
+
+    Looking a datastream up locks it until the transaction ends (:func:`cim.db.sensing.lock_datastreams`),
+    and features of interest are checked and locked the same way: the observations table has no foreign
+    keys, so these locks give their guarantee (no observation of a deleted datastream) at one query a batch.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._info: dict[int, DatastreamInfo | None] = {}
+        self._features: dict[int, bool] = {}
 
-    def prefetch(self, datastream_ids: set[int]) -> None:
-        """Load the facts of many datastreams at once (unknown ids are remembered as missing)."""
+    def prefetch(self, datastream_ids: set[int], feature_ids: set[int] | None = None) -> None:
+        """Load and lock many datastreams (unknown ids are remembered as missing), their derived features
+        of interest and ``feature_ids``."""
         wanted = [i for i in datastream_ids if i not in self._info]
-        if not wanted:
-            return
-        rows = self.conn.execute(
-            text(
-                """
-                SELECT d.id, d.observation_type, d.thing_id,
-                       (SELECT f.id FROM sta_feature_of_interest f WHERE f.location_id =
-                          (SELECT min(tl.location_id) FROM sta_thing_location tl WHERE tl.thing_id = d.thing_id))
-                FROM sta_datastream d WHERE d.id = ANY(:ids)
-                """
-            ),
-            {"ids": wanted},
-        ).all()
-        for i in wanted:
-            self._info[i] = None
-        for ds_id, obs_type, thing_id, foi in rows:
-            self._info[int(ds_id)] = DatastreamInfo(obs_type, int(thing_id), int(foi) if foi is not None else None)
+        if wanted:
+            for i in wanted:
+                self._info[i] = None
+            for ds_id, obs_type, thing_id, foi in lock_datastreams(self.conn, wanted):
+                self._info[ds_id] = DatastreamInfo(obs_type, thing_id, foi)
+        fois = {i.default_foi for i in self._info.values() if i is not None and i.default_foi is not None}
+        fois |= feature_ids or set()
+        check = [f for f in fois if f not in self._features]
+        if check:
+            found = existing_features(self.conn, check)
+            for f in check:
+                self._features[f] = f in found
+        for info in self._info.values():
+            if info is not None and info.default_foi is not None and not self._features[info.default_foi]:
+                info.default_foi = None  # deleted meanwhile: derived again on use
 
     def info(self, datastream_id: int) -> DatastreamInfo:
         """Facts of ``datastream_id``; :class:`StaBadRequestError` when it does not exist."""
-        if datastream_id not in self._info:
+        info = self._info.get(datastream_id, False)
+        if info is False:
             self.prefetch({datastream_id})
-        info = self._info[datastream_id]
+            info = self._info[datastream_id]
         if info is None:
             raise StaBadRequestError(f"Datastream {datastream_id} does not exist")
+        assert isinstance(info, DatastreamInfo)
         return info
+
+    def feature(self, feature_id: int) -> int:
+        """``feature_id`` when that feature of interest exists (locked); :class:`StaBadRequestError` if not."""
+        if feature_id not in self._features:
+            self.prefetch(set(), {feature_id})
+        if not self._features[feature_id]:
+            raise StaBadRequestError(f"FeatureOfInterest {feature_id} does not exist")
+        return feature_id
 
     def default_foi(self, datastream_id: int) -> int:
         """The feature of interest generated from the datastream's Thing's Location (created on first use)."""
@@ -852,7 +881,22 @@ class DatastreamCache:
             {"l": loc[0]},
         ).scalar_one()
         info.default_foi = int(row)
+        self._features[info.default_foi] = True  # inserted or updated here: locked by this transaction
         return info.default_foi
+
+
+_OBSERVATION_KEYS = frozenset(
+    [
+        "phenomenonTime",
+        "resultTime",
+        "result",
+        "resultQuality",
+        "validTime",
+        "parameters",
+        "Datastream",
+        "FeatureOfInterest",
+    ]
+)
 
 
 def observation_from_json(
@@ -864,27 +908,24 @@ def observation_from_json(
     *,
     now: dt.datetime | None = None,
 ) -> NewObservation:
-    """Check one observation's JSON against its datastream and turn it into a row to insert."""
-    for key in body:
-        if key not in (
-            "phenomenonTime",
-            "resultTime",
-            "result",
-            "resultQuality",
-            "validTime",
-            "parameters",
-            "Datastream",
-            "FeatureOfInterest",
-        ) and not key.startswith("@iot."):
-            raise StaBadRequestError(f"Observation has no property {key!r}")
+    """Check one observation's JSON against its datastream and turn it into a row to insert (no query when
+    ``cache`` has the datastream and the feature of interest)."""
+    if not _OBSERVATION_KEYS.issuperset(body):
+        for key in body:
+            if key not in _OBSERVATION_KEYS and not key.startswith("@iot."):
+                raise StaBadRequestError(f"Observation has no property {key!r}")
     if "result" not in body:
         raise StaBadRequestError("an Observation needs a result")
     info = cache.info(datastream_id)
-    number = check_result(info.observation_type, body["result"])
-    if body.get("phenomenonTime") is not None:
-        start, end = parse_interval(body["phenomenonTime"], "phenomenonTime")
-    else:
+    result = body["result"]
+    number = check_result(info.observation_type, result)
+    when = body.get("phenomenonTime")
+    if when is None:
         start, end = now or dt.datetime.now(dt.UTC), None
+    elif isinstance(when, str) and "/" not in when:
+        start, end = parse_time(when, "phenomenonTime"), None
+    else:
+        start, end = parse_interval(when, "phenomenonTime")
     result_time = parse_time(body["resultTime"], "resultTime") if body.get("resultTime") is not None else None
     vs = ve = None
     if body.get("validTime") is not None:
@@ -893,17 +934,17 @@ def observation_from_json(
     if params is not None and not isinstance(params, dict):
         raise StaBadRequestError("Observation.parameters must be a JSON object")
     return NewObservation(
-        datastream_id=datastream_id,
-        feature_of_interest_id=foi_id if foi_id is not None else cache.default_foi(datastream_id),
-        phenomenon_time=start,
-        phenomenon_time_end=end,
-        result=body["result"],
-        result_number=number,
-        result_time=result_time,
-        result_quality=body.get("resultQuality"),
-        valid_time_start=vs,
-        valid_time_end=ve,
-        parameters=params,
+        datastream_id,
+        cache.feature(foi_id) if foi_id is not None else cache.default_foi(datastream_id),
+        start,
+        result,
+        number,
+        end,
+        result_time,
+        body.get("resultQuality"),
+        vs,
+        ve,
+        params,
     )
 
 
@@ -918,9 +959,22 @@ def create_data_array(
     if not isinstance(body, list):
         raise StaBadRequestError("CreateObservations takes a JSON array of {Datastream, components, dataArray}")
     cache = DatastreamCache(conn)
+    features: set[int] = set()
+    for b in body:
+        components = b.get("components") if isinstance(b, dict) else None
+        data = b.get("dataArray") if isinstance(b, dict) else None
+        if isinstance(components, list) and "FeatureOfInterest/id" in components and isinstance(data, list):
+            k = components.index("FeatureOfInterest/id")
+            features |= {x[k] for x in data if isinstance(x, list) and len(x) > k and type(x[k]) is int}
     cache.prefetch(
-        {b["Datastream"].get("@iot.id") for b in body if isinstance(b, dict) and isinstance(b.get("Datastream"), dict)}
-        - {None}
+        {
+            b["Datastream"].get("@iot.id")
+            for b in body
+            if isinstance(b, dict)
+            and isinstance(b.get("Datastream"), dict)
+            and type(b["Datastream"].get("@iot.id")) is int
+        },
+        features,
     )
     results: list[str] = []
     rows: list[NewObservation] = []
@@ -955,6 +1009,9 @@ def create_data_array(
             values = dict(zip(components, item, strict=True))
             foi = values.pop("FeatureOfInterest/id", None)
             values.pop("id", None)
+            if foi is not None and type(foi) is not int:
+                results.append("error")
+                continue
             try:
                 rows.append(observation_from_json(conn, values, ds_id, foi, cache))
             except StaBadRequestError:
@@ -963,7 +1020,7 @@ def create_data_array(
             slots.append(len(results))
             results.append("")
     new_ids = insert_observations(conn, rows)
-    alarms.evaluate(conn, rows, new_ids)
+    alarms.evaluate(conn, new_ids)
     missing = [i for i, v in enumerate(new_ids) if v is None]
     existing = existing_observation_ids(conn, [(rows[i].datastream_id, rows[i].phenomenon_time) for i in missing])
     for i, oid in zip(missing, existing, strict=True):

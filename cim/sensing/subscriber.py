@@ -14,16 +14,16 @@ forever), never fatal. Messages that carry ``@iot.id`` are notifications of stor
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,11 +31,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from cim.db.sensing import NewObservation, insert_observations
 from cim.sensing import alarms
 from cim.sensing.errors import SensingError
+from cim.sensing.mqtt_client import FastClient
 from cim.sensing.service import DatastreamCache, observation_from_json
 
 log = logging.getLogger("cim.sensing.mqtt")
@@ -63,14 +64,13 @@ class Counters:
         return dict(self.__dict__)
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One received MQTT message, kept until its observation is stored (then acknowledged)."""
 
     mid: int
     qos: int
     topic: str
-    payload: bytes
+    payload: bytes | bytearray
 
 
 @dataclass
@@ -87,10 +87,11 @@ class Subscriber:
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
-        self._queue: queue.Queue[Message] = queue.Queue()
+        self._inbox: collections.deque[Message] = collections.deque()  # appends and pops are thread-safe
+        self._arrived = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._client = mqtt.Client(
+        self._client = FastClient(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
         self._client.username_pw_set(self.username, self.password)
@@ -98,6 +99,7 @@ class Subscriber:
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self._client.on_fast_publish = self._on_fast_publish
         self._client.on_disconnect = self._on_disconnect
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._writer = threading.Thread(target=self._write_loop, name="cim-mqtt-writer", daemon=True)
@@ -144,24 +146,28 @@ class Subscriber:
             log.warning("MQTT subscriber disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
+        self._on_fast_publish(msg.mid, msg.qos, msg.topic, msg.payload)
+
+    def _on_fast_publish(self, mid: int, qos: int, topic: str, payload: bytes | bytearray) -> None:
+        self._inbox.append(Message(mid, qos, topic, payload))
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     # -- writer thread -------------------------------------------------------------------------------
 
     def _next_batch(self) -> list[Message]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
+        """Up to :data:`BATCH_MAX` messages: those waiting, or what arrives within :data:`BATCH_WAIT_S` of the
+        first one (so a trickle is stored at once and a flood in large batches)."""
+        inbox = self._inbox
+        if not inbox:
+            self._arrived.clear()
+            if not inbox and not self._arrived.wait(0.2):
+                return []
         deadline = time.monotonic() + BATCH_WAIT_S
-        while len(batch) < BATCH_MAX:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        while len(inbox) < BATCH_MAX and time.monotonic() < deadline:
+            time.sleep(0.002)
+        pop = inbox.popleft
+        return [pop() for _ in range(min(len(inbox), BATCH_MAX))]
 
     def _write_loop(self) -> None:
         while not self._stop.is_set():
@@ -181,9 +187,7 @@ class Subscriber:
                     log.warning("storing %d MQTT observations failed (%s); retrying", len(batch), type(exc).__name__)
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
-            for m in batch:
-                if m.qos > 0:
-                    self._client.ack(m.mid, m.qos)
+            self._client.ack_many([m.mid for m in batch if m.qos == 1])  # only now: stored and committed
             if created and self.on_stored is not None:
                 try:
                     self.on_stored(created)
@@ -196,13 +200,7 @@ class Subscriber:
         log.warning("rejected MQTT message on %s: %s", message.topic, reason)
 
     def _parse(self, batch: list[Message], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
-        rows = []
-        ids = set()
-        for m in batch:
-            match = _DATASTREAM_TOPIC.match(m.topic)
-            if match:
-                ids.add(int(match.group(1)))
-        cache.prefetch(ids)
+        decoded: list[tuple[Message, dict[str, Any], Any]] = []
         for m in batch:
             try:
                 body = json.loads(m.payload)
@@ -220,13 +218,22 @@ class Subscriber:
             if ds_id is None:
                 ds = body.get("Datastream")
                 ds_id = ds.get("@iot.id") if isinstance(ds, dict) else None
-                if m.topic != "v1.1/Observations" or not isinstance(ds_id, int):
+                if m.topic != "v1.1/Observations" or not isinstance(ds_id, int) or isinstance(ds_id, bool):
                     self._reject(m, "publish to v1.1/Datastreams(ID)/Observations or give Datastream @iot.id")
                     continue
+            decoded.append((m, body, ds_id))
+        features = set()
+        for _m, body, _d in decoded:
+            foi = body.get("FeatureOfInterest")
+            if isinstance(foi, dict) and type(foi.get("@iot.id")) is int:
+                features.add(foi["@iot.id"])
+        cache.prefetch({ds_id for _m, _b, ds_id in decoded}, features)  # one lookup for the whole batch
+        rows = []
+        for m, body, ds_id in decoded:
             body.pop("Datastream", None)
             foi = body.pop("FeatureOfInterest", None)
             foi_id = foi.get("@iot.id") if isinstance(foi, dict) else None
-            if foi is not None and not isinstance(foi_id, int):
+            if foi is not None and type(foi_id) is not int:
                 self._reject(m, "over MQTT a FeatureOfInterest is given by its @iot.id")
                 continue
             try:
@@ -243,8 +250,8 @@ class Subscriber:
                 with conn.begin_nested():
                     kept = [r for _m, r in rows]
                     ids = insert_observations(conn, kept)
-                    alarms.evaluate(conn, kept, ids)
-            except IntegrityError:
+                    alarms.evaluate(conn, ids)
+            except (IntegrityError, DataError):
                 ids, kept = self._store_one_by_one(conn, rows)
         stored = [(i, r) for i, r in zip(ids, kept, strict=True) if i is not None]
         self.counters.stored += len(stored)
@@ -260,10 +267,10 @@ class Subscriber:
             try:
                 with conn.begin_nested():
                     one = insert_observations(conn, [row])
-                    alarms.evaluate(conn, [row], one)
+                    alarms.evaluate(conn, one)
                     ids.extend(one)
                     kept.append(row)
-            except IntegrityError as exc:
+            except (IntegrityError, DataError) as exc:
                 self._reject(m, f"refused by the database: {str(exc.orig).splitlines()[0]}")
         return ids, kept
 

@@ -162,9 +162,15 @@ def test_update_and_delete_cascade(sta: TestClient, sensor_key: str) -> None:
     r = sta.put(f"{ROOT}/Things({tid})", json={"description": "no name"}, headers=_auth(sensor_key))
     assert r.status_code == 400
     ds_id = sta.get(f"{ROOT}/Things({tid})/Datastreams").json()["value"][0]["@iot.id"]
+    obs = sta.post(
+        f"{ROOT}/Datastreams({ds_id})/Observations",
+        json={"phenomenonTime": "2026-12-01T10:00:00Z", "result": 0.3},
+        headers=_auth(sensor_key),
+    ).json()["@iot.id"]
     assert sta.delete(f"{ROOT}/Things({tid})", headers=_auth(sensor_key)).status_code == 200
     assert sta.get(f"{ROOT}/Things({tid})").status_code == 404
     assert sta.get(f"{ROOT}/Datastreams({ds_id})").status_code == 404
+    assert sta.get(f"{ROOT}/Observations({obs})").status_code == 404  # the delete trigger's cascade
 
 
 def test_data_array_creates_many_observations_and_a_retry_is_harmless(sta: TestClient, sensor_key: str) -> None:
