@@ -314,6 +314,23 @@ SEED_ACTIVE_ALARMS = "active-alarms"
 """The ``seed`` of a flood run from the active waterlogging points (raised manhole water-level alarms)."""
 
 
+def parse_seed(text: str | None) -> tuple[float, float] | str | None:
+    """A seed given as text: ``"LON,LAT"`` in degrees, ``"active-alarms"`` (:data:`SEED_ACTIVE_ALARMS`) or none.
+
+    >>> parse_seed("114.30,30.58")
+    (114.3, 30.58)
+    """
+    if text is None or text.strip() == SEED_ACTIVE_ALARMS:
+        return None if text is None else SEED_ACTIVE_ALARMS
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise AnalysisError(
+            f"seed must be LON,LAT in degrees (e.g. 114.30,30.58) or {SEED_ACTIVE_ALARMS}; got {text!r}"
+        ) from None
+    return (lon, lat)
+
+
 def active_alarm_seeds(conn: Any) -> list[tuple[float, float]]:
     """(lon, lat) in degrees (EPSG:4490) of the active waterlogging points marked by sensor alarms."""
     from cim.db.alarms import active_waterlogging_points

@@ -19,7 +19,7 @@ from cim.analysis.indicators import INDICATORS, indicator
 from cim.analysis.runs import checked_code
 from cim.api.security import Principal, audit, read_access, require_role
 from cim.db import runs as q
-from cim.errors import AnalysisError, NotFoundError
+from cim.errors import NotFoundError
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 
@@ -188,14 +188,10 @@ def gas_proximity(request: Request, _: Reader) -> dict[str, Any]:
     return {**report.feature_collection(), "distances_m": report.distances_m}
 
 
-def _seed(seed: str | None) -> tuple[float, float] | None:
-    if seed is None:
-        return None
-    try:
-        lon, lat = (float(v) for v in seed.split(","))
-    except ValueError:
-        raise AnalysisError(f"seed must be LON,LAT in degrees, e.g. 114.30,30.58; got {seed!r}") from None
-    return (lon, lat)
+def _seed(seed: str | None) -> tuple[float, float] | str | None:
+    from cim.analysis.flood import parse_seed
+
+    return parse_seed(seed)
 
 
 @router.get("/safety/flood", summary="Bathtub flood at a water level or volume (GeoJSON)")
@@ -206,7 +202,9 @@ def flood(
         float | None, Query(gt=-1000, lt=10_000, description="Water level, metres (normal height, 1985 datum).")
     ] = None,
     volume: Annotated[float | None, Query(gt=0, lt=1e15, description="Water volume, m³.")] = None,
-    seed: Annotated[str | None, Query(description="Seed point LON,LAT instead of the water bodies.")] = None,
+    seed: Annotated[
+        str | None, Query(description="Seed LON,LAT, or active-alarms (the active waterlogging points).")
+    ] = None,
 ) -> dict[str, Any]:
     """Flooded polygons (lon/lat) with depth statistics, plus ``affected_building_ids``; not stored."""
     from cim.analysis.flood import run_flood
@@ -232,7 +230,7 @@ class SafetyRunRequest(BaseModel):
 
     level: float | None = Field(default=None, description="flood: water level, m")
     volume: float | None = Field(default=None, description="flood: water volume, m³")
-    seed: str | None = Field(default=None, description="flood: seed point LON,LAT")
+    seed: str | None = Field(default=None, description="flood: seed point LON,LAT, or active-alarms")
     district: str | None = Field(default=None, description="dangerous-buildings / fire-coverage: district code")
     distances_m: dict[str, float] | None = Field(default=None, description="gas-proximity: separation overrides")
 

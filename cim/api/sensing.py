@@ -484,10 +484,9 @@ async def flood_from_waterlogging_points(
 
     await run_in_threadpool(reader, request)
     engine: Engine = request.app.state.engine
-    settings: Settings = request.app.state.settings
 
     def work() -> dict[str, Any]:
-        report = run_flood(engine, settings, level=level, volume=volume, seed=SEED_ACTIVE_ALARMS, store=False)
+        report = run_flood(engine, level=level, volume=volume, seed=SEED_ACTIVE_ALARMS, store=False)
         return {
             **report.feature_collection(),
             "seeds": report.seeds,

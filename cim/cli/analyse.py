@@ -26,7 +26,11 @@ FireMethodOption = Annotated[str, typer.Option("--fire-method", help="Drive-time
 LevelOption = Annotated[float | None, typer.Option("--level", help="Water level, metres (normal height).")]
 VolumeOption = Annotated[float | None, typer.Option("--volume", help="Water volume, m³ (level found by bisection).")]
 SeedOption = Annotated[
-    str | None, typer.Option("--seed", help="Seed point LON,LAT (degrees) instead of the water bodies.")
+    str | None,
+    typer.Option(
+        "--seed",
+        help="Seed LON,LAT (degrees), or active-alarms (the active waterlogging points), not the water bodies.",
+    ),
 ]
 DistanceOption = Annotated[
     list[str] | None,
@@ -126,17 +130,10 @@ def flood(
     as_json: JsonOption = False,
 ) -> None:
     """Connected bathtub inundation on the DEM from the water bodies (or a seed point)."""
-    from cim.analysis.flood import run_flood
+    from cim.analysis.flood import parse_seed, run_flood
 
-    seed_xy: tuple[float, float] | None = None
-    if seed is not None:
-        try:
-            lon, lat = (float(v) for v in seed.split(","))
-        except ValueError:
-            raise AnalysisError(f"--seed must be LON,LAT in degrees, e.g. 114.30,30.58; got {seed!r}") from None
-        seed_xy = (lon, lat)
     st = state(ctx)
-    report = run_flood(st.engine(), level=level, volume=volume, seed=seed_xy)
+    report = run_flood(st.engine(), level=level, volume=volume, seed=parse_seed(seed))
     if as_json:
         data = report.to_dict()
         data["polygons"] = [{k: v for k, v in p.items() if k != "geometry"} for p in report.polygons]

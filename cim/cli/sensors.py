@@ -100,7 +100,7 @@ def flood(
     from cim.analysis.flood import SEED_ACTIVE_ALARMS, run_flood
 
     cli = state(ctx)
-    report = run_flood(cli.engine(), cli.settings, level=level, volume=volume, seed=SEED_ACTIVE_ALARMS)
+    report = run_flood(cli.engine(), level=level, volume=volume, seed=SEED_ACTIVE_ALARMS)
     if json_output:
         data = report.to_dict()
         data["polygons"] = [{k: v for k, v in p.items() if k != "geometry"} for p in report.polygons]

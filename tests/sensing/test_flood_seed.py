@@ -118,6 +118,12 @@ def test_high_water_level_published_over_mqtt_seeds_the_flood_analysis(  # type:
             text("SELECT parameters FROM analysis_run WHERE id = :i"), {"i": report["run_id"]}
         ).scalar_one()
     assert params["seed"] == SEED_ACTIVE_ALARMS and len(params["seed_points"]) == 1
+    overlay = platform.get("/analysis/safety/flood", params={"level": 2, "seed": SEED_ACTIVE_ALARMS})
+    assert overlay.status_code == 200, overlay.text
+    assert overlay.json()["area_km2"] == pytest.approx(doc["area_km2"])
+    analysed = run_cim("analyse", "flood", "--level", "2", "--seed", SEED_ACTIVE_ALARMS, "--json")
+    assert analysed.exit_code == 0, analysed.stderr
+    assert json.loads(analysed.stdout)["flooded_area_km2"] == pytest.approx(doc["area_km2"])
 
     publish_acknowledged(
         publisher_client(mqtt_env, client_id="second"),
@@ -126,4 +132,4 @@ def test_high_water_level_published_over_mqtt_seeds_the_flood_analysis(  # type:
     )
     wait_until(lambda: not platform.get("/alarms/waterlogging").json()["features"], what="the alarm to clear")
     with pytest.raises(AnalysisError, match="no waterlogging point is active"):
-        run_flood(engine, settings, level=2.0, seed=SEED_ACTIVE_ALARMS, store=False)
+        run_flood(engine, level=2.0, seed=SEED_ACTIVE_ALARMS, store=False)
