@@ -66,8 +66,9 @@ def copy_upload(
     """
     written = 0
     source.seek(0)
+    out = open(target, "xb")  # noqa: SIM115 (closed below; opened outside the try: never remove another's file)
     try:
-        with open(target, "xb") as out:
+        with out:
             while chunk := source.read(CHUNK):
                 written += len(chunk)
                 if limit is not None and written > limit:

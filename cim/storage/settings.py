@@ -36,7 +36,7 @@ class StorageSettings(BaseSettings):
         default="path", description="S3 addressing: path (MinIO, Ceph), virtual (Aliyun OSS) or auto."
     )
     verify_tls: bool = Field(default=True, description="Verify the endpoint's TLS certificate.")
-    part_size_mib: int = Field(default=16, ge=5, le=512, description="S3 multipart part size, MiB.")
+    part_size_mib: int = Field(default=8, ge=5, le=512, description="S3 multipart part size, MiB.")
     concurrency: int = Field(
         default=4,
         ge=1,
