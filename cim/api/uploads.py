@@ -9,6 +9,7 @@ a folder again (a refused or failed ingest leaves no file behind).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
@@ -66,9 +67,9 @@ def copy_upload(
     """
     written = 0
     source.seek(0)
-    out = open(target, "xb")  # noqa: SIM115 (closed below; opened outside the try: never remove another's file)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # before the try: never remove another's file
     try:
-        with out:
+        with os.fdopen(fd, "wb") as out:
             while chunk := source.read(CHUNK):
                 written += len(chunk)
                 if limit is not None and written > limit:
