@@ -19,9 +19,7 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-STATUSES = (
-    "('queued','running','reviewed','passed','failed','error','approving','approved','approval_failed','rejected')"
-)
+STATUSES = "('queued','running','reviewed','passed','failed','error','approving','approved','approval_failed','rejected')"
 """Lifecycle states; ``passed``/``failed`` are the states of 0001 (a finished review), still accepted."""
 
 
