@@ -202,15 +202,19 @@ def _run_child(op: str, backend: str, db_url: str, workdir: Path, endpoint: str,
     os.sync()  # no dirty pages of an earlier step are flushed during this one
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.archive", "--child", op, backend, db_url, str(workdir), endpoint, bucket],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:
+        lines = out.stderr.strip().splitlines()
+        return {"op": op, "backend": backend, "error": lines[-1] if lines else f"exit {out.returncode}"}
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _judge(r: dict[str, Any], cp: dict[str, float], sm3_mb_s: float) -> dict[str, Any]:
     """Add the rate, the ratios and the targets (with pass/fail) to one child's figures."""
+    if "error" in r:
+        return {**r, "ok": False, "targets": {}}
     rate = r["bytes"] / 1e6 / r["seconds"]
     r["mb_s"] = round(rate, 1)
     targets: dict[str, dict[str, Any]] = {
@@ -230,6 +234,8 @@ def _judge(r: dict[str, Any], cp: dict[str, float], sm3_mb_s: float) -> dict[str
 
 
 def _line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"{r['backend']:5} {r['op']:6}: FAILED: {r['error']}"
     text = f"{r['backend']:5} {r['op']:6}: {r['seconds']:6.2f} s = {r['mb_s']:7.1f} MB/s"
     if "x_cp" in r:
         mark = "ok" if r["targets"]["x_cp"]["ok"] else "MISSED"
