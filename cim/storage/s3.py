@@ -70,6 +70,7 @@ class S3Storage(Storage):
         )
         self.part_size = settings.part_size_mib * 1024 * 1024
         self.concurrency = settings.concurrency
+        self.download_concurrency = settings.download_concurrency
 
     def describe(self) -> str:
         """``s3://bucket/prefix`` (and the endpoint), without credentials."""
@@ -146,13 +147,13 @@ class S3Storage(Storage):
         return total
 
     def stream(self, key: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK) -> Iterator[bytes]:
-        """Ranged GETs: one streamed GET; or, for bulk reads (``chunk_size`` above :data:`CHUNK`: get, verify),
-        ranges of ``chunk_size`` fetched ``concurrency`` at a time and yielded in order."""
+        """Ranged GETs: one streamed GET; or, for bulk reads (``chunk_size`` above :data:`CHUNK`: get, verify)
+        when ``download_concurrency`` > 1, ranges of ``chunk_size`` fetched that many at a time, in order."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         if end is not None and end <= start:
             return iter(())
-        if chunk_size > CHUNK:
+        if chunk_size > CHUNK and self.download_concurrency > 1:
             end = self.size(key) if end is None else end
             if end - start > chunk_size:
                 return self._parallel(key, start, end, chunk_size)
@@ -170,7 +171,7 @@ class S3Storage(Storage):
         return self._chunks(body, key, chunk_size)
 
     def _parallel(self, key: str, start: int, end: int, step: int) -> Iterator[bytes]:
-        """``[start, end)`` as chunks of ``step`` bytes, in order, ``concurrency`` ranged GETs in flight."""
+        """``[start, end)`` as chunks of ``step`` bytes, in order, ``download_concurrency`` ranged GETs in flight."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         def fetch(a: int, b: int) -> bytes:
@@ -180,12 +181,12 @@ class S3Storage(Storage):
             finally:
                 body.close()
 
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-range")
+        pool = ThreadPoolExecutor(self.download_concurrency, thread_name_prefix="s3-range")
         pending: deque[Future[bytes]] = deque()
         at = start
         try:
             while pending or at < end:
-                while at < end and len(pending) < self.concurrency:
+                while at < end and len(pending) < self.download_concurrency:
                     pending.append(pool.submit(fetch, at, min(end, at + step)))
                     at = min(end, at + step)
                 yield pending.popleft().result()
