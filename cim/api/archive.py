@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from cim.api.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaError, error_response
 from cim.api.security import Principal, audit, client_of, require_role
 from cim.api.tiles import _parse_range
+from cim.api.uploads import file_part, multipart_body, read_form
 from cim.archive import Archive, VersionInfo, day_root, diff_versions, seal, verify
 from cim.archive.formats import ArchiveInputError, TooLargeError, UnsupportedFormatError
 from cim.db import archive as q
@@ -85,25 +85,14 @@ def _storage_failure(request: Request, principal: Principal, action: str, exc: S
         415: {"description": "Not an accepted format (.ifc, .ifczip)."},
         507: {"description": "The storage backend failed (disk full…); nothing was stored."},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "note": {"type": "string"},
-                            "review": {"type": "integer"},
-                            "building": {"type": "integer"},
-                        },
-                    }
-                }
-            },
+    openapi_extra=multipart_body(
+        {
+            "file": {"type": "string", "format": "binary"},
+            "note": {"type": "string"},
+            "review": {"type": "integer"},
+            "building": {"type": "integer"},
         }
-    },
+    ),
 )
 async def post_version(
     request: Request,
@@ -113,17 +102,8 @@ async def post_version(
     """Store the uploaded file (multipart part ``file``; optional ``note``, ``review``, ``building``)."""
     action = "archive.put"
     try:
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise BadRequestError("send the file as multipart/form-data with a 'file' part")
-        try:
-            form = await request.form(max_files=1, max_fields=4)
-        except CimError:
-            raise
-        except Exception as exc:
-            raise BadRequestError(f"malformed multipart body: {exc}") from exc
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            raise BadRequestError("the multipart body needs a 'file' part with a file name")
+        form = await read_form(request, what="the file", max_files=1, max_fields=4)
+        upload = file_part(form, "a file name", need_name=True)
         numbers: dict[str, int | None] = {}
         for name in ("review", "building"):
             value = form.get(name)

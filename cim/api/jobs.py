@@ -14,13 +14,12 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from cim.api.errors import BadRequestError
 from cim.api.factory import BaseFactory
 from cim.api.job_runner import JobRunner, runner_identity, runner_is_gone
 from cim.api.security import Principal, audit, require_key, require_role
-from cim.api.uploads import identify_upload, remove_upload, store_upload
+from cim.api.uploads import file_part, identify_upload, multipart_body, read_form, remove_upload, store_upload
 from cim.db.jobs import insert_job, job_by_id, mark_finished, public_params, user_facing
 from cim.errors import CimError, NotFoundError
 from cim.values import TILESET_NAME, TILESET_NAME_RULE, BBox
@@ -43,8 +42,7 @@ def ingest_form() -> dict[str, Any]:
         },
     }
     properties.update({k: f.schema() for k, f in formats.form_fields().items()})
-    schema = {"type": "object", "required": ["file"], "properties": properties}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+    return multipart_body(properties)
 
 
 class TilesJobRequest(BaseModel):
@@ -113,19 +111,9 @@ class JobsFactory(BaseFactory):
         ) -> JSONResponse:
             action = "POST /jobs/ingest"
             try:
-                content_type = request.headers.get("content-type", "")
-                if not content_type.startswith("multipart/form-data"):
-                    raise BadRequestError("send the file as multipart/form-data with a 'file' part")
                 field_names = ("kind", *formats.form_fields())
-                try:
-                    form = await request.form(max_files=1, max_fields=len(field_names) + 1)
-                except CimError:
-                    raise
-                except Exception as exc:
-                    raise BadRequestError(f"malformed multipart body: {exc}") from exc
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise BadRequestError("the multipart body needs a 'file' part with the file to ingest")
+                form = await read_form(request, what="the file", max_files=1, max_fields=len(field_names) + 1)
+                upload = file_part(form, "the file to ingest")
                 fields = {k: v for k in field_names if isinstance(v := form.get(k), str) and v.strip()}
                 kind = fields.get("kind")
                 if kind is not None and formats.format_named(kind) is None:

@@ -10,7 +10,6 @@ no file and no row. Reviews run on a small thread pool of this module (one per a
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from starlette.datastructures import UploadFile
 
 from cim.api.errors import STATUS_CODES, BadRequestError
 from cim.api.security import Principal, audit, read_access, require_role
+from cim.api.uploads import copy_upload, file_part, multipart_body, read_form, safe_name
 from cim.db.reviews import insert_review, review_by_id, set_review
 from cim.errors import CimError, NotFoundError, ReviewError
 from cim.review import files
@@ -35,7 +35,6 @@ from cim.settings import Settings
 
 log = logging.getLogger("cim.api.reviews")
 MAX_IDS_FILES = 10
-CHUNK = 1 << 20
 
 
 class ReviewNotReadyError(CimError):
@@ -46,30 +45,19 @@ STATUS_CODES[ReviewNotReadyError] = 409
 
 router = APIRouter(tags=["reviews"])
 
-REVIEW_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "IFC model (.ifc or .ifczip)."},
-                        "ids": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "IDS 1.0 files to check the model against.",
-                        },
-                        "parcel": {"type": "string", "description": "Parcel id or code the model is planned on."},
-                        "checks": {"type": "string", "description": "Comma-separated checks (default all)."},
-                        "replaces": {"type": "string", "description": "Comma-separated ids of buildings it replaces."},
-                    },
-                }
-            }
+REVIEW_FORM = multipart_body(
+    {
+        "file": {"type": "string", "format": "binary", "description": "IFC model (.ifc or .ifczip)."},
+        "ids": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "IDS 1.0 files to check the model against.",
         },
+        "parcel": {"type": "string", "description": "Parcel id or code the model is planned on."},
+        "checks": {"type": "string", "description": "Comma-separated checks (default all)."},
+        "replaces": {"type": "string", "description": "Comma-separated ids of buildings it replaces."},
     }
-}
+)
 
 
 class Decision(BaseModel):
@@ -97,23 +85,6 @@ class ReviewRunner:
         return runner
 
 
-def _safe_name(filename: str | None, suffix: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(Path(filename or "model").name).stem).strip("._") or "model"
-    return stem[:80] + suffix
-
-
-def _copy(upload: UploadFile, target: Path, limit: int) -> int:
-    written = 0
-    upload.file.seek(0)
-    with open(target, "wb") as out:
-        while chunk := upload.file.read(CHUNK):
-            written += len(chunk)
-            if written > limit:
-                raise ReviewError(f"{upload.filename or 'the upload'} is over the review limit of {limit // 2**20} MiB")
-            out.write(chunk)
-    return written
-
-
 def _stage(
     engine: Engine,
     settings: Settings,
@@ -131,9 +102,9 @@ def _stage(
     (staging / "ids").mkdir(parents=True)
     try:
         probe = staging / "upload.bin"
-        size = _copy(model, probe, rs.upload_limit_bytes)
+        size = copy_upload(model.file, probe, limit=rs.upload_limit_bytes, name=model.filename, limit_name="review")
         kind = files.kind_of(probe)
-        name = _safe_name(model.filename, ".ifczip" if kind == "ifczip" else ".ifc")
+        name = safe_name(model.filename, ".ifczip" if kind == "ifczip" else ".ifc", "model")
         target = staging / name
         probe.rename(target)
         if kind == "ifczip":
@@ -142,9 +113,9 @@ def _stage(
                 raise ReviewError("the .ifc inside the ifczip must not have the archive's own name")
         ids_names: list[str] = []
         for item in ids:
-            ids_name = f"{len(ids_names) + 1:02d}-{_safe_name(item.filename, '.ids')}"
+            ids_name = f"{len(ids_names) + 1:02d}-{safe_name(item.filename, '.ids', 'model')}"
             path = staging / "ids" / ids_name
-            _copy(item, path, rs.upload_limit_bytes)
+            copy_upload(item.file, path, limit=rs.upload_limit_bytes, name=item.filename, limit_name="review")
             open_ids(path)
             ids_names.append(ids_name)
         parcel = find_parcel(engine, parcel_ref)
@@ -331,17 +302,8 @@ async def post_review(
 
     action = "POST /reviews"
     try:
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise BadRequestError("send the model as multipart/form-data with a 'file' part")
-        try:
-            form = await request.form(max_files=1 + MAX_IDS_FILES, max_fields=10)
-        except CimError:
-            raise
-        except Exception as exc:
-            raise BadRequestError(f"malformed multipart body: {exc}") from exc
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise BadRequestError("the multipart body needs a 'file' part with the IFC model")
+        form = await read_form(request, what="the model", max_files=1 + MAX_IDS_FILES, max_fields=10)
+        upload = file_part(form, "the IFC model")
         ids = [item for item in form.getlist("ids") if isinstance(item, UploadFile)]
         fields = {k: v.strip() for k in ("parcel", "checks", "replaces") if isinstance(v := form.get(k), str)}
         checks = _split(fields.get("checks")) or None

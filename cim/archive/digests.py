@@ -1,9 +1,16 @@
-"""Digests computed while a file streams through: sha512 (OCFL), sha256 (fixity) and SM3 (national)."""
+"""Digests computed while a file streams through: sha512 (OCFL), sha256 (fixity) and SM3 (national).
+
+One pass over the bytes: each algorithm has its own worker thread that takes the chunks in order
+(hashlib releases the GIL on large buffers), so the three digests and the writer run side by side and a
+put takes about as long as its slowest digest (SM3 on one core), not the sum of them. At most
+``depth`` chunks are in flight, which bounds the memory.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -11,6 +18,10 @@ from cim.archive.formats import TooLargeError
 from cim.storage.base import Readable
 
 ALGORITHMS = ("sha512", "sha256", "sm3")
+CHUNK = 8 * 1024 * 1024
+"""Bytes read from a source at a time when hashing (large reads: few system calls, GIL released)."""
+DEPTH = 4
+"""Chunks that may wait for the slowest digest (memory ≈ DEPTH × chunk size)."""
 
 
 @dataclass(frozen=True)
@@ -23,74 +34,107 @@ class Digests:
     size: int
 
 
+class ParallelHasher:
+    """Digests of a stream of chunks, one worker thread per algorithm, chunks taken in order."""
+
+    def __init__(self, algorithms: Iterable[str] = ALGORITHMS, *, depth: int = DEPTH) -> None:
+        self._hashers = {a: hashlib.new(a) for a in algorithms}
+        self._workers = {a: ThreadPoolExecutor(1, thread_name_prefix=f"digest-{a}") for a in self._hashers}
+        self._inflight: deque[list[Future[None]]] = deque()
+        self.depth = depth
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        """Hash ``chunk`` after the earlier ones (returns at once unless ``depth`` chunks are waiting)."""
+        while len(self._inflight) >= self.depth:
+            for f in self._inflight.popleft():
+                f.result()
+        self.size += len(chunk)
+        self._inflight.append([self._workers[a].submit(h.update, chunk) for a, h in self._hashers.items()])
+
+    def hexdigests(self) -> dict[str, str]:
+        """Every algorithm's hex digest of all chunks (waits for the workers and stops them)."""
+        while self._inflight:
+            for f in self._inflight.popleft():
+                f.result()
+        self.close()
+        return {a: h.hexdigest() for a, h in self._hashers.items()}
+
+    def digests(self) -> Digests:
+        """The three archive digests (for a hasher of :data:`ALGORITHMS`)."""
+        hexes = self.hexdigests()
+        return Digests(hexes["sha512"], hexes["sha256"], hexes["sm3"], self.size)
+
+    def close(self) -> None:
+        """Stop the worker threads (pending chunks are dropped)."""
+        for worker in self._workers.values():
+            worker.shutdown(wait=True, cancel_futures=True)
+
+
 class HashingReader:
     """Wraps a stream: every chunk read is hashed (three algorithms on worker threads) and counted.
 
     Raises :class:`TooLargeError` as soon as more than ``limit`` bytes have been read, so a writer
     consuming this reader aborts and stores nothing. Not seekable on purpose (one ordered pass).
+    ``on_read`` (fault injection of the crash tests) is called with the bytes read so far before each read.
     """
 
-    def __init__(self, raw: Readable, *, limit: int, name: str, head: bytes = b"") -> None:
+    def __init__(
+        self,
+        raw: Readable,
+        *,
+        limit: int,
+        name: str,
+        head: bytes = b"",
+        on_read: Callable[[int], None] | None = None,
+    ) -> None:
         self._raw = raw
         self._head = head
         self.limit = limit
         self.name = name
-        self.size = 0
-        self._hashers = {a: hashlib.new(a) for a in ALGORITHMS}
-        self._pool = ThreadPoolExecutor(len(ALGORITHMS), thread_name_prefix="digest")
-        self._pending: list[Future[None]] = []
+        self._hasher = ParallelHasher()
+        self._on_read = on_read
 
-    def _wait(self) -> None:
-        for f in self._pending:
-            f.result()
-        self._pending = []
+    @property
+    def size(self) -> int:
+        """Bytes read so far."""
+        return self._hasher.size
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (hashed)."""
+        if self._on_read is not None:
+            self._on_read(self.size)
         if self._head:
-            chunk, self._head = (
-                (self._head, b"")
-                if size < 0 or size >= len(self._head)
-                else (
-                    self._head[:size],
-                    self._head[size:],
-                )
-            )
+            if size < 0 or size >= len(self._head):
+                chunk, self._head = self._head, b""
+            else:
+                chunk, self._head = self._head[:size], self._head[size:]
         else:
             chunk = self._raw.read(size)
         if not chunk:
             return b""
-        self.size += len(chunk)
-        if self.size > self.limit:
+        chunk = bytes(chunk)  # immutable: the workers hash it while the caller writes it
+        if self.size + len(chunk) > self.limit:
             raise TooLargeError(f"{self.name!r} is larger than the archive's limit of {self.limit} bytes")
-        self._wait()
-        data = bytes(chunk)
-        self._pending = [self._pool.submit(h.update, data) for h in self._hashers.values()]
-        return data
+        self._hasher.update(chunk)
+        return chunk
 
     def digests(self) -> Digests:
         """The digests of everything read so far (call once, at the end)."""
-        self._wait()
-        self._pool.shutdown()
-        h = self._hashers
-        return Digests(h["sha512"].hexdigest(), h["sha256"].hexdigest(), h["sm3"].hexdigest(), self.size)
+        return self._hasher.digests()
 
     def close(self) -> None:
         """Stop the worker threads."""
-        self._pool.shutdown(wait=True)
+        self._hasher.close()
 
 
 def digests_of_stream(chunks: Iterable[bytes]) -> Digests:
-    """Digests of an iterable of byte chunks (used by verify and get)."""
-    hashers = {a: hashlib.new(a) for a in ALGORITHMS}
-    size = 0
-    with ThreadPoolExecutor(len(ALGORITHMS), thread_name_prefix="digest") as pool:
-        pending: list[Future[None]] = []
+    """Digests of an iterable of byte chunks (used by verify)."""
+    hasher = ParallelHasher()
+    try:
         for chunk in chunks:
-            for f in pending:
-                f.result()
-            size += len(chunk)
-            pending = [pool.submit(h.update, chunk) for h in hashers.values()]
-        for f in pending:
-            f.result()
-    return Digests(hashers["sha512"].hexdigest(), hashers["sha256"].hexdigest(), hashers["sm3"].hexdigest(), size)
+            hasher.update(chunk)
+    except BaseException:
+        hasher.close()
+        raise
+    return hasher.digests()

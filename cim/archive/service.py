@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
-import hashlib
 import os
 import signal
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine
 
 from cim.archive import ledger, ocfl
-from cim.archive.digests import Digests, HashingReader
+from cim.archive.digests import CHUNK, Digests, HashingReader, ParallelHasher
 from cim.archive.formats import (
     HEAD_BYTES,
     TooLargeError,
@@ -49,8 +48,18 @@ CRASH_ENV = "CIM_ARCHIVE_CRASH_AT"
 """Fault injection for the crash tests: the process kills itself (SIGKILL) at the named step."""
 
 
+MID_CONTENT_BYTES = 6 * 1024 * 1024
+"""``CIM_ARCHIVE_CRASH_AT=mid-content`` kills a put once this much content has been read (an S3 put with
+5 MiB parts has started its multipart upload by then; a local put has a partial temporary file)."""
+
+
 def _crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _mid_content_crash(size: int) -> None:
+    if size >= MID_CONTENT_BYTES:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -152,11 +161,12 @@ class Archive:
         prefix = self._object_prefix(object_path)
         problems: list[dict[str, Any]] = []
         keys = list(self.storage.list(prefix))
-        temporaries: list[str] = getattr(self.storage, "temporaries", lambda p: [])(prefix)
-        for key in temporaries:
-            problems.append({"kind": "orphan", "what": key, "detail": f"{key}: partial write of an interrupted put"})
-            if repair and hasattr(self.storage, "path_of"):
-                self.storage.delete(key)
+        for key in self.storage.temporaries(prefix):
+            what = "an unfinished S3 multipart upload" if self.storage.name == "s3" else "a partial temporary file"
+            detail = f"{key}: {what} of an interrupted put" + (" (aborted)" if repair else "")
+            problems.append({"kind": "orphan", "what": key, "detail": detail})
+            if repair:
+                self.storage.remove_temporary(key)
         orphan_versions: set[str] = set()
         for key in keys:
             rel = key[len(prefix) :]
@@ -287,7 +297,8 @@ class Archive:
         written: list[str] = []
         root_written = False
         previous: dict[str, Any] | None = None
-        reader = HashingReader(fh, limit=self.settings.max_bytes, name=file_name, head=head)
+        on_read = _mid_content_crash if os.environ.get(CRASH_ENV) == "mid-content" else None
+        reader = HashingReader(fh, limit=self.settings.max_bytes, name=file_name, head=head, on_read=on_read)
         try:
             with self.engine.begin() as conn:
                 obj = self._begin_write(conn, model_key, building_id)
@@ -573,21 +584,21 @@ class Archive:
         if target.is_dir():
             raise ArchiveError(f"{target} is a folder; give a file name with -o")
         temp = target.with_name(f".{target.name}.part")
-        digest = hashlib.sha512()
-        size = 0
+        hasher = ParallelHasher(("sha512",))  # hashes in its thread while this one writes
         try:
             with temp.open("wb") as out:
-                for chunk in self.open_version(info):
+                assert info.storage_key is not None
+                for chunk in self.storage.stream(info.storage_key, chunk_size=CHUNK):
+                    hasher.update(chunk)
                     out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-            if (digest.hexdigest(), size) != (info.sha512, info.size_bytes):
+            if (hasher.hexdigests()["sha512"], hasher.size) != (info.sha512, info.size_bytes):
                 raise ArchiveError(
                     f"the stored file of {model_key!r} v{info.version} is damaged (sha512 mismatch); "
                     "run `cim archive verify` and restore it from a replica"
                 )
             temp.replace(target)
         finally:
+            hasher.close()
             temp.unlink(missing_ok=True)
         self.record_get(info, actor=actor or default_author(), client="cli")
         return info

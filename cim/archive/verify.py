@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cim.archive import ledger, ocfl
-from cim.archive.digests import digests_of_stream
+from cim.archive.digests import CHUNK, digests_of_stream
 from cim.archive.service import Archive
 from cim.db import archive as q
 from cim.errors import NotFoundError
@@ -232,7 +232,7 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
     for path, digest in sorted(digest_of_path.items()):
         key = prefix + path
         try:
-            got = digests_of_stream(storage.stream(key))
+            got = digests_of_stream(storage.stream(key, chunk_size=CHUNK))
         except StorageError:
             report.add("file-missing", key, f"{key} is missing")
             continue
@@ -253,7 +253,7 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
 
 def _check_unknown_objects(archive: Archive, known: set[str], report: VerifyReport, *, repair: bool) -> None:
     found: set[str] = set()
-    temporaries: list[str] = getattr(archive.storage, "temporaries", lambda p: [])(ocfl.ROOT)
+    temporaries = archive.storage.temporaries(ocfl.ROOT)
     for key in [*archive.storage.list(ocfl.ROOT), *temporaries]:
         rel = key[len(ocfl.ROOT) :]
         parts = rel.split("/")
@@ -268,8 +268,10 @@ def _check_unknown_objects(archive: Archive, known: set[str], report: VerifyRepo
                 continue
             report.add("orphan", what, f"{what}: an OCFL object that no archived model owns (interrupted first put)")
             if repair:
-                for stale in [*archive.storage.list(what), *(t for t in temporaries if t.startswith(what))]:
+                for stale in archive.storage.list(what):
                     archive.storage.delete(stale)
+                for stale in (t for t in temporaries if t.startswith(what)):
+                    archive.storage.remove_temporary(stale)
 
 
 def _model_key_of(object_path: str) -> str | None:

@@ -7,6 +7,7 @@ never a partial one, even when the writer is killed half way.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
@@ -81,6 +82,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """Where this backend stores, for messages and logs (never credentials)."""
+
+    def temporaries(self, prefix: str = "") -> builtins.list[str]:
+        """Keys under ``prefix`` of writes that were interrupted (a killed process); none by default."""
+        return []
+
+    def remove_temporary(self, key: str) -> int:
+        """Discard the interrupted writes of ``key`` that :meth:`temporaries` lists; how many were discarded."""
+        return 0
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from cim.settings import Settings
@@ -67,6 +69,8 @@ class S3Storage(Storage):
             ),
         )
         self.part_size = settings.part_size_mib * 1024 * 1024
+        self.concurrency = settings.concurrency
+        self.download_concurrency = settings.download_concurrency
 
     def describe(self) -> str:
         """``s3://bucket/prefix`` (and the endpoint), without credentials."""
@@ -87,10 +91,12 @@ class S3Storage(Storage):
         return StorageError(f"{action} {key!r} in {self.describe()} failed: {reason} ({detail[:200]})")
 
     def put(self, key: str, data: Readable | bytes, *, overwrite: bool = True) -> int:
-        """Upload ``data``: one PUT when it fits in a part, else a multipart upload of sequential parts.
+        """Upload ``data``: one PUT when it fits in a part, else a multipart upload, parts sent concurrently.
 
-        Memory stays about two parts whatever the size (s3transfer's streamed uploads kept every part of a
-        non-seekable stream alive); a failed or interrupted multipart upload is aborted, leaving no object.
+        The source is read in order on this thread while up to ``concurrency`` parts upload on worker
+        threads, so memory stays about ``(concurrency + 1) × part size`` whatever the size; a failed or
+        interrupted multipart upload is aborted, leaving no object (a killed process leaves an upload that
+        ``temporaries`` lists and ``remove_temporary`` aborts).
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -100,6 +106,7 @@ class S3Storage(Storage):
         reader: Readable = _BytesReader(data) if isinstance(data, bytes | bytearray) else data
         upload_id = None
         total = 0
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-part")
         try:
             first = _read_full(reader, self.part_size)
             total = len(first)
@@ -107,17 +114,25 @@ class S3Storage(Storage):
                 self.client.put_object(Bucket=self.bucket, Key=full_key, Body=first)
                 return total
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full_key)["UploadId"]
-            parts = []
+
+            def send(number: int, body: bytes) -> dict[str, Any]:
+                answer = self.client.upload_part(
+                    Bucket=self.bucket, Key=full_key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+                return {"PartNumber": number, "ETag": answer["ETag"]}
+
+            parts: list[dict[str, Any]] = []
+            pending: deque[Future[dict[str, Any]]] = deque()
             chunk = first
             number = 1
             while chunk:
-                answer = self.client.upload_part(
-                    Bucket=self.bucket, Key=full_key, UploadId=upload_id, PartNumber=number, Body=chunk
-                )
-                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                if len(pending) >= self.concurrency:
+                    parts.append(pending.popleft().result())
+                pending.append(pool.submit(send, number, chunk))
                 chunk = _read_full(reader, self.part_size)
                 total += len(chunk)
                 number += 1
+            parts += [f.result() for f in pending]
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=full_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -125,19 +140,25 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             raise self._error("uploading", key, exc) from exc
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if upload_id is not None:
                 with contextlib.suppress(BotoCoreError, ClientError):
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
         return total
 
     def stream(self, key: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK) -> Iterator[bytes]:
-        """A ranged GET, read in chunks."""
+        """Ranged GETs: one streamed GET; or, for bulk reads (``chunk_size`` above :data:`CHUNK`: get, verify)
+        when ``download_concurrency`` > 1, ranges of ``chunk_size`` fetched that many at a time, in order."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if end is not None and end <= start:
+            return iter(())
+        if chunk_size > CHUNK and self.download_concurrency > 1:
+            end = self.size(key) if end is None else end
+            if end - start > chunk_size:
+                return self._parallel(key, start, end, chunk_size)
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if start or end is not None:
-            if end is not None and end <= start:
-                return iter(())
             args["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
             body = self.client.get_object(**args)["Body"]
@@ -148,6 +169,31 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise self._error("reading", key, exc) from exc
         return self._chunks(body, key, chunk_size)
+
+    def _parallel(self, key: str, start: int, end: int, step: int) -> Iterator[bytes]:
+        """``[start, end)`` as chunks of ``step`` bytes, in order, ``download_concurrency`` ranged GETs in flight."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        def fetch(a: int, b: int) -> bytes:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={a}-{b - 1}")["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
+        pool = ThreadPoolExecutor(self.download_concurrency, thread_name_prefix="s3-range")
+        pending: deque[Future[bytes]] = deque()
+        at = start
+        try:
+            while pending or at < end:
+                while at < end and len(pending) < self.download_concurrency:
+                    pending.append(pool.submit(fetch, at, min(end, at + step)))
+                    at = min(end, at + step)
+                yield pending.popleft().result()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("reading", key, exc) from exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _chunks(self, body: Any, key: str, chunk_size: int) -> Iterator[bytes]:
         from botocore.exceptions import BotoCoreError
@@ -193,15 +239,36 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             raise self._error("reading the size of", key, exc) from exc
 
-    def temporaries(self, prefix: str = "") -> builtins.list[str]:
-        """Keys of multipart uploads that were started under ``prefix`` and never completed."""
+    def _uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """The unfinished multipart uploads under ``prefix`` (every page)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        paginator = self.client.get_paginator("list_multipart_uploads")
         try:
-            found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix + prefix)
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                yield from page.get("Uploads", [])
         except (BotoCoreError, ClientError) as exc:
             raise self._error("listing uploads under", prefix or "/", exc) from exc
-        return [u["Key"][len(self.prefix) :] for u in found.get("Uploads", [])]
+
+    def temporaries(self, prefix: str = "") -> builtins.list[str]:
+        """Keys of multipart uploads that were started under ``prefix`` and never completed (sorted, once each)."""
+        return sorted({u["Key"][len(self.prefix) :] for u in self._uploads(prefix)})
+
+    def remove_temporary(self, key: str) -> int:
+        """Abort every unfinished multipart upload of ``key`` (its stored parts are freed); how many."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full_key = self._key(key)
+        aborted = 0
+        for upload in self._uploads(key):
+            if upload["Key"] != full_key:
+                continue
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload["UploadId"])
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error("aborting the upload of", key, exc) from exc
+            aborted += 1
+        return aborted
 
 
 class _BytesReader:

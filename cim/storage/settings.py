@@ -37,6 +37,19 @@ class StorageSettings(BaseSettings):
     )
     verify_tls: bool = Field(default=True, description="Verify the endpoint's TLS certificate.")
     part_size_mib: int = Field(default=8, ge=5, le=512, description="S3 multipart part size, MiB.")
+    concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="S3 parts uploaded at once; memory ≈ (concurrency + 1) × part size.",
+    )
+    download_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Ranged GETs in flight for bulk reads (get, verify); 1: one streamed GET. Object stores serve "
+        "ranges in parallel; moto (the test server) reads the whole object for every range, so the default is 1.",
+    )
 
     @field_validator("endpoint")
     @classmethod

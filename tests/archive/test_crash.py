@@ -17,6 +17,7 @@ import pytest
 
 from cim.archive.service import CRASH_ENV
 from cim.settings import Settings
+from cim.storage import StorageSettings
 from tests.archive.conftest import storage_root
 from tests.conftest import IFC_DIR
 
@@ -157,3 +158,60 @@ def test_concurrent_puts_of_one_model_get_distinct_ordered_versions(settings: Se
         assert out.read_bytes() == f.read_bytes() and by_version[n]["file_name"] == f.name
     assert _verify(settings)["problems"] == []
     assert _ocfl_valid(settings)
+
+
+def _s3_env(s3: StorageSettings) -> dict[str, str]:
+    assert s3.endpoint and s3.bucket and s3.access_key_id and s3.secret_access_key
+    return {
+        "CIM_STORAGE_BACKEND": "s3",
+        "CIM_STORAGE_ENDPOINT": s3.endpoint,
+        "CIM_STORAGE_BUCKET": s3.bucket,
+        "CIM_STORAGE_PREFIX": s3.prefix,
+        "CIM_STORAGE_ACCESS_KEY_ID": s3.access_key_id.get_secret_value(),
+        "CIM_STORAGE_SECRET_ACCESS_KEY": s3.secret_access_key.get_secret_value(),
+        "CIM_STORAGE_PART_SIZE_MIB": "5",
+    }
+
+
+def _s3_uploads(s3: StorageSettings) -> list[dict]:
+    """The bucket's unfinished multipart uploads, asked with an independent client (boto3 itself)."""
+    import boto3
+
+    assert s3.access_key_id and s3.secret_access_key
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key_id.get_secret_value(),
+        aws_secret_access_key=s3.secret_access_key.get_secret_value(),
+        region_name="us-east-1",
+    )
+    return list(client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []))
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_a_put_killed_mid_content_leaves_a_partial_write_that_verify_repair_discards(
+    settings: Settings, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+):
+    s3: StorageSettings | None = request.getfixturevalue("s3_settings") if backend == "s3" else None
+    env = _s3_env(s3) if s3 is not None else {}
+    big = _big_ifc(tmp_path / "big.ifc", 12)  # more than two 5 MiB parts: a multipart upload on S3
+    assert cim(settings, "archive", "put", str(A), "--model", "house", **env).returncode == 0
+    killed = cim(settings, "archive", "put", str(big), "--model", "house", **env, **{CRASH_ENV: "mid-content"})
+    assert killed.returncode == -signal.SIGKILL
+    if s3 is not None:
+        uploads = _s3_uploads(s3)
+        assert len(uploads) == 1 and "/v2/content/big.ifc" in uploads[0]["Key"]
+    report = json.loads(cim(settings, "archive", "verify", "--json", **env).stdout)
+    assert [p["kind"] for p in report["problems"]] == ["orphan"]
+    problem = report["problems"][0]
+    assert "/v2/content/" in problem["what"]
+    assert ("multipart upload" if s3 else "temporary file") in problem["detail"]
+    repaired = cim(settings, "archive", "verify", "--repair", "--json", **env)
+    assert repaired.returncode != 0  # it reports what it repaired
+    assert "aborted" in json.loads(repaired.stdout)["problems"][0]["detail"]
+    if s3 is not None:
+        assert _s3_uploads(s3) == []
+    else:
+        assert not _writing(settings)
+    after = json.loads(cim(settings, "archive", "verify", "--json", **env).stdout)
+    assert after["problems"] == [] and after["versions"] == 1

@@ -112,3 +112,17 @@ def test_an_unknown_backend_is_a_configuration_error(settings: Settings):
 
     with pytest.raises(ConfigError, match="unknown storage backend 'ftp'"):
         open_storage(settings, StorageSettings(backend="ftp"))
+
+
+def test_s3_multipart_uploads_and_ranged_reads_run_concurrently_and_keep_the_bytes(
+    settings: Settings, s3_settings: StorageSettings
+):
+    storage = open_storage(settings, s3_settings.model_copy(update={"concurrency": 3, "download_concurrency": 3}))
+    data = bytes(range(251)) * (23 * 1024 * 4 + 7)  # ≈ 23.6 MB: five 5 MiB parts, the last one short
+    assert storage.put("big/object.bin", io.BytesIO(data)) == len(data)
+    assert storage.size("big/object.bin") == len(data)
+    step = 6 * 1024 * 1024
+    chunks = list(storage.stream("big/object.bin", chunk_size=step))
+    assert b"".join(chunks) == data and max(map(len, chunks)) == step
+    assert b"".join(storage.stream("big/object.bin", 1000, len(data) - 5, chunk_size=step)) == data[1000:-5]
+    assert storage.temporaries() == []
