@@ -14,14 +14,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cim.db.cluster import free_port
+from cim.localservice import free_port, live_pid, log_tail, pid_from_file, port_is_free, wait_for_port
 from cim.localstate import exclusive_lock, read_json_state, write_json_state
 from cim.sensing.errors import BrokerError
 
@@ -205,7 +204,7 @@ connection_messages false
 
     def _start(self, state: BrokerState) -> BrokerState:
         broker, _passwd = find_mosquitto()
-        if not _port_free(state.port):
+        if not port_is_free(state.port):
             state = BrokerState(free_port(), state.platform_password, state.publisher_password, state.host)
             self._save(state)
         self._write_files(state)
@@ -215,49 +214,16 @@ connection_messages false
         )
         if result.returncode != 0:
             raise BrokerError(f"mosquitto did not start: {(result.stderr or result.stdout).strip()}; {self._tail()}")
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", state.port), timeout=0.5):
-                break
-            if time.monotonic() > deadline:
-                raise BrokerError(f"mosquitto does not accept connections on port {state.port}; {self._tail()}")
-            time.sleep(0.05)
+        if not wait_for_port(state.port, 15):
+            raise BrokerError(f"mosquitto does not accept connections on port {state.port}; {self._tail()}")
         return state
 
     def _tail(self) -> str:
-        try:
-            lines = self.log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        except OSError:
-            return "no log"
-        return "log: " + " | ".join(lines[-3:])
+        return "log: " + (log_tail(self.log_file) or "none")
 
     def _pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
-            return None
-        return pid if self._alive(pid) else None
+        return self._alive(pid_from_file(self.pid_file))
 
-    def _alive(self, pid: int) -> bool:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        except (OSError, IndexError):
-            return False
+    def _alive(self, pid: int | None) -> int | None:
         # A reused PID after a crash belongs to another program: then the pid file is stale.
-        return "mosquitto" in cmdline and str(self.config_file) in cmdline
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        return live_pid(pid, "mosquitto", str(self.config_file))
