@@ -189,7 +189,7 @@ SAMPLE_VIEW = ""
 SHOTS = {
     "onemap-province.png": ("province", "", "the province overview: district outlines, cities with their counts"),
     "onemap-city.png": ("sample", "#cam=114.2985,30.5745,900,15,-35,0", "the sample city: base map, roads, labels"),
-    "onemap-bim.png": ("sample", "#cam=114.3043,30.5822,260,20,-30,0", "the IFC office in its street"),
+    "onemap-bim.png": ("sample", "#cam=114.3047,30.5834,100,0,-30,0", "the IFC office in its street"),
 }
 """README screenshots: file → (platform, camera hash, what it shows)."""
 

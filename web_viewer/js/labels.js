@@ -120,6 +120,7 @@ export function createLabels(ctx) {
   schedule();
 
   return {
+    primitive: collection,
     refresh: () => {
       clearTimeout(timer);
       current = refresh();

@@ -107,9 +107,9 @@ function overview(viewer, bounds) {
   const center = Cesium.Cartesian3.fromRadians(bounds.center.longitude, bounds.center.latitude, (bounds.minHeight + bounds.maxHeight) / 2);
   // A province (tens of kilometres and more) is seen from higher up and more steeply than a city.
   const wide = diag > 50_000;
-  const range = wide ? diag * 1.05 : Math.max(diag * 1.6, 400);
+  const range = wide ? diag * 1.4 : Math.max(diag * 1.6, 400);
   viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(center, Math.max(diag / 2, 100)), {
-    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(wide ? -70 : -40), range),
+    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(wide ? -65 : -40), range),
     duration: 0,
   });
   // Centre the city in the part of the canvas the sidebar leaves free.
@@ -280,7 +280,14 @@ async function main() {
   clicks.setInputAction((event) => {
     if (measure.active) return;
     if (hook.overview?.pickAt(event.position)) return;
-    panel.pickAt(event.position);
+    // Labels are not objects: the panel picks what lies under them.
+    const hidden = [hook.labels?.primitive].filter((p) => p && p.show);
+    for (const p of hidden) p.show = false;
+    try {
+      panel.pickAt(event.position);
+    } finally {
+      for (const p of hidden) p.show = true;
+    }
   }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
   /** The start view: an overview of every tileset (or of China when there is none). */

@@ -127,7 +127,7 @@ export function createOverview(ctx, data) {
     if (!city) return Promise.resolve(false);
     const [w, s, e, n] = city.bbox;
     const span = Cesium.Cartesian3.distance(Cesium.Cartesian3.fromDegrees(w, s), Cesium.Cartesian3.fromDegrees(e, n));
-    const height = Math.max(800, Math.min(threshold * 0.5, span * 0.9));
+    const height = Math.max(800, Math.min(threshold * 0.5, span * 0.6));
     const pitch = Cesium.Math.toRadians(-50);
     const back = height / Math.tan(-pitch) / 111_320;
     return new Promise((resolve) => {
@@ -137,6 +137,8 @@ export function createOverview(ctx, data) {
         duration: 1.5,
         complete: () => {
           update();
+          // moveEnd (labels, shareable link) is raised by the next frame: request it.
+          viewer.scene.requestRender();
           resolve(true);
         },
         cancel: () => resolve(false),
@@ -145,13 +147,15 @@ export function createOverview(ctx, data) {
   }
 
   /** Handle a click: true when it hit a city (its label or marker, or, above the threshold, an outline). */
+  let flight = Promise.resolve(false);
+
   function pickAt(position) {
     if (!source.show) return false;
     const ids = viewer.scene.drillPick(position, 8).map((p) => p?.id?.id).filter(Boolean);
     const city = ids.map((id) => cityEntities.get(id)).find(Boolean);
     const code = city?.code ?? (above ? ids.map((id) => outlineCity.get(id)).find(Boolean) : undefined);
     if (!code) return false;
-    flyTo(code);
+    flight = flyTo(code);
     return true;
   }
 
@@ -167,11 +171,16 @@ export function createOverview(ctx, data) {
   update();
 
   return {
+    source,
     threshold,
     cities,
     update,
     flyTo,
     pickAt,
+    /** The latest flight started by a click (resolves true on arrival). */
+    get flight() {
+      return flight;
+    },
     relabel() {
       for (const [id, city] of cityEntities) source.entities.getById(id).label.text = cityText(city);
       showLegend();
