@@ -123,6 +123,23 @@ def is_loopback(url: str) -> bool:
     return urlsplit(url.removeprefix("blob:")).hostname == "127.0.0.1"
 
 
+def look_at_wuhan(province: Province) -> None:
+    """Put the camera over Wuhan's districts at 1,200 m, looking north-down (each test stands on its own)."""
+    province.page.evaluate(
+        """() => {
+            const C = window.Cesium;
+            const viewer = window.cimViewer.viewer;
+            viewer.camera.setView({
+                destination: C.Cartesian3.fromDegrees(114.3050, 30.5760, 1200),
+                orientation: { heading: 0, pitch: C.Math.toRadians(-45), roll: 0 },
+            });
+            window.cimViewer.overview.update();
+            viewer.scene.requestRender();
+        }"""
+    )
+    wait_idle(province.browser)
+
+
 def test_start_view_is_the_province_overview_with_outlines_city_names_and_counts(
     province: Province, artifacts: Path
 ) -> None:
@@ -178,6 +195,7 @@ def test_a_click_on_a_city_flies_there_and_the_3d_content_takes_over(province: P
 
 def test_labels_name_districts_roads_and_buildings_and_switch_to_english(province: Province, artifacts: Path) -> None:
     page = province.page
+    look_at_wuhan(province)
     shown = page.evaluate("() => window.cimViewer.labels.refresh().then(() => window.cimViewer.labels.shown)")
     texts = {label["text"] for label in shown}
     kinds = {label["kind"] for label in shown}
@@ -211,6 +229,7 @@ def test_split_view_puts_the_tileset_left_and_moves_with_the_divider(province: P
 
 def test_time_slider_draws_the_base_map_of_a_past_version(province: Province) -> None:
     page = province.page
+    look_at_wuhan(province)
     compare = page.evaluate(
         "() => ({ moments: window.cimViewer.compare.moments, has: window.cimViewer.compare.hasHistory })"
     )
