@@ -124,6 +124,7 @@ class Rendered:
 
 def render_tile(tile: Tile, shapes: dict[str, list[tuple[bytes, str]]]) -> Rendered:
     """Draw WKB shapes (Web Mercator metres, per layer as from :func:`cim.db.onemap.basemap_shapes`) into a PNG."""
+    from rasterio.errors import NotGeoreferencedWarning
     from rasterio.features import rasterize
     from rasterio.transform import from_bounds
 
@@ -140,7 +141,9 @@ def render_tile(tile: Tile, shapes: dict[str, list[tuple[bytes, str]]]) -> Rende
         values = [palette_index(layer, key) for _, key in rows]
         pairs = [(g, v) for g, v in zip(geoms, values, strict=True) if g is not None and not g.is_empty]
         if pairs:
-            rasterize(pairs, out=raster, transform=transform, all_touched=layer == "roads", dtype=np.uint8)
+            with warnings.catch_warnings():  # an in-memory burn target has no georeference of its own
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                rasterize(pairs, out=raster, transform=transform, all_touched=layer == "roads", dtype=np.uint8)
     return Rendered(png_of(_PALETTE[raster]), count)
 
 
