@@ -1,22 +1,32 @@
-"""Viewer load: time to first frame and to all tiles loaded, tile requests and bytes, in headless Chromium.
+"""Viewer load at three camera heights on the synthetic province, against the sample city, in headless Chromium.
 
-Two cities, each in its own database on the platform's server (``DATABASE_URL`` or the private cluster)
+Two platforms, each in its own database on the platform's server (``DATABASE_URL`` or the private cluster)
 and its own data directory under ``.cim/bench-viewer/``:
 
 - ``sample``: the demo's sample city (synthetic Wuhan district with DEM, IFC office and bridge) loaded by
-  ``sample_models.city.load_sample_city`` and built by ``tiles.build.build_tileset`` with terrain;
-- ``synthetic``: N synthetic buildings (default 100,000: 16 m squares on a 30 m grid, heights 6–95 m)
-  inserted with one SQL statement and built into a buildings-only tileset.
+  ``sample_models.city.load_sample_city`` and built by ``tiles.build.build_tileset`` with terrain; its cold
+  load (until every tile of its start view is loaded) is the street-height target;
+- ``province``: N buildings (default 1,000,000) of ``sample_models.province.generate_province`` over Hubei
+  (one GeoPackage per Gauss–Krüger zone EPSG:4545–4548, ingested by ``ingest.vector.ingest_vector``), the
+  twelve cities as city-level districts (Voronoi cells of their centres within Hubei, GB/T 2260 codes),
+  built into a buildings-only tileset.
 
-For each, the real app (``cim.api.app.create_app``) is served on a loopback port and the viewer is opened in
-Debian's Chromium (software WebGL, cold cache, 1100 × 720). Figures come from the page itself: Cesium's
-first rendered frame and the moment every tileset and the globe report all tiles loaded (milliseconds since
-navigation start), and the Resource Timing entries of ``/tiles/`` requests (count, bytes on the wire).
+For each, the real app (``cim.api.app.create_app``) is served on a loopback port and the viewer is opened
+cold (new browser profile) in Debian's Chromium (software WebGL, 1100 × 720) at a camera: the province
+start view (the overview), Wuhan at city height, Wuhan at street height. Each province view is measured
+twice in one run: "before" with the overview switched off (``#overview=0``: the 3D tiles at every height,
+as the viewer was) and "after" with it. Figures come from the page: the moment every shown tileset and the
+globe report all tiles loaded (ms since navigation start) and the Resource Timing entries of ``/tiles/``
+requests (count, bytes on the wire) and of ``/basemap/`` tiles.
 
-Run: ``.venv/bin/python benchmarks/viewer_load.py [--buildings N] [--only sample|synthetic] [--fresh]
-[--screenshot docs/viewer.png]`` (the screenshot shows the sample city around the IFC office, coloured by use).
-Databases and tilesets are reused across runs unless ``--fresh`` is given. Figures taken while other work
-loads the machine are pessimistic.
+Targets: at province height ≤ 30 tile requests and ≤ 8 MB; at street height settled within the sample
+city's cold load time measured in the same run.
+
+Run: ``.venv/bin/python benchmarks/viewer_load.py [--buildings N] [--only sample|province] [--fresh]
+[--json] [--screenshot docs]`` (``--screenshot DIR`` writes ``onemap-province.png``, ``onemap-city.png`` and
+``onemap-bim.png`` there). Databases and tilesets are reused across runs unless ``--fresh`` is given (a
+different ``--buildings`` needs ``--fresh``). Figures taken while other work loads the machine are
+pessimistic.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,33 +47,32 @@ from sqlalchemy import Engine, text
 from cim.db.cluster import PrivateCluster, ensure_extensions
 from cim.db.engine import connect_url, make_engine
 from cim.db.migrate import upgrade_to_head
+from cim.onemap.admin import division_name
 from cim.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the browser and server helpers live in tests/e2e/conftest.py
 DATA = ROOT / ".cim" / "bench-viewer"
-GRID_PITCH_M = 30.0
-BUILDING_SIZE_M = 16.0
-LON0, LAT0 = 114.20, 30.50
+PROVINCE_TILE_REQUESTS = 30
+PROVINCE_TILE_BYTES = 8_000_000
 
 
 @dataclass
-class LoadFigures:
-    """What one cold load of the viewer cost."""
+class ViewFigures:
+    """What one cold load of the viewer at one camera cost."""
 
-    city: str
-    buildings: int
-    tiles_in_tileset: int
-    build_seconds: float | None
-    first_frame_ms: float
-    all_tiles_loaded_ms: float
+    platform: str
+    view: str
+    overview: bool
+    settled_ms: float
     tile_requests: int
     tile_bytes: int
-    terrain_requests: int
-    terrain_bytes: int
+    basemap_requests: int
+    basemap_bytes: int
     all_requests: int
     all_bytes: int
+    errors: list[str] = field(default_factory=list)
 
 
 def server_url() -> str:
@@ -91,45 +100,52 @@ def database(name: str, fresh: bool) -> tuple[str, bool]:
     return url, not exists
 
 
-def insert_synthetic_buildings(engine: Engine, n: int) -> None:
-    """Insert ``n`` square buildings on a regular grid south-west of Wuhan's centre (one SQL statement)."""
-    from cim.db.datasets import insert_dataset
+CITY_CODES = (
+    "420100",
+    "420500",
+    "420600",
+    "421000",
+    "420300",
+    "422800",
+    "420200",
+    "420900",
+    "420800",
+    "421100",
+    "421300",
+    "421200",
+)
+"""GB/T 2260 codes of ``sample_models.province.HUBEI_CITIES``, in its order."""
 
-    side = int(n**0.5) + 1
-    dlat = GRID_PITCH_M / 110_900.0
-    dlon = GRID_PITCH_M / (111_320.0 * 0.8616)
-    size_lat = dlat * BUILDING_SIZE_M / GRID_PITCH_M
-    size_lon = dlon * BUILDING_SIZE_M / GRID_PITCH_M
+
+def insert_province(engine: Engine, settings: Settings, n: int, workdir: Path) -> None:
+    """Generate and ingest ``n`` province footprints (4 GK zone files) and the twelve cities as districts."""
+    import numpy as np
+    import shapely
+    from geoalchemy2.shape import from_shape
+    from sqlalchemy import insert
+
+    from cim.db.models import District
+    from ingest.vector import ingest_vector
+    from sample_models.province import HUBEI_BOUNDS, HUBEI_CITIES, generate_province
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = generate_province(workdir, n, np.random.default_rng(11), HUBEI_BOUNDS)
+    for path in files.zone_files:
+        ingest_vector(engine, path, settings, layer="buildings")
+    hubei = shapely.box(*HUBEI_BOUNDS)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint([(c[0], c[1]) for c in HUBEI_CITIES]), extend_to=hubei).geoms
     with engine.begin() as conn:
-        dataset_id = insert_dataset(
-            conn, name="synthetic-buildings", kind="vector", layer="buildings", path="/benchmark", sha256="0" * 64
-        )
-        conn.execute(
-            text(
-                """
-                INSERT INTO building (name, address, footprint, height, storeys, use, safety_class, dataset_id)
-                SELECT '合成建筑' || i, '合成路' || i || '号',
-                       ST_Multi(ST_MakeEnvelope(:lon0 + (i % :side) * :dlon, :lat0 + (i / :side) * :dlat,
-                                                :lon0 + (i % :side) * :dlon + :slon,
-                                                :lat0 + (i / :side) * :dlat + :slat, 4490)),
-                       6 + (i * 7919 % 90), (6 + (i * 7919 % 90)) / 3,
-                       (ARRAY['residential','commercial','office','industrial','public','mixed'])[1 + i % 6],
-                       (ARRAY['A','B','C','D'])[1 + (i * 31) % 4], :dataset
-                FROM generate_series(0, :n - 1) AS i
-                """
-            ),
-            {
-                "lon0": LON0,
-                "lat0": LAT0,
-                "side": side,
-                "dlon": dlon,
-                "dlat": dlat,
-                "slon": size_lon,
-                "slat": size_lat,
-                "dataset": dataset_id,
-                "n": n,
-            },
-        )
+        for code, (lon, lat, _share) in zip(CITY_CODES, HUBEI_CITIES, strict=True):
+            cell = next(c for c in cells if c.contains(shapely.Point(lon, lat))).intersection(hubei)
+            conn.execute(
+                insert(District).values(
+                    code=code,
+                    name=division_name(code)[0],
+                    level="city",
+                    parent_code="420000",
+                    geom=from_shape(shapely.MultiPolygon([cell]), srid=4490),
+                )
+            )
 
 
 def prepare(city: str, n_buildings: int, fresh: bool) -> tuple[Settings, int, int, float | None]:
@@ -149,7 +165,7 @@ def prepare(city: str, n_buildings: int, fresh: bool) -> tuple[Settings, int, in
                 load_sample_city(engine, settings, DATA / "sample-files")
                 layers: tuple[str, ...] = ("buildings", "elements", "facilities", "terrain")
             else:
-                insert_synthetic_buildings(engine, n_buildings)
+                insert_province(engine, settings, n_buildings, DATA / "province-files")
                 layers = ("buildings",)
             started = time.perf_counter()
             build_tileset(engine, settings, city, layers=layers, jobs=2)
@@ -162,8 +178,24 @@ def prepare(city: str, n_buildings: int, fresh: bool) -> tuple[Settings, int, in
     return settings, buildings, tiles, build_seconds
 
 
-def measure(settings: Settings) -> dict[str, Any]:
-    """Open the viewer cold in Chromium against the real app; return timings and resource figures."""
+VIEWS = {
+    "province": "",
+    "city": "#cam=114.30,30.40,15000,0,-50,0",
+    "street": "#cam=114.3000,30.5818,450,0,-35,0",
+}
+"""Camera of each province view (the province view is the start view: everything stored, fitted)."""
+SAMPLE_VIEW = ""
+"""The sample city is measured at its start view (the whole city), as before."""
+SHOTS = {
+    "onemap-province.png": ("province", "", "the province overview: district outlines, cities with their counts"),
+    "onemap-city.png": ("sample", "#cam=114.2985,30.5745,900,15,-35,0", "the sample city: base map, roads, labels"),
+    "onemap-bim.png": ("sample", "#cam=114.3047,30.5834,100,0,-30,0", "the IFC office in its street"),
+}
+"""README screenshots: file → (platform, camera hash, what it shows)."""
+
+
+def measure(settings: Settings, hash_: str) -> dict[str, Any]:
+    """Open the viewer cold in Chromium at ``hash_``; return the settle time and the resource figures."""
     from tests.e2e.conftest import launch_browser, open_viewer, start_server, stop_server
 
     live = start_server(settings)
@@ -172,7 +204,7 @@ def measure(settings: Settings) -> dict[str, Any]:
             playwright, browser = launch_browser(Path(profile))
             try:
                 browser.page.add_init_script("performance.setResourceTimingBufferSize(1000000);")
-                timings = open_viewer(browser, live.base_url)
+                timings = open_viewer(browser, live.base_url, hash_)
                 resources: list[dict[str, Any]] = browser.page.evaluate(
                     """() => performance.getEntriesByType('resource').map((e) => ({
                         name: e.name, bytes: e.transferSize || e.encodedBodySize || 0 }))"""
@@ -184,22 +216,17 @@ def measure(settings: Settings) -> dict[str, Any]:
     finally:
         stop_server(live)
     tiles = [r for r in resources if "/tiles/" in r["name"] and "/terrain/" not in r["name"]]
-    terrain = [r for r in resources if "/tiles/" in r["name"] and "/terrain/" in r["name"]]
+    basemap = [r for r in resources if "/basemap/" in r["name"]]
     return {
-        "first_frame_ms": round(float(timings["firstFrame"]), 0),
-        "all_tiles_loaded_ms": round(float(timings["allTilesLoaded"]), 0),
+        "settled_ms": round(float(timings["allTilesLoaded"]), 0),
         "tile_requests": len(tiles),
         "tile_bytes": sum(int(r["bytes"]) for r in tiles),
-        "terrain_requests": len(terrain),
-        "terrain_bytes": sum(int(r["bytes"]) for r in terrain),
+        "basemap_requests": len(basemap),
+        "basemap_bytes": sum(int(r["bytes"]) for r in basemap),
         "all_requests": len(resources),
         "all_bytes": sum(int(r["bytes"]) for r in resources),
         "errors": errors,
     }
-
-
-SCREENSHOT_VIEW = "#cam=114.2985,30.5668,1100,22,-27,0&mode=use"
-"""Camera (lon, lat, height, heading, pitch, roll) and colouring of the README screenshot."""
 
 
 def save_small_png(png: bytes, path: Path) -> None:
@@ -224,8 +251,8 @@ def save_small_png(png: bytes, path: Path) -> None:
         extra.unlink()
 
 
-def screenshot(settings: Settings, path: Path) -> None:
-    """Open the viewer on the README view, wait for every tile, save a compact PNG screenshot."""
+def screenshot(settings: Settings, hash_: str, path: Path) -> None:
+    """Open the viewer at ``hash_``, wait for every tile and the labels, save a compact PNG screenshot."""
     from tests.e2e.conftest import launch_browser, open_viewer, start_server, stop_server
 
     live = start_server(settings)
@@ -233,50 +260,90 @@ def screenshot(settings: Settings, path: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="cim-bench-chromium-") as profile:
             playwright, browser = launch_browser(Path(profile))
             try:
-                open_viewer(browser, live.base_url, SCREENSHOT_VIEW)
-                browser.page.evaluate("() => window.cimViewer.idle().then(() => true)")
+                open_viewer(browser, live.base_url, hash_)
+                browser.page.evaluate("() => window.cimViewer.labels.refresh().then(() => window.cimViewer.idle())")
                 save_small_png(browser.page.screenshot(), path)
             finally:
                 browser.context.close()
                 playwright.stop()
     finally:
         stop_server(live)
-    print(f"screenshot: {path} ({path.stat().st_size // 1024} KiB)")
+    print(f"screenshot: {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
+
+
+def verdicts(figures: list[ViewFigures]) -> list[dict[str, Any]]:
+    """Each target with the measured figure (after: with the overview) and whether it is met."""
+    sample = next((f for f in figures if f.platform == "sample"), None)
+    out: list[dict[str, Any]] = []
+    for f in figures:
+        if f.platform != "province" or not f.overview:
+            continue
+        if f.view == "province":
+            out.append({"target": "province tile requests", "value": f.tile_requests, "limit": PROVINCE_TILE_REQUESTS})
+            out.append({"target": "province tile bytes", "value": f.tile_bytes, "limit": PROVINCE_TILE_BYTES})
+        if f.view == "street" and sample is not None:
+            out.append(
+                {"target": "street settle ms (≤ sample city load)", "value": f.settled_ms, "limit": sample.settled_ms}
+            )
+    for v in out:
+        v["met"] = v["value"] <= v["limit"]
+    return out
 
 
 def main() -> None:
-    """Prepare the cities, load the viewer on each, print a table and one JSON line per city."""
+    """Prepare the platforms, load the viewer at each view before/after, print a table, targets and JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--buildings", type=int, default=100_000, help="synthetic buildings (default 100000)")
-    parser.add_argument("--only", choices=["sample", "synthetic"], help="measure one city only")
+    parser.add_argument("--buildings", type=int, default=1_000_000, help="province buildings (default 1000000)")
+    parser.add_argument("--only", choices=["sample", "province"], help="measure one platform only")
     parser.add_argument("--fresh", action="store_true", help="rebuild databases and tilesets")
-    parser.add_argument("--screenshot", type=Path, help="also save a README screenshot of the sample city here")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (table to stderr)")
+    parser.add_argument("--screenshot", type=Path, help="also save the README screenshots into this folder")
     parser.add_argument("--no-measure", action="store_true", help="only prepare (and screenshot), no timings")
     args = parser.parse_args()
-    cities = [args.only] if args.only else ["sample", "synthetic"]
-    results: list[LoadFigures] = []
-    for city in cities:
-        settings, buildings, tiles, build_seconds = prepare(city, args.buildings, args.fresh)
-        if city == "sample" and args.screenshot:
-            screenshot(settings, args.screenshot)
-        if args.no_measure:
-            continue
-        figures = measure(settings)
-        if figures.pop("errors"):
-            print(f"warning: the page reported errors while loading {city}")
-        results.append(LoadFigures(city, buildings, tiles, build_seconds, **figures))
+    platforms = [args.only] if args.only else ["sample", "province"]
+    prepared: dict[str, tuple[Settings, int, int, float | None]] = {}
+    for platform in platforms:
+        prepared[platform] = prepare(platform, args.buildings, args.fresh)
+    if args.screenshot:
+        for name, (platform, hash_, _what) in SHOTS.items():
+            if platform in prepared:
+                screenshot(prepared[platform][0], hash_, args.screenshot / name)
+    if args.no_measure:
+        return
+    figures: list[ViewFigures] = []
+    for platform in platforms:
+        settings = prepared[platform][0]
+        views = {"start": SAMPLE_VIEW} if platform == "sample" else VIEWS
+        for view, hash_ in views.items():
+            for overview in (False, True) if platform == "province" else (True,):
+                sep = "&" if hash_ else "#"
+                full = hash_ if overview else f"{hash_}{sep}overview=0"
+                figures.append(ViewFigures(platform, view, overview, **measure(settings, full)))
+    out = sys.stderr if args.json else sys.stdout
+    print(f"load average {os.getloadavg()[0]:.1f} (figures under load are pessimistic)", file=out)
     print(
-        f"{'city':<10} {'buildings':>9} {'tiles':>6} {'first frame':>12} {'all loaded':>11} "
-        f"{'tile req':>9} {'tile MB':>8} {'terrain req':>12} {'all req':>8} {'all MB':>7}"
+        f"{'platform':<9} {'buildings':>9} {'view':<9} {'overview':<9} {'settled':>8} {'tile req':>9} "
+        f"{'tile MB':>8} {'basemap req':>12} {'all req':>8} {'all MB':>7}",
+        file=out,
     )
-    for r in results:
+    for f in figures:
         print(
-            f"{r.city:<10} {r.buildings:>9} {r.tiles_in_tileset:>6} {r.first_frame_ms / 1000:>11.1f}s "
-            f"{r.all_tiles_loaded_ms / 1000:>10.1f}s {r.tile_requests:>9} {r.tile_bytes / 1e6:>8.2f} "
-            f"{r.terrain_requests:>12} {r.all_requests:>8} {r.all_bytes / 1e6:>7.2f}"
+            f"{f.platform:<9} {prepared[f.platform][1]:>9} {f.view:<9} {'after' if f.overview else 'before':<9} "
+            f"{f.settled_ms / 1000:>7.1f}s {f.tile_requests:>9} {f.tile_bytes / 1e6:>8.2f} {f.basemap_requests:>12} "
+            f"{f.all_requests:>8} {f.all_bytes / 1e6:>7.2f}" + ("  (page errors!)" if f.errors else ""),
+            file=out,
         )
-    for r in results:
-        print(json.dumps(asdict(r)))
+    results = verdicts(figures)
+    for v in results:
+        print(f"{v['target']}: {v['value']} (target ≤ {v['limit']}) {'met' if v['met'] else 'MISSED'}", file=out)
+    if args.json:
+        document = {
+            "load_average": os.getloadavg()[0],
+            "platforms": {p: {"buildings": b, "tiles": t, "build_seconds": s} for p, (_, b, t, s) in prepared.items()},
+            "views": [asdict(f) for f in figures],
+            "targets": results,
+        }
+        print(json.dumps(document, ensure_ascii=False))
 
 
 if __name__ == "__main__":

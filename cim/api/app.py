@@ -74,14 +74,17 @@ def create_app(
     from cim.api import analysis, reviews
     from cim.api import sensing as sensing_api
     from cim.api.archive import router as archive_router
+    from cim.api.basemap import BasemapFactory
     from cim.api.catalog import CatalogFactory
     from cim.api.dependencies import ReadsFromPrimary
     from cim.api.details import DetailsFactory
     from cim.api.errors import install_error_handlers
     from cim.api.features import FeaturesFactory
     from cim.api.jobs import JobsFactory
+    from cim.api.labels import LabelsFactory
     from cim.api.landing import LandingFactory
     from cim.api.openapi import mount_docs
+    from cim.api.overview import OverviewFactory
     from cim.api.replica import ReadRoutingMiddleware
     from cim.api.replica import router as replica_router
     from cim.api.viewer import check_viewer_settings, mount_viewer
@@ -148,6 +151,9 @@ def create_app(
     app.include_router(archive_router)
     app.include_router(sensing_api.router)
     app.include_router(replica_router)
+    app.include_router(OverviewFactory().router)
+    app.include_router(LabelsFactory().router)
+    app.include_router(BasemapFactory().router)
     mount_viewer(app, viewer_settings)
     mount_docs(app)
 

@@ -19,7 +19,7 @@ export function createLayers(ctx) {
     imagery: true,
     hiddenKinds: new Set(),
     hiddenTilesets: new Set(),
-    mode: "white",
+    mode: "use", // default colouring by use, with its legend
     highlight: null, // {kind, id} of the selected feature, coloured by the style
   };
   const tree = document.getElementById("layer-tree");
@@ -54,7 +54,9 @@ export function createLayers(ctx) {
   }
 
   function applyVisibility() {
-    for (const [name, tileset] of ctx.tilesets) tileset.show = !state.hiddenTilesets.has(name);
+    // The province overview (above city height) and a past moment of the time slider replace the 3D content.
+    const hide3d = Boolean(ctx.suppress3d || ctx.historyHides3d);
+    for (const [name, tileset] of ctx.tilesets) tileset.show = !hide3d && !state.hiddenTilesets.has(name);
     if (ctx.imageryLayer) ctx.imageryLayer.show = state.imagery;
     const wantTerrain = state.terrain && ctx.terrainProvider;
     const target = wantTerrain ? ctx.terrainProvider : ellipsoid;
@@ -131,6 +133,7 @@ export function createLayers(ctx) {
 
   return {
     state,
+    applyVisibility,
     /** Rebuild the tree (after a language switch or new tilesets) and apply the state. */
     refresh() {
       modeSelect.value = state.mode;

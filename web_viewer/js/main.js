@@ -11,6 +11,10 @@ import { createClipping } from "./clipping.js";
 import { createEnvironment } from "./environment.js";
 import { createOverlays } from "./overlays.js";
 import { applyCamera, buildHash, parseHash } from "./share.js";
+import { createOverview, loadOverview } from "./overview.js";
+import { createLabels } from "./labels.js";
+import { createBasemap } from "./basemap.js";
+import { createCompare } from "./compare.js";
 
 const Cesium = window.Cesium;
 // No Cesium ion: no token, no ion assets, no ion geocoder; every request goes to the platform.
@@ -71,9 +75,13 @@ function imageryProvider(imagery) {
   return Cesium.TileMapServiceImageryProvider.fromUrl(Cesium.buildModuleUrl("Assets/Textures/NaturalEarthII"));
 }
 
-/** Bounds of all tilesets: {center: Cartographic, minHeight, maxHeight, rectangle} or null. */
-function tilesetBounds(infos) {
+/**
+ * Bounds of all tilesets and of everything stored (the /overview bbox):
+ * {center: Cartographic, minHeight, maxHeight, rectangle} or null.
+ */
+function tilesetBounds(infos, stored) {
   const withBounds = infos.filter((i) => Array.isArray(i.bounds) && i.bounds.length === 4);
+  if (Array.isArray(stored) && stored.length === 4) withBounds.push({ bounds: stored, min_height: 0, max_height: 100 });
   if (withBounds.length === 0) return null;
   const w = Math.min(...withBounds.map((i) => i.bounds[0]));
   const s = Math.min(...withBounds.map((i) => i.bounds[1]));
@@ -97,9 +105,11 @@ function overview(viewer, bounds) {
     Cesium.Cartesian3.fromRadians(rect.east, rect.north),
   );
   const center = Cesium.Cartesian3.fromRadians(bounds.center.longitude, bounds.center.latitude, (bounds.minHeight + bounds.maxHeight) / 2);
-  const range = Math.max(diag * 1.6, 400);
+  // A province (tens of kilometres and more) is seen from higher up and more steeply than a city.
+  const wide = diag > 50_000;
+  const range = wide ? diag * 1.4 : Math.max(diag * 1.6, 400);
   viewer.camera.flyToBoundingSphere(new Cesium.BoundingSphere(center, Math.max(diag / 2, 100)), {
-    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-40), range),
+    offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(wide ? -65 : -40), range),
     duration: 0,
   });
   // Centre the city in the part of the canvas the sidebar leaves free.
@@ -190,6 +200,7 @@ async function main() {
 
   const imageryLayer = Cesium.ImageryLayer.fromProviderAsync(imageryProvider(config.imagery));
   viewer.imageryLayers.add(imageryLayer);
+  const overviewData = await loadOverview();
 
   const status = createStatus(viewer);
   const listResult = await getJson("/tilesets");
@@ -216,7 +227,6 @@ async function main() {
     }
     status.progress(p, q);
   };
-  const tilesetsLoaded = [];
   for (const info of infos) {
     try {
       const tileset = await Cesium.Cesium3DTileset.fromUrl(apiUrl(info.url), {
@@ -232,14 +242,6 @@ async function main() {
         loadState.set(info.name, { pending, processing });
         progress();
       });
-      tilesetsLoaded.push(
-        new Promise((resolve) => {
-          const remove = tileset.allTilesLoaded.addEventListener(() => {
-            remove();
-            resolve();
-          });
-        }),
-      );
       viewer.scene.primitives.add(tileset);
       hook.tilesets.set(info.name, tileset);
     } catch (error) {
@@ -247,7 +249,7 @@ async function main() {
     }
   }
 
-  const bounds = tilesetBounds(infos);
+  const bounds = tilesetBounds(infos, overviewData?.bbox);
   const ctx = { Cesium, viewer, tilesets: hook.tilesets, terrainProvider, imageryLayer, bounds };
   let hashTimer = null;
   const saveHash = () => {
@@ -270,11 +272,22 @@ async function main() {
   clipping.configureSlider();
   const environment = createEnvironment(ctx);
   const overlays = createOverlays(ctx);
-  Object.assign(hook, { layers, panel, search, measure, clipping, environment, overlays, Cesium });
+  const basemap = await createBasemap(ctx, config);
+  const compare = await createCompare(ctx, basemap);
+  Object.assign(hook, { layers, panel, search, measure, clipping, environment, overlays, basemap, compare, Cesium });
 
   const clicks = new Cesium.ScreenSpaceEventHandler(viewer.canvas);
   clicks.setInputAction((event) => {
-    if (!measure.active) panel.pickAt(event.position);
+    if (measure.active) return;
+    if (hook.overview?.pickAt(event.position)) return;
+    // Labels are not objects: the panel picks what lies under them.
+    const hidden = [hook.labels?.primitive].filter((p) => p && p.show);
+    for (const p of hidden) p.show = false;
+    try {
+      panel.pickAt(event.position);
+    } finally {
+      for (const p of hidden) p.show = true;
+    }
   }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
   /** The start view: an overview of every tileset (or of China when there is none). */
@@ -284,6 +297,11 @@ async function main() {
   };
   if (saved.camera) applyCamera(Cesium, viewer, saved.camera);
   else hook.home();
+  if (saved.overview === false) document.getElementById("om-overview").checked = false;
+  if (saved.labels === false) document.getElementById("om-labels").checked = false;
+  const provinceOverview = createOverview(ctx, overviewData);
+  const labels = createLabels(ctx);
+  Object.assign(hook, { overview: provinceOverview, labels });
   if (saved.underground) environment.setUnderground(true);
   if (saved.sun) environment.setSun(true, saved.sun);
   if (saved.indicator) overlays.indicator = saved.indicator;
@@ -298,6 +316,9 @@ async function main() {
     layers.refresh();
     panel.render();
     overlays.relabel();
+    provinceOverview.relabel();
+    basemap.relabel();
+    compare.relabel();
     status.render();
     saveHash();
   });
@@ -326,18 +347,7 @@ async function main() {
   hook.timings.ready = performance.now();
   resolveReady(hook);
 
-  await Promise.all([
-    ...tilesetsLoaded,
-    new Promise((resolve) => {
-      const check = viewer.scene.postRender.addEventListener(() => {
-        if (viewer.scene.globe.tilesLoaded) {
-          check();
-          resolve();
-        }
-      });
-      viewer.scene.requestRender();
-    }),
-  ]);
+  await hook.idle();
   hook.timings.allTilesLoaded = performance.now();
   performance.mark("cim-all-tiles-loaded");
   status.done();
@@ -354,7 +364,9 @@ hook.idle = function idle() {
   return new Promise((resolve) => {
     let calm = 0;
     const check = viewer.scene.postRender.addEventListener(() => {
-      const done = viewer.scene.globe.tilesLoaded && [...hook.tilesets.values()].every((ts) => ts.tilesLoaded);
+      // Hidden tilesets (the overview above city height, a past moment) load nothing and do not count.
+      const shown = [...hook.tilesets.values()].filter((ts) => ts.show);
+      const done = viewer.scene.globe.tilesLoaded && shown.every((ts) => ts.tilesLoaded);
       calm = done ? calm + 1 : 0;
       if (calm >= 2) {
         check();

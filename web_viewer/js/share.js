@@ -27,6 +27,8 @@ export function parseHash(hash = window.location.hash) {
   if (params.has("lang")) state.lang = params.get("lang");
   if (params.has("ug")) state.underground = params.get("ug") === "1";
   if (params.has("sun")) state.sun = params.get("sun");
+  if (params.has("overview")) state.overview = params.get("overview") !== "0";
+  if (params.has("labels")) state.labels = params.get("labels") !== "0";
   return state;
 }
 
@@ -54,7 +56,7 @@ export function buildHash(Cesium, { viewer, layers, overlays, environment, lang 
   params.set("layers", LAYER_KEYS.filter((k) => s[k]).join(","));
   if (s.hiddenKinds.size) params.set("hide", [...s.hiddenKinds].join(","));
   if (s.hiddenTilesets.size) params.set("hidets", [...s.hiddenTilesets].join(","));
-  if (s.mode !== "white") params.set("mode", s.mode);
+  params.set("mode", s.mode);
   if (overlays.active.length) params.set("ov", overlays.active.join(","));
   if (overlays.indicator) params.set("ind", overlays.indicator);
   if (overlays.active.includes("flood")) params.set("level", String(overlays.level));
@@ -62,6 +64,8 @@ export function buildHash(Cesium, { viewer, layers, overlays, environment, lang 
   if (env.underground) params.set("ug", "1");
   if (env.sun) params.set("sun", env.time);
   if (lang !== "zh") params.set("lang", lang);
+  if (!document.getElementById("om-overview")?.checked) params.set("overview", "0");
+  if (!document.getElementById("om-labels")?.checked) params.set("labels", "0");
   return params.toString().replace(/%2C/g, ",").replace(/%3A/g, ":");
 }
 

@@ -1,0 +1,122 @@
+"""``/basemap``: the offline base map as XYZ PNG tiles drawn from the platform's own layers, and its TileJSON.
+
+``/basemap/{z}/{x}/{y}.png`` (Web Mercator, 256 px) draws parcels by land use, green spaces, water, roads
+and, from zoom 15, building footprints (:mod:`cim.onemap.basemap`); ``?at=`` draws the rows valid at that
+moment (history), ``?layers=`` a subset. Tiles carry a strong ETag of the data stamp and the request, so a
+revalidation costs one small query and answers 304; an empty tile is a transparent PNG, never a 404 (the
+viewer's console stays clean where no data lies). ``/basemap`` is a TileJSON 3.0.0 document with the
+legend of every class drawn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from cim.api.dependencies import Reader
+from cim.api.errors import BadRequestError
+from cim.api.factory import BaseFactory
+from cim.api.overview import CACHE_SECONDS, etag_matches, strong_etag
+from cim.api.security import Principal, read_access
+from cim.db.onemap import basemap_shapes, data_extent, data_stamp
+from cim.onemap.basemap import LAYERS, MAX_ZOOM, MIN_ZOOM, Tile, layers_at, legend, render_tile, tile_bounds
+
+
+def parse_layers(value: str | None) -> tuple[str, ...]:
+    """A comma-separated subset of :data:`LAYERS` (all when empty); :class:`BadRequestError` for unknown names."""
+    if not value:
+        return LAYERS
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in LAYERS]
+    if unknown:
+        raise BadRequestError(f"unknown base-map layer(s) {', '.join(unknown)}; known: {', '.join(LAYERS)}")
+    return names
+
+
+def parse_moment(value: str | None) -> dt.datetime | None:
+    """An ISO 8601 moment (UTC when no offset is given), or None."""
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequestError(f"at must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z, not {value!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class TileParams:
+    """Query parameters of a base-map tile."""
+
+    at: Annotated[
+        str | None,
+        Query(max_length=40, description="Draw the rows valid at this ISO 8601 moment (default: live rows)."),
+    ] = None
+    layers: Annotated[
+        str | None, Query(max_length=200, description=f"Comma-separated subset of {', '.join(LAYERS)}.")
+    ] = None
+
+
+@dataclass
+class BasemapFactory(BaseFactory):
+    """The offline base map."""
+
+    tags: list[str] = field(default_factory=lambda: ["viewer"])
+
+    def register_routes(self) -> None:
+        """``GET /basemap``, ``GET /basemap/{z}/{x}/{y}.png``."""
+
+        @self.router.get("/basemap", name=self.route_name("tilejson"), summary="TileJSON of the offline base map")
+        def get_tilejson(
+            request: Request,
+            _: Annotated[Principal, Depends(read_access)],
+            conn: Reader,
+        ) -> dict[str, Any]:
+            bbox = data_extent(conn)
+            template = str(request.url_for(self.route_name("tile"), z="{z}", x="{x}", y="{y}"))
+            return {
+                "tilejson": "3.0.0",
+                "name": "cim-basemap",
+                "tiles": [template.replace("%7B", "{").replace("%7D", "}")],
+                "minzoom": min(MIN_ZOOM.values()),
+                "maxzoom": MAX_ZOOM,
+                "bounds": list(bbox) if bbox else [-180, -85.0511, 180, 85.0511],
+                "has_data": bbox is not None,
+                "vector_layers": [{"id": layer, "minzoom": MIN_ZOOM[layer]} for layer in LAYERS],
+                "legend": legend(),
+            }
+
+        @self.router.get(
+            "/basemap/{z}/{x}/{y}.png",
+            name=self.route_name("tile"),
+            summary="One base-map tile (Web Mercator XYZ, 256 px PNG)",
+            response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 304: {"description": "Not modified"}},
+        )
+        def get_tile(
+            request: Request,
+            z: Annotated[int, Path(ge=0, le=MAX_ZOOM, description="Zoom level.")],
+            x: Annotated[int, Path(ge=0, description="Column from the west.")],
+            y: Annotated[int, Path(ge=0, description="Row from the north.")],
+            params: Annotated[TileParams, Depends()],
+            _: Annotated[Principal, Depends(read_access)],
+            conn: Reader,
+        ) -> Response:
+            if x >= 1 << z or y >= 1 << z:
+                raise BadRequestError(f"tile {z}/{x}/{y} does not exist: x and y must be below {1 << z} at zoom {z}")
+            layers = layers_at(z, parse_layers(params.layers))
+            moment = parse_moment(params.at)
+            etag = strong_etag("basemap", data_stamp(conn), z, x, y, moment, layers)
+            headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
+            if etag_matches(request, etag):
+                return Response(status_code=304, headers=headers)
+            tile = Tile(x, y, z)
+            bounds = tile_bounds(tile)
+            shapes = basemap_shapes(conn, bounds, (bounds[2] - bounds[0]) / 256, layers, moment) if layers else {}
+            rendered = render_tile(tile, shapes)
+            headers["X-Shapes"] = str(rendered.shapes)
+            return Response(rendered.png, media_type="image/png", headers=headers)

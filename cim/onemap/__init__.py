@@ -1,0 +1,1 @@
+"""The province "one map": administrative names, the overview, labels and the offline base map."""

@@ -1,0 +1,70 @@
+"""``/overview`` and ``/overview/history``: cities implied by district codes, counts, extents, ETags."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from cim.db.datasets import supersede_dataset
+from tests import factories
+from tests.api.onemap_seed import seed_city
+
+
+def test_overview_names_the_city_of_the_districts_and_counts_what_stands_in_it(
+    client: TestClient, engine: Engine
+) -> None:
+    seed_city(engine)
+    response = client.get("/overview")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["bbox"] == [114.29, 30.58, 114.31, 30.59]
+    [wuhan] = body["cities"]
+    assert wuhan["code"] == "420100"
+    assert wuhan["name"] == {"zh": "武汉市", "en": "Wuhan"}
+    assert wuhan["districts"] == ["420102", "420103"]
+    assert wuhan["counts"] == {"buildings": 3, "facilities": 4}
+    assert wuhan["bbox"] == [114.29, 30.58, 114.31, 30.59]
+    names = {f["properties"]["name"]: f["properties"]["name_en"] for f in body["districts"]["features"]}
+    assert names == {"江岸区": "Jiang'an District", "江汉区": "Jianghan District"}
+    assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in body["districts"]["features"])
+    assert body["overview_above_m"] > 10_000
+
+
+def test_overview_revalidates_with_its_etag_until_the_data_change(client: TestClient, engine: Engine) -> None:
+    seed_city(engine)
+    first = client.get("/overview")
+    etag = first.headers["etag"]
+    assert client.get("/overview", headers={"If-None-Match": etag}).status_code == 304
+    with engine.begin() as conn:
+        ds = factories.dataset(conn, "more")
+        factories.building(conn, ds, factories.square(114.301, 30.581), height=5.0)
+    again = client.get("/overview", headers={"If-None-Match": etag})
+    assert again.status_code == 200
+    assert again.json()["cities"][0]["counts"]["buildings"] == 4
+
+
+def test_overview_of_an_empty_platform_has_no_bbox_and_no_cities(client: TestClient) -> None:
+    body = client.get("/overview").json()
+    assert body["bbox"] is None
+    assert body["cities"] == []
+
+
+def test_overview_rejects_a_bad_simplification_tolerance(client: TestClient) -> None:
+    response = client.get("/overview?simplify=-1")
+    assert response.status_code == 400 or response.status_code == 422
+    assert "simplify" in response.text
+
+
+def test_history_lists_the_moments_of_a_superseded_dataset(client: TestClient, engine: Engine) -> None:
+    assert client.get("/overview/history").json() == {"has_history": False, "moments": []}
+    with engine.begin() as conn:
+        old = factories.dataset(conn, "buildings-2025")
+    with engine.begin() as conn:
+        supersede_dataset(conn, old)
+        factories.dataset(conn, "buildings-2026")
+    body = client.get("/overview/history").json()
+    assert body["has_history"] is True
+    events = [(d["name"], d["event"]) for m in body["moments"] for d in m["datasets"]]
+    assert ("buildings-2025", "loaded") in events
+    assert ("buildings-2025", "superseded") in events
+    assert [m["at"] for m in body["moments"]] == sorted(m["at"] for m in body["moments"])
