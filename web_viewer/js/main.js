@@ -15,27 +15,12 @@ import { createOverview, loadOverview } from "./overview.js";
 import { createLabels } from "./labels.js";
 import { createBasemap } from "./basemap.js";
 import { createCompare } from "./compare.js";
+import { hook, markAllTilesLoaded, markReady } from "./hook.js";
 
 const Cesium = window.Cesium;
 // No Cesium ion: no token, no ion assets, no ion geocoder; every request goes to the platform.
 Cesium.Ion.defaultAccessToken = "";
 
-let resolveReady;
-let resolveAllLoaded;
-const hook = {
-  viewer: null,
-  tilesets: new Map(),
-  tilesetInfo: [],
-  timings: { start: performance.now() },
-  ready: new Promise((r) => {
-    resolveReady = r;
-  }),
-  allTilesLoaded: new Promise((r) => {
-    resolveAllLoaded = r;
-  }),
-  errors: [],
-};
-window.cimViewer = hook;
 
 /** Subdomains of an imagery URL template's {s}: Tianditu uses t0–t7, most others a, b, c. */
 function subdomainsOf(imagery) {
@@ -345,14 +330,14 @@ async function main() {
     viewer.scene.requestRender();
   });
   hook.timings.ready = performance.now();
-  resolveReady(hook);
+  markReady();
 
   await hook.idle();
   hook.timings.allTilesLoaded = performance.now();
   performance.mark("cim-all-tiles-loaded");
   status.done();
   progress();
-  resolveAllLoaded(hook);
+  markAllTilesLoaded();
 }
 
 /**

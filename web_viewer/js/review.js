@@ -5,6 +5,7 @@
 
 import { getJson, apiUrl } from "./api.js";
 import { currentLang } from "./i18n.js";
+import { hook } from "./hook.js";
 
 const Cesium = window.Cesium;
 const HIGHLIGHT = "color('#ff3b30')";
@@ -136,7 +137,6 @@ function panel(viewer, report) {
 }
 
 async function start() {
-  const hook = window.cimViewer;
   await hook.ready;
   const viewer = hook.viewer;
   const answer = await getJson(`/reviews/${encodeURIComponent(reviewId)}`);

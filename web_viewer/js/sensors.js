@@ -5,6 +5,7 @@
 
 import { apiUrl, getJson } from "./api.js";
 import { currentLang } from "./i18n.js";
+import { hook as viewerHook } from "./hook.js";
 
 export const STATUS_COLOURS = { ok: "#2ecc71", warning: "#f39c12", alarm: "#e74c3c", nodata: "#95a5a6" };
 
@@ -217,8 +218,6 @@ export function createSensors(hook) {
   });
 }
 
-if (window.cimViewer?.ready) {
-  window.cimViewer.ready.then((hook) => {
-    hook.sensors = createSensors(hook);
-  });
-}
+viewerHook.ready.then((hook) => {
+  hook.sensors = createSensors(hook);
+});
