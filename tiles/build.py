@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
+from cim.crs import CGCS2000
 from cim.db.engine import connect_url
 from cim.db.models import Tileset
 from cim.dem import live_dem
@@ -390,6 +391,6 @@ def _register(engine: Engine, report: TileBuildReport, options: dict[str, Any]) 
         conn.execute(stmt)
         if bounds is not None:
             conn.execute(
-                text("UPDATE tileset SET bounds = ST_MakeEnvelope(:w, :s, :e, :n, 4490) WHERE name = :name"),
+                text(f"UPDATE tileset SET bounds = ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) WHERE name = :name"),
                 {"w": bounds[0], "s": bounds[1], "e": bounds[2], "n": bounds[3], "name": report.name},
             )

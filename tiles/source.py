@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection
 
+from cim.crs import CGCS2000
+
 BBox = tuple[float, float, float, float]
 """(west, south, east, north) degrees: a :class:`cim.values.BBox` or any 4-tuple."""
 
@@ -71,7 +73,7 @@ def bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
         return "", {}
     w, s, e, n = bbox
     return (
-        f" AND {column} && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4490)",
+        f" AND {column} && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, {CGCS2000})",
         {"w": w, "s": s, "e": e, "n": n},
     )
 

@@ -266,11 +266,11 @@ def run_flood(
             p["area_km2"] = q.geodesic_area_km2(conn, p["ewkt"])
             area_km2 += p["area_km2"]
         if union is not None:
-            affected = q.features_intersecting(conn, f"SRID=4490;{union.wkt}")
+            affected = q.features_intersecting(conn, f"SRID={crs.CGCS2000};{union.wkt}")
             for p in polygons:
                 geom = shapely.from_wkt(p["ewkt"].split(";", 1)[1])
                 p["affected_building_ids"] = [
-                    b["id"] for b in q.features_intersecting(conn, f"SRID=4490;{geom.wkt}")["buildings"]
+                    b["id"] for b in q.features_intersecting(conn, f"SRID={crs.CGCS2000};{geom.wkt}")["buildings"]
                 ]
         for p in polygons:
             attrs = {k: v for k, v in p.items() if k not in ("ewkt", "geometry")}
@@ -378,7 +378,7 @@ def _polygons(
                 "depth_mean": float(d.mean()) if d.size else None,
                 "volume_m3": float((d * np.broadcast_to(grid.cell_area[:, None], land.shape)[cells]).sum()),
                 "geometry": shapely.geometry.mapping(geom),
-                "ewkt": f"SRID=4490;{geom.wkt}",
+                "ewkt": f"SRID={crs.CGCS2000};{geom.wkt}",
             }
         )
     return out, shapely.union_all(lonlat)

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from cim.crs import CGCS2000
+
 Bbox = tuple[float, float, float, float]
 """(west, south, east, north)."""
 
@@ -154,10 +156,10 @@ def district_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[s
         dict(r)
         for r in conn.execute(
             text(
-                """
+                f"""
                 SELECT code, name, level, attributes ->> 'name_en' AS name_en,
                        ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
-                FROM district WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)
+                FROM district WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000})
                 ORDER BY ST_Area(geom) DESC LIMIT :limit
                 """
             ),
@@ -172,8 +174,8 @@ def road_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[str, 
         dict(r)
         for r in conn.execute(
             text(
-                """
-                WITH env AS (SELECT ST_MakeEnvelope(:w, :s, :e, :n, 4490) AS g),
+                f"""
+                WITH env AS (SELECT ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) AS g),
                 pieces AS (
                     SELECT f.name, f.road_class, f.attributes ->> 'name_en' AS name_en,
                            (ST_Dump(ST_Intersection(ST_Force2D(f.geom), env.g))).geom AS g
@@ -199,11 +201,11 @@ def place_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[str,
         dict(r)
         for r in conn.execute(
             text(
-                """
+                f"""
                 SELECT kind, name, attributes ->> 'name_en' AS name_en,
                        ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
                 FROM facility
-                WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490) AND valid_to IS NULL
+                WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) AND valid_to IS NULL
                   AND name IS NOT NULL AND name <> '' AND kind <> 'road' AND kind NOT LIKE 'pipe%'
                 ORDER BY ST_Area(geom) DESC, id LIMIT :limit
                 """
@@ -219,11 +221,11 @@ def building_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[s
         dict(r)
         for r in conn.execute(
             text(
-                """
+                f"""
                 SELECT id, name, use, attributes ->> 'name_en' AS name_en, base_height + height AS top,
                        ST_X(ST_PointOnSurface(footprint)) AS lon, ST_Y(ST_PointOnSurface(footprint)) AS lat
                 FROM building
-                WHERE footprint && ST_MakeEnvelope(:w, :s, :e, :n, 4490) AND valid_to IS NULL
+                WHERE footprint && ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) AND valid_to IS NULL
                   AND name IS NOT NULL AND name <> ''
                 ORDER BY height DESC, id LIMIT :limit
                 """
@@ -264,7 +266,7 @@ def basemap_shapes(
         "scale": 1.0 / math.cos(latitude),
     }
     env = "ST_MakeEnvelope(:w - 2 * :px, :s - 2 * :px, :e + 2 * :px, :n + 2 * :px, 3857)"
-    env_4490 = f"ST_Transform({env}, 4490)"
+    env_4490 = f"ST_Transform({env}, {CGCS2000})"
     clip = f"ST_ClipByBox2D(ST_Simplify(ST_Transform(ST_Force2D({{g}}), 3857), :px / 2, true), {env})"
     queries = {
         "parcels": f"SELECT {clip.format(g='p.geom')}, coalesce(p.land_use, '') FROM parcel p "

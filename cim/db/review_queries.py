@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from cim.crs import CGCS2000
+
 DEG_PER_M_BOUND = 1.0 / 55_000.0
 LIMIT_COLUMNS = "max_height, max_far, max_density, min_green_ratio, setback_m"
 
@@ -43,8 +45,8 @@ def planning_zones_over(conn: Connection, geom_wkb: bytes) -> list[dict[str, Any
         f"""
         SELECT id, code, name, zone_type, {LIMIT_COLUMNS}
           FROM planning_zone
-         WHERE ST_Intersects(geom, ST_GeomFromWKB(:g, 4490))
-           AND ST_Area(ST_Intersection(geom, ST_GeomFromWKB(:g, 4490))) > 0
+         WHERE ST_Intersects(geom, ST_GeomFromWKB(:g, {CGCS2000}))
+           AND ST_Area(ST_Intersection(geom, ST_GeomFromWKB(:g, {CGCS2000}))) > 0
          ORDER BY id
         """,
         g=geom_wkb,
@@ -70,13 +72,13 @@ def buildings_near(conn: Connection, geom_wkb: bytes, radius_m: float) -> list[d
     """Live buildings within ``radius_m`` of a geometry (EPSG:4490 WKB), with footprints as WKB."""
     return _rows(
         conn,
-        """
+        f"""
         SELECT b.id, b.name, b.use, b.height, b.base_height, b.storeys, b.ifc_global_id, b.dataset_id,
                b.safety_class, b.attributes, d.model_key, ST_AsBinary(b.footprint) AS footprint
           FROM building b
           JOIN dataset d ON d.id = b.dataset_id
          WHERE b.valid_to IS NULL AND NOT ST_IsEmpty(b.footprint)
-           AND ST_DWithin(b.footprint, ST_GeomFromWKB(:g, 4490), :deg)
+           AND ST_DWithin(b.footprint, ST_GeomFromWKB(:g, {CGCS2000}), :deg)
          ORDER BY b.id
         """,
         g=geom_wkb,
@@ -88,11 +90,11 @@ def pipes_near(conn: Connection, geom_wkb: bytes, radius_m: float) -> list[dict[
     """Live linear facilities whose kind starts with ``pipe`` or is a utility trench, near a geometry."""
     return _rows(
         conn,
-        """
+        f"""
         SELECT id, kind, name, diameter_mm, pressure_class, attributes, ST_AsBinary(geom) AS geom
           FROM facility
          WHERE valid_to IS NULL AND (kind LIKE 'pipe%' OR kind = 'utility_trench')
-           AND ST_DWithin(geom, ST_GeomFromWKB(:g, 4490), :deg)
+           AND ST_DWithin(geom, ST_GeomFromWKB(:g, {CGCS2000}), :deg)
          ORDER BY id
         """,
         g=geom_wkb,

@@ -16,6 +16,7 @@ from odata_query import ast
 from odata_query import exceptions as odata_exceptions
 from odata_query.grammar import ODataLexer, ODataParser
 
+from cim.crs import CGCS2000
 from cim.sensing.entities import BY_NAME, EntityType
 from cim.sensing.errors import StaBadRequestError
 
@@ -132,7 +133,7 @@ class Compiler:
             return Expr("CAST(" + self.params.add(node.val) + " AS interval)", "duration")
         if isinstance(node, ast.Geography):
             wkt = re.sub(r"^SRID=\d+;", "", node.val.strip(), flags=re.IGNORECASE)
-            return Expr(f"ST_GeomFromText({self.params.add(wkt)}, 4490)", "geom")
+            return Expr(f"ST_GeomFromText({self.params.add(wkt)}, {CGCS2000})", "geom")
         if isinstance(node, ast.BoolOp):
             left = self.condition(node.left)
             right = self.condition(node.right)

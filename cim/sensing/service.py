@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, text
 
+from cim import crs
 from cim.db.sensing import (
     NewObservation,
     existing_features,
@@ -587,7 +588,7 @@ class Writer:
                     gkey = f"g{len(params)}"
                     params[gkey] = _geometry_sql(value, f"{entity.name}.{name}")
                     cols.append(prop.geom_column or "")
-                    exprs.append(f"ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:{gkey})), 4490)")
+                    exprs.append(f"ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:{gkey})), {crs.CGCS2000})")
             elif prop.kind == "time":
                 params[key] = parse_time(value, f"{entity.name}.{name}")
                 exprs.append(f":{key}")
@@ -718,7 +719,9 @@ class Writer:
                     sets.append(f"{prop.column} = CAST(:{k} AS jsonb)")
                     if prop.kind == "geojson":
                         params[k + "g"] = _geometry_sql(value, key)
-                        sets.append(f"{prop.geom_column} = ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:{k}g)), 4490)")
+                        sets.append(
+                            f"{prop.geom_column} = ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:{k}g)), {crs.CGCS2000})"
+                        )
                 elif prop.kind == "interval":
                     start, end = parse_interval(value, key)
                     if entity.name == "Observation" and prop.name == "phenomenonTime":
