@@ -27,7 +27,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine
 
 from cim.archive import ledger, ocfl
-from cim.archive.digests import CHUNK, Digests, HashingReader, ParallelHasher
+from cim.archive.digests import CHUNK, Digests, HashingReader, ParallelHasher, copy_and_hash
 from cim.archive.formats import (
     HEAD_BYTES,
     TooLargeError,
@@ -577,6 +577,28 @@ class Archive:
                 version=version,
             )
 
+    def _copy_version(self, info: VersionInfo, out: IO[bytes]) -> tuple[str, str, tuple[str, int]]:
+        """Write a version's bytes to ``out`` and digest them: (algorithm, stored digest, (digest, size)).
+
+        The check uses the sha256 fixity digest (twice as fast as sha512 here, with the CPU's SHA
+        extensions) when the row has it. A local file is copied in the kernel beside the digest thread;
+        other backends stream through a digest thread.
+        """
+        assert info.storage_key is not None
+        algorithm, expected = ("sha256", info.sha256) if info.sha256 else ("sha512", info.sha512)
+        assert expected is not None
+        source = self.storage.local_file(info.storage_key)
+        if source is not None:
+            return algorithm, expected, copy_and_hash(source, out, algorithm)
+        hasher = ParallelHasher((algorithm,))  # hashes in its thread while this one writes
+        try:
+            for chunk in self.storage.stream(info.storage_key, chunk_size=CHUNK):
+                hasher.update(chunk)
+                out.write(chunk)
+            return algorithm, expected, (hasher.hexdigests()[algorithm], hasher.size)
+        finally:
+            hasher.close()
+
     def get_to(self, model_key: str, version: int | None, target: Path, *, actor: str | None = None) -> VersionInfo:
         """Write a version to ``target`` (through a temporary file, digests checked); audited in the ledger."""
         info = self.version(model_key, version)
@@ -584,21 +606,17 @@ class Archive:
         if target.is_dir():
             raise ArchiveError(f"{target} is a folder; give a file name with -o")
         temp = target.with_name(f".{target.name}.part")
-        hasher = ParallelHasher(("sha512",))  # hashes in its thread while this one writes
+        assert info.storage_key is not None
         try:
             with temp.open("wb") as out:
-                assert info.storage_key is not None
-                for chunk in self.storage.stream(info.storage_key, chunk_size=CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            if (hasher.hexdigests()["sha512"], hasher.size) != (info.sha512, info.size_bytes):
+                algorithm, expected, (digest, size) = self._copy_version(info, out)
+            if (digest, size) != (expected, info.size_bytes):
                 raise ArchiveError(
-                    f"the stored file of {model_key!r} v{info.version} is damaged (sha512 mismatch); "
+                    f"the stored file of {model_key!r} v{info.version} is damaged ({algorithm} mismatch); "
                     "run `cim archive verify` and restore it from a replica"
                 )
             temp.replace(target)
         finally:
-            hasher.close()
             temp.unlink(missing_ok=True)
         self.record_get(info, actor=actor or default_author(), client="cli")
         return info

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import builtins
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Protocol
 
 from cim.errors import CimError, NotFoundError
@@ -98,6 +99,13 @@ class Storage(abc.ABC):
         except MissingObjectError:
             return False
         return True
+
+    def local_file(self, key: str) -> Path | None:
+        """The file that holds ``key`` when this backend keeps it on a local disk (``None`` otherwise).
+
+        Lets a reader copy it in the kernel (``copy_file_range``) instead of streaming it through Python.
+        """
+        return None
 
     def get(self, key: str) -> bytes:
         """The whole value of ``key`` (small objects only; stream large ones)."""

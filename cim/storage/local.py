@@ -59,6 +59,13 @@ class LocalStorage(Storage):
             raise StorageError(f"invalid storage key {key!r}: it leaves the storage root")
         return path
 
+    def local_file(self, key: str) -> Path | None:
+        """The file of ``key`` (:class:`MissingObjectError` when there is none)."""
+        path = self.path_of(key)
+        if not path.is_file():
+            raise MissingObjectError(f"{key!r} does not exist in {self.describe()}")
+        return path
+
     def put(self, key: str, data: Readable | bytes, *, overwrite: bool = True) -> int:
         """Write ``data`` to ``key`` atomically; a failure (disk full…) removes the temporary file."""
         target = self.path_of(key)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import os
 from pathlib import Path
 
 import ocfl
@@ -126,3 +128,28 @@ def test_s3_multipart_uploads_and_ranged_reads_run_concurrently_and_keep_the_byt
     assert b"".join(chunks) == data and max(map(len, chunks)) == step
     assert b"".join(storage.stream("big/object.bin", 1000, len(data) - 5, chunk_size=step)) == data[1000:-5]
     assert storage.temporaries() == []
+
+
+def test_get_copies_across_filesystems_when_the_kernel_refuses_copy_file_range(
+    local_archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A target on another filesystem (``copy_file_range`` gives EXDEV there) is written with ``sendfile``."""
+    source = IFC_FILES[0]
+    local_archive.put(source, model_key="cross-fs", author="archivist")
+
+    def refuse(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    out = tmp_path / "copy.ifc"
+    info = local_archive.get_to("cross-fs", None, out)
+    assert out.read_bytes() == source.read_bytes() and info.size_bytes == source.stat().st_size
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):  # a real second filesystem (tmpfs), without the patch
+        monkeypatch.undo()
+        target = shm / f"cim-test-{os.getpid()}.ifc"
+        try:
+            local_archive.get_to("cross-fs", None, target)
+            assert target.read_bytes() == source.read_bytes()
+        finally:
+            target.unlink(missing_ok=True)

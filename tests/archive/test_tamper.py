@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from cim.archive import Archive, day_root, verify
 from cim.db.api_keys import insert_audit
 from cim.db.engine import connect_url
+from cim.errors import ArchiveError
 from cim.settings import Settings
 from tests.conftest import IFC_DIR
 
@@ -233,3 +234,18 @@ def test_a_past_days_root_is_kept_and_a_rechained_rewrite_of_that_day_is_named(
     assert found["ledger-day-changed"] == [
         f"the entries of {yesterday.date().isoformat()} no longer give the kept Merkle root {kept.root}"
     ]
+
+
+def test_get_refuses_a_damaged_file_and_leaves_nothing_behind(two_versions: Archive, tmp_path: Path):
+    path = _content(two_versions, 1)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x80
+    path.write_bytes(bytes(data))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    out = downloads / "house.ifc"
+    with pytest.raises(ArchiveError, match=r"v1 is damaged \(sha256 mismatch\)"):
+        two_versions.get_to("house", 1, out)
+    assert list(downloads.iterdir()) == []
+    two_versions.get_to("house", 2, out)  # the other version is untouched
+    assert out.read_bytes() == B.read_bytes()
