@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 
 from cim.archive import verify
 from cim.archive.service import Archive
+from tests import factories
 from tests.conftest import IFC_DIR
 
 A = IFC_DIR / "IfcOpenHouse_IFC4.ifc"
@@ -125,17 +126,8 @@ def test_by_building_lists_versions_for_the_panel_and_verify_stays_clean(
 ):
     _setup(client, keys)
     with engine.begin() as conn:
-        dataset = conn.execute(
-            text("INSERT INTO dataset (name, kind, path, sha256) VALUES ('d', 'ifc', 'p', 'x') RETURNING id")
-        ).scalar_one()
-        building = conn.execute(
-            text(
-                "INSERT INTO building (footprint, height, dataset_id) VALUES "
-                "(ST_GeomFromText('MULTIPOLYGON(((114 30,114.001 30,114.001 30.001,114 30)))', 4490), 10, :d) "
-                "RETURNING id"
-            ),
-            {"d": dataset},
-        ).scalar_one()
+        dataset = factories.dataset(conn, "d", kind="ifc")
+        building = factories.building(conn, dataset, factories.square(114, 30, 0.001), height=10.0)
     assert _put(client, "office", building=str(building), note="first").status_code == 201
     assert _put(client, "office", B, note="second").status_code == 201
     viewer = client.get(f"/archive/by-building/{building}", headers={"X-API-Key": keys["viewer"]}).json()
