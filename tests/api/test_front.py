@@ -8,12 +8,9 @@ front's state file), then stops it and checks that nginx is gone and its runtime
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +25,9 @@ from cim.db.api_keys import revoke_api_key
 from cim.db.engine import make_engine
 from cim.db.scratch import create_database, drop_database
 from cim.front import NginxFront
+from cim.localservice import free_port
 from cim.settings import Settings
+from tests.live import cim_serve, stop_process, wait_ready
 
 pytestmark = pytest.mark.xdist_group("live-server")
 
@@ -47,12 +46,6 @@ COMPARED = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Front:
     """A running ``cim serve --front nginx``: the front's URL, the app's own URL, the process."""
@@ -66,50 +59,19 @@ class Front:
 
 
 def _start(settings: Settings, tmp_path: Path, extra_env: dict[str, str]) -> Front:
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "CIM_DATA_DIR": str(settings.data_path),
-        "CIM_API_ACCESS_LOG": "false",
-        "CIM_SENSING_MQTT": "false",
-        "CIM_API_CORS_ORIGINS": json.dumps([ORIGIN]),
-        **extra_env,
-    }
+    env = {"CIM_SENSING_MQTT": "false", "CIM_API_CORS_ORIGINS": json.dumps([ORIGIN]), **extra_env}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cim", "serve", "--front", "nginx", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    proc, url = cim_serve(settings, log, "--front", "nginx", "--workers", "1", extra_env=env)
     nginx = NginxFront(settings.data_path)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            state = nginx.status()
-            if state is not None and httpx.get(f"{url}/conformance", timeout=5).status_code in (200, 401):
-                return Front(url, f"http://127.0.0.1:{state.app_port}", proc, nginx, log, settings.data_path)
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"cim serve --front nginx did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.3)
 
+    def ready() -> bool:
+        state = nginx.status()
+        return state is not None and httpx.get(f"{url}/conformance", timeout=5).status_code in (200, 401)
 
-def _stop(front: Front) -> None:
-    if front.proc.poll() is not None:
-        return
-    front.proc.send_signal(signal.SIGTERM)
-    try:
-        front.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        front.proc.kill()
-        front.proc.wait()
+    wait_ready(proc, ready, log, what="cim serve --front nginx", not_yet=(httpx.HTTPError,))
+    state = nginx.status()
+    assert state is not None
+    return Front(url, f"http://127.0.0.1:{state.app_port}", proc, nginx, log, settings.data_path)
 
 
 def _write_tiles(data: Path) -> Path:
@@ -152,7 +114,7 @@ def _module_front(front_db: str, folder: Path, extra_env: dict[str, str]) -> Ite
     _write_tiles(settings.data_path)
     front = _start(settings, folder, extra_env)
     yield front
-    _stop(front)
+    stop_process(front.proc, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +292,7 @@ def test_stop_leaves_no_nginx_and_no_runtime_files(public_front: Front) -> None:
     assert state is not None
     config = Path(state.config).read_text()
     assert f"listen 127.0.0.1:{public_front.url.rsplit(':', 1)[1]};" in config
-    _stop(public_front)
+    stop_process(public_front.proc, timeout=30)
     assert public_front.proc.returncode == 0, public_front.log.read_text()[-2000:]
     assert not Path(f"/proc/{state.pid}").exists()
     assert public_front.nginx.status() is None
@@ -351,6 +313,6 @@ def test_a_front_that_cannot_start_leaves_nothing(tmp_path: Path) -> None:
         from cim.front.nginx import FrontError
 
         with pytest.raises(FrontError, match=r"Address already in use|bind"):
-            nginx.up(nginx.config(host="127.0.0.1", port=port, app_port=_free_port()))
+            nginx.up(nginx.config(host="127.0.0.1", port=port, app_port=free_port()))
     assert not (settings.data_path / "front").exists()
     assert nginx.status() is None
