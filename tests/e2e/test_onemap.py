@@ -23,6 +23,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("onemap-e2e")]
 
 WUHAN = (114.3050, 30.5850)
 YICHANG = (111.3000, 30.6950)
+ROADS: list[tuple[list[tuple[float, float]], dict[str, object]]] = [
+    (
+        [(114.2960, 30.5853), (114.3140, 30.5853)],
+        {"name": "解放大道", "road_class": "primary", "width_m": 30.0, "attributes": {"name_en": "Jiefang Avenue"}},
+    ),
+    ([(114.3020, 30.5805), (114.3020, 30.5895)], {"name": "江汉路", "road_class": "secondary", "width_m": 18.0}),
+]
+"""Wuhan's two named roads: centre line (lon, lat) and facility columns."""
 
 
 Province = Viewer
@@ -55,25 +63,8 @@ def build_province(settings: Settings) -> None:
                 ("西陵大楼", 111.3000, 30.6950, 50.0),
             ):
                 factories.building(conn, ds, factories.square(lon, lat, 0.0003), height=height, name=name, use="office")
-            factories.facility(
-                conn,
-                ds,
-                "road",
-                shapely.LineString([(114.2960, 30.5853), (114.3140, 30.5853)]),
-                name="解放大道",
-                road_class="primary",
-                width_m=30.0,
-                attributes={"name_en": "Jiefang Avenue"},
-            )
-            factories.facility(
-                conn,
-                ds,
-                "road",
-                shapely.LineString([(114.3020, 30.5805), (114.3020, 30.5895)]),
-                name="江汉路",
-                road_class="secondary",
-                width_m=18.0,
-            )
+            for line, values in ROADS:
+                factories.facility(conn, ds, "road", shapely.LineString(line), **values)
             factories.facility(conn, ds, "water_body", shapely.box(114.3080, 30.5810, 114.3130, 30.5835), name="西北湖")
             factories.facility(conn, ds, "park", shapely.box(114.2970, 30.5810, 114.3000, 30.5835), name="中山公园")
             factories.parcel(conn, ds, shapely.box(114.2950, 30.5860, 114.3150, 30.5900), code="JA-01", land_use="R2")
