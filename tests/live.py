@@ -1,8 +1,10 @@
-"""The real ``cim serve`` as a child process, for the tests that need more than the in-process app.
+"""Live servers for the tests that need real HTTP: the app in a uvicorn thread, or the real ``cim serve``.
 
-:func:`cim_serve` starts it on a free loopback port with this test's database and data folder,
-:func:`wait_ready` waits until a readiness probe answers (or the process died / the deadline passed, then
-with the end of its log in the error), :func:`stop_process` ends it: a signal, then a kill if it hangs.
+:func:`serve_in_thread` serves an ASGI app on a free loopback port from a thread of the test process.
+:func:`cim_serve` starts ``cim serve`` as a child process on a free loopback port with this test's
+database and data folder, :func:`wait_ready` waits until a readiness probe answers (or the process died or
+the deadline passed: then with the end of its log in the error), :func:`stop_process` ends it: a signal,
+then a kill if it hangs.
 """
 
 from __future__ import annotations
@@ -11,12 +13,34 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cim.localservice import free_port
 from cim.settings import Settings
+
+
+def serve_in_thread(app: Any, *, name: str, **config: Any) -> tuple[Any, threading.Thread, str]:
+    """Serve ``app`` with uvicorn (``config``: more ``uvicorn.Config`` options) on a free 127.0.0.1 port.
+
+    Returns once it accepts connections: the ``uvicorn.Server`` (set ``should_exit`` to stop it), its
+    daemon thread and its base URL.
+    """
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the test server {name} did not start")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def cim_serve(

@@ -22,8 +22,6 @@ from sqlalchemy import Engine
 
 from cim.api.security import new_api_key
 from cim.db.api_keys import revoke_api_key
-from cim.db.engine import make_engine
-from cim.db.scratch import create_database, drop_database
 from cim.front import NginxFront
 from cim.localservice import free_port
 from cim.settings import Settings
@@ -93,24 +91,8 @@ def _write_tiles(data: Path) -> Path:
     return data / "tiles"
 
 
-@pytest.fixture(scope="module")
-def front_db(pg_server_url: str, template_database: str) -> Iterator[str]:
-    """One migrated database for the fronts of this module (starting a server takes seconds)."""
-    name = f"cim_t_{secrets.token_hex(6)}"
-    yield create_database(pg_server_url, name, template=template_database)
-    drop_database(pg_server_url, name)
-
-
-@pytest.fixture(scope="module")
-def front_engine(front_db: str) -> Iterator[Engine]:
-    """An engine on the module's database (API keys)."""
-    engine = make_engine(front_db)
-    yield engine
-    engine.dispose()
-
-
-def _module_front(front_db: str, folder: Path, extra_env: dict[str, str]) -> Iterator[Front]:
-    settings = Settings(data_dir=folder / "data", database_url=front_db)
+def _module_front(module_db_url: str, folder: Path, extra_env: dict[str, str]) -> Iterator[Front]:
+    settings = Settings(data_dir=folder / "data", database_url=module_db_url)
     _write_tiles(settings.data_path)
     front = _start(settings, folder, extra_env)
     yield front
@@ -118,16 +100,16 @@ def _module_front(front_db: str, folder: Path, extra_env: dict[str, str]) -> Ite
 
 
 @pytest.fixture(scope="module")
-def public_front(front_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+def public_front(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     """The front of an open deployment (reads need no key)."""
-    yield from _module_front(front_db, tmp_path_factory.mktemp("public"), {"CIM_API_ACCESS_LOG": "true"})
+    yield from _module_front(module_db_url, tmp_path_factory.mktemp("public"), {"CIM_API_ACCESS_LOG": "true"})
 
 
 @pytest.fixture(scope="module")
-def protected_front(front_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+def protected_front(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     """The front of a deployment whose reads need a key (private caching, key checks per request)."""
     extra = {"CIM_API_READS_REQUIRE_KEY": "true", "CIM_API_AUTH_FAILURE_LIMIT": "6"}
-    yield from _module_front(front_db, tmp_path_factory.mktemp("protected"), extra)
+    yield from _module_front(module_db_url, tmp_path_factory.mktemp("protected"), extra)
 
 
 def _vary(response: httpx.Response) -> set[str]:
@@ -251,8 +233,8 @@ def test_the_api_is_proxied_with_links_to_the_front(public_front: Front) -> None
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
 
 
-def test_protected_tiles_need_a_good_key_and_are_private(protected_front: Front, front_engine: Engine) -> None:
-    engine = front_engine
+def test_protected_tiles_need_a_good_key_and_are_private(protected_front: Front, module_engine: Engine) -> None:
+    engine = module_engine
     key_id, key = new_api_key(engine, name="viewer", role="planner")
     _, other = new_api_key(engine, name="other", role="planner")
     path = "/tiles/city/0.glb"

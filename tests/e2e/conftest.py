@@ -8,10 +8,8 @@ leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,10 +21,9 @@ import pytest
 from sqlalchemy import Engine
 
 from cim.db.engine import make_engine
-from cim.db.scratch import create_database, drop_database
-from cim.localservice import free_port
 from cim.settings import Settings
 from tests.conftest import ROOT
+from tests.live import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -46,14 +43,9 @@ LOAD_TIMEOUT_MS = 150_000
 
 
 @pytest.fixture(scope="module")
-def module_settings(
-    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def module_settings(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings on a fresh migrated database and data directory shared by one test module."""
-    name = f"cim_e2e_{secrets.token_hex(5)}"
-    url = create_database(pg_server_url, name, template=template_database)
-    yield Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=url)
-    drop_database(pg_server_url, name)
+    return Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=module_db_url)
 
 
 @contextmanager
@@ -77,23 +69,12 @@ class LiveServer:
 
 def start_server(settings: Settings) -> LiveServer:
     """Serve ``cim.api.app.create_app(settings)`` on a free 127.0.0.1 port until :func:`stop_server`."""
-    import uvicorn
-
     from cim.api.app import create_app
     from cim.api.settings import ApiSettings
 
     app = create_app(settings, api_settings=ApiSettings(access_log=False))
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="viewer-e2e-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the platform server did not start")
-        time.sleep(0.05)
-    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
+    server, thread, base_url = serve_in_thread(app, name="viewer-e2e-server", access_log=False)
+    return LiveServer(base_url, server, thread)
 
 
 def stop_server(live: LiveServer) -> None:
