@@ -16,6 +16,7 @@ import shapely
 from cim.settings import Settings
 from tests import factories
 from tests.e2e.conftest import chromium, engine_on, open_viewer, served
+from tests.review.city import PARCEL, PARCEL_LIMITS
 from tests.review.models import H0, Block, rect, to_lonlat, write_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer-e2e")]
@@ -29,17 +30,7 @@ def _city(settings: Settings) -> str:
     with engine_on(settings) as engine:
         with engine.begin() as conn:
             ds = factories.dataset(conn, "review-city")
-            factories.parcel(
-                conn,
-                ds,
-                to_lonlat(rect(0, 0, 100, 80)),
-                code="P-1",
-                max_height=24.0,
-                max_far=2.0,
-                max_density=0.3,
-                min_green_ratio=0.3,
-                setback_m=5.0,
-            )
+            factories.parcel(conn, ds, PARCEL, **PARCEL_LIMITS)
             factories.building(
                 conn, ds, to_lonlat(rect(68, 30, 88, 50)), height=10.0, base_height=H0, name="展厅", use="office"
             )
