@@ -47,12 +47,30 @@ def template_database(pg_server_url: str) -> Iterator[str]:
     drop_database(pg_server_url, name)
 
 
-@pytest.fixture
-def db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
-    """A libpq URL of a fresh, migrated database that only this test uses."""
+def _fresh_database(pg_server_url: str, template_database: str) -> Iterator[str]:
     name = f"cim_t_{secrets.token_hex(6)}"
     yield create_database(pg_server_url, name, template=template_database)
     drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A libpq URL of a fresh, migrated database that only this test uses."""
+    yield from _fresh_database(pg_server_url, template_database)
+
+
+@pytest.fixture(scope="module")
+def module_db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A libpq URL of a fresh, migrated database shared by one test module (when its setup is costly)."""
+    yield from _fresh_database(pg_server_url, template_database)
+
+
+@pytest.fixture(scope="module")
+def module_engine(module_db_url: str) -> Iterator[Engine]:
+    """A SQLAlchemy engine on the module's database."""
+    eng = make_engine(module_db_url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture

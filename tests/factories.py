@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import shapely
@@ -25,6 +28,22 @@ def _multi(geom: BaseGeometry) -> BaseGeometry:
 def square(lon: float, lat: float, size_deg: float = 0.0002) -> shapely.Polygon:
     """A square polygon (lon/lat degrees, EPSG:4490) with its south-west corner at ``lon, lat``."""
     return shapely.box(lon, lat, lon + size_deg, lat + size_deg)
+
+
+def buildings_geojson(
+    path: Path, n: int, properties: Callable[[int], dict[str, Any]], lon: float = 114.30, lat: float = 30.58
+) -> Path:
+    """Write a GeoJSON FeatureCollection of ``n`` 0.0002° squares in a row eastwards from ``lon, lat``, 0.0005°
+    apart; feature ``i`` has ``properties(i)``."""
+    features = []
+    for i in range(n):
+        x = lon + i * 0.0005
+        ring = [[x, lat], [x + 0.0002, lat], [x + 0.0002, lat + 0.0002], [x, lat + 0.0002], [x, lat]]
+        features.append(
+            {"type": "Feature", "properties": properties(i), "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        )
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
+    return path
 
 
 def building(conn: Connection, dataset_id: int, footprint: BaseGeometry, height: float = 12.0, **values: Any) -> int:

@@ -1,7 +1,8 @@
 """The faster service-coverage query gives the previous query's counts, and a fanned-out run gives the same values.
 
 The reference is the coverage query as it was before the per-group facility tables (seven independent
-``EXISTS`` tests against one index over every kind), kept here verbatim as the oracle.
+``EXISTS`` tests against one index over every kind, kept here verbatim) as the oracle; its counts of the seven
+columns are written out from their names.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from cim.settings import Settings
 from sample_models.district import generate_district
 from sample_models.load import load_district
 
-PREVIOUS_COVERAGE_SQL = """
+RADII = ("park", "greenway", "cs300", "cs500", "cs1000", "school", "kindergarten")
+"""The coverage columns: per district and in total, how many residential buildings each test covers."""
+PREVIOUS_COVERAGE_SQL = f"""
 SELECT district_code, GROUPING(district_code) AS is_total, count(*) AS n_res,
-       count(*) FILTER (WHERE park) AS park, count(*) FILTER (WHERE greenway) AS greenway,
-       count(*) FILTER (WHERE cs300) AS cs300, count(*) FILTER (WHERE cs500) AS cs500,
-       count(*) FILTER (WHERE cs1000) AS cs1000, count(*) FILTER (WHERE school) AS school,
-       count(*) FILTER (WHERE kindergarten) AS kindergarten
+       {", ".join(f"count(*) FILTER (WHERE {c}) AS {c}" for c in RADII)}
   FROM (
     SELECT b.district_code,
            EXISTS (SELECT 1 FROM hc_fac f WHERE f.kind IN ('park','green_space') AND f.area_m2 >= 2000

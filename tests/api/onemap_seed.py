@@ -12,6 +12,15 @@ JIANGAN = shapely.box(114.300, 30.580, 114.310, 30.590)
 JIANGHAN = shapely.box(114.290, 30.580, 114.300, 30.590)
 
 
+BUILDINGS: list[tuple[str, float, float, dict[str, object]]] = [
+    ("tower", 114.305, 30.585, {"height": 80.0, "name": "江岸大厦", "use": "office", "district_code": "420102"}),
+    # No district code: counted by where they stand.
+    ("shop", 114.295, 30.585, {"height": 9.0, "name": "汉正商场"}),
+    ("shed", 114.296, 30.586, {"height": 4.0}),
+]
+"""The buildings: key in the returned ids, south-west corner (lon, lat) of the default square, columns."""
+
+
 def seed_city(engine: Engine) -> dict[str, int]:
     """Districts 江岸区 and 江汉区 (no city row: Wuhan is implied by their codes) and what stands in them."""
     with engine.begin() as conn:
@@ -19,18 +28,8 @@ def seed_city(engine: Engine) -> dict[str, int]:
         factories.district(conn, "420103", JIANGHAN, 90_000, name="江汉区")
         ds = factories.dataset(conn, "onemap-city")
         ids = {
-            "tower": factories.building(
-                conn,
-                ds,
-                factories.square(114.305, 30.585),
-                height=80.0,
-                name="江岸大厦",
-                use="office",
-                district_code="420102",
-            ),
-            # No district code: counted by where it stands.
-            "shop": factories.building(conn, ds, factories.square(114.295, 30.585), height=9.0, name="汉正商场"),
-            "shed": factories.building(conn, ds, factories.square(114.296, 30.586), height=4.0),
+            key: factories.building(conn, ds, factories.square(lon, lat), **values)
+            for key, lon, lat, values in BUILDINGS
         }
         factories.facility(
             conn,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from cim.archive import verify
 from cim.archive.service import Archive
+from tests import factories
 from tests.conftest import IFC_DIR
+from tests.sql import scalar
 
 A = IFC_DIR / "IfcOpenHouse_IFC4.ifc"
 B = IFC_DIR / "slab-openings.ifc"
@@ -56,11 +58,8 @@ def test_an_archivist_uploads_and_a_planner_downloads_the_identical_file_with_ra
     bad = client.get(url, headers={"X-API-Key": keys["planner"], "Range": f"bytes={10**9}-"})
     assert bad.status_code == 416
 
-    with engine.connect() as conn:
-        downloads = conn.execute(
-            text("SELECT count(*) FROM audit_log WHERE action = 'archive.download' AND outcome = 'ok'")
-        ).scalar_one()
-        gets = conn.execute(text("SELECT count(*) FROM archive_ledger WHERE kind = 'get'")).scalar_one()
+    downloads = scalar(engine, "SELECT count(*) FROM audit_log WHERE action = 'archive.download' AND outcome = 'ok'")
+    gets = scalar(engine, "SELECT count(*) FROM archive_ledger WHERE kind = 'get'")
     assert downloads == 3 and gets == 3
 
 
@@ -125,17 +124,8 @@ def test_by_building_lists_versions_for_the_panel_and_verify_stays_clean(
 ):
     _setup(client, keys)
     with engine.begin() as conn:
-        dataset = conn.execute(
-            text("INSERT INTO dataset (name, kind, path, sha256) VALUES ('d', 'ifc', 'p', 'x') RETURNING id")
-        ).scalar_one()
-        building = conn.execute(
-            text(
-                "INSERT INTO building (footprint, height, dataset_id) VALUES "
-                "(ST_GeomFromText('MULTIPOLYGON(((114 30,114.001 30,114.001 30.001,114 30)))', 4490), 10, :d) "
-                "RETURNING id"
-            ),
-            {"d": dataset},
-        ).scalar_one()
+        dataset = factories.dataset(conn, "d", kind="ifc")
+        building = factories.building(conn, dataset, factories.square(114, 30, 0.001), height=10.0)
     assert _put(client, "office", building=str(building), note="first").status_code == 201
     assert _put(client, "office", B, note="second").status_code == 201
     viewer = client.get(f"/archive/by-building/{building}", headers={"X-API-Key": keys["viewer"]}).json()
@@ -151,13 +141,10 @@ def test_by_building_lists_versions_for_the_panel_and_verify_stays_clean(
     assert report["audit_chained"] >= 0
     # every audit-log row written by these requests is in the ledger
     assert verify(client.app.state.archive).problems == []  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        unchained = conn.execute(
-            text(
-                "SELECT count(*) FROM audit_log a "
-                "WHERE NOT EXISTS (SELECT 1 FROM archive_ledger l WHERE l.audit_id = a.id)"
-            )
-        ).scalar_one()
+    unchained = scalar(
+        engine,
+        "SELECT count(*) FROM audit_log a WHERE NOT EXISTS (SELECT 1 FROM archive_ledger l WHERE l.audit_id = a.id)",
+    )
     assert unchained == 0
     assert isinstance(client.app.state.archive, Archive)  # type: ignore[attr-defined]
 
@@ -182,5 +169,4 @@ def test_head_of_a_download_gives_its_size_and_digest_without_a_ledger_event(
     url = _put(client, "house").json()["download"]
     head = client.head(url, headers={"X-API-Key": keys["reviewer"]})
     assert head.status_code == 200 and int(head.headers["content-length"]) == A.stat().st_size
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM archive_ledger WHERE kind = 'get'")).scalar_one() == 0
+    assert scalar(engine, "SELECT count(*) FROM archive_ledger WHERE kind = 'get'") == 0

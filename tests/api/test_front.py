@@ -8,12 +8,9 @@ front's state file), then stops it and checks that nginx is gone and its runtime
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +22,10 @@ from sqlalchemy import Engine
 
 from cim.api.security import new_api_key
 from cim.db.api_keys import revoke_api_key
-from cim.db.engine import make_engine
-from cim.db.scratch import create_database, drop_database
 from cim.front import NginxFront
+from cim.localservice import free_port
 from cim.settings import Settings
+from tests.live import cim_serve, stop_process, wait_ready
 
 pytestmark = pytest.mark.xdist_group("live-server")
 
@@ -47,12 +44,6 @@ COMPARED = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Front:
     """A running ``cim serve --front nginx``: the front's URL, the app's own URL, the process."""
@@ -66,50 +57,19 @@ class Front:
 
 
 def _start(settings: Settings, tmp_path: Path, extra_env: dict[str, str]) -> Front:
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "CIM_DATA_DIR": str(settings.data_path),
-        "CIM_API_ACCESS_LOG": "false",
-        "CIM_SENSING_MQTT": "false",
-        "CIM_API_CORS_ORIGINS": json.dumps([ORIGIN]),
-        **extra_env,
-    }
+    env = {"CIM_SENSING_MQTT": "false", "CIM_API_CORS_ORIGINS": json.dumps([ORIGIN]), **extra_env}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cim", "serve", "--front", "nginx", "--port", str(port), "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    proc, url = cim_serve(settings, log, "--front", "nginx", "--workers", "1", extra_env=env)
     nginx = NginxFront(settings.data_path)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            state = nginx.status()
-            if state is not None and httpx.get(f"{url}/conformance", timeout=5).status_code in (200, 401):
-                return Front(url, f"http://127.0.0.1:{state.app_port}", proc, nginx, log, settings.data_path)
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"cim serve --front nginx did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.3)
 
+    def ready() -> bool:
+        state = nginx.status()
+        return state is not None and httpx.get(f"{url}/conformance", timeout=5).status_code in (200, 401)
 
-def _stop(front: Front) -> None:
-    if front.proc.poll() is not None:
-        return
-    front.proc.send_signal(signal.SIGTERM)
-    try:
-        front.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        front.proc.kill()
-        front.proc.wait()
+    wait_ready(proc, ready, log, what="cim serve --front nginx", not_yet=(httpx.HTTPError,))
+    state = nginx.status()
+    assert state is not None
+    return Front(url, f"http://127.0.0.1:{state.app_port}", proc, nginx, log, settings.data_path)
 
 
 def _write_tiles(data: Path) -> Path:
@@ -131,41 +91,25 @@ def _write_tiles(data: Path) -> Path:
     return data / "tiles"
 
 
-@pytest.fixture(scope="module")
-def front_db(pg_server_url: str, template_database: str) -> Iterator[str]:
-    """One migrated database for the fronts of this module (starting a server takes seconds)."""
-    name = f"cim_t_{secrets.token_hex(6)}"
-    yield create_database(pg_server_url, name, template=template_database)
-    drop_database(pg_server_url, name)
-
-
-@pytest.fixture(scope="module")
-def front_engine(front_db: str) -> Iterator[Engine]:
-    """An engine on the module's database (API keys)."""
-    engine = make_engine(front_db)
-    yield engine
-    engine.dispose()
-
-
-def _module_front(front_db: str, folder: Path, extra_env: dict[str, str]) -> Iterator[Front]:
-    settings = Settings(data_dir=folder / "data", database_url=front_db)
+def _module_front(module_db_url: str, folder: Path, extra_env: dict[str, str]) -> Iterator[Front]:
+    settings = Settings(data_dir=folder / "data", database_url=module_db_url)
     _write_tiles(settings.data_path)
     front = _start(settings, folder, extra_env)
     yield front
-    _stop(front)
+    stop_process(front.proc, timeout=30)
 
 
 @pytest.fixture(scope="module")
-def public_front(front_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+def public_front(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     """The front of an open deployment (reads need no key)."""
-    yield from _module_front(front_db, tmp_path_factory.mktemp("public"), {"CIM_API_ACCESS_LOG": "true"})
+    yield from _module_front(module_db_url, tmp_path_factory.mktemp("public"), {"CIM_API_ACCESS_LOG": "true"})
 
 
 @pytest.fixture(scope="module")
-def protected_front(front_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+def protected_front(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     """The front of a deployment whose reads need a key (private caching, key checks per request)."""
     extra = {"CIM_API_READS_REQUIRE_KEY": "true", "CIM_API_AUTH_FAILURE_LIMIT": "6"}
-    yield from _module_front(front_db, tmp_path_factory.mktemp("protected"), extra)
+    yield from _module_front(module_db_url, tmp_path_factory.mktemp("protected"), extra)
 
 
 def _vary(response: httpx.Response) -> set[str]:
@@ -289,8 +233,8 @@ def test_the_api_is_proxied_with_links_to_the_front(public_front: Front) -> None
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
 
 
-def test_protected_tiles_need_a_good_key_and_are_private(protected_front: Front, front_engine: Engine) -> None:
-    engine = front_engine
+def test_protected_tiles_need_a_good_key_and_are_private(protected_front: Front, module_engine: Engine) -> None:
+    engine = module_engine
     key_id, key = new_api_key(engine, name="viewer", role="planner")
     _, other = new_api_key(engine, name="other", role="planner")
     path = "/tiles/city/0.glb"
@@ -330,7 +274,7 @@ def test_stop_leaves_no_nginx_and_no_runtime_files(public_front: Front) -> None:
     assert state is not None
     config = Path(state.config).read_text()
     assert f"listen 127.0.0.1:{public_front.url.rsplit(':', 1)[1]};" in config
-    _stop(public_front)
+    stop_process(public_front.proc, timeout=30)
     assert public_front.proc.returncode == 0, public_front.log.read_text()[-2000:]
     assert not Path(f"/proc/{state.pid}").exists()
     assert public_front.nginx.status() is None
@@ -351,6 +295,6 @@ def test_a_front_that_cannot_start_leaves_nothing(tmp_path: Path) -> None:
         from cim.front.nginx import FrontError
 
         with pytest.raises(FrontError, match=r"Address already in use|bind"):
-            nginx.up(nginx.config(host="127.0.0.1", port=port, app_port=_free_port()))
+            nginx.up(nginx.config(host="127.0.0.1", port=port, app_port=free_port()))
     assert not (settings.data_path / "front").exists()
     assert nginx.status() is None

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,53 +17,26 @@ from sqlalchemy import Engine
 from cim.api.security import new_api_key
 from cim.db.api_keys import revoke_api_key
 from cim.settings import Settings
+from tests.live import cim_serve, stop_process, wait_ready
 
 pytestmark = pytest.mark.xdist_group("live-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def live(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[str]:
     """``cim serve --workers 2`` on this test's database; its base URL."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "CIM_DATA_DIR": str(settings.data_path),
-        "CIM_API_ACCESS_LOG": "false",
-    }
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cim", "serve", "--port", str(port), "--workers", "2"], env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    log = tmp_path / "serve.log"
+    proc, base = cim_serve(settings, log, "--workers", "2")
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{base}/conformance", timeout=5) as r:
+            return bool(r.status == 200)
+
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/conformance", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"cim serve did not start: {(tmp_path / 'serve.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_ready(proc, ready, log, what="cim serve", every=0.5)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc)
 
 
 def _status(url: str, key: str, body: dict | None = None) -> int:

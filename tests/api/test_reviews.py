@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from cim.settings import Settings
-from tests.review.city import City, city  # noqa: F401  (fixture)
+from tests.review.city import city  # noqa: F401  (fixture)
 from tests.review.models import Block, write_model
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "cim/review/report.schema.json").read_text())
@@ -49,12 +49,9 @@ def _nothing_stored(engine: Engine, settings: Settings) -> None:
     assert not root.exists() or list(root.iterdir()) == []
 
 
+@pytest.mark.usefixtures("city")
 def test_a_designer_gets_a_failing_report_in_every_format(
-    client: TestClient,
-    keys: dict[str, str],
-    city: City,  # noqa: F811
-    tmp_path: Path,
-    settings: Settings,
+    client: TestClient, keys: dict[str, str], tmp_path: Path, settings: Settings
 ) -> None:
     model = write_model(tmp_path / "tower.ifc", FAILING, green=(70, 55, 90, 75))
     answer = _post(client, keys["designer"], model.path, ids=[IDS_OK])
@@ -107,12 +104,9 @@ def test_a_designer_gets_a_failing_report_in_every_format(
     assert body["decision"] == "reject" and body["decision_comment"] == "超高、超容积率" and body["dataset_id"] is None
 
 
+@pytest.mark.usefixtures("city")
 def test_a_reviewer_approves_a_compliant_model_into_the_city(
-    client: TestClient,
-    keys: dict[str, str],
-    city: City,  # noqa: F811
-    tmp_path: Path,
-    settings: Settings,
+    client: TestClient, keys: dict[str, str], tmp_path: Path, settings: Settings
 ) -> None:
     from tiles.build import build_tileset
 
@@ -172,15 +166,9 @@ def _zip_bomb(path: Path) -> Path:
         ("unknown_parcel", 422, "does not exist"),
     ],
 )
+@pytest.mark.usefixtures("city")
 def test_a_bad_upload_is_refused_with_a_reason_and_leaves_nothing(
-    client: TestClient,
-    keys: dict[str, str],
-    city: City,  # noqa: F811
-    tmp_path: Path,
-    settings: Settings,
-    case: str,
-    status: int,
-    words: str,
+    client: TestClient, keys: dict[str, str], tmp_path: Path, settings: Settings, case: str, status: int, words: str
 ) -> None:
     engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
     model = write_model(tmp_path / "ok.ifc", COMPLIANT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from cim.archive.service import Archive
+from cim.localservice import free_port
 from cim.settings import Settings
 from cim.storage import StorageSettings
 from tests.conftest import IFC_DIR
@@ -21,18 +21,12 @@ S3_KEY_ID = "AKIACIMTESTKEY00001"
 S3_SECRET = "cim-test-secret-do-not-print-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server in this process's threads, on a free loopback port (a real HTTP server)."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

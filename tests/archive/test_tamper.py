@@ -41,6 +41,33 @@ def two_versions(local_archive: Archive) -> Archive:
     return local_archive
 
 
+def _forge_first_entry_and_rechain(engine: Engine, db_url: str, start: str | None = None, **forged: str) -> None:
+    """Rewrite the payload of ledger entry #1 with ``forged`` and re-chain every entry from ``start`` (entry
+    #1's own ``prev_hash`` when None), with the append-only trigger switched off as a forger would (psql)."""
+    import datetime as dt
+
+    from cim.archive.ledger import chain_hash, entry_body
+
+    psql(db_url, "ALTER TABLE archive_ledger DISABLE TRIGGER archive_ledger_append_only")
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT * FROM archive_ledger ORDER BY seq")).all()
+        prev = rows[0].prev_hash if start is None else start
+        for r in rows:
+            payload = dict(r.payload, **forged) if r.seq == 1 else r.payload
+            at = r.at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+            fields = {name: getattr(r, name) for name in ("seq", "kind", "model_key", "version", "audit_id")}
+            new_hash = chain_hash(prev, entry_body(**fields, at=at, payload=payload))
+            conn.execute(
+                text(
+                    "UPDATE archive_ledger SET payload = CAST(:p AS jsonb), prev_hash = :v, entry_hash = :h "
+                    "WHERE seq = :s"
+                ),
+                {"p": json.dumps(payload), "v": prev, "h": new_hash, "s": r.seq},
+            )
+            prev = new_hash
+    psql(db_url, "ALTER TABLE archive_ledger ENABLE TRIGGER archive_ledger_append_only")
+
+
 def _content(archive: Archive, version: int) -> Path:
     info = archive.version("house", version)
     return archive.storage.path_of(info.storage_key)  # type: ignore[attr-defined,no-any-return]
@@ -151,32 +178,7 @@ def test_a_rewritten_and_rechained_ledger_no_longer_matches_a_root_copied_elsewh
 
     today = dt.datetime.now(dt.UTC).date()
     copied = day_root(engine, today).root  # e.g. published or sent to the city archive
-    from cim.archive.ledger import chain_hash, entry_body
-
-    psql(db_url, "ALTER TABLE archive_ledger DISABLE TRIGGER archive_ledger_append_only")
-    with engine.begin() as conn:
-        rows = conn.execute(text("SELECT * FROM archive_ledger ORDER BY seq")).all()
-        prev = rows[0].prev_hash
-        for r in rows:
-            payload = dict(r.payload, author="mallory") if r.seq == 1 else r.payload
-            body = entry_body(
-                seq=r.seq,
-                at=r.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-                kind=r.kind,
-                model_key=r.model_key,
-                version=r.version,
-                audit_id=r.audit_id,
-                payload=payload,
-            )
-            new_hash = chain_hash(prev, body)
-            conn.execute(
-                text(
-                    "UPDATE archive_ledger SET payload = CAST(:p AS jsonb), prev_hash=:prev, entry_hash=:h WHERE seq=:s"
-                ),
-                {"p": json.dumps(payload), "prev": prev, "h": new_hash, "s": r.seq},
-            )
-            prev = new_hash
-    psql(db_url, "ALTER TABLE archive_ledger ENABLE TRIGGER archive_ledger_append_only")
+    _forge_first_entry_and_rechain(engine, db_url, author="mallory")
     assert day_root(engine, today).root != copied
     # the forged author no longer matches the metadata row either
     assert "metadata-row-edited" in kinds(two_versions)
@@ -204,32 +206,7 @@ def test_a_past_days_root_is_kept_and_a_rechained_rewrite_of_that_day_is_named(
     local_archive.put(B, model_key="house", author="bob")  # today: the chain goes on
     assert verify(local_archive).problems == []
     # rewrite yesterday's entry and re-chain everything after it: only the kept root still tells
-    psql(db_url, "ALTER TABLE archive_ledger DISABLE TRIGGER archive_ledger_append_only")
-    from cim.archive.ledger import chain_hash, entry_body
-
-    with engine.begin() as conn:
-        prev = "0" * 64
-        for r in conn.execute(text("SELECT * FROM archive_ledger ORDER BY seq")).all():
-            payload = dict(r.payload, note="forged") if r.seq == 1 else r.payload
-            body = entry_body(
-                seq=r.seq,
-                at=r.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-                kind=r.kind,
-                model_key=r.model_key,
-                version=r.version,
-                audit_id=r.audit_id,
-                payload=payload,
-            )
-            new_hash = chain_hash(prev, body)
-            conn.execute(
-                text(
-                    "UPDATE archive_ledger SET payload = CAST(:p AS jsonb), prev_hash = :v, entry_hash = :h "
-                    "WHERE seq = :s"
-                ),
-                {"p": json.dumps(payload), "v": prev, "h": new_hash, "s": r.seq},
-            )
-            prev = new_hash
-    psql(db_url, "ALTER TABLE archive_ledger ENABLE TRIGGER archive_ledger_append_only")
+    _forge_first_entry_and_rechain(engine, db_url, start="0" * 64, note="forged")
     found = kinds(local_archive)
     assert found["ledger-day-changed"] == [
         f"the entries of {yesterday.date().isoformat()} no longer give the kept Merkle root {kept.root}"

@@ -23,19 +23,7 @@ LON, LAT = 114.30, 30.58
 
 
 def _buildings_geojson(path: Path, n: int, height: float = 12.0) -> Path:
-    features = []
-    for i in range(n):
-        lon = LON + i * 0.0005
-        ring = [[lon, LAT], [lon + 0.0002, LAT], [lon + 0.0002, LAT + 0.0002], [lon, LAT + 0.0002], [lon, LAT]]
-        features.append(
-            {
-                "type": "Feature",
-                "properties": {"name": f"楼{i}", "height": height},
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-            }
-        )
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
-    return path
+    return factories.buildings_geojson(path, n, lambda i: {"name": f"楼{i}", "height": height}, LON, LAT)
 
 
 def _json(result: CliResult) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
@@ -24,11 +23,12 @@ from cim.db.cluster import PrivateCluster
 from cim.db.engine import make_engine
 from cim.db.scratch import database_on, drop_database
 from cim.dem import live_dem, sample_heights
-from cim.errors import DatabaseError
 from cim.settings import Settings
 from ingest.raster import ingest_raster
 from ingest.vector import ingest_vector
+from tests import factories
 from tests.conftest import CliResult
+from tests.db.conftest import own_cluster
 from tests.test_dem import write_linear_dem
 from tiles.build import build_tileset
 
@@ -39,19 +39,7 @@ TABLES_COMPARED = ("building", "district", "api_key", "facility")
 
 
 def _geojson(path: Path, n: int) -> Path:
-    features = []
-    for i in range(n):
-        lon = LON + i * 0.0005
-        ring = [[lon, LAT], [lon + 0.0002, LAT], [lon + 0.0002, LAT + 0.0002], [lon, LAT + 0.0002], [lon, LAT]]
-        features.append(
-            {
-                "type": "Feature",
-                "properties": {"id": i, "name": f"楼{i}", "height": 10 + i},
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-            }
-        )
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
-    return path
+    return factories.buildings_geojson(path, n, lambda i: {"id": i, "name": f"楼{i}", "height": 10 + i}, LON, LAT)
 
 
 @pytest.fixture
@@ -67,9 +55,11 @@ def deployment(engine: Engine, settings: Settings, tmp_path: Path) -> Settings:
     return settings
 
 
-def _cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str | None], *args: str
-) -> CliResult:
+Env = dict[str, str | None]
+"""Environment variables of one ``cim`` command (None: unset)."""
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: Env, *args: str) -> CliResult:
     """Run ``cim ARGS`` in-process with these environment variables (None: unset)."""
     with monkeypatch.context() as patch:
         for key, value in env.items():
@@ -81,6 +71,34 @@ def _cli(
         code = main(list(args))
         out = capsys.readouterr()
     return CliResult(code, out.out, out.err)
+
+
+Cli = Callable[..., CliResult]
+"""``cli(env, *args)``: :func:`_cli` bound to this test's monkeypatch and capsys."""
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``cim ARGS`` in-process with the given environment variables."""
+
+    def run(env: Env, *args: str) -> CliResult:
+        return _cli(monkeypatch, capsys, env, *args)
+
+    return run
+
+
+@pytest.fixture
+def env(deployment: Settings) -> Env:
+    """The environment of a ``cim`` command on the deployment."""
+    return {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
+
+
+@pytest.fixture
+def backup(cli: Cli, env: Env, tmp_path: Path) -> Path:
+    """``cim db backup`` of the deployment, in ``tmp_path / "b.tar"``."""
+    path = tmp_path / "b.tar"
+    assert cli(env, "db", "backup", str(path)).exit_code == 0
+    return path
 
 
 def _file_sums(data_dir: Path) -> dict[str, str]:
@@ -107,26 +125,19 @@ def _table_sums(engine: Engine) -> dict[str, tuple[int, str | None]]:
 @pytest.fixture
 def fresh_cluster(tmp_path: Path) -> Iterator[PrivateCluster]:
     """A second private cluster of its own in a temporary data directory, as on a replacement machine."""
-    cluster = PrivateCluster(tmp_path / "restored")
-    yield cluster
-    with contextlib.suppress(DatabaseError):
-        cluster.down()
+    with own_cluster(tmp_path / "restored") as cluster:
+        yield cluster
     state = json.loads(cluster.state_file.read_text()) if cluster.state_file.exists() else None
     if state and not Path(state["pgdata"]).is_relative_to(tmp_path):
         shutil.rmtree(state["pgdata"], ignore_errors=True)
 
 
 def test_backup_restored_into_a_fresh_private_cluster_has_the_same_rows_and_files(
-    deployment: Settings,
-    engine: Engine,
-    fresh_cluster: PrivateCluster,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    deployment: Settings, engine: Engine, fresh_cluster: PrivateCluster, cli: Cli, env: Env, tmp_path: Path
 ) -> None:
-    source_env = {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
+    source_env = env
     backup = tmp_path / "backups" / "cim-2026-12-01.tar"
-    made = _cli(monkeypatch, capsys, source_env, "db", "backup", str(backup), "--json")
+    made = cli(source_env, "db", "backup", str(backup), "--json")
     assert made.exit_code == 0, made.stderr
     report = json.loads(made.stdout)
     assert report["files"] >= 4 and report["row_counts"]["building"] == 5 and backup.is_file()
@@ -138,7 +149,7 @@ def test_backup_restored_into_a_fresh_private_cluster_has_the_same_rows_and_file
 
     target_dir = fresh_cluster.data_dir
     target_env = {"DATABASE_URL": None, "CIM_DATA_DIR": str(target_dir)}
-    restored = _cli(monkeypatch, capsys, target_env, "db", "restore", str(backup), "--json")
+    restored = cli(target_env, "db", "restore", str(backup), "--json")
     assert restored.exit_code == 0, restored.stderr
     assert json.loads(restored.stdout)["row_counts"] == report["row_counts"]
 
@@ -146,7 +157,7 @@ def test_backup_restored_into_a_fresh_private_cluster_has_the_same_rows_and_file
     try:
         assert _table_sums(target) == _table_sums(engine)
         assert _file_sums(target_dir) == _file_sums(deployment.data_path)
-        status = _cli(monkeypatch, capsys, target_env, "db", "status", "--json")
+        status = cli(target_env, "db", "status", "--json")
         assert json.loads(status.stdout)["row_counts"] == report["row_counts"]
         with target.connect() as conn:
             # paths inside the old data directory now point into the new one
@@ -160,24 +171,17 @@ def test_backup_restored_into_a_fresh_private_cluster_has_the_same_rows_and_file
 
 
 def test_restore_over_a_database_with_data_is_refused_without_force(
-    deployment: Settings,
-    engine: Engine,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    deployment: Settings, engine: Engine, cli: Cli, env: Env, backup: Path, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
-    backup = tmp_path / "b.tar"
-    assert _cli(monkeypatch, capsys, env, "db", "backup", str(backup)).exit_code == 0
     ingest_vector(engine, _geojson(tmp_path / "later.geojson", 2), deployment, layer="buildings")
     before = _table_sums(engine)
 
-    refused = _cli(monkeypatch, capsys, env, "db", "restore", str(backup))
+    refused = cli(env, "db", "restore", str(backup))
     assert refused.exit_code == 20 and refused.stderr.count("\n") == 1
     assert "not empty" in refused.stderr and "--force" in refused.stderr
     assert _table_sums(engine) == before
 
-    forced = _cli(monkeypatch, capsys, env, "db", "restore", str(backup), "--force", "--json")
+    forced = cli(env, "db", "restore", str(backup), "--force", "--json")
     assert forced.exit_code == 0, forced.stderr
     assert json.loads(forced.stdout)["replaced"] is True
     with engine.connect() as conn:
@@ -193,59 +197,43 @@ def _damage(backup: Path, member_suffix: str) -> None:
 
 
 def test_damaged_backup_is_detected_by_verify_and_restore_changes_nothing(
-    deployment: Settings,
-    engine: Engine,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    deployment: Settings, engine: Engine, cli: Cli, env: Env, backup: Path
 ) -> None:
-    env = {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
-    backup = tmp_path / "b.tar"
-    assert _cli(monkeypatch, capsys, env, "db", "backup", str(backup)).exit_code == 0
-    good = _cli(monkeypatch, capsys, env, "db", "verify-backup", str(backup), "--json")
+    good = cli(env, "db", "verify-backup", str(backup), "--json")
     assert good.exit_code == 0, good.stderr
     doc: dict[str, Any] = json.loads(good.stdout)
     assert doc["ok"] is True and doc["dump_entries"] > 20 and doc["row_counts"]["building"] == 5
 
     _damage(backup, "office.ifc")
-    bad = _cli(monkeypatch, capsys, env, "db", "verify-backup", str(backup))
+    bad = cli(env, "db", "verify-backup", str(backup))
     assert bad.exit_code == 20 and "office.ifc" in bad.stderr and "checksum" in bad.stderr
     before, files = _table_sums(engine), _file_sums(deployment.data_path)
-    refused = _cli(monkeypatch, capsys, env, "db", "restore", str(backup), "--force")
+    refused = cli(env, "db", "restore", str(backup), "--force")
     assert refused.exit_code == 20 and "checksum" in refused.stderr
     assert _table_sums(engine) == before and _file_sums(deployment.data_path) == files
     assert not list(deployment.data_path.glob(".restore-*"))
 
 
 def test_backup_refuses_to_overwrite_an_existing_file_and_reads_only_backups(
-    deployment: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli: Cli, env: Env, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
     backup = tmp_path / "b.tar"
     backup.write_text("yesterday's backup")
-    refused = _cli(monkeypatch, capsys, env, "db", "backup", str(backup))
+    refused = cli(env, "db", "backup", str(backup))
     assert refused.exit_code == 20 and "--overwrite" in refused.stderr
     assert backup.read_text() == "yesterday's backup"
-    assert _cli(monkeypatch, capsys, env, "db", "backup", str(backup), "--overwrite").exit_code == 0
+    assert cli(env, "db", "backup", str(backup), "--overwrite").exit_code == 0
     not_a_backup = tmp_path / "notes.tar"
     with tarfile.open(not_a_backup, "w") as tar:
         tar.add(tmp_path / "b.geojson", arcname="b.geojson")
-    result = _cli(monkeypatch, capsys, env, "db", "verify-backup", str(not_a_backup))
+    result = cli(env, "db", "verify-backup", str(not_a_backup))
     assert result.exit_code == 20 and "not a complete CIM backup" in result.stderr
 
 
 def test_the_dump_in_a_backup_loads_with_plain_pg_restore(
-    deployment: Settings,
-    engine: Engine,
-    pg_server_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    engine: Engine, pg_server_url: str, backup: Path, tmp_path: Path
 ) -> None:
     """An operator without cim at hand can still get the data back with PostgreSQL's own tools."""
-    env = {"DATABASE_URL": str(deployment.database_url), "CIM_DATA_DIR": str(deployment.data_path)}
-    backup = tmp_path / "b.tar"
-    assert _cli(monkeypatch, capsys, env, "db", "backup", str(backup)).exit_code == 0
     with tarfile.open(backup) as tar:
         tar.extract("database.dump", tmp_path, filter="data")
     name = f"cim_plain_{secrets.token_hex(4)}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -16,15 +15,14 @@ import pytest
 from cim.db import cluster as cluster_module
 from cim.db.cluster import PrivateCluster
 from cim.errors import DatabaseError
+from tests.db.conftest import own_cluster
 
 
 @pytest.fixture
 def private(tmp_path: Path) -> Iterator[PrivateCluster]:
     """A private cluster of its own in a temporary data directory, stopped afterwards."""
-    made = PrivateCluster(tmp_path / "data")
-    yield made
-    with contextlib.suppress(DatabaseError):
-        made.down()
+    with own_cluster(tmp_path / "data") as made:
+        yield made
 
 
 def _postgis_version(url: str) -> str:

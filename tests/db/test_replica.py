@@ -31,6 +31,7 @@ from cim.db.migrate import upgrade_to_head
 from cim.db.replica import APPLICATION_NAME, StandbyCluster, lsn_value
 from cim.errors import AuthError, DatabaseError
 from cim.localservice import free_port
+from tests.live import stop_process
 
 pytestmark = pytest.mark.xdist_group("replica")
 
@@ -132,11 +133,7 @@ def service(pair: Pair) -> Iterator[Service]:
         assert seeded.status_code == 201, seeded.text
         yield Service(url, key, planner, process)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, sig=signal.SIGINT)
 
 
 def test_a_write_on_the_primary_is_visible_on_the_standby_which_refuses_writes(pair: Pair) -> None:

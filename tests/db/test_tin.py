@@ -5,23 +5,22 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from cim.db.tin import tin_ewkb, tin_triangles, triangle_records
+from tests.sql import one
 
 
 def test_a_tin_written_by_the_ingest_is_read_by_postgis_and_back_unchanged(engine: Engine) -> None:
     corners = np.random.default_rng(1).normal(size=(5, 3, 3)) * 1e6
     ewkb = tin_ewkb(triangle_records(corners))
     np.testing.assert_array_equal(tin_triangles(ewkb), corners)
-    with engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT GeometryType(g), ST_SRID(g), ST_NumGeometries(g), ST_AsBinary(g) "
-                "FROM (SELECT CAST(:w AS geometry) g) s"
-            ),
-            {"w": ewkb},
-        ).one()
+    row = one(
+        engine,
+        "SELECT GeometryType(g), ST_SRID(g), ST_NumGeometries(g), ST_AsBinary(g) "
+        "FROM (SELECT CAST(:w AS geometry) g) s",
+        w=ewkb,
+    )
     assert (row[0], row[1], row[2]) == ("TIN", 4479, 5)
     iso = bytes(row[3])
     np.testing.assert_array_equal(tin_triangles(iso), corners)

@@ -8,20 +8,22 @@ leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import secrets
-import socket
+import tempfile
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import Engine
 
-from cim.db.scratch import create_database, drop_database
+from cim.db.engine import make_engine
 from cim.settings import Settings
 from tests.conftest import ROOT
+from tests.live import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -41,20 +43,19 @@ LOAD_TIMEOUT_MS = 150_000
 
 
 @pytest.fixture(scope="module")
-def module_settings(
-    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
+def module_settings(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings on a fresh migrated database and data directory shared by one test module."""
-    name = f"cim_e2e_{secrets.token_hex(5)}"
-    url = create_database(pg_server_url, name, template=template_database)
-    yield Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=url)
-    drop_database(pg_server_url, name)
+    return Settings(data_dir=tmp_path_factory.mktemp("e2e") / "data", database_url=module_db_url)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextmanager
+def engine_on(settings: Settings) -> Iterator[Engine]:
+    """An engine on the module's database (to load the test city), disposed after the ``with`` block."""
+    engine = make_engine(str(settings.database_url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @dataclass
@@ -68,23 +69,12 @@ class LiveServer:
 
 def start_server(settings: Settings) -> LiveServer:
     """Serve ``cim.api.app.create_app(settings)`` on a free 127.0.0.1 port until :func:`stop_server`."""
-    import uvicorn
-
     from cim.api.app import create_app
     from cim.api.settings import ApiSettings
 
     app = create_app(settings, api_settings=ApiSettings(access_log=False))
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="viewer-e2e-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the platform server did not start")
-        time.sleep(0.05)
-    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
+    server, thread, base_url = serve_in_thread(app, name="viewer-e2e-server", access_log=False)
+    return LiveServer(base_url, server, thread)
 
 
 def stop_server(live: LiveServer) -> None:
@@ -158,6 +148,77 @@ def open_viewer(browser: Browser, base_url: str, hash_: str = "") -> dict[str, A
 def wait_idle(browser: Browser) -> None:
     """Wait until the tilesets and the globe have loaded everything the current view needs."""
     browser.page.evaluate("() => window.cimViewer.idle().then(() => true)")
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[LiveServer]:
+    """The platform served by :func:`start_server` for the ``with`` block."""
+    server = start_server(settings)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """A browser from :func:`launch_browser` on a throw-away profile, closed after the ``with`` block."""
+    with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
+        playwright, browser = launch_browser(Path(profile))
+        try:
+            yield browser
+        finally:
+            browser.context.close()
+            playwright.stop()
+
+
+@dataclass
+class Viewer:
+    """The platform on a loopback port and one Chromium page with the viewer opened and loaded on it."""
+
+    server: LiveServer
+    browser: Browser
+    timings: dict[str, Any]
+
+    @property
+    def page(self) -> Any:
+        """The Playwright page showing the viewer."""
+        return self.browser.page
+
+
+@contextmanager
+def viewer_session(
+    settings: Settings, hash_: str = "", before_open: Callable[[Browser], None] | None = None
+) -> Iterator[Viewer]:
+    """Serve ``settings``, start Chromium and :func:`open_viewer` (``before_open`` runs on the fresh browser
+    first, e.g. to listen to responses); everything is stopped after the ``with`` block."""
+    with served(settings) as server, chromium() as browser:
+        if before_open is not None:
+            before_open(browser)
+        timings = open_viewer(browser, server.base_url, hash_)
+        yield Viewer(server, browser, timings)
+
+
+def window_position(page: Any, lon: float, lat: float, height: float) -> tuple[float, float]:
+    """Where a lon/lat (degrees) / ellipsoidal height (m) point appears in the page (CSS pixels)."""
+    pos = page.evaluate(
+        """([lon, lat, h]) => {
+            const C = window.Cesium;
+            const scene = window.cimViewer.viewer.scene;
+            const p = C.SceneTransforms.worldToWindowCoordinates(scene, C.Cartesian3.fromDegrees(lon, lat, h));
+            return p ? [p.x, p.y] : null;
+        }""",
+        [lon, lat, height],
+    )
+    assert pos is not None, "the point is not in view"
+    return float(pos[0]), float(pos[1])
+
+
+def is_loopback(url: str) -> bool:
+    """True for URLs served by this machine's loopback platform (data: and same-origin blob: included)."""
+    if url.startswith("data:"):
+        return True
+    return urlsplit(url.removeprefix("blob:")).hostname == "127.0.0.1"
 
 
 @pytest.fixture(scope="module")

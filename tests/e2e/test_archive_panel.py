@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from cim.api.security import new_api_key
 from cim.archive import Archive
-from cim.db.engine import make_engine
 from cim.settings import Settings
+from tests import factories
 from tests.conftest import IFC_DIR
-from tests.e2e.conftest import Browser, LiveServer, launch_browser, start_server, stop_server
+from tests.e2e.conftest import Browser, LiveServer, chromium, engine_on, served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer-e2e")]
 
@@ -22,32 +21,16 @@ A = IFC_DIR / "IfcOpenHouse_IFC4.ifc"
 
 
 @pytest.fixture(scope="module")
-def archived(
-    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LiveServer, Browser, int, dict[str, str]]]:
-    engine = make_engine(str(module_settings.database_url))
-    with engine.begin() as conn:
-        dataset = conn.execute(
-            text("INSERT INTO dataset (name, kind, path, sha256) VALUES ('d', 'ifc', 'p', 'x') RETURNING id")
-        ).scalar_one()
-        building = conn.execute(
-            text(
-                "INSERT INTO building (name, footprint, height, dataset_id) VALUES ('Office', "
-                "ST_GeomFromText('MULTIPOLYGON(((114 30,114.001 30,114.001 30.001,114 30)))', 4490), 10, :d) "
-                "RETURNING id"
-            ),
-            {"d": dataset},
-        ).scalar_one()
-    archive = Archive.open(engine, module_settings)
-    archive.put(A, model_key="office", author="archivist-wang", note="竣工模型", building_id=building)
-    keys = {role: new_api_key(engine, name=f"e2e-{role}", role=role)[1] for role in ("viewer", "planner")}
-    live = start_server(module_settings)
-    playwright, browser = launch_browser(tmp_path_factory.mktemp("chromium-archive"))
-    yield live, browser, int(building), keys
-    browser.context.close()
-    playwright.stop()
-    stop_server(live)
-    engine.dispose()
+def archived(module_settings: Settings) -> Iterator[tuple[LiveServer, Browser, int, dict[str, str]]]:
+    with engine_on(module_settings) as engine:
+        with engine.begin() as conn:
+            dataset = factories.dataset(conn, "d", kind="ifc")
+            building = factories.building(conn, dataset, factories.square(114, 30, 0.001), height=10.0, name="Office")
+        archive = Archive.open(engine, module_settings)
+        archive.put(A, model_key="office", author="archivist-wang", note="竣工模型", building_id=building)
+        keys = {role: new_api_key(engine, name=f"e2e-{role}", role=role)[1] for role in ("viewer", "planner")}
+        with served(module_settings) as live, chromium() as browser:
+            yield live, browser, int(building), keys
 
 
 def _show(browser: Browser, base_url: str, building: int) -> None:

@@ -8,11 +8,9 @@ implicit tileset with meshopt compression and served by the real app; Playwright
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,7 +18,7 @@ import shapely
 
 from cim.settings import Settings
 from tests import factories
-from tests.e2e.conftest import Browser, LiveServer, launch_browser, open_viewer, start_server, stop_server, wait_idle
+from tests.e2e.conftest import Viewer, engine_on, viewer_session, wait_idle, window_position
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer-e2e")]
 
@@ -32,18 +30,11 @@ TOWER = "江汉之星"
 
 
 @dataclass
-class ImplicitCity:
+class ImplicitCity(Viewer):
     """The platform serving the implicit tileset, one Chromium page on the viewer, the buildings' ids."""
 
-    server: LiveServer
-    browser: Browser
     ids: dict[str, int]
     out: Path
-
-    @property
-    def page(self) -> Any:
-        """The Playwright page showing the viewer."""
-        return self.browser.page
 
 
 def _lonlat(i: int, j: int) -> tuple[float, float]:
@@ -55,14 +46,12 @@ def _name(i: int, j: int) -> str:
 
 
 def _build(settings: Settings, workdir: Path) -> tuple[dict[str, int], Path]:
-    from cim.db.engine import make_engine
     from ingest.ifc import ingest_ifc
     from sample_models.ifc_office import generate_office
     from tiles.build import build_tileset
 
-    engine = make_engine(str(settings.database_url))
     ids: dict[str, int] = {}
-    try:
+    with engine_on(settings) as engine:
         with engine.begin() as conn:
             ds = factories.dataset(conn, "implicit-e2e")
             for i in range(GRID):
@@ -87,8 +76,6 @@ def _build(settings: Settings, workdir: Path) -> tuple[dict[str, int], Path]:
             leaf_capacity=8.0,
             parent_capacity=6,
         )
-    finally:
-        engine.dispose()
     return ids, Path(report.path)
 
 
@@ -96,20 +83,8 @@ def _build(settings: Settings, workdir: Path) -> tuple[dict[str, int], Path]:
 def city(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImplicitCity]:
     """The implicit tileset served by the platform and the viewer fully loaded on it."""
     ids, out = _build(module_settings, tmp_path_factory.mktemp("ifc"))
-    server = start_server(module_settings)
-    playwright = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
-            playwright, browser = launch_browser(Path(profile))
-            try:
-                open_viewer(browser, server.base_url)
-                yield ImplicitCity(server, browser, ids, out)
-            finally:
-                browser.context.close()
-    finally:
-        if playwright is not None:
-            playwright.stop()
-        stop_server(server)
+    with viewer_session(module_settings) as viewer:
+        yield ImplicitCity(viewer.server, viewer.browser, viewer.timings, ids, out)
 
 
 def _implicit_tiles(city: ImplicitCity) -> dict[str, list[int]]:
@@ -133,20 +108,6 @@ def _implicit_tiles(city: ImplicitCity) -> dict[str, list[int]]:
         NAME,
     )
     return result
-
-
-def _window_position(city: ImplicitCity, lon: float, lat: float, height: float) -> tuple[float, float]:
-    pos = city.page.evaluate(
-        """([lon, lat, h]) => {
-            const C = window.Cesium;
-            const p = C.SceneTransforms.worldToWindowCoordinates(
-                window.cimViewer.viewer.scene, C.Cartesian3.fromDegrees(lon, lat, h));
-            return p ? [p.x, p.y] : null;
-        }""",
-        [lon, lat, height],
-    )
-    assert pos is not None, "the point is not in view"
-    return float(pos[0]), float(pos[1])
 
 
 def test_cesium_traverses_the_implicit_subtrees_of_every_class_without_errors(city: ImplicitCity) -> None:
@@ -173,7 +134,7 @@ def test_zooming_in_refines_the_implicit_tree_and_a_click_names_the_building(cit
     city.page.evaluate("([lon, lat, h]) => window.cimViewer.search.flyTo(lon, lat, h, 0)", [*centre, 80.0])
     wait_idle(city.browser)
     assert len(set(_implicit_tiles(city)["buildings"])) >= 3, "CesiumJS refines through several implicit levels"
-    x, y = _window_position(city, *centre, 79.5)  # the roof of the 80 m tower
+    x, y = window_position(city.page, *centre, 79.5)  # the roof of the 80 m tower
     picked = city.page.evaluate(
         """([x, y]) => { const f = window.cimViewer.viewer.scene.pick(new window.Cesium.Cartesian2(x, y));
                          return f && f.getProperty ? {id: String(f.getProperty('building_id')),
@@ -199,7 +160,7 @@ def test_close_to_the_office_the_implicit_leaves_bring_its_bim_elements(city: Im
     wait_idle(city.browser)
     tiles = _implicit_tiles(city)
     assert tiles.get("elements"), tiles
-    x, y = _window_position(city, *centre)
+    x, y = window_position(city.page, *centre)
     picked = city.page.evaluate(
         """([x, y]) => { const f = window.cimViewer.viewer.scene.pick(new window.Cesium.Cartesian2(x, y));
                          return f && f.getProperty

@@ -8,11 +8,8 @@ dataset superseded by a newer one gives the time slider its history.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,35 +17,32 @@ import shapely
 
 from cim.settings import Settings
 from tests import factories
-from tests.e2e.conftest import Browser, LiveServer, launch_browser, open_viewer, start_server, stop_server, wait_idle
+from tests.e2e.conftest import Viewer, engine_on, is_loopback, viewer_session, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("onemap-e2e")]
 
 WUHAN = (114.3050, 30.5850)
 YICHANG = (111.3000, 30.6950)
+ROADS: list[tuple[list[tuple[float, float]], dict[str, object]]] = [
+    (
+        [(114.2960, 30.5853), (114.3140, 30.5853)],
+        {"name": "解放大道", "road_class": "primary", "width_m": 30.0, "attributes": {"name_en": "Jiefang Avenue"}},
+    ),
+    ([(114.3020, 30.5805), (114.3020, 30.5895)], {"name": "江汉路", "road_class": "secondary", "width_m": 18.0}),
+]
+"""Wuhan's two named roads: centre line (lon, lat) and facility columns."""
 
 
-@dataclass
-class Province:
-    """The running platform with the two cities, and one page on it."""
-
-    server: LiveServer
-    browser: Browser
-
-    @property
-    def page(self) -> Any:
-        """The Playwright page showing the viewer."""
-        return self.browser.page
+Province = Viewer
+"""The running platform with the two cities, and one page on it."""
 
 
 def build_province(settings: Settings) -> None:
     """Districts, buildings (old and new versions), roads, water, green, parcels; tileset ``city``."""
     from cim.db.datasets import supersede_dataset, update_dataset
-    from cim.db.engine import make_engine
     from tiles.build import build_tileset
 
-    engine = make_engine(str(settings.database_url))
-    try:
+    with engine_on(settings) as engine:
         with engine.begin() as conn:
             factories.district(
                 conn, "420102", shapely.box(114.3050, 30.5800, 114.3150, 30.5900), 100_000, name="江岸区"
@@ -69,58 +63,20 @@ def build_province(settings: Settings) -> None:
                 ("西陵大楼", 111.3000, 30.6950, 50.0),
             ):
                 factories.building(conn, ds, factories.square(lon, lat, 0.0003), height=height, name=name, use="office")
-            factories.facility(
-                conn,
-                ds,
-                "road",
-                shapely.LineString([(114.2960, 30.5853), (114.3140, 30.5853)]),
-                name="解放大道",
-                road_class="primary",
-                width_m=30.0,
-                attributes={"name_en": "Jiefang Avenue"},
-            )
-            factories.facility(
-                conn,
-                ds,
-                "road",
-                shapely.LineString([(114.3020, 30.5805), (114.3020, 30.5895)]),
-                name="江汉路",
-                road_class="secondary",
-                width_m=18.0,
-            )
+            for line, values in ROADS:
+                factories.facility(conn, ds, "road", shapely.LineString(line), **values)
             factories.facility(conn, ds, "water_body", shapely.box(114.3080, 30.5810, 114.3130, 30.5835), name="西北湖")
             factories.facility(conn, ds, "park", shapely.box(114.2970, 30.5810, 114.3000, 30.5835), name="中山公园")
             factories.parcel(conn, ds, shapely.box(114.2950, 30.5860, 114.3150, 30.5900), code="JA-01", land_use="R2")
         build_tileset(engine, settings, "city", layers=("buildings",))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def province(module_settings: Settings) -> Iterator[Province]:
     """The platform serving the two cities, with the viewer opened on its start view and fully loaded."""
     build_province(module_settings)
-    server = start_server(module_settings)
-    playwright = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
-            playwright, browser = launch_browser(Path(profile))
-            try:
-                open_viewer(browser, server.base_url)
-                yield Province(server, browser)
-            finally:
-                browser.context.close()
-    finally:
-        if playwright is not None:
-            playwright.stop()
-        stop_server(server)
-
-
-def is_loopback(url: str) -> bool:
-    """True for URLs of this machine's loopback platform (data: and blob: included)."""
-    if url.startswith("data:"):
-        return True
-    return urlsplit(url.removeprefix("blob:")).hostname == "127.0.0.1"
+    with viewer_session(module_settings) as viewer:
+        yield viewer
 
 
 def look_at_wuhan(province: Province) -> None:

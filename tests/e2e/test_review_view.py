@@ -4,7 +4,6 @@ height finding flies to its elements and highlights exactly them in the model's 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,8 @@ import shapely
 
 from cim.settings import Settings
 from tests import factories
-from tests.e2e.conftest import launch_browser, open_viewer, start_server, stop_server
+from tests.e2e.conftest import chromium, engine_on, open_viewer, served
+from tests.review.city import PARCEL, PARCEL_LIMITS
 from tests.review.models import H0, Block, rect, to_lonlat, write_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer-e2e")]
@@ -25,24 +25,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer-e2e")]
 def _city(settings: Settings) -> str:
     """The review test city plus tileset ``city``; returns a designer's API key."""
     from cim.api.security import new_api_key
-    from cim.db.engine import make_engine
     from tiles.build import build_tileset
 
-    engine = make_engine(str(settings.database_url))
-    try:
+    with engine_on(settings) as engine:
         with engine.begin() as conn:
             ds = factories.dataset(conn, "review-city")
-            factories.parcel(
-                conn,
-                ds,
-                to_lonlat(rect(0, 0, 100, 80)),
-                code="P-1",
-                max_height=24.0,
-                max_far=2.0,
-                max_density=0.3,
-                min_green_ratio=0.3,
-                setback_m=5.0,
-            )
+            factories.parcel(conn, ds, PARCEL, **PARCEL_LIMITS)
             factories.building(
                 conn, ds, to_lonlat(rect(68, 30, 88, 50)), height=10.0, base_height=H0, name="展厅", use="office"
             )
@@ -54,17 +42,13 @@ def _city(settings: Settings) -> str:
             )
         build_tileset(engine, settings, "city", layers=("buildings",))
         return new_api_key(engine, name="e2e-designer", role="designer")[1]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def reviewed(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     key = _city(module_settings)
     model = write_model(tmp_path_factory.mktemp("ifc") / "tower.ifc", Block(3, 20, 63, 65, 10, name="违规楼"))
-    server = start_server(module_settings)
-    playwright = None
-    try:
+    with served(module_settings) as server:
         with httpx.Client(base_url=server.base_url, timeout=60) as http:
             answer = http.post(
                 "/reviews",
@@ -79,18 +63,10 @@ def reviewed(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
                 assert time.monotonic() < deadline
                 time.sleep(0.5)
         assert body["status"] == "reviewed" and "tileset" in body["links"]
-        with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
-            playwright, browser = launch_browser(Path(profile))
-            try:
-                open_viewer(browser, server.base_url, f"?review={review_id}")
-                browser.page.evaluate("() => window.cimReview.ready")
-                yield {"browser": browser, "body": body, "model": model, "id": review_id}
-            finally:
-                browser.context.close()
-    finally:
-        if playwright is not None:
-            playwright.stop()
-        stop_server(server)
+        with chromium() as browser:
+            open_viewer(browser, server.base_url, f"?review={review_id}")
+            browser.page.evaluate("() => window.cimReview.ready")
+            yield {"browser": browser, "body": body, "model": model, "id": review_id}
 
 
 def test_the_review_view_lists_the_findings_beside_the_model(reviewed: dict[str, Any], artifacts: Path) -> None:

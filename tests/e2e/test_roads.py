@@ -6,19 +6,15 @@ database and tileset; no console error and no request leaving loopback.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 import shapely
 
 from cim.settings import Settings
 from tests import factories
-from tests.e2e.conftest import Browser, LiveServer, launch_browser, open_viewer, start_server, stop_server, wait_idle
-from tests.e2e.test_viewer import is_loopback
+from tests.e2e.conftest import Browser, Viewer, engine_on, is_loopback, viewer_session, wait_idle, window_position
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("roads-e2e")]
 
@@ -29,28 +25,19 @@ ROAD_Y = SITE[1] - 0.0004  # the road runs east–west south of the building
 
 
 @dataclass
-class Map:
+class Map(Viewer):
     """The platform serving a building and two roads, with the viewer open in Chromium."""
 
     settings: Settings
-    server: LiveServer
-    browser: Browser
     unauthorized: list[str]
-
-    @property
-    def page(self) -> Any:
-        """The Playwright page showing the viewer."""
-        return self.browser.page
 
 
 def _load(settings: Settings) -> None:
-    from cim.db.engine import make_engine
     from tiles.build import build_tileset
     from tiles.options import TilingOptions
 
-    engine = make_engine(str(settings.database_url))
     lon, lat = SITE
-    try:
+    with engine_on(settings) as engine:
         with engine.begin() as conn:
             ds = factories.dataset(conn, "e2e-buildings")
             factories.building(
@@ -70,30 +57,19 @@ def _load(settings: Settings) -> None:
             side = shapely.LineString([(lon + 0.0006, ROAD_Y), (lon + 0.0006, lat + 0.001)])
             factories.facility(conn, fac, "road", side, name="支路一", road_class="支路")
         build_tileset(engine, settings, "roads", TilingOptions(layers=("buildings", "roads")))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def roadmap(module_settings: Settings) -> Iterator[Map]:
     """The platform with the roads tileset, the viewer opened and loaded."""
     _load(module_settings)
-    server = start_server(module_settings)
-    playwright = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
-            playwright, browser = launch_browser(Path(profile))
-            unauthorized: list[str] = []
-            browser.page.on("response", lambda r: unauthorized.append(r.url) if r.status == 401 else None)
-            try:
-                open_viewer(browser, server.base_url)
-                yield Map(module_settings, server, browser, unauthorized)
-            finally:
-                browser.context.close()
-    finally:
-        if playwright is not None:
-            playwright.stop()
-        stop_server(server)
+    unauthorized: list[str] = []
+
+    def listen(browser: Browser) -> None:
+        browser.page.on("response", lambda r: unauthorized.append(r.url) if r.status == 401 else None)
+
+    with viewer_session(module_settings, before_open=listen) as viewer:
+        yield Map(viewer.server, viewer.browser, viewer.timings, module_settings, unauthorized)
 
 
 def _look_down_at(m: Map, lon: float, lat: float, height: float = 260.0) -> None:
@@ -108,20 +84,6 @@ def _look_down_at(m: Map, lon: float, lat: float, height: float = 260.0) -> None
         [lon, lat, height],
     )
     wait_idle(m.browser)
-
-
-def _screen(m: Map, lon: float, lat: float, h: float) -> tuple[float, float]:
-    pos = m.page.evaluate(
-        """([lon, lat, h]) => {
-            const C = window.Cesium;
-            const p = C.SceneTransforms.worldToWindowCoordinates(window.cimViewer.viewer.scene,
-                                                                 C.Cartesian3.fromDegrees(lon, lat, h));
-            return p ? [p.x, p.y] : null;
-        }""",
-        [lon, lat, h],
-    )
-    assert pos is not None, "the point is not in view"
-    return float(pos[0]), float(pos[1])
 
 
 def _panel_rows(m: Map) -> dict[str, str]:
@@ -140,7 +102,7 @@ def test_roads_are_drawn_and_a_click_shows_the_road(roadmap: Map) -> None:
     x_lon = SITE[0] - 0.001
     _look_down_at(roadmap, x_lon, ROAD_Y)
     zeta = roadmap.settings.height_anomaly
-    page.mouse.click(*_screen(roadmap, x_lon, ROAD_Y, zeta + 0.3))
+    page.mouse.click(*window_position(page, x_lon, ROAD_Y, zeta + 0.3))
     page.locator("#panel-title").filter(has_text=ROAD_NAME).wait_for(timeout=20_000)
     selection = page.evaluate(
         "() => { const s = window.cimViewer.panel.selection; return {kind: s.kind, props: s.props}; }"
@@ -152,7 +114,7 @@ def test_roads_are_drawn_and_a_click_shows_the_road(roadmap: Map) -> None:
     assert "主干路" in props and "道路" in props  # the kind through the class's legend
     page.click("#panel-close")
     # Off the ribbon (24 m wide: 12 m each side), the click finds no road.
-    page.mouse.click(*_screen(roadmap, x_lon, ROAD_Y - 0.0003, zeta))
+    page.mouse.click(*window_position(page, x_lon, ROAD_Y - 0.0003, zeta))
     assert page.evaluate("() => window.cimViewer.panel.selection") is None
 
 
@@ -160,7 +122,7 @@ def test_the_building_panel_is_the_same_after_a_click_and_after_a_search(roadmap
     page = roadmap.page
     lon, lat = SITE[0] + 0.00015, SITE[1] + 0.00015
     _look_down_at(roadmap, lon, lat, 400.0)
-    page.mouse.click(*_screen(roadmap, lon, lat, roadmap.settings.height_anomaly + 40.0))
+    page.mouse.click(*window_position(page, lon, lat, roadmap.settings.height_anomaly + 40.0))
     page.locator("#panel-title").filter(has_text=BUILDING_NAME).wait_for(timeout=20_000)
     page.wait_for_function("() => document.getElementById('panel-props').textContent.includes('masonry')")
     page.locator("#panel-details-props").wait_for(state="attached", timeout=20_000)

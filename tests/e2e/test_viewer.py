@@ -8,12 +8,10 @@ Debian's Chromium (software WebGL). Tests wait for Cesium's own load events, nev
 from __future__ import annotations
 
 import math
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -22,15 +20,8 @@ import shapely
 
 from cim.settings import Settings
 from tests import factories
-from tests.e2e.conftest import (
-    Browser,
-    LiveServer,
-    launch_browser,
-    open_viewer,
-    start_server,
-    stop_server,
-    wait_idle,
-)
+from tests.e2e.conftest import Viewer, engine_on, is_loopback, viewer_session, wait_idle
+from tests.e2e.conftest import window_position as _window_position
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("viewer-e2e")]
 
@@ -71,32 +62,22 @@ CITY = [
 
 
 @dataclass
-class City:
+class City(Viewer):
     """The running platform with the test city loaded, and one browser page on it."""
 
     settings: Settings
-    server: LiveServer
-    browser: Browser
     buildings: dict[str, CityBuilding]
-    timings: dict[str, Any]
-
-    @property
-    def page(self) -> Any:
-        """The Playwright page showing the viewer."""
-        return self.browser.page
 
 
 def build_city(settings: Settings, workdir: Path) -> dict[str, CityBuilding]:
     """Insert the test buildings, ingest the sample IFC office and build tileset ``city`` from them."""
     from cim.analysis.health_check import run_health_check
-    from cim.db.engine import make_engine
     from ingest.ifc import ingest_ifc
     from sample_models.ifc_office import generate_office
     from tiles.build import build_tileset
 
-    engine = make_engine(str(settings.database_url))
     buildings: dict[str, CityBuilding] = {}
-    try:
+    with engine_on(settings) as engine:
         with engine.begin() as conn:
             dataset_id = factories.dataset(conn, "e2e-city")
             for b in CITY:
@@ -117,8 +98,6 @@ def build_city(settings: Settings, workdir: Path) -> dict[str, CityBuilding]:
         ingest_ifc(engine, generate_office(workdir / "office.ifc"), settings)
         build_tileset(engine, settings, "city", layers=("buildings", "elements"))
         run_health_check(engine)  # the choropleth reads the latest stored run (GETs never compute one)
-    finally:
-        engine.dispose()
     return buildings
 
 
@@ -126,20 +105,8 @@ def build_city(settings: Settings, workdir: Path) -> dict[str, CityBuilding]:
 def city(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     """The platform serving the test city, with the viewer opened and fully loaded in Chromium."""
     buildings = build_city(module_settings, tmp_path_factory.mktemp("ifc"))
-    server = start_server(module_settings)
-    playwright = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
-            playwright, browser = launch_browser(Path(profile))
-            try:
-                timings = open_viewer(browser, server.base_url)
-                yield City(module_settings, server, browser, buildings, timings)
-            finally:
-                browser.context.close()
-    finally:
-        if playwright is not None:
-            playwright.stop()
-        stop_server(server)
+    with viewer_session(module_settings) as viewer:
+        yield City(viewer.server, viewer.browser, viewer.timings, module_settings, buildings)
 
 
 def png_array(png: bytes) -> np.ndarray:
@@ -170,26 +137,7 @@ def changed_fraction(a: bytes, b: bytes) -> float:
 
 def window_position(city: City, lon: float, lat: float, height: float) -> tuple[float, float]:
     """Where a lon/lat (degrees) / ellipsoidal height (m) point appears in the page (CSS pixels)."""
-    pos = city.page.evaluate(
-        """([lon, lat, h]) => {
-            const C = window.Cesium;
-            const scene = window.cimViewer.viewer.scene;
-            const p = C.SceneTransforms.worldToWindowCoordinates(scene, C.Cartesian3.fromDegrees(lon, lat, h));
-            return p ? [p.x, p.y] : null;
-        }""",
-        [lon, lat, height],
-    )
-    assert pos is not None, "the point is not in view"
-    return float(pos[0]), float(pos[1])
-
-
-def is_loopback(url: str) -> bool:
-    """True for URLs served by this machine's loopback platform (data: and same-origin blob: included)."""
-    if url.startswith("data:"):
-        return True
-    if url.startswith("blob:"):
-        url = url[len("blob:") :]
-    return urlsplit(url).hostname == "127.0.0.1"
+    return _window_position(city.page, lon, lat, height)
 
 
 def test_viewer_loads_the_city_offline_without_console_errors(city: City, artifacts: Path) -> None:

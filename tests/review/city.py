@@ -21,6 +21,18 @@ from sqlalchemy import Engine
 from tests import factories
 from tests.review.models import H0, rect, to_lonlat
 
+PARCEL = to_lonlat(rect(0, 0, 100, 80))
+"""Parcel P-1's outline (lon/lat)."""
+PARCEL_LIMITS: dict[str, object] = {
+    "code": "P-1",
+    "max_height": 24.0,
+    "max_far": 2.0,
+    "max_density": 0.30,
+    "min_green_ratio": 0.30,
+    "setback_m": 5.0,
+}
+"""Parcel P-1's code and planning limits."""
+
 
 @dataclass
 class City:
@@ -38,19 +50,7 @@ def city(engine: Engine) -> City:
     """The test city in this test's database."""
     with engine.begin() as conn:
         ds = factories.dataset(conn, "review-city")
-        parcel = factories.parcel(
-            conn,
-            ds,
-            to_lonlat(rect(0, 0, 100, 80)),
-            code="P-1",
-            name="评审测试地块",
-            land_use="B2",
-            max_height=24.0,
-            max_far=2.0,
-            max_density=0.30,
-            min_green_ratio=0.30,
-            setback_m=5.0,
-        )
+        parcel = factories.parcel(conn, ds, PARCEL, name="评审测试地块", land_use="B2", **PARCEL_LIMITS)
         shed = factories.building(
             conn, ds, to_lonlat(rect(10, 10, 20, 25)), height=10.0, base_height=H0, name="仓库", use="office"
         )
