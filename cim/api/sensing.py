@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
+from cim.api.errors import error_headers, status_for
 from cim.api.security import ANONYMOUS, KeyVerifier, Principal, audit, presented_key
 from cim.db import alarms as alarms_db
 from cim.db.sensing import NewObservation, sensing_counts, sensor_overview_geojson
@@ -39,26 +40,26 @@ DEFAULT_TOP = 100
 MAX_TOP = 10_000
 
 
-def sta_error(status: int, message: str) -> JSONResponse:
+def sta_error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
     """An error in the SensorThings (FROST) shape, with the platform's fields too."""
     title = HTTPStatus(status).phrase
     body = {"code": status, "type": "error", "message": message, "title": title, "detail": message}
-    headers = {"WWW-Authenticate": 'Basic realm="SensorThings", ApiKey header="X-API-Key"'} if status == 401 else None
+    headers = error_headers(status, retry_after)  # Retry-After on 429 and 503
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="SensorThings", ApiKey header="X-API-Key"'
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_STA_STATUS: dict[type[Exception], int] = {StaConflictError: 409, StaBadRequestError: 400}
+
+
 def _status_of(exc: CimError) -> int:
-    if isinstance(exc, PermissionDeniedError):
-        return 403
-    if isinstance(exc, AuthError):
-        return 401
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, StaConflictError):
-        return 409
-    if isinstance(exc, StaBadRequestError):
-        return 400
-    return 500
+    """The SensorThings errors' own codes, else the platform's table (:func:`cim.api.errors.status_for`: 401,
+    403, 404, 429, and 503 when the database is not reachable)."""
+    for cls in type(exc).__mro__:
+        if cls in _STA_STATUS:
+            return _STA_STATUS[cls]
+    return status_for(exc)
 
 
 def key_of(request: Request) -> str | None:
@@ -145,7 +146,7 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             result: Response = await fn(request, path)
             return result
         except CimError as exc:
-            return sta_error(_status_of(exc), str(exc))
+            return sta_error(_status_of(exc), str(exc), getattr(exc, "retry_after", None))
         except DBAPIError as exc:
             refusal = _database_refusal(exc)
             if refusal is None:
@@ -431,7 +432,7 @@ async def create_alarm_rule(request: Request) -> Response:
 
         rule_id = await run_in_threadpool(work)
     except CimError as exc:
-        return sta_error(_status_of(exc), str(exc))
+        return sta_error(_status_of(exc), str(exc), getattr(exc, "retry_after", None))
     except DBAPIError as exc:
         return sta_error(400, f"invalid rule: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
     await run_in_threadpool(audit, request, principal, "alarms.rule.create", "ok", target=f"rule:{rule_id}")
