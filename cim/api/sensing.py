@@ -26,7 +26,7 @@ from cim.api.errors import error_headers, status_for
 from cim.api.security import ANONYMOUS, KeyVerifier, Principal, audit, presented_key
 from cim.db import alarms as alarms_db
 from cim.db.sensing import NewObservation, sensing_counts, sensor_overview_geojson
-from cim.errors import AuthError, CimError, NotFoundError, PermissionDeniedError
+from cim.errors import AuthError, CimError, PermissionDeniedError
 from cim.sensing import service
 from cim.sensing.alarms import check_rule
 from cim.sensing.entities import BY_SET, CONFORMANCE

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from cim.api.app import create_app
 from cim.api.settings import ApiSettings, ViewerSettings
 from cim.settings import Settings
-
 from tests.sensing.conftest import TRUTH, manhole_thing
 
 ROOT = "/sta/v1.1"
