@@ -135,12 +135,13 @@ _AFTER_INSERT = f"""
         FROM (SELECT d, min(t) AS t0, max(COALESCE(te, t)) AS t1, min(rt) AS r0, max(rt) AS r1
               FROM {STAGE} WHERE oid IS NOT NULL GROUP BY d) e
         WHERE ds.id = e.d
-    ), items AS (
+    ), built AS MATERIALIZED (  -- each item's JSON built once (inlined, it was built for every use)
+        SELECT d, oid, n, ts, json_build_object('d', d, 'o', oid, 't', ts, 'r', r, 'n', n)::text AS item
+        FROM (SELECT *, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts FROM newest) x
+    ), items AS MATERIALIZED (
         SELECT d, CASE WHEN length(item) > 4000 THEN json_build_object('d', d, 'o', oid, 't', ts, 'n', n)::text
                        ELSE item END AS item
-        FROM (SELECT d, oid, n, ts, json_build_object('d', d, 'o', oid, 't', ts, 'r', r, 'n', n)::text AS item
-              FROM (SELECT *, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts
-                    FROM newest) x) y
+        FROM built
     ), chunks AS (
         SELECT '[' || string_agg(item, ',' ORDER BY d) || ']' AS payload
         FROM (SELECT d, item, (sum(length(item) + 1) OVER (ORDER BY d)) / 3500 AS chunk FROM items) z

@@ -89,6 +89,11 @@ def test_published_observation_is_stored_and_announced_to_subscribers(
     wait_until(lambda: any("@iot.id" in m for m in received), what="a notification with @iot.id")
     note = next(m for m in received if "@iot.id" in m)
     assert note["@iot.selfLink"].endswith(f"/Observations({note['@iot.id']})") and note["result"] in (0.8, 0.9)
+    wait_until(lambda: sum("@iot.id" in m for m in received) == 2, what="both notifications")
+    time.sleep(0.5)
+    counters = platform.app.state.sensing.subscriber.counters  # type: ignore[attr-defined]
+    # the platform published its notifications with "no local": none came back to its own subscriber
+    assert (counters.received, counters.stored, counters.ignored) == (2, 2, 0)
     pub.loop_stop()
     receiver.loop_stop()
 
