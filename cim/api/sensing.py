@@ -14,11 +14,11 @@ import binascii
 import json
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
@@ -318,19 +318,25 @@ def attach_sensing(app: FastAPI, settings: Settings) -> None:
 # -- live sensor layer, alarms ------------------------------------------------------------------------
 
 live_router = APIRouter(tags=["Sensing: live layer and alarms"])
+T = TypeVar("T")
+
+
+async def _read(request: Request, query: Callable[[Connection], T]) -> T:
+    """Check that the caller may read, then run ``query`` on a connection in the thread pool."""
+    await run_in_threadpool(reader, request)
+    engine: Engine = request.app.state.engine
+
+    def work() -> T:
+        with engine.connect() as conn:
+            return query(conn)
+
+    return await run_in_threadpool(work)
 
 
 @live_router.get("/sensors/latest", summary="Every datastream's latest value at its thing (GeoJSON)")
 async def sensors_latest(request: Request) -> Response:
     """A GeoJSON FeatureCollection (lon/lat, EPSG:4490) with latest value, thresholds and status per datastream."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> str:
-        with engine.connect() as conn:
-            return sensor_overview_geojson(conn)
-
-    return Response(await run_in_threadpool(work), media_type="application/geo+json")
+    return Response(await _read(request, sensor_overview_geojson), media_type="application/geo+json")
 
 
 @live_router.get(
@@ -394,27 +400,19 @@ async def list_alarm_events(
     offset: int = Query(0, ge=0),
 ) -> Response:
     """Alarm events (``active=true``: only those not cleared) with their thing and a point geometry."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> list[dict[str, Any]]:
-        with engine.connect() as conn:
-            return alarms_db.list_alarms(conn, active_only=active, datastream_id=datastream, limit=limit, offset=offset)
-
-    return JSONResponse({"alarms": [_alarm_json(a) for a in await run_in_threadpool(work)]})
+    alarms = await _read(
+        request,
+        lambda conn: alarms_db.list_alarms(
+            conn, active_only=active, datastream_id=datastream, limit=limit, offset=offset
+        ),
+    )
+    return JSONResponse({"alarms": [_alarm_json(a) for a in alarms]})
 
 
 @live_router.get("/alarms/rules", summary="Alarm rules")
 async def list_alarm_rules(request: Request) -> Response:
     """Every threshold rule."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> list[dict[str, Any]]:
-        with engine.connect() as conn:
-            return alarms_db.list_rules(conn)
-
-    rules = await run_in_threadpool(work)
+    rules = await _read(request, alarms_db.list_rules)
     return JSONResponse({"rules": [{**r, "created_at": service.iso(r["created_at"])} for r in rules]})
 
 
@@ -442,13 +440,7 @@ async def create_alarm_rule(request: Request) -> Response:
 @live_router.get("/alarms/waterlogging", summary="Live waterlogging points marked by manhole alarms (GeoJSON)")
 async def waterlogging_points(request: Request) -> Response:
     """Active waterlogging points, each with the flood analysis seeded there (``seed=lon,lat``)."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> list[dict[str, Any]]:
-        with engine.connect() as conn:
-            return alarms_db.active_waterlogging_points(conn)
-
+    points = await _read(request, alarms_db.active_waterlogging_points)
     features = [
         {
             "type": "Feature",
@@ -464,7 +456,7 @@ async def waterlogging_points(request: Request) -> Response:
                 "flood_from_active_points": "/alarms/waterlogging/flood?level=",
             },
         }
-        for p in await run_in_threadpool(work)
+        for p in points
     ]
     return JSONResponse({"type": "FeatureCollection", "features": features})
 

@@ -73,6 +73,16 @@ def _named(*extra: Prop) -> tuple[Prop, ...]:
     return (Prop("name", "name", "text", required=True), Prop("description", "description", "text"), *extra)
 
 
+def _placed(geojson: str) -> tuple[Prop, ...]:
+    """A Location's or FeatureOfInterest's properties: named, an encoding type, the GeoJSON property
+    ``geojson`` (its geometry also in the ``geom`` column) and free properties."""
+    return _named(
+        Prop("encodingType", "encoding_type", "text", required=True),
+        Prop(geojson, geojson, "geojson", required=True, geom_column="geom"),
+        Prop("properties", "properties", "json"),
+    )
+
+
 ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType(
         "Thing",
@@ -89,11 +99,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "Location",
         "Locations",
         "sta_location",
-        _named(
-            Prop("encodingType", "encoding_type", "text", required=True),
-            Prop("location", "location", "geojson", required=True, geom_column="geom"),
-            Prop("properties", "properties", "json"),
-        ),
+        _placed("location"),
         (
             Nav("Things", "Thing", True, link=("sta_thing_location", "location_id", "thing_id")),
             Nav(
@@ -185,11 +191,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "FeatureOfInterest",
         "FeaturesOfInterest",
         "sta_feature_of_interest",
-        _named(
-            Prop("encodingType", "encoding_type", "text", required=True),
-            Prop("feature", "feature", "geojson", required=True, geom_column="geom"),
-            Prop("properties", "properties", "json"),
-        ),
+        _placed("feature"),
         (Nav("Observations", "Observation", True, remote_fk="feature_of_interest_id"),),
     ),
 )
