@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from cim.localservice import free_port
 from cim.sensing.broker import PrivateBroker
 from cim.settings import Settings
+from tests.sensing.conftest import wait_until
 
 pytestmark = pytest.mark.xdist_group("live-server")
 
@@ -35,6 +36,17 @@ def mosquittos_of(data_dir: Path) -> list[int]:
     return found
 
 
+def _subscribed(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> bool:
+    """Whether the service on ``port`` answers and its MQTT subscriber is connected."""
+    if proc.poll() is not None:
+        raise AssertionError(f"cim serve ended: {log_path.read_text()[-2000:]}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/sensors/status", timeout=5) as r:
+            return bool(json.loads(r.read())["subscriber"]["connected"])
+    except (urllib.error.URLError, ConnectionError, TimeoutError, TypeError):
+        return False
+
+
 def _serve_until(settings: Settings, tmp_path: Path, stop_signal: signal.Signals) -> tuple[int, list[int]]:
     """Run ``cim serve`` (granian, one worker) until its subscriber is connected, then send ``stop_signal``;
     return its exit code and the mosquitto processes of its data directory seen while it ran."""
@@ -51,17 +63,7 @@ def _serve_until(settings: Settings, tmp_path: Path, stop_signal: signal.Signals
         command = [sys.executable, "-m", "cim", "serve", "--port", str(port), "--workers", "1"]
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/sensors/status", timeout=5) as r:
-                        if b'"connected":true' in r.read().replace(b" ", b""):
-                            break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"cim serve did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.3)
+            wait_until(lambda: _subscribed(port, proc, log_path), timeout=90, what="cim serve's MQTT subscriber")
             running = mosquittos_of(settings.data_path)
             proc.send_signal(stop_signal)
             return proc.wait(timeout=60), running
