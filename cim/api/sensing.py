@@ -29,7 +29,7 @@ from cim.db.sensing import NewObservation, sensing_counts, sensor_overview_geojs
 from cim.errors import AuthError, CimError, PermissionDeniedError
 from cim.sensing import service
 from cim.sensing.alarms import check_rule
-from cim.sensing.entities import BY_SET, CONFORMANCE
+from cim.sensing.entities import BY_SET, CONFORMANCE, EntityType
 from cim.sensing.errors import StaBadRequestError, StaConflictError
 from cim.sensing.query import parse_options
 from cim.settings import Settings
@@ -159,6 +159,30 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 sta_router = APIRouter(prefix=PREFIX, tags=["SensorThings API 1.1"])
+T = TypeVar("T")
+
+
+async def _write(request: Request, work: Callable[[Connection, Any], T], *, body: bool = True) -> tuple[Principal, T]:
+    """Check that the caller may write sensor data, read the JSON body (when ``body``), then run
+    ``work(conn, body)`` in one transaction in the thread pool; the caller's principal and the result."""
+    principal = await run_in_threadpool(sensor_writer, request)
+    data = await _body(request) if body else None
+    engine: Engine = request.app.state.engine
+
+    def run() -> T:
+        with engine.begin() as conn:
+            return work(conn, data)
+
+    return principal, await run_in_threadpool(run)
+
+
+def _one_entity(conn: Connection, path: str, refusal: str) -> tuple[EntityType, int]:
+    """The type and id of the single entity ``path`` addresses; :class:`StaBadRequestError` with ``refusal``
+    otherwise."""
+    target = service.resolve(conn, service.parse_path(path))
+    if not target.single or target.entity_id is None or target.prop is not None:
+        raise StaBadRequestError(refusal)
+    return target.entity, target.entity_id
 
 
 @sta_router.get("", summary="SensorThings service root")
@@ -186,16 +210,10 @@ async def root(request: Request, path: str = "") -> Response:
 @_guarded
 async def create_observations(request: Request, path: str = "") -> Response:
     """Create observations from Data Array blocks; answers one selfLink (or ``"error"``) per row."""
-    principal = await run_in_threadpool(sensor_writer, request)
-    body = await _body(request)
     renderer = service.Renderer(service_root(request))
-    engine: Engine = request.app.state.engine
-
-    def work() -> tuple[list[str], list[tuple[int, NewObservation]]]:
-        with engine.begin() as conn:
-            return service.create_data_array(conn, body, renderer)
-
-    links, created = await run_in_threadpool(work)
+    principal, (links, created) = await _write(
+        request, lambda conn, body: service.create_data_array(conn, body, renderer)
+    )
     await run_in_threadpool(
         audit, request, principal, "sta.create-observations", "ok", detail={"created": len(created)}
     )
@@ -233,43 +251,30 @@ async def read(request: Request, path: str = "") -> Response:
 @_guarded
 async def create(request: Request, path: str = "") -> Response:
     """POST to an entity set or a navigation collection (the new entity is linked to the parent)."""
-    principal = await run_in_threadpool(sensor_writer, request)
-    body = await _body(request)
     renderer = service.Renderer(service_root(request))
-    engine: Engine = request.app.state.engine
 
-    def work() -> tuple[dict[str, Any], list[tuple[int, NewObservation]]]:
-        with engine.begin() as conn:
-            target = service.resolve(conn, service.parse_path(path))
-            if target.single or target.prop is not None or target.ref:
-                raise StaBadRequestError("POST goes to a collection, e.g. /Things or /Datastreams(1)/Observations")
-            writer = service.Writer(conn)
-            new_id = writer.create(target.entity, body, parent=target.parent, parent_is_post_target=True)
-            entity_target = service.Target(
-                target.entity, ["t.id = :id0"], {"id0": new_id}, single=True, entity_id=new_id
-            )
-            opts = parse_options({}, default_top=DEFAULT_TOP, max_top=MAX_TOP)
-            return service.read_entity(conn, entity_target, opts, renderer), writer.created_observations
+    def work(conn: Connection, body: Any) -> tuple[dict[str, Any], list[tuple[int, NewObservation]]]:
+        target = service.resolve(conn, service.parse_path(path))
+        if target.single or target.prop is not None or target.ref:
+            raise StaBadRequestError("POST goes to a collection, e.g. /Things or /Datastreams(1)/Observations")
+        writer = service.Writer(conn)
+        new_id = writer.create(target.entity, body, parent=target.parent, parent_is_post_target=True)
+        entity_target = service.Target(target.entity, ["t.id = :id0"], {"id0": new_id}, single=True, entity_id=new_id)
+        opts = parse_options({}, default_top=DEFAULT_TOP, max_top=MAX_TOP)
+        return service.read_entity(conn, entity_target, opts, renderer), writer.created_observations
 
-    created, observations = await run_in_threadpool(work)
+    principal, (created, observations) = await _write(request, work)
     await run_in_threadpool(audit, request, principal, "sta.create", "ok", target=created["@iot.selfLink"])
     _notify(request, observations)
     return JSONResponse(created, status_code=201, headers={"Location": created["@iot.selfLink"]})
 
 
 async def _update(request: Request, path: str, *, replace: bool) -> Response:
-    principal = await run_in_threadpool(sensor_writer, request)
-    body = await _body(request)
-    engine: Engine = request.app.state.engine
+    def work(conn: Connection, body: Any) -> None:
+        entity, entity_id = _one_entity(conn, path, "PATCH and PUT address one entity, e.g. /Things(1)")
+        service.Writer(conn).update(entity, entity_id, body, replace=replace)
 
-    def work() -> None:
-        with engine.begin() as conn:
-            target = service.resolve(conn, service.parse_path(path))
-            if not target.single or target.entity_id is None or target.prop is not None:
-                raise StaBadRequestError("PATCH and PUT address one entity, e.g. /Things(1)")
-            service.Writer(conn).update(target.entity, target.entity_id, body, replace=replace)
-
-    await run_in_threadpool(work)
+    principal, _ = await _write(request, work)
     await run_in_threadpool(audit, request, principal, "sta.update", "ok", target=path)
     return Response(status_code=200)
 
@@ -292,17 +297,12 @@ async def put(request: Request, path: str = "") -> Response:
 @_guarded
 async def delete(request: Request, path: str = "") -> Response:
     """Delete one entity; dependent entities follow the standard's integrity rules."""
-    principal = await run_in_threadpool(sensor_writer, request)
-    engine: Engine = request.app.state.engine
 
-    def work() -> None:
-        with engine.begin() as conn:
-            target = service.resolve(conn, service.parse_path(path))
-            if not target.single or target.entity_id is None or target.prop is not None:
-                raise StaBadRequestError("DELETE addresses one entity, e.g. /Things(1)")
-            service.Writer(conn).delete(target.entity, target.entity_id)
+    def work(conn: Connection, _body: None) -> None:
+        entity, entity_id = _one_entity(conn, path, "DELETE addresses one entity, e.g. /Things(1)")
+        service.Writer(conn).delete(entity, entity_id)
 
-    await run_in_threadpool(work)
+    principal, _ = await _write(request, work, body=False)
     await run_in_threadpool(audit, request, principal, "sta.delete", "ok", target=path)
     return Response(status_code=200)
 
@@ -318,7 +318,6 @@ def attach_sensing(app: FastAPI, settings: Settings) -> None:
 # -- live sensor layer, alarms ------------------------------------------------------------------------
 
 live_router = APIRouter(tags=["Sensing: live layer and alarms"])
-T = TypeVar("T")
 
 
 async def _read(request: Request, query: Callable[[Connection], T]) -> T:
