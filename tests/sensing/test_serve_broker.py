@@ -63,7 +63,7 @@ def _serve_until(settings: Settings, tmp_path: Path, stop_signal: signal.Signals
         command = [sys.executable, "-m", "cim", "serve", "--port", str(port), "--workers", "1"]
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         try:
-            wait_until(lambda: _subscribed(port, proc, log_path), timeout=90, what="cim serve's MQTT subscriber")
+            wait_until(lambda: _subscribed(port, proc, log_path), timeout=240, what="cim serve's MQTT subscriber")
             running = mosquittos_of(settings.data_path)
             proc.send_signal(stop_signal)
             return proc.wait(timeout=60), running
