@@ -61,15 +61,15 @@ def _serve_until(settings: Settings, tmp_path: Path, stop_signal: signal.Signals
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         command = [sys.executable, "-m", "cim", "serve", "--port", str(port), "--workers", "1"]
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
         try:
             wait_until(lambda: _subscribed(port, proc, log_path), timeout=240, what="cim serve's MQTT subscriber")
             running = mosquittos_of(settings.data_path)
             proc.send_signal(stop_signal)
             return proc.wait(timeout=60), running
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if proc.poll() is None:  # a failed test: its workers too, lest one start the broker again later
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
 
