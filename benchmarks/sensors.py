@@ -15,11 +15,13 @@ shared 2-core machine are pessimistic (publishers, broker, subscriber and Postgr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import multiprocessing as mp
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -331,7 +333,7 @@ def bench_http(url: str, data_dir: Path, total: int, clients: int, workers: int)
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/sta/v1.1")
+        wait_http(base + "/sta/v1.1", timeout=300)  # a loaded machine may take minutes to start the workers
         per_block = 5000
         blocks = total // per_block
         q: Any = mp.Queue()
@@ -353,7 +355,13 @@ def bench_http(url: str, data_dir: Path, total: int, clients: int, workers: int)
         server_rss = sum(peak_rss_mb(pid) for pid in _tree(server.pid))
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            for pid in _tree(server.pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            server.wait()
     return {
         "observations": posted,
         "seconds": round(elapsed, 2),

@@ -14,21 +14,22 @@ import binascii
 import json
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
+from cim.api.errors import error_headers, status_for
 from cim.api.security import ANONYMOUS, KeyVerifier, Principal, audit, presented_key
 from cim.db import alarms as alarms_db
 from cim.db.sensing import NewObservation, sensing_counts, sensor_overview_geojson
-from cim.errors import AuthError, CimError, NotFoundError, PermissionDeniedError
+from cim.errors import AuthError, CimError, PermissionDeniedError
 from cim.sensing import service
 from cim.sensing.alarms import check_rule
-from cim.sensing.entities import BY_SET, CONFORMANCE
+from cim.sensing.entities import BY_SET, CONFORMANCE, EntityType
 from cim.sensing.errors import StaBadRequestError, StaConflictError
 from cim.sensing.query import parse_options
 from cim.settings import Settings
@@ -39,26 +40,26 @@ DEFAULT_TOP = 100
 MAX_TOP = 10_000
 
 
-def sta_error(status: int, message: str) -> JSONResponse:
+def sta_error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
     """An error in the SensorThings (FROST) shape, with the platform's fields too."""
     title = HTTPStatus(status).phrase
     body = {"code": status, "type": "error", "message": message, "title": title, "detail": message}
-    headers = {"WWW-Authenticate": 'Basic realm="SensorThings", ApiKey header="X-API-Key"'} if status == 401 else None
+    headers = error_headers(status, retry_after)  # Retry-After on 429 and 503
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="SensorThings", ApiKey header="X-API-Key"'
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_STA_STATUS: dict[type[Exception], int] = {StaConflictError: 409, StaBadRequestError: 400}
+
+
 def _status_of(exc: CimError) -> int:
-    if isinstance(exc, PermissionDeniedError):
-        return 403
-    if isinstance(exc, AuthError):
-        return 401
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, StaConflictError):
-        return 409
-    if isinstance(exc, StaBadRequestError):
-        return 400
-    return 500
+    """The SensorThings errors' own codes, else the platform's table (:func:`cim.api.errors.status_for`: 401,
+    403, 404, 429, and 503 when the database is not reachable)."""
+    for cls in type(exc).__mro__:
+        if cls in _STA_STATUS:
+            return _STA_STATUS[cls]
+    return status_for(exc)
 
 
 def key_of(request: Request) -> str | None:
@@ -145,7 +146,7 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             result: Response = await fn(request, path)
             return result
         except CimError as exc:
-            return sta_error(_status_of(exc), str(exc))
+            return sta_error(_status_of(exc), str(exc), getattr(exc, "retry_after", None))
         except DBAPIError as exc:
             refusal = _database_refusal(exc)
             if refusal is None:
@@ -158,6 +159,30 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 sta_router = APIRouter(prefix=PREFIX, tags=["SensorThings API 1.1"])
+T = TypeVar("T")
+
+
+async def _write(request: Request, work: Callable[[Connection, Any], T], *, body: bool = True) -> tuple[Principal, T]:
+    """Check that the caller may write sensor data, read the JSON body (when ``body``), then run
+    ``work(conn, body)`` in one transaction in the thread pool; the caller's principal and the result."""
+    principal = await run_in_threadpool(sensor_writer, request)
+    data = await _body(request) if body else None
+    engine: Engine = request.app.state.engine
+
+    def run() -> T:
+        with engine.begin() as conn:
+            return work(conn, data)
+
+    return principal, await run_in_threadpool(run)
+
+
+def _one_entity(conn: Connection, path: str, refusal: str) -> tuple[EntityType, int]:
+    """The type and id of the single entity ``path`` addresses; :class:`StaBadRequestError` with ``refusal``
+    otherwise."""
+    target = service.resolve(conn, service.parse_path(path))
+    if not target.single or target.entity_id is None or target.prop is not None:
+        raise StaBadRequestError(refusal)
+    return target.entity, target.entity_id
 
 
 @sta_router.get("", summary="SensorThings service root")
@@ -185,16 +210,10 @@ async def root(request: Request, path: str = "") -> Response:
 @_guarded
 async def create_observations(request: Request, path: str = "") -> Response:
     """Create observations from Data Array blocks; answers one selfLink (or ``"error"``) per row."""
-    principal = await run_in_threadpool(sensor_writer, request)
-    body = await _body(request)
     renderer = service.Renderer(service_root(request))
-    engine: Engine = request.app.state.engine
-
-    def work() -> tuple[list[str], list[tuple[int, NewObservation]]]:
-        with engine.begin() as conn:
-            return service.create_data_array(conn, body, renderer)
-
-    links, created = await run_in_threadpool(work)
+    principal, (links, created) = await _write(
+        request, lambda conn, body: service.create_data_array(conn, body, renderer)
+    )
     await run_in_threadpool(
         audit, request, principal, "sta.create-observations", "ok", detail={"created": len(created)}
     )
@@ -232,43 +251,30 @@ async def read(request: Request, path: str = "") -> Response:
 @_guarded
 async def create(request: Request, path: str = "") -> Response:
     """POST to an entity set or a navigation collection (the new entity is linked to the parent)."""
-    principal = await run_in_threadpool(sensor_writer, request)
-    body = await _body(request)
     renderer = service.Renderer(service_root(request))
-    engine: Engine = request.app.state.engine
 
-    def work() -> tuple[dict[str, Any], list[tuple[int, NewObservation]]]:
-        with engine.begin() as conn:
-            target = service.resolve(conn, service.parse_path(path))
-            if target.single or target.prop is not None or target.ref:
-                raise StaBadRequestError("POST goes to a collection, e.g. /Things or /Datastreams(1)/Observations")
-            writer = service.Writer(conn)
-            new_id = writer.create(target.entity, body, parent=target.parent, parent_is_post_target=True)
-            entity_target = service.Target(
-                target.entity, ["t.id = :id0"], {"id0": new_id}, single=True, entity_id=new_id
-            )
-            opts = parse_options({}, default_top=DEFAULT_TOP, max_top=MAX_TOP)
-            return service.read_entity(conn, entity_target, opts, renderer), writer.created_observations
+    def work(conn: Connection, body: Any) -> tuple[dict[str, Any], list[tuple[int, NewObservation]]]:
+        target = service.resolve(conn, service.parse_path(path))
+        if target.single or target.prop is not None or target.ref:
+            raise StaBadRequestError("POST goes to a collection, e.g. /Things or /Datastreams(1)/Observations")
+        writer = service.Writer(conn)
+        new_id = writer.create(target.entity, body, parent=target.parent, parent_is_post_target=True)
+        entity_target = service.Target(target.entity, ["t.id = :id0"], {"id0": new_id}, single=True, entity_id=new_id)
+        opts = parse_options({}, default_top=DEFAULT_TOP, max_top=MAX_TOP)
+        return service.read_entity(conn, entity_target, opts, renderer), writer.created_observations
 
-    created, observations = await run_in_threadpool(work)
+    principal, (created, observations) = await _write(request, work)
     await run_in_threadpool(audit, request, principal, "sta.create", "ok", target=created["@iot.selfLink"])
     _notify(request, observations)
     return JSONResponse(created, status_code=201, headers={"Location": created["@iot.selfLink"]})
 
 
 async def _update(request: Request, path: str, *, replace: bool) -> Response:
-    principal = await run_in_threadpool(sensor_writer, request)
-    body = await _body(request)
-    engine: Engine = request.app.state.engine
+    def work(conn: Connection, body: Any) -> None:
+        entity, entity_id = _one_entity(conn, path, "PATCH and PUT address one entity, e.g. /Things(1)")
+        service.Writer(conn).update(entity, entity_id, body, replace=replace)
 
-    def work() -> None:
-        with engine.begin() as conn:
-            target = service.resolve(conn, service.parse_path(path))
-            if not target.single or target.entity_id is None or target.prop is not None:
-                raise StaBadRequestError("PATCH and PUT address one entity, e.g. /Things(1)")
-            service.Writer(conn).update(target.entity, target.entity_id, body, replace=replace)
-
-    await run_in_threadpool(work)
+    principal, _ = await _write(request, work)
     await run_in_threadpool(audit, request, principal, "sta.update", "ok", target=path)
     return Response(status_code=200)
 
@@ -291,17 +297,12 @@ async def put(request: Request, path: str = "") -> Response:
 @_guarded
 async def delete(request: Request, path: str = "") -> Response:
     """Delete one entity; dependent entities follow the standard's integrity rules."""
-    principal = await run_in_threadpool(sensor_writer, request)
-    engine: Engine = request.app.state.engine
 
-    def work() -> None:
-        with engine.begin() as conn:
-            target = service.resolve(conn, service.parse_path(path))
-            if not target.single or target.entity_id is None or target.prop is not None:
-                raise StaBadRequestError("DELETE addresses one entity, e.g. /Things(1)")
-            service.Writer(conn).delete(target.entity, target.entity_id)
+    def work(conn: Connection, _body: None) -> None:
+        entity, entity_id = _one_entity(conn, path, "DELETE addresses one entity, e.g. /Things(1)")
+        service.Writer(conn).delete(entity, entity_id)
 
-    await run_in_threadpool(work)
+    principal, _ = await _write(request, work, body=False)
     await run_in_threadpool(audit, request, principal, "sta.delete", "ok", target=path)
     return Response(status_code=200)
 
@@ -319,17 +320,22 @@ def attach_sensing(app: FastAPI, settings: Settings) -> None:
 live_router = APIRouter(tags=["Sensing: live layer and alarms"])
 
 
-@live_router.get("/sensors/latest", summary="Every datastream's latest value at its thing (GeoJSON)")
-async def sensors_latest(request: Request) -> Response:
-    """A GeoJSON FeatureCollection (lon/lat, EPSG:4490) with latest value, thresholds and status per datastream."""
+async def _read(request: Request, query: Callable[[Connection], T]) -> T:
+    """Check that the caller may read, then run ``query`` on a connection in the thread pool."""
     await run_in_threadpool(reader, request)
     engine: Engine = request.app.state.engine
 
-    def work() -> str:
+    def work() -> T:
         with engine.connect() as conn:
-            return sensor_overview_geojson(conn)
+            return query(conn)
 
-    return Response(await run_in_threadpool(work), media_type="application/geo+json")
+    return await run_in_threadpool(work)
+
+
+@live_router.get("/sensors/latest", summary="Every datastream's latest value at its thing (GeoJSON)")
+async def sensors_latest(request: Request) -> Response:
+    """A GeoJSON FeatureCollection (lon/lat, EPSG:4490) with latest value, thresholds and status per datastream."""
+    return Response(await _read(request, sensor_overview_geojson), media_type="application/geo+json")
 
 
 @live_router.get(
@@ -393,27 +399,19 @@ async def list_alarm_events(
     offset: int = Query(0, ge=0),
 ) -> Response:
     """Alarm events (``active=true``: only those not cleared) with their thing and a point geometry."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> list[dict[str, Any]]:
-        with engine.connect() as conn:
-            return alarms_db.list_alarms(conn, active_only=active, datastream_id=datastream, limit=limit, offset=offset)
-
-    return JSONResponse({"alarms": [_alarm_json(a) for a in await run_in_threadpool(work)]})
+    alarms = await _read(
+        request,
+        lambda conn: alarms_db.list_alarms(
+            conn, active_only=active, datastream_id=datastream, limit=limit, offset=offset
+        ),
+    )
+    return JSONResponse({"alarms": [_alarm_json(a) for a in alarms]})
 
 
 @live_router.get("/alarms/rules", summary="Alarm rules")
 async def list_alarm_rules(request: Request) -> Response:
     """Every threshold rule."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> list[dict[str, Any]]:
-        with engine.connect() as conn:
-            return alarms_db.list_rules(conn)
-
-    rules = await run_in_threadpool(work)
+    rules = await _read(request, alarms_db.list_rules)
     return JSONResponse({"rules": [{**r, "created_at": service.iso(r["created_at"])} for r in rules]})
 
 
@@ -431,7 +429,7 @@ async def create_alarm_rule(request: Request) -> Response:
 
         rule_id = await run_in_threadpool(work)
     except CimError as exc:
-        return sta_error(_status_of(exc), str(exc))
+        return sta_error(_status_of(exc), str(exc), getattr(exc, "retry_after", None))
     except DBAPIError as exc:
         return sta_error(400, f"invalid rule: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
     await run_in_threadpool(audit, request, principal, "alarms.rule.create", "ok", target=f"rule:{rule_id}")
@@ -441,13 +439,7 @@ async def create_alarm_rule(request: Request) -> Response:
 @live_router.get("/alarms/waterlogging", summary="Live waterlogging points marked by manhole alarms (GeoJSON)")
 async def waterlogging_points(request: Request) -> Response:
     """Active waterlogging points, each with the flood analysis seeded there (``seed=lon,lat``)."""
-    await run_in_threadpool(reader, request)
-    engine: Engine = request.app.state.engine
-
-    def work() -> list[dict[str, Any]]:
-        with engine.connect() as conn:
-            return alarms_db.active_waterlogging_points(conn)
-
+    points = await _read(request, alarms_db.active_waterlogging_points)
     features = [
         {
             "type": "Feature",
@@ -463,7 +455,7 @@ async def waterlogging_points(request: Request) -> Response:
                 "flood_from_active_points": "/alarms/waterlogging/flood?level=",
             },
         }
-        for p in await run_in_threadpool(work)
+        for p in points
     ]
     return JSONResponse({"type": "FeatureCollection", "features": features})
 

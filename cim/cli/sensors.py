@@ -3,7 +3,8 @@ from the active waterlogging points."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -63,17 +64,24 @@ def simulate(
         stderr.print(f"published {sim.published} observations, {sim.acknowledged} acknowledged by the broker")
 
 
+def _maintain(
+    ctx: typer.Context, json_output: bool, task: Callable[[Any], Any], key: str, say: Callable[[Any], str]
+) -> None:
+    """Run a maintenance ``task`` in one transaction; print ``{key: result}`` as JSON or ``say(result)``."""
+    with state(ctx).engine().begin() as conn:
+        result = task(conn)
+    if json_output:
+        emit_json({key: result})
+    else:
+        stderr.print(say(result))
+
+
 @app.command("retention")
 def retention(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Delete observations older than their datastream's retention (``properties`` of the datastream table)."""
     from cim.db.sensing import apply_retention
 
-    with state(ctx).engine().begin() as conn:
-        deleted = apply_retention(conn)
-    if json_output:
-        emit_json({"deleted": deleted})
-    else:
-        stderr.print(f"deleted {deleted} observations past their retention")
+    _maintain(ctx, json_output, apply_retention, "deleted", lambda n: f"deleted {n} observations past their retention")
 
 
 @app.command("check")
@@ -81,12 +89,7 @@ def check(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Raise no-data alarms for sensors silent longer than their rules allow."""
     from cim.sensing.alarms import check_no_data
 
-    with state(ctx).engine().begin() as conn:
-        raised = check_no_data(conn)
-    if json_output:
-        emit_json({"raised": raised})
-    else:
-        stderr.print(f"{len(raised)} no-data alarm(s) raised")
+    _maintain(ctx, json_output, check_no_data, "raised", lambda ids: f"{len(ids)} no-data alarm(s) raised")
 
 
 @app.command("flood")

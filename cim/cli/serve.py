@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,12 +51,41 @@ def serve(
             f"serving on http://{host}:{port}/ (viewer: /viewer/, API docs: /docs), {workers} {server} worker(s)"
             + behind
         )
-    run_server(
-        state(ctx).settings,
-        host=host,
-        port=port,
-        workers=workers,
-        server=server,  # type: ignore[arg-type]
-        log_level=log_level,
-        front=front,  # type: ignore[arg-type]
-    )
+    settings = state(ctx).settings
+    with _broker_while_serving(settings.data_path):
+        run_server(
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            server=server,  # type: ignore[arg-type]
+            log_level=log_level,
+            front=front,  # type: ignore[arg-type]
+        )
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _broker_while_serving(data_path: Path) -> Iterator[None]:
+    """With MQTT on (``CIM_SENSING_MQTT``, default true under ``cim serve``): the private broker runs while the
+    service does. One this command started is stopped when it ends (normal exit, SIGTERM, SIGINT); one it
+    found running is left alone. The workers find it running and only connect."""
+    os.environ.setdefault("CIM_SENSING_MQTT", "true")
+    from cim.sensing.runtime import SensingSettings
+
+    if not SensingSettings().mqtt:
+        yield
+        return
+    from cim.sensing.broker import PrivateBroker
+
+    # Until the HTTP server installs its own handlers (it then exits with SystemExit on SIGTERM/SIGINT),
+    # SIGTERM must also unwind through the ``finally`` that stops the broker.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with PrivateBroker(data_path).running():
+            yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

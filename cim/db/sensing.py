@@ -135,12 +135,13 @@ _AFTER_INSERT = f"""
         FROM (SELECT d, min(t) AS t0, max(COALESCE(te, t)) AS t1, min(rt) AS r0, max(rt) AS r1
               FROM {STAGE} WHERE oid IS NOT NULL GROUP BY d) e
         WHERE ds.id = e.d
-    ), items AS (
+    ), built AS MATERIALIZED (  -- each item's JSON built once (inlined, it was built for every use)
+        SELECT d, oid, n, ts, json_build_object('d', d, 'o', oid, 't', ts, 'r', r, 'n', n)::text AS item
+        FROM (SELECT *, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts FROM newest) x
+    ), items AS MATERIALIZED (
         SELECT d, CASE WHEN length(item) > 4000 THEN json_build_object('d', d, 'o', oid, 't', ts, 'n', n)::text
                        ELSE item END AS item
-        FROM (SELECT d, oid, n, ts, json_build_object('d', d, 'o', oid, 't', ts, 'r', r, 'n', n)::text AS item
-              FROM (SELECT *, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts
-                    FROM newest) x) y
+        FROM built
     ), chunks AS (
         SELECT '[' || string_agg(item, ',' ORDER BY d) || ']' AS payload
         FROM (SELECT d, item, (sum(length(item) + 1) OVER (ORDER BY d)) / 3500 AS chunk FROM items) z
@@ -272,28 +273,43 @@ def apply_retention(conn: Connection) -> int:
     return int(result.rowcount or 0)
 
 
+_LATEST_KEYS = (
+    "datastream_id",
+    "observation_id",
+    "phenomenon_time",
+    "result",
+    "result_number",
+    "datastream",
+    "unit",
+    "thing_id",
+    "thing",
+    "observed_property_id",
+    "observed_property",
+)
+
+
 def latest_values(conn: Connection, datastream_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Latest observation per datastream with its thing, observed property and unit (one JSON document from SQL)."""
-    where = "WHERE l.datastream_id = ANY(:ids)" if datastream_ids is not None else ""
-    doc = conn.execute(
-        text(
+    """Latest observation per datastream with its thing, observed property and unit, in datastream order
+    (``phenomenon_time`` as PostgreSQL writes it in JSON). Plain rows: building one JSON document in SQL
+    and parsing it again cost twice the CPU for 10,000 datastreams."""
+    where = "WHERE l.datastream_id = ANY(%(ids)s)" if datastream_ids is not None else ""
+    raw: Any = conn.connection.driver_connection  # plain tuples: no per-row result processing
+    with raw.cursor() as cur:
+        cur.execute(
             f"""
-            SELECT COALESCE(json_agg(json_build_object(
-                       'datastream_id', l.datastream_id, 'observation_id', l.observation_id,
-                       'phenomenon_time', l.phenomenon_time, 'result', l.result, 'result_number', l.result_number,
-                       'datastream', d.name, 'unit', d.unit_of_measurement->>'symbol', 'thing_id', d.thing_id,
-                       'thing', t.name, 'observed_property_id', op.id, 'observed_property', op.name)
-                   ORDER BY l.datastream_id), '[]')::text
+            SELECT l.datastream_id, l.observation_id, to_json(l.phenomenon_time) #>> '{{}}', l.result,
+                   l.result_number, d.name, d.unit_of_measurement->>'symbol', d.thing_id, t.name, op.id, op.name
             FROM sta_latest l
             JOIN sta_datastream d ON d.id = l.datastream_id
             JOIN sta_thing t ON t.id = d.thing_id
             JOIN sta_observed_property op ON op.id = d.observed_property_id
             {where}
-            """
-        ),
-        {"ids": list(datastream_ids)} if datastream_ids is not None else {},
-    ).scalar_one()
-    return list(json.loads(doc))
+            ORDER BY l.datastream_id
+            """,
+            {"ids": list(datastream_ids)} if datastream_ids is not None else None,
+        )
+        rows = cur.fetchall()
+    return [dict(zip(_LATEST_KEYS, row, strict=True)) for row in rows]
 
 
 _OVERVIEW = """

@@ -80,11 +80,26 @@ class PrivateBroker:
 
     def up(self) -> BrokerState:
         """Start the broker when it is not running (configuring it on first use); return its state."""
+        return self.ensure()[0]
+
+    def ensure(self) -> tuple[BrokerState, bool]:
+        """Like :meth:`up`, and whether this call started the broker (False: it was running already)."""
         with self._lock():
             state = self._state() or self._initialise()
-            if self._pid() is None:
-                state = self._start(state)
-            return state
+            if self._pid() is not None:
+                return state, False
+            return self._start(state), True
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[BrokerState]:
+        """The broker for the duration of the block: started when none runs, and then stopped at the end
+        (also on an exception or ``SystemExit``); a broker that was running already is left running."""
+        state, started = self.ensure()
+        try:
+            yield state
+        finally:
+            if started:
+                self.down()
 
     def down(self) -> bool:
         """Stop the broker (it saves its persistence database first). False when it was not running."""

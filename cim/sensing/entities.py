@@ -70,7 +70,22 @@ class EntityType:
 
 
 def _named(*extra: Prop) -> tuple[Prop, ...]:
-    return (Prop("name", "name", "text", required=True), Prop("description", "description", "text"), *extra)
+    """The properties of an entity type with a name, a description, ``extra`` and free ``properties``."""
+    return (
+        Prop("name", "name", "text", required=True),
+        Prop("description", "description", "text"),
+        *extra,
+        Prop("properties", "properties", "json"),
+    )
+
+
+def _placed(geojson: str) -> tuple[Prop, ...]:
+    """A Location's or FeatureOfInterest's properties: named, an encoding type and the GeoJSON property
+    ``geojson`` (its geometry also in the ``geom`` column)."""
+    return _named(
+        Prop("encodingType", "encoding_type", "text", required=True),
+        Prop(geojson, geojson, "geojson", required=True, geom_column="geom"),
+    )
 
 
 ENTITY_TYPES: tuple[EntityType, ...] = (
@@ -78,7 +93,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "Thing",
         "Things",
         "sta_thing",
-        _named(Prop("properties", "properties", "json")),
+        _named(),
         (
             Nav("Locations", "Location", True, link=("sta_thing_location", "thing_id", "location_id")),
             Nav("HistoricalLocations", "HistoricalLocation", True, remote_fk="thing_id"),
@@ -89,11 +104,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "Location",
         "Locations",
         "sta_location",
-        _named(
-            Prop("encodingType", "encoding_type", "text", required=True),
-            Prop("location", "location", "geojson", required=True, geom_column="geom"),
-            Prop("properties", "properties", "json"),
-        ),
+        _placed("location"),
         (
             Nav("Things", "Thing", True, link=("sta_thing_location", "location_id", "thing_id")),
             Nav(
@@ -135,7 +146,6 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 writable=False,
             ),
             Prop("resultTime", "result_time_start", "interval", end_column="result_time_end", writable=False),
-            Prop("properties", "properties", "json"),
         ),
         (
             Nav("Thing", "Thing", False, local_fk="thing_id"),
@@ -152,7 +162,6 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         _named(
             Prop("encodingType", "encoding_type", "text", required=True),
             Prop("metadata", "metadata", "text", required=True),
-            Prop("properties", "properties", "json"),
         ),
         (Nav("Datastreams", "Datastream", True, remote_fk="sensor_id"),),
     ),
@@ -160,7 +169,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "ObservedProperty",
         "ObservedProperties",
         "sta_observed_property",
-        _named(Prop("definition", "definition", "text", required=True), Prop("properties", "properties", "json")),
+        _named(Prop("definition", "definition", "text", required=True)),
         (Nav("Datastreams", "Datastream", True, remote_fk="observed_property_id"),),
     ),
     EntityType(
@@ -185,11 +194,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "FeatureOfInterest",
         "FeaturesOfInterest",
         "sta_feature_of_interest",
-        _named(
-            Prop("encodingType", "encoding_type", "text", required=True),
-            Prop("feature", "feature", "geojson", required=True, geom_column="geom"),
-            Prop("properties", "properties", "json"),
-        ),
+        _placed("feature"),
         (Nav("Observations", "Observation", True, remote_fk="feature_of_interest_id"),),
     ),
 )

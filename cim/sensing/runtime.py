@@ -64,6 +64,12 @@ def observation_json(oid: int, row: NewObservation, base: str) -> dict[str, Any]
     }
 
 
+def notification(oid: int, row: NewObservation, base: str) -> str:
+    """The MQTT payload of a stored observation: :func:`observation_json`, beginning with ``{"@iot.id":``
+    (the subscriber recognises the platform's own notifications by that prefix)."""
+    return json.dumps(observation_json(oid, row, base), ensure_ascii=False, separators=(",", ":"))
+
+
 class SensingRuntime:
     """The live hub, and (with MQTT) the subscriber and a notification publisher of one service process."""
 
@@ -147,11 +153,19 @@ class SensingRuntime:
     def _publish(self, items: list[tuple[int, NewObservation]]) -> None:
         if self._publisher is None or not self.options.notify:
             return
+        sub = self.subscriber
+        # In the worker that subscribes, notifications go out on the subscriber's connection ("no local"):
+        # the broker then sends them to receivers only, not back to the platform's subscriber.
+        publish = sub.notify if sub is not None and sub.connected else self._publish_qos0
         base = self.options.public_url.rstrip("/")
         for oid, row in items:
-            payload = json.dumps(observation_json(oid, row, base), ensure_ascii=False)
-            self._publisher.publish(f"v1.1/Datastreams({row.datastream_id})/Observations", payload, qos=0)
-            self._publisher.publish("v1.1/Observations", payload, qos=0)
+            payload = notification(oid, row, base)
+            publish(f"v1.1/Datastreams({row.datastream_id})/Observations", payload)
+            publish("v1.1/Observations", payload)
+
+    def _publish_qos0(self, topic: str, payload: str) -> None:
+        assert self._publisher is not None
+        self._publisher.publish(topic, payload, qos=0)
 
     def _stored_over_mqtt(self, items: list[tuple[int, NewObservation]]) -> None:
         self._publish(items)

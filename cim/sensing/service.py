@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -450,6 +451,16 @@ def check_result(observation_type: str, result: Any) -> float | None:
     return float(result) if is_number else None
 
 
+def _scalar(prop: Prop, value: Any, what: str, *, nullable: bool) -> Any:
+    """The SQL value of a time or text property (``what`` names it in errors; a time may be cleared with
+    null when ``nullable``)."""
+    if prop.kind == "time":
+        return None if value is None and nullable else parse_time(value, what)
+    if not isinstance(value, str):
+        raise StaBadRequestError(f"{what} must be a string")
+    return value
+
+
 def _geometry_sql(geojson: Any, what: str) -> str:
     if not isinstance(geojson, dict) or "type" not in geojson:
         raise StaBadRequestError(f"{what} must be a GeoJSON geometry or feature")
@@ -589,13 +600,8 @@ class Writer:
                     params[gkey] = _geometry_sql(value, f"{entity.name}.{name}")
                     cols.append(prop.geom_column or "")
                     exprs.append(f"ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON(:{gkey})), {crs.CGCS2000})")
-            elif prop.kind == "time":
-                params[key] = parse_time(value, f"{entity.name}.{name}")
-                exprs.append(f":{key}")
             else:
-                if not isinstance(value, str):
-                    raise StaBadRequestError(f"{entity.name}.{name} must be a string")
-                params[key] = value
+                params[key] = _scalar(prop, value, f"{entity.name}.{name}", nullable=False)
                 exprs.append(f":{key}")
         retention = (values.get("properties") or {}).get(RETENTION) if entity.name == "Datastream" else None
         if retention is not None:
@@ -728,13 +734,8 @@ class Writer:
                         raise StaBadRequestError("the phenomenonTime of a stored observation cannot be changed")
                     params[k], params[k + "e"] = start, end
                     sets += [f"{prop.column} = :{k}", f"{prop.end_column} = :{k}e"]
-                elif prop.kind == "time":
-                    params[k] = None if value is None else parse_time(value, key)
-                    sets.append(f"{prop.column} = :{k}")
                 else:
-                    if not isinstance(value, str):
-                        raise StaBadRequestError(f"{entity.name}.{key} must be a string")
-                    params[k] = value
+                    params[k] = _scalar(prop, value, f"{entity.name}.{key}", nullable=True)
                     sets.append(f"{prop.column} = :{k}")
             elif nav is not None and not nav.many:
                 child = self.create(BY_NAME[nav.target], value)
@@ -902,6 +903,15 @@ _OBSERVATION_KEYS = frozenset(
 )
 
 
+def _phenomenon_time(when: Any, now: dt.datetime | None) -> tuple[dt.datetime, dt.datetime | None]:
+    """An observation's phenomenon time: an instant, an interval, or (absent) now."""
+    if when is None:
+        return now or dt.datetime.now(dt.UTC), None
+    if isinstance(when, str) and "/" not in when:
+        return parse_time(when, "phenomenonTime"), None
+    return parse_interval(when, "phenomenonTime")
+
+
 def observation_from_json(
     conn: Connection,
     body: dict[str, Any],
@@ -922,13 +932,7 @@ def observation_from_json(
     info = cache.info(datastream_id)
     result = body["result"]
     number = check_result(info.observation_type, result)
-    when = body.get("phenomenonTime")
-    if when is None:
-        start, end = now or dt.datetime.now(dt.UTC), None
-    elif isinstance(when, str) and "/" not in when:
-        start, end = parse_time(when, "phenomenonTime"), None
-    else:
-        start, end = parse_interval(when, "phenomenonTime")
+    start, end = _phenomenon_time(body.get("phenomenonTime"), now)
     result_time = parse_time(body["resultTime"], "resultTime") if body.get("resultTime") is not None else None
     vs = ve = None
     if body.get("validTime") is not None:
@@ -951,6 +955,73 @@ def observation_from_json(
     )
 
 
+_LEAN = frozenset({"phenomenonTime", "result", "FeatureOfInterest/id", "id"})
+"""Data Array components read by :func:`_lean_rows` (the usual ``["phenomenonTime", "result"]``)."""
+
+
+def _lean_rows(
+    components: list[str], data: list[Any], ds_id: int, info: DatastreamInfo, cache: DatastreamCache
+) -> Iterator[NewObservation | None]:
+    """The rows of one Data Array block whose components are among :data:`_LEAN`, checked as
+    :func:`observation_from_json` checks them (None for a row it would refuse), without building a JSON
+    object per row."""
+    at = {c: k for k, c in enumerate(components)}
+    k_time, k_result, k_foi = at.get("phenomenonTime"), at["result"], at.get("FeatureOfInterest/id")
+    width = len(components)
+    default: int | None = None
+    for item in data:
+        if not isinstance(item, list) or len(item) != width:
+            yield None
+            continue
+        foi = None if k_foi is None else item[k_foi]
+        if foi is not None and type(foi) is not int:
+            yield None
+            continue
+        result = item[k_result]
+        try:
+            number = check_result(info.observation_type, result)
+            start, end = _phenomenon_time(None if k_time is None else item[k_time], None)
+            if foi is not None:
+                feature = cache.feature(foi)
+            else:
+                feature = default = default if default is not None else cache.default_foi(ds_id)
+        except StaBadRequestError:
+            yield None
+            continue
+        yield NewObservation(ds_id, feature, start, result, number, end)
+
+
+_Blocks = list[tuple[Any, list[Any], list[Any]]]
+
+
+def _data_array_blocks(body: Any) -> tuple[_Blocks, StaBadRequestError | None, Any]:
+    """(datastream id, components, dataArray) of each well-formed block up to the first malformed one; the
+    error of that one and its datastream id when it has one (raised once the blocks before it were read)."""
+    if not isinstance(body, list):
+        raise StaBadRequestError("CreateObservations takes a JSON array of {Datastream, components, dataArray}")
+    blocks: _Blocks = []
+    for block in body:
+        if not isinstance(block, dict) or not isinstance(block.get("Datastream"), dict):
+            return blocks, StaBadRequestError('each Data Array item needs a Datastream {"@iot.id": …}'), None
+        ds_id = block["Datastream"].get("@iot.id")
+        if not isinstance(ds_id, int):
+            return blocks, StaBadRequestError("Datastream @iot.id must be an integer"), None
+        components = block.get("components")
+        data = block.get("dataArray")
+        if not isinstance(components, list) or "result" not in components or not isinstance(data, list):
+            return blocks, StaBadRequestError("a Data Array item needs components (with result) and dataArray"), ds_id
+        if not _COMPONENTS.issuperset(components):
+            unknown = set(components) - _COMPONENTS
+            return blocks, StaBadRequestError(f"unknown Data Array components: {sorted(unknown)}"), ds_id
+        blocks.append((ds_id, components, data))
+    return blocks, None, None
+
+
+_COMPONENTS = frozenset(
+    ["id", "phenomenonTime", "resultTime", "result", "resultQuality", "validTime", "parameters", "FeatureOfInterest/id"]
+)
+
+
 def create_data_array(
     conn: Connection, body: Any, renderer: Renderer
 ) -> tuple[list[str], list[tuple[int, NewObservation]]]:
@@ -959,52 +1030,28 @@ def create_data_array(
     Rows already stored (same datastream and phenomenon time) answer with the stored observation's link,
     so a retried post is harmless.
     """
-    if not isinstance(body, list):
-        raise StaBadRequestError("CreateObservations takes a JSON array of {Datastream, components, dataArray}")
+    blocks, malformed, malformed_ds = _data_array_blocks(body)
     cache = DatastreamCache(conn)
     features: set[int] = set()
-    for b in body:
-        components = b.get("components") if isinstance(b, dict) else None
-        data = b.get("dataArray") if isinstance(b, dict) else None
-        if isinstance(components, list) and "FeatureOfInterest/id" in components and isinstance(data, list):
+    for _ds, components, data in blocks:
+        if "FeatureOfInterest/id" in components:
             k = components.index("FeatureOfInterest/id")
             features |= {x[k] for x in data if isinstance(x, list) and len(x) > k and type(x[k]) is int}
-    cache.prefetch(
-        {
-            b["Datastream"].get("@iot.id")
-            for b in body
-            if isinstance(b, dict)
-            and isinstance(b.get("Datastream"), dict)
-            and type(b["Datastream"].get("@iot.id")) is int
-        },
-        features,
-    )
+    cache.prefetch({ds_id for ds_id, _c, _d in blocks if type(ds_id) is int}, features)
     results: list[str] = []
     rows: list[NewObservation] = []
     slots: list[int] = []
-    for block in body:
-        if not isinstance(block, dict) or not isinstance(block.get("Datastream"), dict):
-            raise StaBadRequestError('each Data Array item needs a Datastream {"@iot.id": …}')
-        ds_id = block["Datastream"].get("@iot.id")
-        if not isinstance(ds_id, int):
-            raise StaBadRequestError("Datastream @iot.id must be an integer")
-        cache.info(ds_id)
-        components = block.get("components")
-        data = block.get("dataArray")
-        if not isinstance(components, list) or "result" not in components or not isinstance(data, list):
-            raise StaBadRequestError("a Data Array item needs components (with result) and dataArray")
-        unknown = set(components) - {
-            "id",
-            "phenomenonTime",
-            "resultTime",
-            "result",
-            "resultQuality",
-            "validTime",
-            "parameters",
-            "FeatureOfInterest/id",
-        }
-        if unknown:
-            raise StaBadRequestError(f"unknown Data Array components: {sorted(unknown)}")
+    for ds_id, components, data in blocks:
+        info = cache.info(ds_id)
+        if _LEAN.issuperset(components) and len(set(components)) == len(components):
+            for row in _lean_rows(components, data, ds_id, info, cache):
+                if row is None:
+                    results.append("error")
+                    continue
+                rows.append(row)
+                slots.append(len(results))
+                results.append("")
+            continue
         for item in data:
             if not isinstance(item, list) or len(item) != len(components):
                 results.append("error")
@@ -1022,6 +1069,10 @@ def create_data_array(
                 continue
             slots.append(len(results))
             results.append("")
+    if malformed is not None:
+        if malformed_ds is not None:
+            cache.info(malformed_ds)  # an unknown datastream is reported first, as it always was
+        raise malformed
     new_ids = insert_observations(conn, rows)
     alarms.evaluate(conn, new_ids)
     missing = [i for i, v in enumerate(new_ids) if v is None]

@@ -45,6 +45,7 @@ TOPICS = ("v1.1/+/Observations", "v1.1/Observations")
 _DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
 BATCH_MAX = 5000
 BATCH_WAIT_S = 0.02
+_NOTIFICATION = b'{"@iot.id":'  # how the platform's own notifications begin (cim.sensing.runtime.notification)
 
 
 @dataclass
@@ -124,6 +125,12 @@ class Subscriber:
             self._client.disconnect()
         self._client.loop_stop()
 
+    def notify(self, topic: str, payload: str) -> None:
+        """Publish a notification (QoS 0) on the subscriber's own connection. Its subscriptions have MQTT 5
+        "no local", so the broker does not deliver these copies back to it (a receiver gets them, the
+        platform does not read its own notifications again)."""
+        self._client.publish(topic, payload, qos=0)
+
     @property
     def connected(self) -> bool:
         """True while connected and subscribed."""
@@ -202,6 +209,9 @@ class Subscriber:
     def _parse(self, batch: list[Message], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
         decoded: list[tuple[Message, dict[str, Any], Any]] = []
         for m in batch:
+            if m.payload.startswith(_NOTIFICATION):  # another worker's notification: no need to parse it
+                self.counters.ignored += 1
+                continue
             try:
                 body = json.loads(m.payload)
             except (ValueError, UnicodeDecodeError) as exc:

@@ -16,7 +16,7 @@ from cim.db.engine import make_engine
 from cim.sensing.broker import PrivateBroker
 from cim.settings import Settings
 from tests.e2e.conftest import Browser, launch_browser, open_viewer, start_server, stop_server
-from tests.sensing.conftest import MEASUREMENT, publish_acknowledged, publisher_client, wait_until
+from tests.sensing.conftest import measurement_datastream, publish_acknowledged, publisher_client, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sensors-e2e")]
 GREEN, RED = "#2ecc71", "#e74c3c"
@@ -50,16 +50,7 @@ def sensing_server(module_settings: Settings) -> Iterator[dict[str, Any]]:
                     "location": {"type": "Point", "coordinates": [114.30, 30.58]},
                 }
             ],
-            "Datastreams": [
-                {
-                    "name": "water level",
-                    "description": "water level",
-                    "observationType": MEASUREMENT,
-                    "unitOfMeasurement": {"name": "metre", "symbol": "m", "definition": "m"},
-                    "Sensor": {"name": "gauge", "description": "g", "encodingType": "text/html", "metadata": "m"},
-                    "ObservedProperty": {"name": "water level", "definition": "urn:wl", "description": "wl"},
-                }
-            ],
+            "Datastreams": [measurement_datastream("water level", "water level")],
         }
         r = http.post("/sta/v1.1/Things", json=thing)
         assert r.status_code == 201, r.text

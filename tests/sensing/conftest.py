@@ -43,6 +43,18 @@ def sensor_key(sta: TestClient) -> str:
     return new_api_key(engine, name="gateway", role="sensor")[1]
 
 
+def measurement_datastream(name: str, prop: str, *, unit: str = "m") -> dict[str, Any]:
+    """A Measurement Datastream (with its Sensor and ObservedProperty ``prop`` inline) for a deep insert."""
+    return {
+        "name": name,
+        "description": name,
+        "observationType": MEASUREMENT,
+        "unitOfMeasurement": {"name": unit, "symbol": unit, "definition": unit},
+        "Sensor": {"name": "gauge", "description": "gauge", "encodingType": "text/html", "metadata": "m"},
+        "ObservedProperty": {"name": prop, "definition": f"urn:{prop}", "description": prop},
+    }
+
+
 def manhole_thing(name: str = "manhole 1", lon: float = 114.30, lat: float = 30.55) -> dict[str, Any]:
     """A Thing with its Location and one water-level Datastream (Sensor and ObservedProperty inline)."""
     return {

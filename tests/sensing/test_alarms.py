@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from cim.sensing.alarms import check_no_data
 from tests import factories as f
 from tests.analysis.local import Local
-from tests.sensing.conftest import MEASUREMENT
+from tests.sensing.conftest import measurement_datastream
 
 ROOT = "/sta/v1.1"
 
@@ -21,16 +21,7 @@ def _thing_on(sta: TestClient, key: str, link: dict, prop: str) -> int:
         "name": f"sensor {link}",
         "description": "on a CIM feature",
         "properties": link,
-        "Datastreams": [
-            {
-                "name": prop,
-                "description": prop,
-                "observationType": MEASUREMENT,
-                "unitOfMeasurement": {"name": "u", "symbol": "u", "definition": "u"},
-                "Sensor": {"name": "s", "description": "s", "encodingType": "text/html", "metadata": "m"},
-                "ObservedProperty": {"name": prop, "definition": f"urn:{prop}", "description": prop},
-            }
-        ],
+        "Datastreams": [measurement_datastream(prop, prop, unit="u")],
     }
     if not link:
         body["Locations"] = [
@@ -55,6 +46,17 @@ def _post(sta: TestClient, key: str, ds: int, t: str, value: float) -> None:
     assert r.status_code == 201, r.text
 
 
+def _sensed_facility(
+    sta: TestClient, key: str, engine: Engine, kind: str, geometry: object, prop: str, **attrs: object
+):
+    """A facility of ``kind`` in a new facilities dataset, and a Thing on it with one ``prop`` Datastream:
+    (dataset id, facility id, datastream id)."""
+    with engine.begin() as conn:
+        dataset = f.dataset(conn, layer="facilities")
+        facility = f.facility(conn, dataset, kind, geometry, **attrs)
+    return dataset, facility, _thing_on(sta, key, {"cim:facility": facility}, prop)
+
+
 def _rule(sta: TestClient, key: str, **body: object) -> int:
     r = sta.post("/alarms/rules", json=body, headers={"X-API-Key": key})
     assert r.status_code == 201, r.text
@@ -65,10 +67,7 @@ def test_manhole_water_level_over_threshold_marks_a_live_waterlogging_point_unti
     sta: TestClient, sensor_key: str, engine: Engine
 ) -> None:
     here = Local(114.30, 30.58)
-    with engine.begin() as conn:
-        ds_id = f.dataset(conn, layer="facilities")
-        manhole = f.facility(conn, ds_id, "manhole", here.point(0, 0), name="MH-1")
-    ds = _thing_on(sta, sensor_key, {"cim:facility": manhole}, "water level")
+    _, manhole, ds = _sensed_facility(sta, sensor_key, engine, "manhole", here.point(0, 0), "water level", name="MH-1")
     thing = sta.get(f"{ROOT}/Datastreams({ds})/Thing?$expand=Locations").json()
     assert thing["Locations"][0]["location"]["type"] == "Point"  # the manhole's own geometry (CGCS2000)
     _rule(sta, sensor_key, kind="over", threshold=0.5, datastream_id=ds, severity="critical", name="flooding")
@@ -106,12 +105,13 @@ def test_gas_alarm_lists_buildings_within_the_gas_safety_distance(
     sta: TestClient, sensor_key: str, engine: Engine
 ) -> None:
     here = Local(114.30, 30.58)
+    pipe_line = here.line((-500, 0), (500, 0))
+    ds_id, _, ds = _sensed_facility(
+        sta, sensor_key, engine, "pipe_gas", pipe_line, "methane", pressure_class="medium_a"
+    )
     with engine.begin() as conn:
-        ds_id = f.dataset(conn, layer="facilities")
-        pipe = f.facility(conn, ds_id, "pipe_gas", here.line((-500, 0), (500, 0)), pressure_class="medium_a")
         near = f.building(conn, ds_id, here.box(0, 1.0, 10, 10))
         f.building(conn, ds_id, here.box(100, 30.0, 10, 10))
-    ds = _thing_on(sta, sensor_key, {"cim:facility": pipe}, "methane")
     _rule(sta, sensor_key, kind="over", threshold=20, datastream_id=ds)
     _post(sta, sensor_key, ds, "2026-12-01T10:00:00Z", 35.0)
     alarm = sta.get("/alarms?active=true").json()["alarms"][0]

@@ -24,7 +24,7 @@ from cim.errors import AnalysisError
 from cim.sensing.broker import PrivateBroker
 from cim.settings import Settings
 from tests import factories as f
-from tests.sensing.conftest import MEASUREMENT, publish_acknowledged, publisher_client, wait_until
+from tests.sensing.conftest import measurement_datastream, publish_acknowledged, publisher_client, wait_until
 
 ROOT = "/sta/v1.1"
 GK = 4547  # CGCS2000 / 3-degree Gauss-Krüger CM 114E
@@ -74,16 +74,7 @@ def test_high_water_level_published_over_mqtt_seeds_the_flood_analysis(  # type:
         "name": "MH-7 gauge",
         "description": "water level in manhole MH-7",
         "properties": {"cim:facility": manhole},
-        "Datastreams": [
-            {
-                "name": "MH-7 water level",
-                "description": "water level",
-                "observationType": MEASUREMENT,
-                "unitOfMeasurement": {"name": "metre", "symbol": "m", "definition": "m"},
-                "Sensor": {"name": "gauge", "description": "gauge", "encodingType": "text/html", "metadata": "m"},
-                "ObservedProperty": {"name": "water level", "definition": "urn:wl", "description": "water level"},
-            }
-        ],
+        "Datastreams": [measurement_datastream("MH-7 water level", "water level")],
     }
     r = platform.post(f"{ROOT}/Things", json=thing, headers={"X-API-Key": key})
     assert r.status_code == 201, r.text

@@ -29,16 +29,15 @@ def _app(settings: Settings) -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
+def _wait_subscribed(client: TestClient) -> None:
+    sensing = client.app.state.sensing  # type: ignore[attr-defined]
+    wait_until(lambda: sensing.subscriber is not None and sensing.subscriber.connected, what="subscriber")
+
+
 @pytest.fixture
 def platform(settings: Settings, mqtt_env: PrivateBroker) -> Iterator[TestClient]:
     with _app(settings) as client:
-        wait_until(
-            lambda: (
-                client.app.state.sensing.subscriber is not None  # type: ignore[attr-defined]
-                and client.app.state.sensing.subscriber.connected
-            ),
-            what="subscriber",
-        )  # type: ignore[attr-defined]
+        _wait_subscribed(client)
         yield client
 
 
@@ -89,6 +88,11 @@ def test_published_observation_is_stored_and_announced_to_subscribers(
     wait_until(lambda: any("@iot.id" in m for m in received), what="a notification with @iot.id")
     note = next(m for m in received if "@iot.id" in m)
     assert note["@iot.selfLink"].endswith(f"/Observations({note['@iot.id']})") and note["result"] in (0.8, 0.9)
+    wait_until(lambda: sum("@iot.id" in m for m in received) == 2, what="both notifications")
+    time.sleep(0.5)
+    counters = platform.app.state.sensing.subscriber.counters  # type: ignore[attr-defined]
+    # the platform published its notifications with "no local": none came back to its own subscriber
+    assert (counters.received, counters.stored, counters.ignored) == (2, 2, 0)
     pub.loop_stop()
     receiver.loop_stop()
 
@@ -133,14 +137,27 @@ def test_publisher_without_credentials_is_refused_by_the_broker(mqtt_env: Privat
     assert not _connack(state, "cim-publisher", state.publisher_password).is_failure  # type: ignore[attr-defined]
 
 
-def _stream(pub: mqtt.Client, topic: str, n: int, acked: list[str], stop: threading.Event) -> None:
+def _stream(pub: mqtt.Client, topic: str, n: int, acked: list[str]) -> None:
     for i in range(n):
-        if stop.is_set():
-            return
         t = f"2026-12-01T11:{i // 60:02d}:{i % 60:02d}Z"
         publish_acknowledged(pub, topic, json.dumps({"phenomenonTime": t, "result": i / 10}))
         acked.append(t)
         time.sleep(0.01)
+
+
+def _steady_stream(
+    client: TestClient, broker: PrivateBroker, engine: Engine
+) -> tuple[int, mqtt.Client, list[str], threading.Thread]:
+    """A new datastream and a thread publishing 300 observations to it (QoS 1, acknowledged times in the
+    list), returned once 60 were acknowledged: (datastream id, publisher, acknowledged, thread)."""
+    ds = _datastream(client, engine)
+    pub = publisher_client(broker)
+    acked: list[str] = []
+    topic = f"v1.1/Datastreams({ds})/Observations"
+    worker = threading.Thread(target=_stream, args=(pub, topic, 300, acked))
+    worker.start()
+    wait_until(lambda: len(acked) > 60, what="stream running")
+    return ds, pub, acked, worker
 
 
 def _stored_times(engine: Engine, ds: int) -> list[str]:
@@ -154,13 +171,7 @@ def _stored_times(engine: Engine, ds: int) -> list[str]:
 def test_broker_restart_during_a_steady_stream_loses_no_acknowledged_observation(
     platform: TestClient, mqtt_env: PrivateBroker, engine: Engine
 ) -> None:
-    ds = _datastream(platform, engine)
-    pub = publisher_client(mqtt_env)
-    acked: list[str] = []
-    stop = threading.Event()
-    worker = threading.Thread(target=_stream, args=(pub, f"v1.1/Datastreams({ds})/Observations", 300, acked, stop))
-    worker.start()
-    wait_until(lambda: len(acked) > 60, what="stream running")
+    ds, pub, acked, worker = _steady_stream(platform, mqtt_env, engine)
     assert mqtt_env.down()
     time.sleep(0.5)
     mqtt_env.up()
@@ -193,13 +204,7 @@ def _database_outage(server_url: str, database: str, seconds: float) -> None:
 def test_database_outage_during_a_steady_stream_loses_nothing_and_stores_nothing_twice(
     platform: TestClient, mqtt_env: PrivateBroker, engine: Engine, pg_server_url: str, db_url: str
 ) -> None:
-    ds = _datastream(platform, engine)
-    pub = publisher_client(mqtt_env)
-    acked: list[str] = []
-    stop = threading.Event()
-    worker = threading.Thread(target=_stream, args=(pub, f"v1.1/Datastreams({ds})/Observations", 300, acked, stop))
-    worker.start()
-    wait_until(lambda: len(acked) > 60, what="stream running")
+    ds, pub, acked, worker = _steady_stream(platform, mqtt_env, engine)
     _database_outage(pg_server_url, db_url.rsplit("/", 1)[1].split("?")[0], 3.0)
     worker.join(timeout=120)
     wait_until(lambda: _count(engine, ds)[0] >= 300, timeout=90, what="every acknowledged observation")
@@ -214,20 +219,8 @@ def test_platform_restart_during_a_steady_stream_loses_nothing(
 ) -> None:
     first = _app(settings)
     first.__enter__()
-    wait_until(
-        lambda: (
-            first.app.state.sensing.subscriber is not None  # type: ignore[attr-defined]
-            and first.app.state.sensing.subscriber.connected
-        ),
-        what="subscriber",
-    )  # type: ignore[attr-defined]
-    ds = _datastream(first, engine)
-    pub = publisher_client(mqtt_env)
-    acked: list[str] = []
-    stop = threading.Event()
-    worker = threading.Thread(target=_stream, args=(pub, f"v1.1/Datastreams({ds})/Observations", 300, acked, stop))
-    worker.start()
-    wait_until(lambda: len(acked) > 60, what="stream running")
+    _wait_subscribed(first)
+    ds, pub, acked, worker = _steady_stream(first, mqtt_env, engine)
     first.__exit__(None, None, None)  # the platform stops; the broker keeps its persistent session
     stopped_at = _count(engine, ds)[0]
     wait_until(lambda: len(acked) > stopped_at + 50, what="messages queued while the platform is down")

@@ -6,6 +6,9 @@ import base64
 
 from fastapi.testclient import TestClient
 
+from cim.api.app import create_app
+from cim.api.settings import ApiSettings, ViewerSettings
+from cim.settings import Settings
 from tests.sensing.conftest import TRUTH, manhole_thing
 
 ROOT = "/sta/v1.1"
@@ -225,3 +228,25 @@ def test_bad_input_gets_a_4xx_in_the_standard_shape_and_stores_nothing(sta: Test
     assert sta.get(f"{ROOT}/Things?$filter=name eq").status_code == 400
     assert sta.get(f"{ROOT}/Things?$filter=nosuch eq 1").status_code == 400
     assert sta.get(f"{ROOT}/Things?$top=abc").status_code == 400
+
+
+def test_a_write_while_the_primary_database_is_down_gets_503_with_retry_after(
+    settings: Settings, sta: TestClient, sensor_key: str
+) -> None:
+    """With a read replica and the primary unreachable (:class:`cim.errors.DatabaseError`), a write answers
+    503 + ``Retry-After`` in the SensorThings error shape (it was a 500)."""
+    from cim.localservice import free_port
+
+    down = Settings(
+        data_dir=settings.data_path,
+        database_url=f"postgresql+psycopg://cim@127.0.0.1:{free_port()}/gone",  # nothing listens there
+        read_replica_url=str(settings.database_url),
+    )
+    app = create_app(down, api_settings=ApiSettings(access_log=False), viewer_settings=ViewerSettings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post(f"{ROOT}/Things", json=manhole_thing(), headers=_auth(sensor_key))
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"].isdigit()
+        body = r.json()
+        assert body["code"] == 503 and body["type"] == "error" and "not reachable" in body["message"]
+    app.state.engine.dispose()
