@@ -312,7 +312,7 @@ def test_dask_local_cluster_executor(engine: Engine, settings: Settings, city: C
     assert report.tiles > 3
     a = json.loads((tmp_path / "a/manifest.json").read_text())["files"]
     b = json.loads((tmp_path / "b/manifest.json").read_text())["files"]
-    assert a == b
+    assert a == b, sorted(k for k in a if a[k] != b.get(k))
 
 
 def test_bad_arguments_and_empty_database(engine: Engine, settings: Settings, tmp_path: Path) -> None:
