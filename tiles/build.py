@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -41,6 +42,8 @@ from tiles.source import BuildingSource, Columns, close_connections
 from tiles.terrain import build_terrain
 
 ERROR_DIVISOR = 16.0
+IN_FLIGHT = 16
+"""Tiles submitted to the render executor and not yet written, at most."""
 MIN_TILESET_ERROR = 200.0
 
 
@@ -270,35 +273,52 @@ def _features(
     weight = np.concatenate([points[layer][2][rows[layer]] for layer in layers])
     kind = np.concatenate([np.full(len(rows[layer]), i, np.int16) for i, layer in enumerate(layers)])
     ref = np.concatenate([rows[layer] for layer in layers]).astype(np.int64)
-    root = partition.quadtree(lon, lat, weight, tiling.leaf_capacity)
     in_parents = {
         layer: classes.get(layer).importance(data[layer]) for layer in layers if classes.get(layer).in_parents
     }
+    offsets = dict(zip(layers, np.cumsum([0] + [len(rows[layer]) for layer in layers]).tolist(), strict=False))
+
+    def parent_rows(idx: NDArray[np.int64]) -> NDArray[np.int64]:
+        """What a parent tile draws of its points: the top ``parent_capacity`` of each in-parents class."""
+        kept = []
+        for layer, importance in in_parents.items():
+            i = layers.index(layer)
+            pos = np.sort(idx[kind[idx] == i])
+            kept.append(pos[np.argsort(-importance[ref[pos]], kind="stable")[: tiling.parent_capacity]])
+        return np.sort(np.concatenate(kept)) if kept else idx[:0]
+
+    root = partition.quadtree(lon, lat, weight, tiling.leaf_capacity, parent_rows)
+    del lon, lat, weight
     zeta, compress = ctx.height_anomaly, ctx.compress
-    jobs_list: list[TileJob] = []
-    for node in root.walk():
-        k, r = kind[node.idx], ref[node.idx]
-        key = node.key if node.z >= 0 else "root"
-        here = {layer: np.sort(r[k == i]) for i, layer in enumerate(layers)}
-        if node.children:
-            parts: dict[str, Columns] = {}
-            for layer, importance in in_parents.items():
-                idx = here[layer]
-                if len(idx):
-                    top = idx[np.argsort(-importance[idx], kind="stable")[: tiling.parent_capacity]]
-                    parts[layer] = classes.get(layer).ship(data[layer].take(np.sort(top)))
-            if parts:
-                jobs_list.append(TileJob(key, parts, ctx.source, True, None, zeta, compress))
-            continue
-        for link in links:
-            owners = here[link.owner][replaced[link.owner][here[link.owner]]]
-            extra = [j for o in owners for j in link.members[int(o)]]
-            here[link.layer] = np.sort(np.r_[here[link.layer], np.asarray(extra, np.int64)]).astype(np.int64)
-        for layer in layers:
-            if layer in {link.owner for link in links}:
-                here[layer] = here[layer][~replaced[layer][here[layer]]]
-        parts = {layer: classes.get(layer).ship(data[layer].take(idx)) for layer, idx in here.items() if len(idx)}
-        jobs_list.append(TileJob(key, parts, ctx.source, False, ctx.dem_path, zeta, compress))
+    owners = {link.owner for link in links}
+
+    def jobs() -> Iterator[TileJob]:
+        """One job per tile, made as the renderers take them; each node lets go of its points once shipped."""
+        for node in root.walk():
+            r = ref[node.idx]
+            key = node.key if node.z >= 0 else "root"
+            here = {layer: r[(node.idx >= offsets[layer]) & (node.idx < offsets[layer] + len(rows[layer]))]
+                    for layer in layers}  # fmt: skip
+            node.idx = node.idx[:0]
+            if node.children:
+                parts = {
+                    layer: classes.get(layer).ship(data[layer].take(np.sort(here[layer])))
+                    for layer in in_parents
+                    if len(here[layer])
+                }
+                if parts:
+                    yield TileJob(key, parts, ctx.source, True, None, zeta, compress)
+                continue
+            for link in links:
+                owned = here[link.owner][replaced[link.owner][here[link.owner]]]
+                extra = [j for o in owned for j in link.members[int(o)]]
+                here[link.layer] = np.sort(np.r_[here[link.layer], np.asarray(extra, np.int64)]).astype(np.int64)
+            for layer in layers:
+                if layer in owners:
+                    here[layer] = here[layer][~replaced[layer][here[layer]]]
+            parts = {k: classes.get(k).ship(data[k].take(np.sort(i))) for k, i in here.items() if len(i)}
+            yield TileJob(key, parts, ctx.source, False, ctx.dem_path, zeta, compress)
+
     results: dict[str, TileResult] = {}
 
     def _store(res: TileResult) -> None:
@@ -311,12 +331,17 @@ def _features(
 
     # build_tileset's _render_pool owns the executor (or None: render here) and closes connections after.
     if ctx.executor is None:
-        for job in jobs_list:
+        for job in jobs():
             _store(render_tile(job))
     else:
-        futures: list[Future[TileResult]] = [ctx.executor.submit(render_tile, job) for job in jobs_list]
-        for fut in futures:
-            _store(fut.result())
+        # A bounded window of tiles in flight: jobs are made, and results written, as the workers go.
+        window: deque[Future[TileResult]] = deque()
+        for job in jobs():
+            window.append(ctx.executor.submit(render_tile, job))
+            if len(window) >= IN_FLIGHT:
+                _store(window.popleft().result())
+        while window:
+            _store(window.popleft().result())
     counts = {layer: int(replaced[layer].sum()) for layer in layers}
     for node in root.walk():
         if not node.children:

@@ -101,14 +101,10 @@ def extrude(
     ring_first = np.zeros(nrings, dtype=bool)
     ring_first[poly_off[:-1][np.diff(poly_off) > 0]] = True  # exterior ring of each polygon comes first
     cfeat = ring_feat[coord_ring]
-    nc = len(coords)
-    xyz = crs.geodetic_to_geocentric(
-        np.r_[coords[:, 0], coords[:, 0]],
-        np.r_[coords[:, 1], coords[:, 1]],
-        np.r_[base[cfeat], top[cfeat]],
-        height_anomaly=height_anomaly,
-    )
-    bot, tp = xyz[:nc], xyz[nc:]
+    bot = crs.geodetic_to_geocentric(coords[:, 0], coords[:, 1], base[cfeat], height_anomaly=height_anomaly)
+    # ECEF(λ, φ, h₂) − ECEF(λ, φ, h₁) = (h₂ − h₁) · up(λ, φ) exactly: the tops without a second transform.
+    up = up_vectors(coords[:, 0], coords[:, 1])
+    tp = bot + (top - base)[cfeat][:, None] * up
     # Walls: one quad per ring edge (a → b), vertices a_bot, b_bot, b_top, a_top.
     ia = np.nonzero(coord_ring[:-1] == coord_ring[1:])[0]
     a, b = coords[ia], coords[ia + 1]
@@ -129,7 +125,7 @@ def extrude(
     walls = Mesh(
         wall.reshape(-1, 3), np.repeat(normal, 4, axis=0).astype(np.float32), np.repeat(cfeat[ia], 4), tri.ravel()
     )
-    return concat([walls, _roofs(coords, coord_ring, ring_poly, poly_feat, tp)])
+    return concat([walls, _roofs(coords, coord_ring, ring_poly, poly_feat, tp, up)])
 
 
 def _roofs(
@@ -138,11 +134,12 @@ def _roofs(
     ring_poly: NDArray[np.int64],
     poly_feat: NDArray[np.int64],
     top_xyz: NDArray[np.float64],
+    up_xyz: NDArray[np.float64],
 ) -> Mesh:
     # Unique ring vertices (drop each ring's closing point).
     last = np.r_[coord_ring[1:] != coord_ring[:-1], True]
     keep = ~last
-    rc, rr, rxyz = coords[keep], coord_ring[keep], top_xyz[keep]
+    rc, rr, rxyz, up = coords[keep], coord_ring[keep], top_xyz[keep], up_xyz[keep]
     nrings = len(ring_poly)
     npoly = len(poly_feat)
     rings_per_poly = np.bincount(ring_poly, minlength=npoly)
@@ -178,7 +175,6 @@ def _roofs(
     if not tris:
         return Mesh.empty()
     tri = np.concatenate(tris)
-    up = up_vectors(rc[:, 0], rc[:, 1])
     n = np.cross(rxyz[tri[:, 1]] - rxyz[tri[:, 0]], rxyz[tri[:, 2]] - rxyz[tri[:, 0]])
     down = np.einsum("ij,ij->i", n, up[tri[:, 0]]) < 0
     tri[down] = tri[down][:, [0, 2, 1]]

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from cim.errors import TilesError
 from tiles import classes, partition
-from tiles.glb import CHUNK_BIN, CHUNK_JSON, GLB_MAGIC, read_glb
+from tiles.glb import pack_glb, read_glb
 from tiles.options import SUBTREE_LEVELS
 from tiles.render import TileResult
 
@@ -91,19 +91,7 @@ def with_frame(glb: bytes, matrix: NDArray[np.float64]) -> bytes:
     scene = doc.get("scene", 0)
     doc["nodes"].append({"matrix": node_matrix.T.ravel().tolist(), "children": doc["scenes"][scene]["nodes"]})
     doc["scenes"][scene]["nodes"] = [len(doc["nodes"]) - 1]
-    js = json.dumps(doc, separators=(",", ":")).encode("utf-8")
-    js += b" " * ((-len(js)) % 4)
-    blob += b"\0" * ((-len(blob)) % 4)
-    total = 12 + 8 + len(js) + 8 + len(blob)
-    return b"".join(
-        [
-            struct.pack("<III", GLB_MAGIC, 2, total),
-            struct.pack("<II", len(js), CHUNK_JSON),
-            js,
-            struct.pack("<II", len(blob), CHUNK_BIN),
-            blob,
-        ]
-    )
+    return pack_glb(doc, blob)
 
 
 def _union(regions: list[Region]) -> Region:

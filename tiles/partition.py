@@ -3,6 +3,7 @@ as the geographic tiling scheme), so tile addresses stay stable when data is add
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,11 +53,23 @@ def _cells(lon: NDArray[np.float64], lat: NDArray[np.float64], z: int) -> tuple[
     return cx, cy
 
 
-def quadtree(lon: NDArray[np.float64], lat: NDArray[np.float64], weight: NDArray[np.float64], capacity: float) -> Node:
+Keep = Callable[[NDArray[np.int64]], NDArray[np.int64]]
+"""What an inner node keeps of its points once split (a subset of its ``idx``, in order)."""
+
+
+def quadtree(
+    lon: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    weight: NDArray[np.float64],
+    capacity: float,
+    keep: Keep | None = None,
+) -> Node:
     """Partition points (degrees) into leaves of total ``weight`` ≤ ``capacity`` (or level MAX_LEVEL).
 
     The root is the smallest grid cell holding every point (a level-0 cell when the data straddle 0° E, in
-    which case the root is a virtual node at level −1 whose children are the level-0 cells).
+    which case the root is a virtual node at level −1 whose children are the level-0 cells). ``keep``: an
+    inner node's ``idx`` becomes ``keep(idx)`` once its children are made (the few points a parent tile
+    draws), so that the tree holds each point about once, not once per level.
     """
     idx = np.arange(len(lon), dtype=np.int64)
     root_z = -1
@@ -68,11 +81,11 @@ def quadtree(lon: NDArray[np.float64], lat: NDArray[np.float64], weight: NDArray
             break
     if root_z < 0:
         root = Node(-1, 0, 0, idx)
-        _split(root, lon, lat, weight, capacity, force=True)
+        _split(root, lon, lat, weight, capacity, keep, force=True)
         return root
     cx, cy = _cells(lon[:1], lat[:1], root_z)
     root = Node(root_z, int(cx[0]), int(cy[0]), idx)
-    _split(root, lon, lat, weight, capacity)
+    _split(root, lon, lat, weight, capacity, keep)
     return root
 
 
@@ -82,6 +95,7 @@ def _split(
     lat: NDArray[np.float64],
     w: NDArray[np.float64],
     cap: float,
+    keep: Keep | None,
     *,
     force: bool = False,
 ) -> None:
@@ -98,4 +112,8 @@ def _split(
     for c, s, e in zip(codes, starts, ends, strict=True):
         child = Node(z, int(c >> 30), int(c & ((1 << 30) - 1)), node.idx[order[s:e]])
         node.children.append(child)
-        _split(child, lon, lat, w, cap)
+    del cx, cy, code, order, codes, starts, ends  # not held while the children split
+    if keep is not None:
+        node.idx = keep(node.idx)
+    for child in node.children:
+        _split(child, lon, lat, w, cap, keep)

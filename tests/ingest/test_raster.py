@@ -14,6 +14,7 @@ from cim import crs as cimcrs
 from cim.errors import CrsError
 from ingest.raster import ingest_raster
 from ingest.vector import ingest_vector
+from tests.ingest.sql import rows
 from tests.ingest.test_vector import _gk_boxes, _write
 from tests.test_dem import height_at, write_linear_dem
 
@@ -50,15 +51,12 @@ def test_building_base_heights_match_the_dem_at_their_centroids(engine, settings
     path = _write(tmp_path / "b.gpkg", boxes, {"NAME": list("abcde")}, driver="GPKG")
     report = ingest_vector(engine, path, settings, layer="buildings")
     assert report.base_heights_from_dem == 5
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT base_height, ST_X(ST_Centroid(footprint)), ST_Y(ST_Centroid(footprint)) "
-                "FROM building ORDER BY id"
-            )
-        ).all()
-    base = np.array([r[0] for r in rows])
-    cx, cy = cimcrs.transform_xy([r[1] for r in rows], [r[2] for r in rows], 4490, 4547)
+    found = rows(
+        engine,
+        "SELECT base_height, ST_X(ST_Centroid(footprint)), ST_Y(ST_Centroid(footprint)) FROM building ORDER BY id",
+    )
+    base = np.array([r[0] for r in found])
+    cx, cy = cimcrs.transform_xy([r[1] for r in found], [r[2] for r in found], 4490, 4547)
     np.testing.assert_allclose(base, height_at(cx, cy, x0, y0), atol=0.01)
     expected = height_at(
         shapely.get_coordinates(shapely.centroid(boxes))[:, 0],

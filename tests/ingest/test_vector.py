@@ -16,6 +16,7 @@ from sqlalchemy import text
 from cim import crs as cimcrs
 from cim.errors import CrsError, IngestError
 from ingest.vector import ingest_vector
+from tests.ingest.sql import rows
 
 WUHAN = (114.30, 30.58)
 
@@ -218,14 +219,12 @@ def test_flatgeobuf_and_csv_wkt_facilities(engine, settings, tmp_path):
         ingest_vector(engine, csv, settings, layer="facilities", kind="park")
     parks = ingest_vector(engine, csv, settings, layer="facilities", kind="park", crs="EPSG:4547")
     assert (parks.stored, parks.skipped_geometry_type) == (1, 1)
-    with engine.connect() as conn:
-        gas = conn.execute(
-            text(
-                "SELECT diameter_mm, depth_m, material, pressure_class FROM facility "
-                "WHERE kind='pipe_gas' ORDER BY diameter_mm DESC"
-            )
-        ).all()
-        area, name = conn.execute(text("SELECT area_m2, name FROM facility WHERE kind='park'")).one()
+    gas = rows(
+        engine,
+        "SELECT diameter_mm, depth_m, material, pressure_class FROM facility WHERE kind='pipe_gas' "
+        "ORDER BY diameter_mm DESC",
+    )
+    ((area, name),) = rows(engine, "SELECT area_m2, name FROM facility WHERE kind='park'")
     assert gas[0] == (300.0, 1.5, "球墨铸铁", "中压")
     assert name == "小游园" and area == pytest.approx(2000.0, rel=2e-3)
 
@@ -299,15 +298,12 @@ def test_parcels_planning_and_districts_with_limits(engine, settings, tmp_path):
         driver="GPKG",
     )
     assert ingest_vector(engine, districts, settings, layer="districts").stored == 2
-    with engine.connect() as conn:
-        p = conn.execute(
-            text(
-                "SELECT code, land_use, max_height, max_far, max_density, min_green_ratio, setback_m "
-                "FROM parcel ORDER BY code"
-            )
-        ).all()
-        d = conn.execute(text("SELECT code, name, population FROM district ORDER BY code")).all()
-        z = conn.execute(text("SELECT code, zone_type, max_height FROM planning_zone")).one()
+    p = rows(
+        engine,
+        "SELECT code, land_use, max_height, max_far, max_density, min_green_ratio, setback_m FROM parcel ORDER BY code",
+    )
+    d = rows(engine, "SELECT code, name, population FROM district ORDER BY code")
+    (z,) = rows(engine, "SELECT code, zone_type, max_height FROM planning_zone")
     assert p[0] == ("JA-01", "R2", 60.0, 2.5, 0.3, 0.35, 8.0)
     assert p[1][4:6] == (0.4, 0.2)
     assert d == [("420102", "江岸区", 965000), ("420103", "江汉区", 648000)]

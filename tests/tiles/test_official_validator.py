@@ -59,12 +59,9 @@ def _variants() -> dict[str, tuple[str, dict[str, Any]]]:
         out[f"city-implicit-{c}"] = ("city", {**SMALL, **kw, **layers, "implicit": True, "subtree_levels": 2})
         out[f"city-facilities-{c}"] = ("city", {**kw, "layers": ["facilities"], "bbox": _edge_bbox((114.3, 30.58))})
         out[f"city-elements-{c}"] = ("city", {**kw, "layers": ["elements"]})
-        if c != "draco":  # ribbons: plain and meshopt, explicit and implicit
-            out[f"lines-{c}"] = ("city", {**kw, "layers": LINES, "bbox": _edge_bbox(LINES_SITE)})
-            out[f"lines-implicit-{c}"] = (
-                "city",
-                {**kw, "layers": LINES, "bbox": _edge_bbox(LINES_SITE), "implicit": True},
-            )
+        # Ribbons: every compression, explicit and implicit.
+        out[f"lines-{c}"] = ("city", {**kw, "layers": LINES, "bbox": _edge_bbox(LINES_SITE)})
+        out[f"lines-implicit-{c}"] = ("city", {**kw, "layers": LINES, "bbox": _edge_bbox(LINES_SITE), "implicit": True})
         # The sample city uncompressed: every registered layer (its roads, parcels, zones and districts too).
         sample = {**kw, "leaf_capacity": 600.0, "layers": None if c == "none" else FEATURES}
         out[f"sample-{c}"] = ("sample", sample)

@@ -61,7 +61,7 @@ class Buildings(TileClass):
         return cols["cx"], cols["cy"], np.ones(len(cols))
 
     def importance(self, cols: Columns) -> NDArray[np.float64]:
-        return np.asarray(cols["area"] * np.maximum(cols["height"], 0.1), np.float64)
+        return np.asarray(cols["importance"], np.float64)
 
     def ship(self, cols: Columns) -> Columns:
         """Only the ids: the worker reads the rows itself."""

@@ -4,6 +4,7 @@ all draped on the DEM (ribbon vertices at ground height + a small lift)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -105,89 +106,80 @@ class Roads(TileClass):
         return Rendered(mesh, table, rgba_table(list(cols["kind"]), FACILITY_COLORS, DEFAULT_FACILITY_COLOR), bounds)
 
 
+@dataclass(frozen=True)
+class Outline:
+    """One outline class: its layer, metadata class, titles, id property, table, columns (SQL expression →
+    property name, text), ribbon width (m) and colour."""
+
+    layer: str
+    metadata_class: str
+    title: str
+    zh: str
+    id_property: str
+    table: str
+    columns: dict[str, str]
+    width_m: float
+    rgb: tuple[int, int, int]
+
+
+OUTLINES = (
+    Outline(
+        "parcels", "parcel", "Parcel", "地块", "parcel_id", "parcel",
+        {"t.code": "code", "t.name": "name", "t.land_use": "land_use", "t.district_code": "district_code"},
+        1.5, (240, 170, 40),
+    ),
+    Outline(
+        "zones", "planning_zone", "Planning zone", "规划分区", "zone_id", "planning_zone",
+        {"t.code": "code", "t.name": "name", "t.zone_type": "zone_type"}, 3.0, (170, 90, 200),
+    ),
+    Outline(
+        "boundaries", "district", "District boundary", "行政区界", "district_id", "district",
+        {"t.code": "code", "t.name": "name", "t.level": "level"}, 8.0, (220, 60, 60),
+    ),
+)  # fmt: skip
+"""Land parcels (地块) as thin outlines, planning zones (规划分区), district (county) boundaries (行政区界) wide."""
+
+
 class Outlines(TileClass):
     """The outlines of the polygons of one table (rows without history: every row is live) as ribbons of one
-    width and colour (subclass per table: ``table``, ``columns`` = SQL expression → property name (text),
-    ``width_m``, ``rgb``)."""
+    width and colour, as one :class:`Outline` row says. Its properties: the INT64 id, then one STRING per
+    column."""
 
-    table: ClassVar[str]
-    columns: ClassVar[dict[str, str]]
-    width_m: ClassVar[float]
-    rgb: ClassVar[tuple[int, int, int]]
     needs_dem = True
 
-    def __init_subclass__(cls) -> None:
-        """Its properties: the INT64 id (``id_property``), then one STRING per entry of ``columns``."""
-        super().__init_subclass__()
-        cls.properties = {cls.id_property: {"type": "SCALAR", "componentType": "INT64", "required": True}}
-        cls.properties |= {name: {"type": "STRING"} for name in cls.columns.values()}
+    def __init__(self, spec: Outline) -> None:
+        self.spec = spec
+        # Instance attributes in place of the TileClass class attributes: one class, one object per row.
+        self.layer = spec.layer  # type: ignore[misc]
+        self.metadata_class = spec.metadata_class  # type: ignore[misc]
+        self.title = spec.title  # type: ignore[misc]
+        self.zh = spec.zh  # type: ignore[misc]
+        self.id_property = spec.id_property  # type: ignore[misc]
+        properties = {spec.id_property: {"type": "SCALAR", "componentType": "INT64", "required": True}}
+        self.properties = properties | {name: {"type": "STRING"} for name in spec.columns.values()}  # type: ignore[misc]
 
     def legend(self) -> list[LegendEntry]:
-        return [LegendEntry("", self.zh, self.title, css(self.rgb))]
+        return [LegendEntry("", self.zh, self.title, css(self.spec.rgb))]
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
         where, params = bbox_sql("t.geom", bbox)
-        texts = "".join(f"coalesce({expr}, '')::text, " for expr in self.columns)
+        texts = "".join(f"coalesce({expr}, '')::text, " for expr in self.spec.columns)
         sql = (
-            f"SELECT t.id, {texts}ST_AsBinary(ST_Boundary(t.geom)), ST_X(p.p), ST_Y(p.p) FROM {self.table} t "
+            f"SELECT t.id, {texts}ST_AsBinary(ST_Boundary(t.geom)), ST_X(p.p), ST_Y(p.p) FROM {self.spec.table} t "
             "CROSS JOIN LATERAL (SELECT ST_PointOnSurface(t.geom) AS p) p "
             f"WHERE NOT ST_IsEmpty(t.geom){where} ORDER BY t.id"
         )
-        names = ["id", *self.columns.values(), "wkb", "px", "py"]
+        names = ["id", *self.spec.columns.values(), "wkb", "px", "py"]
         return query(conn, sql, params, names, {"id": np.int64, "px": np.float64, "py": np.float64})
 
     def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
         n = len(cols)
-        mesh, bounds = _draped(shapely.from_wkb(cols["wkb"]), np.full(n, self.width_m), OUTLINE_LIFT_M, ctx)
-        columns = {self.id_property: cols["id"]} | {name: cols[name] for name in self.columns.values()}
-        colors = np.tile(np.array([*self.rgb, 255], np.uint8), (n, 1))
+        mesh, bounds = _draped(shapely.from_wkb(cols["wkb"]), np.full(n, self.spec.width_m), OUTLINE_LIFT_M, ctx)
+        columns = {self.id_property: cols["id"]} | {name: cols[name] for name in self.spec.columns.values()}
+        colors = np.tile(np.array([*self.spec.rgb, 255], np.uint8), (n, 1))
         return Rendered(mesh, PropertyTable(self.metadata_class, n, columns), colors, bounds)
 
 
-class Parcels(Outlines):
-    """Land parcels (地块) as thin outlines."""
-
-    layer = "parcels"
-    metadata_class = "parcel"
-    title = "Parcel"
-    zh = "地块"
-    id_property = "parcel_id"
-    table = "parcel"
-    columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.land_use": "land_use"}
-    columns |= {"t.district_code": "district_code"}
-    width_m = 1.5
-    rgb = (240, 170, 40)
-
-
-class Zones(Outlines):
-    """Planning zones (规划分区) as outlines."""
-
-    layer = "zones"
-    metadata_class = "planning_zone"
-    title = "Planning zone"
-    zh = "规划分区"
-    id_property = "zone_id"
-    table = "planning_zone"
-    columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.zone_type": "zone_type"}
-    width_m = 3.0
-    rgb = (170, 90, 200)
-
-
-class Boundaries(Outlines):
-    """District (county) boundaries (行政区界) as wide outlines."""
-
-    layer = "boundaries"
-    metadata_class = "district"
-    title = "District boundary"
-    zh = "行政区界"
-    id_property = "district_id"
-    table = "district"
-    columns: ClassVar[dict[str, str]] = {"t.code": "code", "t.name": "name", "t.level": "level"}
-    width_m = 8.0
-    rgb = (220, 60, 60)
-
-
 register(Roads())
-register(Parcels())
-register(Zones())
-register(Boundaries())
+for outline in OUTLINES:
+    register(Outlines(outline))
