@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Query
 
 from cim.api.dependencies import Reader
 from cim.api.factory import BaseFactory
-from cim.api.security import Principal, read_access
+from cim.api.security import read_access
 from cim.db.details import building_detail, element_detail, search
 from cim.errors import NotFoundError
 
@@ -33,6 +33,7 @@ class DetailsFactory(BaseFactory):
     """Buildings, elements and search for the viewer's info panel."""
 
     tags: list[str] = field(default_factory=lambda: ["details"])
+    dependencies: list[Any] = field(default_factory=lambda: [Depends(read_access)])
 
     def register_routes(self) -> None:
         """``GET /buildings/{id}``, ``GET /elements/{guid}``, ``GET /search``."""
@@ -40,7 +41,6 @@ class DetailsFactory(BaseFactory):
         @self.router.get("/buildings/{building_id}", summary="A building with its history")
         def get_building(
             building_id: Annotated[int, Path(ge=1, le=2**62, description="building.id")],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> dict[str, Any]:
             return _found(building_detail(conn, building_id), f"no building with id {building_id}")
@@ -48,7 +48,6 @@ class DetailsFactory(BaseFactory):
         @self.router.get("/elements/{global_id}", summary="An IFC element and its properties")
         def get_element(
             global_id: Annotated[str, Path(min_length=1, max_length=64, description="IFC GlobalId (22 chars).")],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> dict[str, Any]:
             return _found(element_detail(conn, global_id), f"no live element with GlobalId {global_id!r}")
@@ -56,7 +55,6 @@ class DetailsFactory(BaseFactory):
         @self.router.get("/search", summary="Find buildings and elements")
         def get_search(
             params: Annotated[SearchParams, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> list[dict[str, Any]]:
             return search(conn, params.q.strip() or params.q, params.limit)

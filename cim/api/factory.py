@@ -24,10 +24,12 @@ class BaseFactory:
     """OpenAPI tags added to every route."""
     name_prefix: str = ""
     """Prefix of the route names (for :meth:`url_for`), so that two mounts do not clash."""
+    dependencies: list[Any] = field(default_factory=list)
+    """Dependencies (``Depends(...)``) run before every route, such as an access check."""
     router: APIRouter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.router = APIRouter(prefix=self.prefix, tags=list(self.tags))
+        self.router = APIRouter(prefix=self.prefix, tags=list(self.tags), dependencies=list(self.dependencies))
         self.register_routes()
 
     def register_routes(self) -> None:
