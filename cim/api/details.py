@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 
 from cim.api.dependencies import Reader
-from cim.api.factory import BaseFactory
-from cim.api.security import read_access
+from cim.api.factory import ReadFactory
 from cim.db.details import building_detail, element_detail, search
 from cim.errors import NotFoundError
 
@@ -29,11 +28,10 @@ def _found(detail: dict[str, Any] | None, missing: str) -> dict[str, Any]:
 
 
 @dataclass
-class DetailsFactory(BaseFactory):
+class DetailsFactory(ReadFactory):
     """Buildings, elements and search for the viewer's info panel."""
 
     tags: list[str] = field(default_factory=lambda: ["details"])
-    dependencies: list[Any] = field(default_factory=lambda: [Depends(read_access)])
 
     def register_routes(self) -> None:
         """``GET /buildings/{id}``, ``GET /elements/{guid}``, ``GET /search``."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+
+from cim.api.security import read_access
 
 
 @dataclass
@@ -43,3 +45,17 @@ class BaseFactory:
     def url_for(self, request: Request, name: str, **path_params: Any) -> str:
         """Absolute URL of this factory's route ``name`` (with its prefix and the proxy root path)."""
         return str(request.url_for(self.route_name(name), **path_params))
+
+
+@dataclass
+class ReadFactory(BaseFactory):
+    """A factory of read endpoints: every route checks read access first (:func:`cim.api.security.read_access`)."""
+
+    dependencies: list[Any] = field(default_factory=lambda: [Depends(read_access)])
+
+
+@dataclass
+class ViewerFactory(ReadFactory):
+    """A factory of the viewer's read endpoints (tagged ``viewer``)."""
+
+    tags: list[str] = field(default_factory=lambda: ["viewer"])

@@ -19,8 +19,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
 from cim.api.dependencies import Reader
-from cim.api.factory import BaseFactory
-from cim.api.security import Principal, read_access
+from cim.api.factory import ViewerFactory
 from cim.db.onemap import data_extent, data_stamp, history_moments, overview_rows
 from cim.onemap.admin import division_name
 
@@ -101,10 +100,9 @@ class OverviewParams:
 
 
 @dataclass
-class OverviewFactory(BaseFactory):
+class OverviewFactory(ViewerFactory):
     """The province overview and the history of dataset versions."""
 
-    tags: list[str] = field(default_factory=lambda: ["viewer"])
     _cache: dict[tuple[str, float], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -119,7 +117,6 @@ class OverviewFactory(BaseFactory):
         def get_overview(
             request: Request,
             params: Annotated[OverviewParams, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> Response:
             stamp = data_stamp(conn)
@@ -143,7 +140,6 @@ class OverviewFactory(BaseFactory):
         )
         def get_history(
             request: Request,
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> Response:
             stamp = data_stamp(conn)
