@@ -137,6 +137,14 @@ def emit_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def emit_outcome(document: Any, message: str, *, as_json: bool) -> None:
+    """A command's outcome: its ``--json`` ``document`` on stdout, else the one-line ``message`` on stderr."""
+    if as_json:
+        emit_json(document)
+    else:
+        stderr.print(message)
+
+
 def listing_done(rows: list[Any], document: Any, *, as_json: bool, empty: str) -> bool:
     """Emit a listing's ``--json`` ``document``, or say ``empty`` on stderr when there are no ``rows``.
 
