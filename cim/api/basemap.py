@@ -68,10 +68,7 @@ class BasemapFactory(ViewerFactory):
         """``GET /basemap``, ``GET /basemap/{z}/{x}/{y}.png``."""
 
         @self.router.get("/basemap", name=self.route_name("tilejson"), summary="TileJSON of the offline base map")
-        def get_tilejson(
-            request: Request,
-            conn: Reader,
-        ) -> dict[str, Any]:
+        def get_tilejson(request: Request, conn: Reader) -> dict[str, Any]:
             bbox = data_extent(conn)
             template = str(request.url_for(self.route_name("tile"), z="{z}", x="{x}", y="{y}"))
             return {

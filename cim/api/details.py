@@ -51,8 +51,5 @@ class DetailsFactory(ReadFactory):
             return _found(element_detail(conn, global_id), f"no live element with GlobalId {global_id!r}")
 
         @self.router.get("/search", summary="Find buildings and elements")
-        def get_search(
-            params: Annotated[SearchParams, Depends()],
-            conn: Reader,
-        ) -> list[dict[str, Any]]:
+        def get_search(params: Annotated[SearchParams, Depends()], conn: Reader) -> list[dict[str, Any]]:
             return search(conn, params.q.strip() or params.q, params.limit)

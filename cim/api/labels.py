@@ -108,11 +108,7 @@ class LabelsFactory(ViewerFactory):
         """``GET /labels``."""
 
         @self.router.get("/labels", name=self.route_name("labels"), summary="Labels (names) to draw for a view")
-        def get_labels(
-            request: Request,
-            params: Annotated[LabelParams, Depends()],
-            conn: Reader,
-        ) -> Response:
+        def get_labels(request: Request, params: Annotated[LabelParams, Depends()], conn: Reader) -> Response:
             bbox = parse_bbox(params.bbox)
             etag = strong_etag("labels", data_stamp(conn), bbox, params.height, params.limit)
             if etag_matches(request, etag):

@@ -114,11 +114,7 @@ class OverviewFactory(ViewerFactory):
             name=self.route_name("overview"),
             summary="Cities and districts of everything stored, with extents and counts",
         )
-        def get_overview(
-            request: Request,
-            params: Annotated[OverviewParams, Depends()],
-            conn: Reader,
-        ) -> Response:
+        def get_overview(request: Request, params: Annotated[OverviewParams, Depends()], conn: Reader) -> Response:
             stamp = data_stamp(conn)
             etag = strong_etag("overview", stamp, params.simplify)
             if etag_matches(request, etag):
@@ -138,10 +134,7 @@ class OverviewFactory(ViewerFactory):
             name=self.route_name("history"),
             summary="Moments at which datasets with history were loaded or superseded (for the time slider)",
         )
-        def get_history(
-            request: Request,
-            conn: Reader,
-        ) -> Response:
+        def get_history(request: Request, conn: Reader) -> Response:
             stamp = data_stamp(conn)
             etag = strong_etag("history", stamp)
             versions = history_moments(conn)
