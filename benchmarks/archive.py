@@ -142,14 +142,6 @@ def _timed(cmd: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 RSS_TARGET_MIB = 300.0
 CP_RATIO_TARGET = 0.5
 VERIFY_SM3_RATIO_TARGET = 0.75
@@ -157,6 +149,8 @@ VERIFY_SM3_RATIO_TARGET = 0.75
 
 def _cp_rates(source: Path, workdir: Path, mb: float) -> dict[str, float]:
     """MB/s of ``cp`` and of ``cp`` then fsync of the copy, best of two each, each after a ``sync``."""
+    from cim.storage.local import fsync_path
+
     target = workdir / "cp.ifc"
     plain, durable = [], []
     for _ in range(2):
@@ -166,7 +160,7 @@ def _cp_rates(source: Path, workdir: Path, mb: float) -> dict[str, float]:
         os.sync()
         started = time.perf_counter()
         subprocess.run(["cp", str(source), str(target)], check=True)
-        _fsync(target)
+        fsync_path(target)
         durable.append(time.perf_counter() - started)
         target.unlink()
     return {"cp_mb_s": mb / min(plain), "cp_fsync_mb_s": mb / min(durable)}

@@ -11,7 +11,13 @@ import contextlib
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
+
+from cim.localstate import exclusive_lock, read_json_state
+
+StateT = TypeVar("StateT")
 
 LOOPBACK = "127.0.0.1"
 
@@ -83,3 +89,23 @@ def log_tail(path: Path, lines: int = 3) -> str:
     except OSError:
         return ""
     return " | ".join(re.sub(r"\s+", " ", line) for line in text[-lines:])
+
+
+@contextlib.contextmanager
+def locked_folder(folder: Path, lock_name: str, *, mode: int = 0o777) -> Iterator[None]:
+    """Hold the exclusive lock ``folder/lock_name`` for the ``with`` block (the folder is made, with ``mode``)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=mode)
+    with exclusive_lock(folder / lock_name):
+        yield
+
+
+def saved_state(path: Path, kind: type[StateT]) -> StateT | None:
+    """The state saved at ``path`` as a ``kind`` (a dataclass), None when none is saved.
+
+    Raises ``ValueError`` when the file is not JSON or does not fit ``kind``.
+    """
+    try:
+        saved = read_json_state(path)
+        return None if saved is None else kind(**saved)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc

@@ -11,12 +11,13 @@ edges; both give identical node times. A building is covered when its footprint 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import networkx as nx
 from sqlalchemy import Connection, Engine
 
+from cim.analysis.report import JsonReport
 from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
@@ -91,7 +92,7 @@ def compute_fire_reach(
 
 
 @dataclass
-class FireCoverageReport:
+class FireCoverageReport(JsonReport):
     """Fire-rescue reach per district: covered buildings, coverage %, gap areas (GeoJSON, lon/lat)."""
 
     run_id: int | None
@@ -102,10 +103,6 @@ class FireCoverageReport:
     total: dict[str, Any]
     gaps: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
     def feature_collection(self) -> dict[str, Any]:
         """Areas beyond the reach (per district) as a GeoJSON FeatureCollection (lon/lat) with coverage figures."""

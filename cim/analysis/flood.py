@@ -14,7 +14,7 @@ row's cell measured in its Gauss–Krüger zone.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from cim import crs
+from cim.analysis.report import JsonReport
 from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
 from cim.dem import live_dem
@@ -131,7 +132,7 @@ def level_for_volume(grid: FloodGrid, seeds: NDArray[np.bool_], water: NDArray[n
 
 
 @dataclass
-class FloodReport:
+class FloodReport(JsonReport):
     """A flood run: level, flooded land polygons (GeoJSON lon/lat with depth statistics), affected features."""
 
     run_id: int | None
@@ -146,10 +147,6 @@ class FloodReport:
     dem_dataset_id: int
     seconds: float = 0.0
     timings_s: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
     def feature_collection(self) -> dict[str, Any]:
         """Flooded polygons as a GeoJSON FeatureCollection (lon/lat) with depth stats and affected building ids."""

@@ -11,11 +11,12 @@ Distances are geodesic (metres, CGCS2000 ellipsoid) between the pipe centre line
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
+from cim.analysis.report import FeaturesReport
 from cim.analysis.runs import checked_code
 from cim.db import analysis_queries as q
 from cim.db.runs import ResultRow, add_results, finish_run, run_transaction, start_run
@@ -78,7 +79,7 @@ def _feature(geometry: Any, properties: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class GasProximityReport:
+class GasProximityReport(FeaturesReport):
     """Buildings and manholes closer to a gas pipe than allowed; GeoJSON features in lon/lat (CRS84)."""
 
     run_id: int | None
@@ -87,14 +88,6 @@ class GasProximityReport:
     manholes: int
     features: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-    def feature_collection(self) -> dict[str, Any]:
-        """The breaches as a GeoJSON FeatureCollection."""
-        return {"type": "FeatureCollection", "features": self.features}
 
 
 def run_gas_proximity(
@@ -153,21 +146,13 @@ def run_gas_proximity(
 
 
 @dataclass
-class DangerousBuildingsReport:
+class DangerousBuildingsReport(FeaturesReport):
     """Buildings appraised C or D (JGJ 125), as GeoJSON features (lon/lat), with counts by class."""
 
     run_id: int | None
     classes: list[str]
     counts: dict[str, int]
     features: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
-
-    def feature_collection(self) -> dict[str, Any]:
-        """The buildings as a GeoJSON FeatureCollection."""
-        return {"type": "FeatureCollection", "features": self.features}
 
 
 def run_dangerous_buildings(

@@ -11,7 +11,7 @@ legend of every class drawn.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
@@ -19,9 +19,8 @@ from fastapi.responses import Response
 
 from cim.api.dependencies import Reader
 from cim.api.errors import BadRequestError
-from cim.api.factory import BaseFactory
+from cim.api.factory import ViewerFactory
 from cim.api.overview import CACHE_SECONDS, etag_matches, strong_etag
-from cim.api.security import Principal, read_access
 from cim.db.onemap import basemap_shapes, data_extent, data_stamp
 from cim.onemap.basemap import LAYERS, MAX_ZOOM, MIN_ZOOM, Tile, layers_at, legend, render_tile, tile_bounds
 
@@ -62,20 +61,14 @@ class TileParams:
 
 
 @dataclass
-class BasemapFactory(BaseFactory):
+class BasemapFactory(ViewerFactory):
     """The offline base map."""
-
-    tags: list[str] = field(default_factory=lambda: ["viewer"])
 
     def register_routes(self) -> None:
         """``GET /basemap``, ``GET /basemap/{z}/{x}/{y}.png``."""
 
         @self.router.get("/basemap", name=self.route_name("tilejson"), summary="TileJSON of the offline base map")
-        def get_tilejson(
-            request: Request,
-            _: Annotated[Principal, Depends(read_access)],
-            conn: Reader,
-        ) -> dict[str, Any]:
+        def get_tilejson(request: Request, conn: Reader) -> dict[str, Any]:
             bbox = data_extent(conn)
             template = str(request.url_for(self.route_name("tile"), z="{z}", x="{x}", y="{y}"))
             return {
@@ -103,7 +96,6 @@ class BasemapFactory(BaseFactory):
             x: Annotated[int, Path(ge=0, description="Column from the west.")],
             y: Annotated[int, Path(ge=0, description="Row from the north.")],
             params: Annotated[TileParams, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> Response:
             if x >= 1 << z or y >= 1 << z:

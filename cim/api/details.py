@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 
 from cim.api.dependencies import Reader
-from cim.api.factory import BaseFactory
-from cim.api.security import Principal, read_access
+from cim.api.factory import ReadFactory
 from cim.db.details import building_detail, element_detail, search
 from cim.errors import NotFoundError
 
@@ -29,7 +28,7 @@ def _found(detail: dict[str, Any] | None, missing: str) -> dict[str, Any]:
 
 
 @dataclass
-class DetailsFactory(BaseFactory):
+class DetailsFactory(ReadFactory):
     """Buildings, elements and search for the viewer's info panel."""
 
     tags: list[str] = field(default_factory=lambda: ["details"])
@@ -40,7 +39,6 @@ class DetailsFactory(BaseFactory):
         @self.router.get("/buildings/{building_id}", summary="A building with its history")
         def get_building(
             building_id: Annotated[int, Path(ge=1, le=2**62, description="building.id")],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> dict[str, Any]:
             return _found(building_detail(conn, building_id), f"no building with id {building_id}")
@@ -48,15 +46,10 @@ class DetailsFactory(BaseFactory):
         @self.router.get("/elements/{global_id}", summary="An IFC element and its properties")
         def get_element(
             global_id: Annotated[str, Path(min_length=1, max_length=64, description="IFC GlobalId (22 chars).")],
-            _: Annotated[Principal, Depends(read_access)],
             conn: Reader,
         ) -> dict[str, Any]:
             return _found(element_detail(conn, global_id), f"no live element with GlobalId {global_id!r}")
 
         @self.router.get("/search", summary="Find buildings and elements")
-        def get_search(
-            params: Annotated[SearchParams, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
-            conn: Reader,
-        ) -> list[dict[str, Any]]:
+        def get_search(params: Annotated[SearchParams, Depends()], conn: Reader) -> list[dict[str, Any]]:
             return search(conn, params.q.strip() or params.q, params.limit)

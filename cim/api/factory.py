@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+
+from cim.api.security import read_access
 
 
 @dataclass
@@ -24,10 +26,12 @@ class BaseFactory:
     """OpenAPI tags added to every route."""
     name_prefix: str = ""
     """Prefix of the route names (for :meth:`url_for`), so that two mounts do not clash."""
+    dependencies: list[Any] = field(default_factory=list)
+    """Dependencies (``Depends(...)``) run before every route, such as an access check."""
     router: APIRouter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.router = APIRouter(prefix=self.prefix, tags=list(self.tags))
+        self.router = APIRouter(prefix=self.prefix, tags=list(self.tags), dependencies=list(self.dependencies))
         self.register_routes()
 
     def register_routes(self) -> None:
@@ -41,3 +45,17 @@ class BaseFactory:
     def url_for(self, request: Request, name: str, **path_params: Any) -> str:
         """Absolute URL of this factory's route ``name`` (with its prefix and the proxy root path)."""
         return str(request.url_for(self.route_name(name), **path_params))
+
+
+@dataclass
+class ReadFactory(BaseFactory):
+    """A factory of read endpoints: every route checks read access first (:func:`cim.api.security.read_access`)."""
+
+    dependencies: list[Any] = field(default_factory=lambda: [Depends(read_access)])
+
+
+@dataclass
+class ViewerFactory(ReadFactory):
+    """A factory of the viewer's read endpoints (tagged ``viewer``)."""
+
+    tags: list[str] = field(default_factory=lambda: ["viewer"])

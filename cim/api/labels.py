@@ -9,7 +9,7 @@ decluttering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -17,9 +17,8 @@ from fastapi.responses import Response
 
 from cim.api.dependencies import Reader
 from cim.api.errors import BadRequestError
-from cim.api.factory import BaseFactory
+from cim.api.factory import ViewerFactory
 from cim.api.overview import conditional_json, etag_matches, strong_etag
-from cim.api.security import Principal, read_access
 from cim.db.onemap import (
     Bbox,
     building_label_rows,
@@ -102,21 +101,14 @@ class LabelParams:
 
 
 @dataclass
-class LabelsFactory(BaseFactory):
+class LabelsFactory(ViewerFactory):
     """Map labels from the database."""
-
-    tags: list[str] = field(default_factory=lambda: ["viewer"])
 
     def register_routes(self) -> None:
         """``GET /labels``."""
 
         @self.router.get("/labels", name=self.route_name("labels"), summary="Labels (names) to draw for a view")
-        def get_labels(
-            request: Request,
-            params: Annotated[LabelParams, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
-            conn: Reader,
-        ) -> Response:
+        def get_labels(request: Request, params: Annotated[LabelParams, Depends()], conn: Reader) -> Response:
             bbox = parse_bbox(params.bbox)
             etag = strong_etag("labels", data_stamp(conn), bbox, params.height, params.limit)
             if etag_matches(request, etag):

@@ -62,16 +62,31 @@ def configure_logging() -> None:
     root.propagate = False
 
 
-class AccessLogMiddleware:
-    """Logs method, path, status, bytes and duration of every HTTP request as one JSON line."""
+class _HttpMiddleware:
+    """A pure ASGI middleware: :meth:`handle` gets the HTTP requests it :meth:`applies` to, the app the rest."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    def applies(self, scope: Scope) -> bool:
+        """Whether :meth:`handle` serves this request (default: every HTTP request)."""
+        return bool(scope["type"] == "http")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if self.applies(scope):
+            await self.handle(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request through :attr:`app`."""
+        raise NotImplementedError
+
+
+class AccessLogMiddleware(_HttpMiddleware):
+    """Logs method, path, status, bytes and duration of every HTTP request as one JSON line."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
         sent = 0
@@ -230,21 +245,18 @@ def _has_own_head_route(scope: Scope) -> bool:
     return any(route.matches(scope)[0] is Match.FULL for route in getattr(router, "routes", ()))
 
 
-class HeadMiddleware:
+class HeadMiddleware(_HttpMiddleware):
     """Answers HEAD like GET without the body, for every GET route that declares no HEAD of its own.
 
     (OpenAPI lists GET only.) A route with its own HEAD, such as an audited download, keeps it: rewriting
     that HEAD into a GET would run the GET's side effects.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def applies(self, scope: Scope) -> bool:
+        """HEAD requests without a HEAD route of their own."""
+        return super().applies(scope) and scope["method"] == "HEAD" and not _has_own_head_route(scope)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD" or _has_own_head_route(scope):
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def bodiless_send(message: Message) -> None:
             if message["type"] == "http.response.body":
                 if message.get("more_body", False):
@@ -268,7 +280,7 @@ class JsonCORSMiddleware(CORSMiddleware):
         return JSONResponse(error_body(400, detail, "cors-refused"), status_code=400, headers=headers)
 
 
-class PrivateCacheMiddleware:
+class PrivateCacheMiddleware(_HttpMiddleware):
     """When reads need a key, every response is ``Cache-Control: private`` and ``Vary`` on the credentials.
 
     A shared cache or CDN then never hands one caller's key-protected answer to another.
@@ -276,14 +288,7 @@ class PrivateCacheMiddleware:
 
     VARY = "X-API-Key, Authorization"
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def private_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)

@@ -19,8 +19,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
 from cim.api.dependencies import Reader
-from cim.api.factory import BaseFactory
-from cim.api.security import Principal, read_access
+from cim.api.factory import ViewerFactory
 from cim.db.onemap import data_extent, data_stamp, history_moments, overview_rows
 from cim.onemap.admin import division_name
 
@@ -101,10 +100,9 @@ class OverviewParams:
 
 
 @dataclass
-class OverviewFactory(BaseFactory):
+class OverviewFactory(ViewerFactory):
     """The province overview and the history of dataset versions."""
 
-    tags: list[str] = field(default_factory=lambda: ["viewer"])
     _cache: dict[tuple[str, float], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -116,12 +114,7 @@ class OverviewFactory(BaseFactory):
             name=self.route_name("overview"),
             summary="Cities and districts of everything stored, with extents and counts",
         )
-        def get_overview(
-            request: Request,
-            params: Annotated[OverviewParams, Depends()],
-            _: Annotated[Principal, Depends(read_access)],
-            conn: Reader,
-        ) -> Response:
+        def get_overview(request: Request, params: Annotated[OverviewParams, Depends()], conn: Reader) -> Response:
             stamp = data_stamp(conn)
             etag = strong_etag("overview", stamp, params.simplify)
             if etag_matches(request, etag):
@@ -141,11 +134,7 @@ class OverviewFactory(BaseFactory):
             name=self.route_name("history"),
             summary="Moments at which datasets with history were loaded or superseded (for the time slider)",
         )
-        def get_history(
-            request: Request,
-            _: Annotated[Principal, Depends(read_access)],
-            conn: Reader,
-        ) -> Response:
+        def get_history(request: Request, conn: Reader) -> Response:
             stamp = data_stamp(conn)
             etag = strong_etag("history", stamp)
             versions = history_moments(conn)

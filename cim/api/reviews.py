@@ -380,6 +380,11 @@ def get_review(request: Request, review_id: ReviewId, _: Annotated[Principal, De
     return row
 
 
+def _file(media_type: str) -> dict[str, Any]:
+    """Route options of an endpoint that answers a file of ``media_type`` (so OpenAPI names it)."""
+    return {"response_class": Response, "responses": {200: {"content": {media_type: {}}}}}
+
+
 @router.get(
     "/reviews/{review_id}/report.html",
     response_class=HTMLResponse,
@@ -396,11 +401,7 @@ def get_report_html(
 
 
 @router.get(
-    "/reviews/{review_id}/report.pdf",
-    name="review_report_pdf",
-    summary="The report as PDF",
-    response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    "/reviews/{review_id}/report.pdf", name="review_report_pdf", summary="The report as PDF", **_file("application/pdf")
 )
 def get_report_pdf(
     request: Request, review_id: ReviewId, _: Annotated[Principal, Depends(read_access)], lang: Lang = "zh"
@@ -417,8 +418,7 @@ def get_report_pdf(
     "/reviews/{review_id}/report.bcf",
     name="review_report_bcf",
     summary="The findings as BCF 2.1",
-    response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    **_file("application/octet-stream"),
 )
 def get_report_bcf(request: Request, review_id: ReviewId, _: Annotated[Principal, Depends(read_access)]) -> Response:
     """BCF 2.1 zip: one topic per error or warning, GlobalIds as components, a viewpoint per topic."""

@@ -165,6 +165,17 @@ def _check_audit_log(conn: Any, report: VerifyReport) -> None:
         report.add("audit-row-unchained", what, f"{what} is neither in the ledger nor queued for it")
 
 
+def _version_inventory(
+    archive: Archive, prefix: str, n: int, report: VerifyReport, problem: str
+) -> dict[str, Any] | None:
+    """Version ``n``'s inventory of the object at ``prefix``; ``None``, reported as ``problem``, when it is
+    missing or fails its sidecar."""
+    inventory = ocfl.read_inventory(archive.storage, f"{prefix}{ocfl.version_dir(n)}/")
+    if inventory is None:
+        report.add("inventory-damaged", f"{prefix}v{n}/inventory.json", problem)
+    return inventory
+
+
 def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: VerifyReport, *, repair: bool) -> None:
     storage = archive.storage
     prefix = f"{ocfl.ROOT}{obj.object_path}/"
@@ -190,13 +201,9 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
             f"archive_object {name}",
             f"archive_object {name} says head v{head} but its newest model_version row is v{max(rows, default=0)}",
         )
-    inv = ocfl.read_inventory(storage, f"{prefix}{ocfl.version_dir(head)}/")
+    missing = "is missing or fails its sidecar"
+    inv = _version_inventory(archive, prefix, head, report, f"model {name}: the head version's inventory {missing}")
     if inv is None:
-        report.add(
-            "inventory-damaged",
-            f"{prefix}v{head}/inventory.json",
-            f"model {name}: the head version's inventory is missing or fails its sidecar",
-        )
         return
     root_inv = ocfl.read_inventory(storage, prefix)
     if root_inv is not None and root_inv.get("head") == inv["head"] and root_inv != inv:
@@ -206,13 +213,7 @@ def _check_object(archive: Archive, obj: Any, rows: dict[int, Any], report: Veri
             f"model {name}: the root inventory differs from v{head}/inventory.json",
         )
     for n in range(1, head + 1):
-        vinv = ocfl.read_inventory(storage, f"{prefix}{ocfl.version_dir(n)}/")
-        if vinv is None:
-            report.add(
-                "inventory-damaged",
-                f"{prefix}v{n}/inventory.json",
-                f"{prefix}v{n}/inventory.json is missing or fails its sidecar",
-            )
+        _version_inventory(archive, prefix, n, report, f"{prefix}v{n}/inventory.json {missing}")
     digest_of_path = {p: d for d, paths in inv["manifest"].items() for p in paths}
     sha256_of_path = {p: d for d, paths in inv.get("fixity", {}).get("sha256", {}).items() for p in paths}
     sm3_of_digest = {r.sha512: r.sm3 for r in rows.values() if r.sha512}

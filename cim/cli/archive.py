@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cim.cli.common import CliState, JsonOption, OverwriteOption, emit_json, state, stderr
+from cim.cli.common import CliState, JsonOption, OverwriteOption, emit_json, emit_outcome, state, stderr
 from cim.errors import ArchiveError
 
 app = typer.Typer(help="As-built archive: put, get, log, diff, verify, export, ledger, delete.", no_args_is_help=True)
@@ -62,10 +62,11 @@ def get(
     if out.exists() and not overwrite:
         raise ArchiveError(f"{out} exists; pass --overwrite to replace it")
     info = _archive(state(ctx)).get_to(model, version, out)
-    if json_:
-        emit_json(dict(info.to_dict(), output=str(out)))
-    else:
-        stderr.print(f"{info.model_key} v{info.version} → {out} ({info.size_bytes} bytes, digests checked)")
+    emit_outcome(
+        dict(info.to_dict(), output=str(out)),
+        f"{info.model_key} v{info.version} → {out} ({info.size_bytes} bytes, digests checked)",
+        as_json=json_,
+    )
 
 
 @app.command("log")
@@ -148,10 +149,7 @@ def export(
     from cim.archive import export_bag
 
     result = export_bag(_archive(state(ctx)), model, out, overwrite=overwrite)
-    if json_:
-        emit_json(result)
-    else:
-        stderr.print(f"bag of {model} ({len(result['files'])} file(s)) written to {out}")
+    emit_outcome(result, f"bag of {model} ({len(result['files'])} file(s)) written to {out}", as_json=json_)
 
 
 @app.command("ledger")

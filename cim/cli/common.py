@@ -137,6 +137,33 @@ def emit_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def emit_outcome(document: Any, message: str, *, as_json: bool) -> None:
+    """A command's outcome: its ``--json`` ``document`` on stdout, else the one-line ``message`` on stderr."""
+    if as_json:
+        emit_json(document)
+    else:
+        stderr.print(message)
+
+
+def listing_done(rows: list[Any], document: Any, *, as_json: bool, empty: str) -> bool:
+    """Emit a listing's ``--json`` ``document``, or say ``empty`` on stderr when there are no ``rows``.
+
+    True when that was the whole answer; False when the caller prints the rows as a table.
+    """
+    if as_json:
+        emit_json(document)
+        return True
+    if not rows:
+        stderr.print(empty)
+        return True
+    return False
+
+
+def moment_text(iso: str | None) -> str:
+    """An ISO 8601 time as ``YYYY-MM-DD HH:MM:SS`` for a table column ("" when there is none)."""
+    return (iso or "")[:19].replace("T", " ")
+
+
 @contextmanager
 def progress_bar(ctx: typer.Context | None = None, *, transient: bool = True) -> Iterator[Progress]:
     """A rich progress bar on stderr (hidden with ``-q``); add tasks with ``progress.add_task``."""

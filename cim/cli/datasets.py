@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, state, stderr
+from cim.cli.common import JsonOption, emit_json, listing_done, moment_text, state, stderr
 from cim.db.catalog import dataset_summary, list_datasets
 from cim.db.datasets import dataset_history, dataset_rows, delete_dataset
 
@@ -35,16 +35,13 @@ def list_command(
         raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}", param_hint="--status")
     with state(ctx).engine().connect() as conn:
         total, rows = list_datasets(conn, kind=kind, status=status, limit=limit)
-    if json_out:
-        emit_json({"numberMatched": total, "numberReturned": len(rows), "datasets": rows})
-        return
-    if not rows:
-        stderr.print("no datasets are stored")
+    document = {"numberMatched": total, "numberReturned": len(rows), "datasets": rows}
+    if listing_done(rows, document, as_json=json_out, empty="no datasets are stored"):
         return
     typer.echo(f"{'id':>6}  {'kind':7} {'layer':11} {'status':10} {'stored':>9}  {'created':19}  name")
     for d in rows:
         stored = (d["counts"] or {}).get("stored", "")
-        created = (d["created_at"] or "")[:19].replace("T", " ")
+        created = moment_text(d["created_at"])
         layer = d["layer"] or ""
         typer.echo(f"{d['id']:>6}  {d['kind']:7} {layer:11} {d['status']:10} {stored!s:>9}  {created:19}  {d['name']}")
     if total > len(rows):

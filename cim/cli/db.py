@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from cim.cli.common import JsonOption, OverwriteOption, emit_json, state, stderr
+from cim.cli.common import JsonOption, OverwriteOption, emit_json, emit_outcome, state, stderr
 from cim.db.cluster import PrivateCluster, ensure_extensions
 from cim.db.engine import make_engine
 from cim.db.migrate import upgrade_to_head
@@ -44,10 +44,9 @@ def up(ctx: typer.Context, json_output: JsonOption = False) -> None:
         url = PrivateCluster(settings.data_path).up()
         where = f"private cluster in {settings.data_path}"
     revisions = upgrade_to_head(url)
-    if json_output:
-        emit_json({"running": True, "where": where, "url": redact(url), "schema_revision": list(revisions)})
-    else:
-        stderr.print(f"database up: {where} ({redact(url)}), schema at {', '.join(revisions)}")
+    message = f"database up: {where} ({redact(url)}), schema at {', '.join(revisions)}"
+    document = {"running": True, "where": where, "url": redact(url), "schema_revision": list(revisions)}
+    emit_outcome(document, message, as_json=json_output)
 
 
 @app.command("status")
@@ -118,10 +117,8 @@ def down(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if settings.database_url:
         raise DatabaseError("DATABASE_URL is set: that database is not managed by cim, stop it where it runs")
     stopped = PrivateCluster(settings.data_path).down()
-    if json_output:
-        emit_json({"stopped": stopped})
-    else:
-        stderr.print("database stopped" if stopped else "database was not running")
+    message = "database stopped" if stopped else "database was not running"
+    emit_outcome({"stopped": stopped}, message, as_json=json_output)
 
 
 @app.command("migrate")
@@ -130,10 +127,7 @@ def migrate(ctx: typer.Context, json_output: JsonOption = False) -> None:
     settings = state(ctx).settings
     target = settings.database_url or PrivateCluster(settings.data_path).up()
     revisions = upgrade_to_head(target)
-    if json_output:
-        emit_json({"schema_revision": list(revisions)})
-    else:
-        stderr.print(f"schema at {', '.join(revisions)}")
+    emit_outcome({"schema_revision": list(revisions)}, f"schema at {', '.join(revisions)}", as_json=json_output)
 
 
 @app.command("backup")
@@ -229,10 +223,8 @@ def replica_up(ctx: typer.Context, json_output: JsonOption = False) -> None:
     standby = _standby(ctx)
     url = standby.up()
     report = {"running": True, "url": redact(url), **standby.report()}
-    if json_output:
-        emit_json(report)
-    else:
-        stderr.print(f"read replica up on port {report['port']} ({redact(url)}), lag {report.get('lag_bytes')} bytes")
+    message = f"read replica up on port {report['port']} ({redact(url)}), lag {report.get('lag_bytes')} bytes"
+    emit_outcome(report, message, as_json=json_output)
 
 
 @replica_app.command("status")
@@ -257,27 +249,21 @@ def replica_url(ctx: typer.Context) -> None:
 def replica_down(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Stop the standby (its slot keeps the primary's WAL for it; `cim db replica up` catches up)."""
     stopped = _standby(ctx).down()
-    if json_output:
-        emit_json({"stopped": stopped})
-    else:
-        stderr.print("read replica stopped" if stopped else "read replica was not running")
+    message = "read replica stopped" if stopped else "read replica was not running"
+    emit_outcome({"stopped": stopped}, message, as_json=json_output)
 
 
 @replica_app.command("promote")
 def replica_promote(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Fail over: promote the standby to a primary that accepts writes (it stops following the old one)."""
     url = _standby(ctx).promote()
-    if json_output:
-        emit_json({"promoted": True, "url": redact(url)})
-    else:
-        stderr.print(f"standby promoted: it accepts writes at {redact(url)}; point DATABASE_URL at it")
+    message = f"standby promoted: it accepts writes at {redact(url)}; point DATABASE_URL at it"
+    emit_outcome({"promoted": True, "url": redact(url)}, message, as_json=json_output)
 
 
 @replica_app.command("remove")
 def replica_remove(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Stop the standby, drop its replication slot on the primary and delete its files (not the primary's)."""
     removed = _standby(ctx).remove()
-    if json_output:
-        emit_json({"removed": removed})
-    else:
-        stderr.print("read replica removed" if removed else "there was no read replica")
+    message = "read replica removed" if removed else "there was no read replica"
+    emit_outcome({"removed": removed}, message, as_json=json_output)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import JsonOption, emit_json, state, stderr
+from cim.cli.common import JsonOption, emit_json, emit_outcome, state, stderr
 from cim.db.models import ROLES
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -57,7 +57,4 @@ def revoke(
     with state(ctx).engine().begin() as conn:
         revoke_api_key(conn, key_id)
         insert_audit(conn, action="keys.revoke", outcome="ok", actor="cli", target=f"api_key:{key_id}")
-    if json_:
-        emit_json({"id": key_id, "revoked": True})
-    else:
-        stderr.print(f"key {key_id} revoked")
+    emit_outcome({"id": key_id, "revoked": True}, f"key {key_id} revoked", as_json=json_)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim.cli.common import BBoxOption, JsonOption, emit_json, state, stderr
+from cim.cli.common import BBoxOption, JsonOption, emit_json, listing_done, moment_text, state, stderr
 from cim.errors import TilesError
 
 app = typer.Typer(help="3D Tiles: build tilesets from the database.", no_args_is_help=True)
@@ -98,15 +98,11 @@ def list_command(
     st = state(ctx)
     with st.engine().connect() as conn:
         rows = list_tilesets(conn, st.settings.data_path / "tiles", include_missing=True)
-    if json_out:
-        emit_json({"tilesets": rows})
-        return
-    if not rows:
-        stderr.print("no tilesets are registered")
+    if listing_done(rows, {"tilesets": rows}, as_json=json_out, empty="no tilesets are registered"):
         return
     typer.echo(f"{'name':20} {'status':8} {'tiles':>7} {'features':>9} {'MB':>8}  {'built':19}  layers")
     for t in rows:
-        built = (t["built_at"] or "")[:19].replace("T", " ")
+        built = moment_text(t["built_at"])
         typer.echo(
             f"{t['name']:20} {t['status']:8} {t['tile_count']:>7} {t['feature_count']:>9} "
             f"{t['size_bytes'] / 1e6:>8.1f}  {built:19}  {','.join(t['layers'])}"

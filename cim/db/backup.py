@@ -55,10 +55,8 @@ PATH_COLUMNS = (("tileset", "path"), ("dataset", "path"))
 _CHUNK = 1 << 20
 
 
-class BackupError(CimError):
+class BackupError(CimError, exit_code=20):
     """A backup could not be made, checked or restored; the target was left as it was."""
-
-    exit_code = 20
 
 
 @dataclass

@@ -17,15 +17,14 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
 
 from cim.errors import DatabaseError
-from cim.localservice import free_port, live_pid, log_tail, pid_from_file, port_is_free
-from cim.localstate import exclusive_lock, read_json_state, write_json_state
+from cim.localservice import free_port, live_pid, locked_folder, log_tail, pid_from_file, port_is_free, saved_state
+from cim.localstate import write_json_state
 
 # free_port and port_is_free live in cim.localservice; re-exported here for existing importers.
 __all__ = [
@@ -158,18 +157,13 @@ class PrivateCluster:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = ".cluster.lock" if self.NAME == "postgres" else f".{self.NAME}.lock"
-        with exclusive_lock(self.data_dir / lock):
-            yield
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked_folder(self.data_dir, ".cluster.lock" if self.NAME == "postgres" else f".{self.NAME}.lock")
 
     def _state(self) -> ClusterState | None:
         try:
-            saved = read_json_state(self.state_file)
-            return None if saved is None else ClusterState(**saved)
-        except (ValueError, TypeError) as exc:
+            return saved_state(self.state_file, ClusterState)
+        except ValueError as exc:
             raise DatabaseError(f"{self.state_file} is unreadable ({exc}); nothing was changed") from exc
 
     def _save_state(self, state: ClusterState) -> None:

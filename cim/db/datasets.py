@@ -71,10 +71,8 @@ def supersede_dataset(conn: Connection, dataset_id: int) -> None:
     conn.execute(update(Dataset).where(Dataset.id == dataset_id).values(status="superseded", superseded_at=now))
 
 
-class DatasetInUseError(CimError):
+class DatasetInUseError(CimError, exit_code=19):
     """A dataset cannot be deleted as asked: tilesets were built from its rows (pass ``force`` to go on)."""
-
-    exit_code = 19
 
 
 DEPENDENT_TABLES = (Element, Building, Facility, Parcel, PlanningZone, District)

@@ -195,43 +195,41 @@ class Facility(Base):
     valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class _PlanningLimits:
-    """Columns shared by parcels and planning zones: the limits a BIM pre-review checks."""
+class _PlanningArea:
+    """Columns shared by parcels and planning zones: an outline and the limits a BIM pre-review checks.
 
-    max_height: Mapped[float | None] = mapped_column(Float)  # metres
-    max_far: Mapped[float | None] = mapped_column(Float)  # floor-area ratio
-    max_density: Mapped[float | None] = mapped_column(Float)  # building coverage, 0..1
-    min_green_ratio: Mapped[float | None] = mapped_column(Float)  # 0..1
-    setback_m: Mapped[float | None] = mapped_column(Float)
+    ``sort_order`` keeps the migrations' column order: the class's own columns stand before ``geom``
+    (``sort_order=-1``) or after it (default).
+    """
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-2)
+    code: Mapped[str | None] = mapped_column(String(64), index=True, sort_order=-2)
+    name: Mapped[str | None] = mapped_column(Text, sort_order=-2)
+    geom: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"), sort_order=-1)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}", sort_order=1)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True, sort_order=1)
+    max_height: Mapped[float | None] = mapped_column(Float, sort_order=1)  # metres
+    max_far: Mapped[float | None] = mapped_column(Float, sort_order=1)  # floor-area ratio
+    max_density: Mapped[float | None] = mapped_column(Float, sort_order=1)  # building coverage, 0..1
+    min_green_ratio: Mapped[float | None] = mapped_column(Float, sort_order=1)  # 0..1
+    setback_m: Mapped[float | None] = mapped_column(Float, sort_order=1)
 
 
-class Parcel(_PlanningLimits, Base):
+class Parcel(_PlanningArea, Base):
     """A land parcel (地块) with its planning limits."""
 
     __tablename__ = "parcel"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str | None] = mapped_column(String(64), index=True)
-    name: Mapped[str | None] = mapped_column(Text)
-    land_use: Mapped[str | None] = mapped_column(String(32))
-    geom: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"))
+    land_use: Mapped[str | None] = mapped_column(String(32), sort_order=-1)
     district_code: Mapped[str | None] = mapped_column(String(32))
-    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
 
 
-class PlanningZone(_PlanningLimits, Base):
+class PlanningZone(_PlanningArea, Base):
     """A regulatory planning zone (控规单元 / height-control zone) with its limits."""
 
     __tablename__ = "planning_zone"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    code: Mapped[str | None] = mapped_column(String(64), index=True)
-    name: Mapped[str | None] = mapped_column(Text)
-    zone_type: Mapped[str | None] = mapped_column(String(32))
-    geom: Mapped[Any] = mapped_column(_geom("MULTIPOLYGON"))
-    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"), index=True)
+    zone_type: Mapped[str | None] = mapped_column(String(32), sort_order=-1)
 
 
 class Tileset(Base):
@@ -496,31 +494,39 @@ SPATIAL_COLUMNS: dict[str, tuple[str, ...]] = {
 # Geometries in EPSG:4490 (lon/lat degrees); the SensorThings JSON carries them as GeoJSON in the same order.
 
 
-class StaThing(Base):
+class _StaEntity:
+    """Columns every SensorThings entity but the Observation starts with: its id, name and description."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-2)
+    name: Mapped[str] = mapped_column(Text, sort_order=-2)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="", sort_order=-2)
+
+
+class StaThing(_StaEntity, Base):
     """A SensorThings Thing; may stand for a CIM building or facility (its Location is then that geometry)."""
 
     __tablename__ = "sta_thing"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     properties: Mapped[dict[str, Any] | None] = mapped_column()
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id", ondelete="SET NULL"), index=True)
     facility_id: Mapped[int | None] = mapped_column(ForeignKey("facility.id", ondelete="SET NULL"), index=True)
 
 
-class StaLocation(Base):
+class _StaPlace(_StaEntity):
+    """A Location or FeatureOfInterest: its GeoJSON (the class's own column) between ``encoding_type`` and
+    the geometry it gives in EPSG:4490, then ``properties``."""
+
+    encoding_type: Mapped[str] = mapped_column(Text, default="application/geo+json", sort_order=-1)
+    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True, sort_order=1)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(sort_order=1)
+
+
+class StaLocation(_StaPlace, Base):
     """A SensorThings Location: the GeoJSON as given and its geometry in EPSG:4490."""
 
     __tablename__ = "sta_location"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    encoding_type: Mapped[str] = mapped_column(Text, default="application/geo+json")
     location: Mapped[dict[str, Any]] = mapped_column()
-    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
-    properties: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class StaThingLocation(Base):
@@ -557,14 +563,11 @@ class StaHistoricalLocationLocation(Base):
     )
 
 
-class StaSensor(Base):
+class StaSensor(_StaEntity, Base):
     """A SensorThings Sensor (the instrument and its metadata)."""
 
     __tablename__ = "sta_sensor"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     encoding_type: Mapped[str] = mapped_column(Text)
     metadata_: Mapped[str] = mapped_column("metadata", Text)
     properties: Mapped[dict[str, Any] | None] = mapped_column()
@@ -582,14 +585,11 @@ class StaObservedProperty(Base):
     properties: Mapped[dict[str, Any] | None] = mapped_column()
 
 
-class StaDatastream(Base):
+class StaDatastream(_StaEntity, Base):
     """A SensorThings Datastream; ``retention_days`` bounds how long its observations are kept."""
 
     __tablename__ = "sta_datastream"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     observation_type: Mapped[str] = mapped_column(Text)
     unit_of_measurement: Mapped[dict[str, Any]] = mapped_column()
     properties: Mapped[dict[str, Any] | None] = mapped_column()
@@ -607,19 +607,15 @@ class StaDatastream(Base):
     __table_args__ = (CheckConstraint("retention_days IS NULL OR retention_days > 0", name="sta_datastream_retention"),)
 
 
-class StaFeatureOfInterest(Base):
+class StaFeatureOfInterest(_StaPlace, Base):
     """A SensorThings FeatureOfInterest; ``location_id`` marks one generated from a Thing's Location."""
 
     __tablename__ = "sta_feature_of_interest"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    encoding_type: Mapped[str] = mapped_column(Text, default="application/geo+json")
     feature: Mapped[dict[str, Any]] = mapped_column()
-    geom: Mapped[Any] = mapped_column(_geom("GEOMETRY"), nullable=True)
-    properties: Mapped[dict[str, Any] | None] = mapped_column()
-    location_id: Mapped[int | None] = mapped_column(ForeignKey("sta_location.id", ondelete="SET NULL"), unique=True)
+    location_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sta_location.id", ondelete="SET NULL"), unique=True, sort_order=2
+    )
 
 
 class StaObservation(Base):

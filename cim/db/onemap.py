@@ -150,89 +150,76 @@ def overview_rows(conn: Connection, tolerance_deg: float) -> OverviewRows:
     return OverviewRows(cities, districts)
 
 
+_ENVELOPE = f"ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000})"
+"""The view ``bbox`` of a label query as a CGCS2000 polygon (parameters ``w``, ``s``, ``e``, ``n``)."""
+
+_NAMED_LIVE = "valid_to IS NULL AND name IS NOT NULL AND name <> ''"
+
+
+def _label_query(conn: Connection, sql: str, bbox: Bbox, limit: int) -> list[dict[str, Any]]:
+    """Rows of a label query whose parameters are the view (:data:`_ENVELOPE`) and ``:limit``."""
+    params = {"w": bbox[0], "s": bbox[1], "e": bbox[2], "n": bbox[3], "limit": limit}
+    return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+
+def _point_labels(
+    conn: Connection, bbox: Bbox, limit: int, table: str, columns: str, geom: str, where: str, order: str
+) -> list[dict[str, Any]]:
+    """``columns`` and a point inside ``geom`` (``lon``, ``lat``, degrees) of the rows of ``table`` meeting
+    ``bbox`` that pass ``where``, in ``order``, at most ``limit``."""
+    return _label_query(
+        conn,
+        f"""
+        SELECT {columns}, ST_X(ST_PointOnSurface({geom})) AS lon, ST_Y(ST_PointOnSurface({geom})) AS lat
+        FROM {table} WHERE {geom} && {_ENVELOPE} AND {where}
+        ORDER BY {order} LIMIT :limit
+        """,
+        bbox,
+        limit,
+    )
+
+
 def district_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[str, Any]]:
     """Districts meeting ``bbox`` with a point inside each (degrees), largest first."""
-    return [
-        dict(r)
-        for r in conn.execute(
-            text(
-                f"""
-                SELECT code, name, level, attributes ->> 'name_en' AS name_en,
-                       ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
-                FROM district WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000})
-                ORDER BY ST_Area(geom) DESC LIMIT :limit
-                """
-            ),
-            {"w": bbox[0], "s": bbox[1], "e": bbox[2], "n": bbox[3], "limit": limit},
-        ).mappings()
-    ]
+    columns = "code, name, level, attributes ->> 'name_en' AS name_en"
+    return _point_labels(conn, bbox, limit, "district", columns, "geom", "true", "ST_Area(geom) DESC")
 
 
 def road_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[str, Any]]:
     """Named live roads in ``bbox``: one point per name, the middle of its longest piece inside the view."""
-    return [
-        dict(r)
-        for r in conn.execute(
-            text(
-                f"""
-                WITH env AS (SELECT ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) AS g),
-                pieces AS (
-                    SELECT f.name, f.road_class, f.attributes ->> 'name_en' AS name_en,
-                           (ST_Dump(ST_Intersection(ST_Force2D(f.geom), env.g))).geom AS g
-                    FROM facility f, env
-                    WHERE f.kind = 'road' AND f.valid_to IS NULL AND f.name IS NOT NULL AND f.name <> ''
-                      AND f.geom && env.g
-                )
-                SELECT * FROM (
-                    SELECT DISTINCT ON (name) name, road_class, name_en, ST_Length(g) AS length,
-                           ST_X(ST_LineInterpolatePoint(g, 0.5)) AS lon, ST_Y(ST_LineInterpolatePoint(g, 0.5)) AS lat
-                    FROM pieces WHERE GeometryType(g) = 'LINESTRING' ORDER BY name, ST_Length(g) DESC
-                ) named ORDER BY length DESC LIMIT :limit
-                """
-            ),
-            {"w": bbox[0], "s": bbox[1], "e": bbox[2], "n": bbox[3], "limit": limit},
-        ).mappings()
-    ]
+    return _label_query(
+        conn,
+        f"""
+        WITH env AS (SELECT {_ENVELOPE} AS g),
+        pieces AS (
+            SELECT f.name, f.road_class, f.attributes ->> 'name_en' AS name_en,
+                   (ST_Dump(ST_Intersection(ST_Force2D(f.geom), env.g))).geom AS g
+            FROM facility f, env
+            WHERE f.kind = 'road' AND f.valid_to IS NULL AND f.name IS NOT NULL AND f.name <> ''
+              AND f.geom && env.g
+        )
+        SELECT * FROM (
+            SELECT DISTINCT ON (name) name, road_class, name_en, ST_Length(g) AS length,
+                   ST_X(ST_LineInterpolatePoint(g, 0.5)) AS lon, ST_Y(ST_LineInterpolatePoint(g, 0.5)) AS lat
+            FROM pieces WHERE GeometryType(g) = 'LINESTRING' ORDER BY name, ST_Length(g) DESC
+        ) named ORDER BY length DESC LIMIT :limit
+        """,
+        bbox,
+        limit,
+    )
 
 
 def place_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[str, Any]]:
     """Named live facilities other than roads and pipes in ``bbox`` (parks, schools, stations…), largest first."""
-    return [
-        dict(r)
-        for r in conn.execute(
-            text(
-                f"""
-                SELECT kind, name, attributes ->> 'name_en' AS name_en,
-                       ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat
-                FROM facility
-                WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) AND valid_to IS NULL
-                  AND name IS NOT NULL AND name <> '' AND kind <> 'road' AND kind NOT LIKE 'pipe%'
-                ORDER BY ST_Area(geom) DESC, id LIMIT :limit
-                """
-            ),
-            {"w": bbox[0], "s": bbox[1], "e": bbox[2], "n": bbox[3], "limit": limit},
-        ).mappings()
-    ]
+    columns = "kind, name, attributes ->> 'name_en' AS name_en"
+    where = f"{_NAMED_LIVE} AND kind <> 'road' AND kind NOT LIKE 'pipe%'"
+    return _point_labels(conn, bbox, limit, "facility", columns, "geom", where, "ST_Area(geom) DESC, id")
 
 
 def building_label_rows(conn: Connection, bbox: Bbox, limit: int) -> list[dict[str, Any]]:
     """Named live buildings in ``bbox`` with their roof height (normal height, m), tallest first."""
-    return [
-        dict(r)
-        for r in conn.execute(
-            text(
-                f"""
-                SELECT id, name, use, attributes ->> 'name_en' AS name_en, base_height + height AS top,
-                       ST_X(ST_PointOnSurface(footprint)) AS lon, ST_Y(ST_PointOnSurface(footprint)) AS lat
-                FROM building
-                WHERE footprint && ST_MakeEnvelope(:w, :s, :e, :n, {CGCS2000}) AND valid_to IS NULL
-                  AND name IS NOT NULL AND name <> ''
-                ORDER BY height DESC, id LIMIT :limit
-                """
-            ),
-            {"w": bbox[0], "s": bbox[1], "e": bbox[2], "n": bbox[3], "limit": limit},
-        ).mappings()
-    ]
+    columns = "id, name, use, attributes ->> 'name_en' AS name_en, base_height + height AS top"
+    return _point_labels(conn, bbox, limit, "building", columns, "footprint", _NAMED_LIVE, "height DESC, id")
 
 
 def _validity(alias: str, at: dt.datetime | None) -> str:

@@ -18,13 +18,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cim.errors import ConfigError
 from cim.front.config import FrontConfig, render_nginx_conf
-from cim.localstate import exclusive_lock, read_json_state, write_json_state
+from cim.localservice import locked_folder, saved_state
+from cim.localstate import write_json_state
 
 _HINT = "install the Debian package nginx-light (`make setup` does)"
 _TEMP_DIRS = ("body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -146,17 +146,13 @@ class NginxFront:
 
     # -- internals -----------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self.data_dir / ".front.lock"):
-            yield
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked_folder(self.data_dir, ".front.lock")
 
     def _state(self) -> FrontState | None:
         try:
-            saved = read_json_state(self.state_file)
-            return None if saved is None else FrontState(**saved)
-        except (ValueError, TypeError):
+            return saved_state(self.state_file, FrontState)
+        except ValueError:
             return None
 
     def _master_pid(self) -> int | None:

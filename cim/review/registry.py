@@ -91,29 +91,29 @@ def resolve_checks(names: Iterable[str] | None) -> list[Check]:
     return [checks[n] for n in checks if n in chosen]
 
 
+_UNMET: dict[str, tuple[str, str, str]] = {
+    "georef": (
+        "needs_georeference",
+        "模型缺少地理参照，无法在城市模型中定位，本项未检查（见“地理参照”）。",
+        "The model has no usable georeference, so it cannot be placed in the city; not checked (see georef).",
+    ),
+    "database": ("needs_database", "未连接平台数据库，本项未检查。", "No platform database is connected; not checked."),
+    "parcel": ("needs_parcel", "未指定地块（--parcel），本项未检查。", "No parcel was given (--parcel); not checked."),
+}
+"""Needs a review may lack, in the order they are reported: rule suffix and the zh/en reason."""
+
+
+def _lacks(need: str, context: ReviewContext) -> bool:
+    if need == "georef":
+        return not context.model.located
+    return (context.engine if need == "database" else context.parcel) is None
+
+
 def missing_needs(check: Check, context: ReviewContext) -> Finding | None:
     """An ``info`` finding that says why ``check`` cannot apply, or ``None`` when everything it needs is there."""
-    if "georef" in check.needs and not context.model.located:
-        return Finding(
-            rule=f"{check.name}.needs_georeference",
-            severity="info",
-            message_zh="模型缺少地理参照，无法在城市模型中定位，本项未检查（见“地理参照”）。",
-            message_en="The model has no usable georeference, so it cannot be placed in the city; not checked (see georef).",  # noqa: E501
-        )
-    if "database" in check.needs and context.engine is None:
-        return Finding(
-            rule=f"{check.name}.needs_database",
-            severity="info",
-            message_zh="未连接平台数据库，本项未检查。",
-            message_en="No platform database is connected; not checked.",
-        )
-    if "parcel" in check.needs and context.parcel is None:
-        return Finding(
-            rule=f"{check.name}.needs_parcel",
-            severity="info",
-            message_zh="未指定地块（--parcel），本项未检查。",
-            message_en="No parcel was given (--parcel); not checked.",
-        )
+    for need, (suffix, zh, en) in _UNMET.items():
+        if need in check.needs and _lacks(need, context):
+            return Finding(rule=f"{check.name}.{suffix}", severity="info", message_zh=zh, message_en=en)
     return None
 
 

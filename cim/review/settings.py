@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,58 +19,57 @@ HUBEI_BOUNDS = (108.3, 29.0, 116.1, 33.3)
 """Bounding box of Hubei province (west, south, east, north; CGCS2000 degrees): the fallback province boundary."""
 
 
+_ZONES_ZH = dict(zip(("I", "II", "III", "IV", "V", "VI", "VII"), "ⅠⅡⅢⅣⅤⅥⅦ", strict=True))
+_DAYS = {"01-20": ("大寒日", "Major Cold day"), "12-21": ("冬至日", "Winter Solstice")}
+_CITY_SIZES = {
+    "large": ("，城区常住人口≥50万", ", ≥ 500,000 people"),
+    "small": ("，城区常住人口<50万", ", < 500,000 people"),
+}
+
+
 class SunlightStandard(BaseModel):
     """One row of GB 50180-2018 table 4.0.9 (住宅建筑日照标准): the day, the hours, the time band."""
 
+    zones: tuple[str, ...] = Field(description="Building climate zones of the row (GB 50178), Roman numerals.")
+    city_size: Literal["large", "small"] | None = Field(
+        description="Urban resident population: large ≥ 500,000, small < 500,000; None when the row covers both."
+    )
     day: str = Field(description="Month-day of the standard day: 01-20 大寒日, 12-21 冬至日.")
     min_hours: float = Field(description="Required sunlight hours at the ground-floor window sill.")
     start: float = Field(description="Start of the effective sunlight band, hours of true solar time.")
     end: float = Field(description="End of the effective sunlight band, hours of true solar time.")
-    label_zh: str
-    label_en: str
+
+    @property
+    def key(self) -> str:
+        """The row's name in :data:`SUNLIGHT_STANDARDS` (``I-II-III-VII-large``, ``V-VI``)."""
+        return "-".join((*self.zones, self.city_size) if self.city_size else self.zones)
+
+    @property
+    def label_zh(self) -> str:
+        """The row as the standard writes it (``Ⅴ、Ⅵ气候区：冬至日≥1h（9–15时）``)."""
+        people = _CITY_SIZES[self.city_size][0] if self.city_size else ""
+        zones = "、".join(_ZONES_ZH[zone] for zone in self.zones)
+        band = f"{self.start:g}–{self.end:g}时"
+        return f"{zones}气候区{people}：{_DAYS[self.day][0]}≥{self.min_hours:g}h（{band}）"
+
+    @property
+    def label_en(self) -> str:
+        """The row in English (``Climate zones V, VI: Winter Solstice ≥ 1 h (09–15 h)``)."""
+        people = _CITY_SIZES[self.city_size][1] if self.city_size else ""
+        zones = f"zone{'s' if len(self.zones) > 1 else ''} {', '.join(self.zones)}"
+        band = f"{self.start:02.0f}–{self.end:02.0f} h"
+        return f"Climate {zones}{people}: {_DAYS[self.day][1]} ≥ {self.min_hours:g} h ({band})"
 
 
 SUNLIGHT_STANDARDS: dict[str, SunlightStandard] = {
-    "I-II-III-VII-large": SunlightStandard(
-        day="01-20",
-        min_hours=2.0,
-        start=8.0,
-        end=16.0,
-        label_zh="Ⅰ、Ⅱ、Ⅲ、Ⅶ气候区，城区常住人口≥50万：大寒日≥2h（8–16时）",
-        label_en="Climate zones I, II, III, VII, ≥ 500,000 people: Major Cold day ≥ 2 h (08–16 h)",
-    ),
-    "I-II-III-VII-small": SunlightStandard(
-        day="01-20",
-        min_hours=3.0,
-        start=8.0,
-        end=16.0,
-        label_zh="Ⅰ、Ⅱ、Ⅲ、Ⅶ气候区，城区常住人口<50万：大寒日≥3h（8–16时）",
-        label_en="Climate zones I, II, III, VII, < 500,000 people: Major Cold day ≥ 3 h (08–16 h)",
-    ),
-    "IV-large": SunlightStandard(
-        day="01-20",
-        min_hours=3.0,
-        start=8.0,
-        end=16.0,
-        label_zh="Ⅳ气候区，城区常住人口≥50万：大寒日≥3h（8–16时）",
-        label_en="Climate zone IV, ≥ 500,000 people: Major Cold day ≥ 3 h (08–16 h)",
-    ),
-    "IV-small": SunlightStandard(
-        day="12-21",
-        min_hours=1.0,
-        start=9.0,
-        end=15.0,
-        label_zh="Ⅳ气候区，城区常住人口<50万：冬至日≥1h（9–15时）",
-        label_en="Climate zone IV, < 500,000 people: Winter Solstice ≥ 1 h (09–15 h)",
-    ),
-    "V-VI": SunlightStandard(
-        day="12-21",
-        min_hours=1.0,
-        start=9.0,
-        end=15.0,
-        label_zh="Ⅴ、Ⅵ气候区：冬至日≥1h（9–15时）",
-        label_en="Climate zones V, VI: Winter Solstice ≥ 1 h (09–15 h)",
-    ),
+    row.key: row
+    for row in (
+        SunlightStandard(zones=("I", "II", "III", "VII"), city_size="large", day="01-20", min_hours=2, start=8, end=16),
+        SunlightStandard(zones=("I", "II", "III", "VII"), city_size="small", day="01-20", min_hours=3, start=8, end=16),
+        SunlightStandard(zones=("IV",), city_size="large", day="01-20", min_hours=3, start=8, end=16),
+        SunlightStandard(zones=("IV",), city_size="small", day="12-21", min_hours=1, start=9, end=15),
+        SunlightStandard(zones=("V", "VI"), city_size=None, day="12-21", min_hours=1, start=9, end=15),
+    )
 }
 """GB 50180-2018 table 4.0.9, one row per climate zone / city size."""
 

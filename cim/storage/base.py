@@ -26,16 +26,12 @@ class Readable(Protocol):
         ...
 
 
-class StorageError(CimError):
+class StorageError(CimError, exit_code=19):
     """A storage backend could not read or write (disk full, bucket unreachable, bad key)."""
 
-    exit_code = 19
 
-
-class MissingObjectError(StorageError, NotFoundError):
+class MissingObjectError(StorageError, NotFoundError, exit_code=17):
     """The key does not exist in the storage backend."""
-
-    exit_code = 17
 
 
 def check_key(key: str) -> str:

@@ -26,7 +26,8 @@ back (``POSIX_FADV_DONTNEED`` starts an asynchronous writeback of the range), so
 overlaps the write instead of flushing the whole file after it."""
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's data (a folder: its entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -111,7 +112,7 @@ class LocalStorage(Storage):
                 os.close(fd)
             os.replace(temp, target)
             if self.fsync:
-                _fsync_dir(target.parent)
+                fsync_path(target.parent)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))

@@ -65,14 +65,8 @@ def check_georef(context: ReviewContext) -> list[Finding]:
     try:
         crs.transformer(georef.crs)
     except CrsError as exc:
-        findings.append(
-            Finding(
-                rule="georef.crs",
-                severity="error",
-                message_zh=f"坐标系无法转换到 CGCS2000：{exc}",
-                message_en=f"The CRS cannot be transformed to CGCS2000: {exc}",
-            )
-        )
+        zh, en = f"坐标系无法转换到 CGCS2000：{exc}", f"The CRS cannot be transformed to CGCS2000: {exc}"
+        findings.append(Finding("georef.crs", "error", zh, en))
     findings.extend(_province(context))
     if context.parcel is not None:
         findings.extend(_parcel(context))
@@ -92,15 +86,9 @@ def _province(context: ReviewContext) -> list[Finding]:
     if not outside:
         return []
     lon, lat = float(np.median(lonlat[:, 0])), float(np.median(lonlat[:, 1]))
-    return [
-        Finding(
-            rule="georef.province",
-            severity="error",
-            message_zh=f"模型位于省域范围之外（中心约 {lon:.5f}°E, {lat:.5f}°N），请检查地理参照。",
-            message_en=f"The model lies outside the province (centre about {lon:.5f}E, {lat:.5f}N); check its georeference.",  # noqa: E501
-            global_ids=tuple(outside[:500]),
-        )
-    ]
+    zh = f"模型位于省域范围之外（中心约 {lon:.5f}°E, {lat:.5f}°N），请检查地理参照。"
+    en = f"The model lies outside the province (centre about {lon:.5f}E, {lat:.5f}N); check its georeference."
+    return [Finding("georef.province", "error", zh, en, tuple(outside[:500]))]
 
 
 def _parcel(context: ReviewContext) -> list[Finding]:
@@ -116,15 +104,6 @@ def _parcel(context: ReviewContext) -> list[Finding]:
     footprint = model.footprint()
     out_area = float(shapely.area(shapely.difference(footprint, parcel)))
     code = context.parcel.get("code") or context.parcel["id"]
-    return [
-        Finding(
-            rule="georef.parcel",
-            severity="error",
-            message_zh=f"模型有 {len(outside)} 个构件超出地块 {code} 的用地红线（越界面积 {out_area:.1f} m²）。",
-            message_en=f"{len(outside)} elements lie outside the red line of parcel {code} ({out_area:.1f} m² outside).",  # noqa: E501
-            global_ids=tuple(outside),
-            value=out_area,
-            limit=0.0,
-            unit="m²",
-        )
-    ]
+    zh = f"模型有 {len(outside)} 个构件超出地块 {code} 的用地红线（越界面积 {out_area:.1f} m²）。"
+    en = f"{len(outside)} elements lie outside the red line of parcel {code} ({out_area:.1f} m² outside)."
+    return [Finding("georef.parcel", "error", zh, en, tuple(outside), value=out_area, limit=0.0, unit="m²")]

@@ -29,15 +29,10 @@ def findings_of(ids: Any, source: str) -> list[Finding]:
         prohibited = spec.maxOccurs == 0
         applicable = len(spec.applicable_entities)
         if spec.status:
-            found.append(
-                Finding(
-                    rule="ids.specification",
-                    severity="info",
-                    message_zh=f"IDS “{name}”（{source}）：通过，适用对象 {applicable} 个。",
-                    message_en=f"IDS '{name}' ({source}): passed, {applicable} applicable entities.",
-                    detail={"ids": source, "specification": name, "applicable": applicable},
-                )
-            )
+            zh = f"IDS “{name}”（{source}）：通过，适用对象 {applicable} 个。"
+            en = f"IDS '{name}' ({source}): passed, {applicable} applicable entities."
+            detail = {"ids": source, "specification": name, "applicable": applicable}
+            found.append(Finding("ids.specification", "info", zh, en, detail=detail))
             continue
         reasons: list[dict[str, Any]] = []
         for requirement in spec.requirements:

@@ -19,7 +19,7 @@ import shapely
 
 from cim.db.review_queries import planning_zones_over
 from cim.review import geometry
-from cim.review.findings import Finding
+from cim.review.findings import Finding, Severity
 from cim.review.neighbours import neighbour_buildings
 from cim.review.registry import ReviewContext, register
 from cim.review.settings import ReviewSettings
@@ -160,14 +160,9 @@ def check_planning(context: ReviewContext) -> list[Finding]:
     """Height, setbacks, FAR, density, green ratio and fire spacing."""
     findings = _height(context)
     if context.parcel is None or context.engine is None:
-        findings.append(
-            Finding(
-                rule="planning.needs_parcel",
-                severity="info",
-                message_zh="未指定地块，仅检查模型自身的限高（Pset_SiteCommon.BuildingHeightLimit）。",
-                message_en="No parcel given: only the model's own height limit (Pset_SiteCommon.BuildingHeightLimit) is checked.",  # noqa: E501
-            )
-        )
+        zh = "未指定地块，仅检查模型自身的限高（Pset_SiteCommon.BuildingHeightLimit）。"
+        en = "No parcel given: only the model's own height limit (Pset_SiteCommon.BuildingHeightLimit) is checked."
+        findings.append(Finding("planning.needs_parcel", "info", zh, en))
         return findings
     findings += _setback(context)
     findings += _ratios(context)
@@ -251,18 +246,9 @@ def _setback(context: ReviewContext) -> list[Finding]:
     order = np.argsort(signed[bad])
     ids = [e.global_ids[i] for i in np.flatnonzero(bad)[order]]
     least = float(signed[mask].min())
-    return [
-        Finding(
-            rule="planning.setback",
-            severity="error",
-            message_zh=f"{len(ids)} 个构件距用地红线不足 {limit:.1f} m（最近 {least:.2f} m）。",
-            message_en=f"{len(ids)} elements are closer than {limit:.1f} m to the parcel's red line (nearest {least:.2f} m).",  # noqa: E501
-            global_ids=tuple(ids),
-            value=least,
-            limit=limit,
-            unit="m",
-        )
-    ]
+    zh = f"{len(ids)} 个构件距用地红线不足 {limit:.1f} m（最近 {least:.2f} m）。"
+    en = f"{len(ids)} elements are closer than {limit:.1f} m to the parcel's red line (nearest {least:.2f} m)."
+    return [Finding("planning.setback", "error", zh, en, tuple(ids), value=least, limit=limit, unit="m")]
 
 
 def _ratios(context: ReviewContext) -> list[Finding]:
@@ -276,65 +262,54 @@ def _ratios(context: ReviewContext) -> list[Finding]:
     method_zh = {"building": "建筑工程量集", "storeys": "楼层工程量集", "slabs": "楼板面积"}[method]
     if "max_far" in limits:
         ok = far <= limits["max_far"] + TOL
-        findings.append(
-            Finding(
-                rule="planning.far",
-                severity="info" if ok else "error",
-                message_zh=f"容积率 {far:.3f}（总建筑面积 {gfa:.1f} m²，来自{method_zh}；地块面积 {parcel_area:.1f} m²），"  # noqa: E501
-                f"上限 {limits['max_far']:.2f}。",
-                message_en=f"Floor-area ratio {far:.3f} (GFA {gfa:.1f} m² from {method}; parcel {parcel_area:.1f} m²), "
-                f"limit {limits['max_far']:.2f}.",
-                global_ids=model.building_global_ids,
-                value=far,
-                limit=limits["max_far"],
-                unit="ratio",
-                detail={"gfa_m2": round(gfa, 3), "gfa_from": method, "parcel_area_m2": round(parcel_area, 3)},
-            )
+        zh = (
+            f"容积率 {far:.3f}（总建筑面积 {gfa:.1f} m²，来自{method_zh}；地块面积 {parcel_area:.1f} m²），"
+            f"上限 {limits['max_far']:.2f}。"
         )
+        en = (
+            f"Floor-area ratio {far:.3f} (GFA {gfa:.1f} m² from {method}; parcel {parcel_area:.1f} m²), "
+            f"limit {limits['max_far']:.2f}."
+        )
+        detail = {"gfa_m2": round(gfa, 3), "gfa_from": method, "parcel_area_m2": round(parcel_area, 3)}
+        findings.append(_ratio("planning.far", ok, zh, en, model.building_global_ids, far, limits["max_far"], detail))
     footprint = model.footprint()
     density = float(footprint.area) / parcel_area
     if "max_density" in limits:
         ok = density <= limits["max_density"] + TOL
-        findings.append(
-            Finding(
-                rule="planning.density",
-                severity="info" if ok else "error",
-                message_zh=f"建筑密度 {density:.1%}（基底面积 {footprint.area:.1f} m²），上限 {limits['max_density']:.0%}。",  # noqa: E501
-                message_en=f"Building density {density:.1%} (footprint {footprint.area:.1f} m²), limit {limits['max_density']:.0%}.",  # noqa: E501
-                global_ids=model.building_global_ids,
-                value=density,
-                limit=limits["max_density"],
-                unit="ratio",
-            )
-        )
+        zh = f"建筑密度 {density:.1%}（基底面积 {footprint.area:.1f} m²），上限 {limits['max_density']:.0%}。"
+        en = f"Building density {density:.1%} (footprint {footprint.area:.1f} m²), limit {limits['max_density']:.0%}."
+        ids = model.building_global_ids
+        findings.append(_ratio("planning.density", ok, zh, en, ids, density, limits["max_density"]))
     if "min_green_ratio" in limits:
         e = model.elements
         if not e.green.any():
-            findings.append(
-                Finding(
-                    rule="planning.green_ratio_not_modelled",
-                    severity="info",
-                    message_zh="场地模型未包含绿地（IfcGeographicElement / 绿地空间），绿地率未检查。",
-                    message_en="The site model carries no green areas (IfcGeographicElement / green spaces); green ratio not checked.",  # noqa: E501
-                )
-            )
+            zh = "场地模型未包含绿地（IfcGeographicElement / 绿地空间），绿地率未检查。"
+            en = "The site model carries no green areas (IfcGeographicElement / green spaces); green ratio not checked."
+            findings.append(Finding("planning.green_ratio_not_modelled", "info", zh, en))
         else:
             green_area = float(e.plan_area[e.green].sum())
             ratio = green_area / parcel_area
             ok = ratio >= limits["min_green_ratio"] - TOL
-            findings.append(
-                Finding(
-                    rule="planning.green_ratio",
-                    severity="info" if ok else "error",
-                    message_zh=f"绿地率 {ratio:.1%}（绿地 {green_area:.1f} m²），下限 {limits['min_green_ratio']:.0%}。",  # noqa: E501
-                    message_en=f"Green ratio {ratio:.1%} (green {green_area:.1f} m²), minimum {limits['min_green_ratio']:.0%}.",  # noqa: E501
-                    global_ids=tuple(g for g, m in zip(e.global_ids, e.green, strict=True) if m),
-                    value=ratio,
-                    limit=limits["min_green_ratio"],
-                    unit="ratio",
-                )
-            )
+            zh = f"绿地率 {ratio:.1%}（绿地 {green_area:.1f} m²），下限 {limits['min_green_ratio']:.0%}。"
+            en = f"Green ratio {ratio:.1%} (green {green_area:.1f} m²), minimum {limits['min_green_ratio']:.0%}."
+            ids = tuple(g for g, m in zip(e.global_ids, e.green, strict=True) if m)
+            findings.append(_ratio("planning.green_ratio", ok, zh, en, ids, ratio, limits["min_green_ratio"]))
     return findings
+
+
+def _ratio(
+    rule: str,
+    ok: bool,
+    zh: str,
+    en: str,
+    ids: tuple[str, ...],
+    value: float,
+    limit: float,
+    detail: dict[str, Any] | None = None,
+) -> Finding:
+    """A measured ratio against its limit: ``info`` when ``ok``, else an ``error``."""
+    severity: Severity = "info" if ok else "error"
+    return Finding(rule, severity, zh, en, ids, value=value, limit=limit, unit="ratio", detail=detail or {})
 
 
 def _fire_spacing(context: ReviewContext) -> list[Finding]:
@@ -360,19 +335,17 @@ def _fire_spacing(context: ReviewContext) -> list[Finding]:
         if gap >= required - geometry.TOLERANCE_M:
             continue
         near = mask & (shapely.distance(e.hulls, other.footprint) < required - geometry.TOLERANCE_M)
+        zh = (
+            f"与既有建筑“{other.label}”的防火间距 {gap:.2f} m，小于 GB 50016 表 5.2.2 要求的 "
+            f"{required:.0f} m（本建筑 {mine}，对方 {theirs}）。"
+        )
+        en = (
+            f"Fire separation to the existing building '{other.label}' is {gap:.2f} m, less than the "
+            f"{required:.0f} m of GB 50016 table 5.2.2 (this building {mine}, the other {theirs})."
+        )
+        ids = tuple(g for g, m in zip(e.global_ids, near, strict=True) if m)
+        detail = {"building_id": other.id, "building_name": other.row.get("name"), "categories": [mine, theirs]}
         findings.append(
-            Finding(
-                rule="planning.fire_spacing",
-                severity="error",
-                message_zh=f"与既有建筑“{other.label}”的防火间距 {gap:.2f} m，小于 GB 50016 表 5.2.2 要求的 "
-                f"{required:.0f} m（本建筑 {mine}，对方 {theirs}）。",
-                message_en=f"Fire separation to the existing building '{other.label}' is {gap:.2f} m, less than the "
-                f"{required:.0f} m of GB 50016 table 5.2.2 (this building {mine}, the other {theirs}).",
-                global_ids=tuple(g for g, m in zip(e.global_ids, near, strict=True) if m),
-                value=gap,
-                limit=required,
-                unit="m",
-                detail={"building_id": other.id, "building_name": other.row.get("name"), "categories": [mine, theirs]},
-            )
+            Finding("planning.fire_spacing", "error", zh, en, ids, value=gap, limit=required, unit="m", detail=detail)
         )
     return findings

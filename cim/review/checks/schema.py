@@ -111,12 +111,7 @@ def check_schema(context: ReviewContext) -> list[Finding]:
     ]
     findings.extend(_finding(s, schema) for s in errors[:MAX_FINDINGS])
     if len(errors) > MAX_FINDINGS:
-        findings.append(
-            Finding(
-                rule="schema.more",
-                severity="error",
-                message_zh=f"另有 {len(errors) - MAX_FINDINGS} 处模式错误未逐条列出。",
-                message_en=f"{len(errors) - MAX_FINDINGS} more schema errors are not listed one by one.",
-            )
-        )
+        more = len(errors) - MAX_FINDINGS
+        zh, en = f"另有 {more} 处模式错误未逐条列出。", f"{more} more schema errors are not listed one by one."
+        findings.append(Finding("schema.more", "error", zh, en))
     return findings

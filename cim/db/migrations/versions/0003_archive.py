@@ -8,16 +8,13 @@ Create Date: 2026-12-01 17:30:00
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from cim.db.migrations import ddl
 
 revision: str = "0003_archive"
-down_revision: str | Sequence[str] | None = "0002_review"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str = "0002_review"
 
 _NULLABLE = (
     ("file_name", sa.Text()),
@@ -27,71 +24,62 @@ _NULLABLE = (
 )
 
 
+def _new_columns() -> list[sa.Column]:
+    """The columns this revision adds to ``model_version``, in order (new objects on every call)."""
+    return [
+        sa.Column("kind", sa.String(length=16), server_default="version", nullable=False),
+        *ddl.optional(object_id=sa.Text(), sha512=sa.String(length=128), sm3=sa.String(length=64)),
+        *ddl.optional(media_type=sa.String(length=64), review_id=sa.BigInteger(), reason=sa.Text()),
+        *ddl.optional(ledger_seq=sa.BigInteger()),
+    ]
+
+
 def upgrade() -> None:
     """Apply this revision."""
     for name, type_ in _NULLABLE:  # a tombstone has no file
         op.alter_column("model_version", name, existing_type=type_, nullable=True)
-    op.add_column("model_version", sa.Column("kind", sa.String(length=16), server_default="version", nullable=False))
-    op.add_column("model_version", sa.Column("object_id", sa.Text(), nullable=True))
-    op.add_column("model_version", sa.Column("sha512", sa.String(length=128), nullable=True))
-    op.add_column("model_version", sa.Column("sm3", sa.String(length=64), nullable=True))
-    op.add_column("model_version", sa.Column("media_type", sa.String(length=64), nullable=True))
-    op.add_column("model_version", sa.Column("review_id", sa.BigInteger(), nullable=True))
-    op.add_column("model_version", sa.Column("reason", sa.Text(), nullable=True))
-    op.add_column("model_version", sa.Column("ledger_seq", sa.BigInteger(), nullable=True))
+    for column in _new_columns():
+        op.add_column("model_version", column)
     op.create_foreign_key(None, "model_version", "review", ["review_id"], ["id"], ondelete="SET NULL")
-    op.create_index(op.f("ix_model_version_review_id"), "model_version", ["review_id"], unique=False)
+    ddl.create_indexes("model_version", "review_id")
     op.create_check_constraint("model_version_kind", "model_version", "kind IN ('version','tombstone')")
 
-    op.create_table(
+    ddl.create_table(
         "archive_object",
-        sa.Column("id", sa.BigInteger(), nullable=False),
-        sa.Column("model_key", sa.Text(), nullable=False),
-        sa.Column("object_id", sa.Text(), nullable=False),
-        sa.Column("object_path", sa.Text(), nullable=False),
+        *ddl.required(model_key=sa.Text(), object_id=sa.Text(), object_path=sa.Text()),
         sa.Column("head_version", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("building_id", sa.BigInteger(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["building_id"], ["building.id"], ondelete="SET NULL"),
-        sa.PrimaryKeyConstraint("id"),
+        *ddl.optional(building_id=sa.BigInteger()),
+        ddl.created(),
+        *ddl.moments("deleted_at"),
+        ddl.fk("building_id", "building", "SET NULL"),
         sa.UniqueConstraint("model_key"),
         sa.UniqueConstraint("object_id"),
+        indexes=("building_id",),
     )
-    op.create_index(op.f("ix_archive_object_building_id"), "archive_object", ["building_id"], unique=False)
     op.create_table(
         "archive_ledger",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("model_key", sa.Text(), nullable=True),
-        sa.Column("version", sa.Integer(), nullable=True),
-        sa.Column("audit_id", sa.BigInteger(), nullable=True),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
-        sa.Column("prev_hash", sa.String(length=64), nullable=False),
-        sa.Column("entry_hash", sa.String(length=64), nullable=False),
+        *ddl.required(at=sa.DateTime(timezone=True), day=sa.Date(), kind=sa.String(length=16)),
+        *ddl.optional(model_key=sa.Text(), version=sa.Integer(), audit_id=sa.BigInteger()),
+        ddl.jsonb("payload"),
+        *ddl.required(prev_hash=sa.String(length=64), entry_hash=sa.String(length=64)),
         sa.CheckConstraint("kind IN ('put','get','delete','decision','audit')", name="archive_ledger_kind"),
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("audit_id"),
         sa.UniqueConstraint("entry_hash"),
     )
-    op.create_index(op.f("ix_archive_ledger_day"), "archive_ledger", ["day"], unique=False)
-    op.create_index(op.f("ix_archive_ledger_model_key"), "archive_ledger", ["model_key"], unique=False)
+    ddl.create_indexes("archive_ledger", "day", "model_key")
     op.create_table(
         "archive_ledger_queue",
         sa.Column("audit_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("queued_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        ddl.created("queued_at"),
         sa.PrimaryKeyConstraint("audit_id"),
     )
     op.create_table(
         "archive_ledger_root",
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("root", sa.String(length=64), nullable=False),
-        sa.Column("entries", sa.Integer(), nullable=False),
-        sa.Column("first_seq", sa.BigInteger(), nullable=False),
-        sa.Column("last_seq", sa.BigInteger(), nullable=False),
-        sa.Column("computed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        *ddl.required(day=sa.Date(), root=sa.String(length=64), entries=sa.Integer()),
+        *ddl.required(first_seq=sa.BigInteger(), last_seq=sa.BigInteger()),
+        ddl.created("computed_at"),
         sa.PrimaryKeyConstraint("day"),
     )
     # Every audit-log row is queued in the same transaction that writes it; the archive's sealer chains
@@ -129,12 +117,11 @@ def downgrade() -> None:
     )
     op.drop_table("archive_ledger_root")
     op.drop_table("archive_ledger_queue")
-    op.drop_index(op.f("ix_archive_object_building_id"), table_name="archive_object")
-    op.drop_table("archive_object")
+    ddl.drop_table("archive_object", "building_id")
     op.drop_constraint("model_version_kind", "model_version", type_="check")
-    op.drop_index(op.f("ix_model_version_review_id"), table_name="model_version")
+    ddl.drop_indexes("model_version", "review_id")
     op.drop_constraint("model_version_review_id_fkey", "model_version", type_="foreignkey")
-    for name in ("ledger_seq", "reason", "review_id", "media_type", "sm3", "sha512", "object_id", "kind"):
-        op.drop_column("model_version", name)
+    for column in reversed(_new_columns()):
+        op.drop_column("model_version", column.name)
     for name, type_ in _NULLABLE:
         op.alter_column("model_version", name, existing_type=type_, nullable=False)

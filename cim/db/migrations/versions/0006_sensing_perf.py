@@ -13,14 +13,10 @@ Create Date: 2026-12-01 20:10:00
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0006_sensing_perf"
-down_revision: str | Sequence[str] | None = "0004_sensing"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision: str = "0004_sensing"
 
 PARENTS = (("sta_datastream", "datastream_id"), ("sta_feature_of_interest", "feature_of_interest_id"))
 
