@@ -54,9 +54,10 @@ def demo(
     step(f"sample city ready in {summary['seconds']} s")
     if serve:
         from cim.api.server import run_server
+        from cim.cli.serve import broker_while_serving
         from cim.sensing.simulate import start_demo_simulation
 
-        start_demo_simulation(engine, settings.data_path, step=step)
-
-        step(f"viewer: http://{host}:{port}/viewer/   API: http://{host}:{port}/   docs: http://{host}:{port}/docs")
-        run_server(settings, host=host, port=port, workers=workers, log_level="warning")
+        with broker_while_serving(settings.data_path):  # a broker started here stops with the service
+            start_demo_simulation(engine, settings.data_path, step=step)
+            step(f"viewer: http://{host}:{port}/viewer/   API: http://{host}:{port}/   docs: http://{host}:{port}/docs")
+            run_server(settings, host=host, port=port, workers=workers, log_level="warning")

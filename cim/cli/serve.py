@@ -52,7 +52,7 @@ def serve(
             + behind
         )
     settings = state(ctx).settings
-    with _broker_while_serving(settings.data_path):
+    with broker_while_serving(settings.data_path):
         run_server(
             settings,
             host=host,
@@ -69,7 +69,7 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _broker_while_serving(data_path: Path) -> Iterator[None]:
+def broker_while_serving(data_path: Path) -> Iterator[None]:
     """With MQTT on (``CIM_SENSING_MQTT``, default true under ``cim serve``): the private broker runs while the
     service does. One this command started is stopped when it ends (normal exit, SIGTERM, SIGINT); one it
     found running is left alone. The workers find it running and only connect."""
