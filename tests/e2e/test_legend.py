@@ -72,10 +72,10 @@ def test_the_toy_class_is_drawn_and_its_checkbox_hides_it(with_beacons: Session)
     look_down_at(with_beacons, *STATION, 500.0)
     x, y = screen_position(with_beacons, *STATION, with_beacons.settings.height_anomaly + 30.0)
     r, g, b = canvas_pixel(with_beacons, x, y)
-    assert r > g + 60 and r > b + 60, f"the beacon is not drawn red: {(r, g, b)}"
+    assert r > g + 30 and r > b + 30, f"the beacon is not drawn red: {(r, g, b)}"
     page.uncheck("#layer-beacons")
     r2, g2, b2 = canvas_pixel(with_beacons, x, y)
-    assert not (r2 > g2 + 60 and r2 > b2 + 60), "the beacon still shows"
+    assert not (r2 > g2 + 30 and r2 > b2 + 30), f"the beacon still shows: {(r2, g2, b2)}"
     page.wait_for_function("() => window.location.hash.includes('layers=buildings,bim,')")
     page.wait_for_function("() => !window.location.hash.includes(',beacons,')")
     page.check("#layer-beacons")
