@@ -4,7 +4,7 @@
 // tileset's clipping frame (tileset.clippingPlanesOriginMatrix).
 
 import { t } from "./i18n.js";
-import { elementsById } from "./dom.js";
+import { elements } from "./dom.js";
 
 /**
  * Create the clipping controller.
@@ -12,14 +12,7 @@ import { elementsById } from "./dom.js";
  */
 export function createClipping(ctx) {
   const { Cesium, viewer } = ctx;
-  const { planeBox, boxBox, heightSlider, heightLabel, sizeInput, message } = elementsById({
-    planeBox: "clip-plane",
-    boxBox: "clip-box",
-    heightSlider: "clip-height",
-    heightLabel: "clip-height-value",
-    sizeInput: "clip-box-size",
-    message: "measure-result",
-  });
+  const [planeBox, boxBox, heightSlider, heightLabel, sizeInput, message] = elements("clip-plane", "clip-box", "clip-height", "clip-height-value", "clip-box-size", "measure-result");
 
   function configureSlider() {
     const b = ctx.bounds;

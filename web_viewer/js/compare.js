@@ -6,7 +6,7 @@
 
 import { getJson } from "./api.js";
 import { t } from "./i18n.js";
-import { elementsById } from "./dom.js";
+import { elements } from "./dom.js";
 
 /**
  * Create the compare controller.
@@ -16,13 +16,7 @@ import { elementsById } from "./dom.js";
 export async function createCompare(ctx, basemap) {
   const { Cesium, viewer } = ctx;
   const scene = viewer.scene;
-  const { splitBox, slider, label, hint, divider } = elementsById({
-    splitBox: "om-compare",
-    slider: "om-history",
-    label: "om-history-label",
-    hint: "om-compare-hint",
-    divider: "split-divider",
-  });
+  const [splitBox, slider, label, hint, divider] = elements("om-compare", "om-history", "om-history-label", "om-compare-hint", "split-divider");
   const result = await getJson("/overview/history");
   const moments = result.ok && Array.isArray(result.data?.moments) ? result.data.moments : [];
   const hasHistory = Boolean(result.data?.has_history) && basemap.usable;

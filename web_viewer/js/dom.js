@@ -1,15 +1,13 @@
 // Small DOM helpers shared by the viewer's controllers.
 
 /**
- * The page's elements by id: `{name: "element-id", …}` → `{name: HTMLElement, …}`. A missing element throws
- * at once (naming it), instead of failing later on `null`.
+ * The page's elements with these ids, in order (destructure them: `const [a, b] = elements("id-a", "id-b")`).
+ * A missing element throws at once, naming it, instead of failing later on `null`.
  */
-export function elementsById(ids) {
-  const out = {};
-  for (const [name, id] of Object.entries(ids)) {
+export function elements(...ids) {
+  return ids.map((id) => {
     const element = document.getElementById(id);
     if (!element) throw new Error(`the page has no element #${id}`);
-    out[name] = element;
-  }
-  return out;
+    return element;
+  });
 }
