@@ -299,7 +299,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (table to stderr)")
     parser.add_argument("--screenshot", type=Path, help="also save the README screenshots into this folder")
     parser.add_argument("--no-measure", action="store_true", help="only prepare (and screenshot), no timings")
+    parser.add_argument(
+        "--views", default=",".join(VIEWS), help=f"province views to measure, comma-separated ({', '.join(VIEWS)})"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="cold loads of each view (default 1)")
     args = parser.parse_args()
+    chosen = {v.strip(): VIEWS[v.strip()] for v in args.views.split(",") if v.strip()}
     platforms = [args.only] if args.only else ["sample", "province"]
     prepared: dict[str, tuple[Settings, int, int, float | None]] = {}
     for platform in platforms:
@@ -313,12 +318,13 @@ def main() -> None:
     figures: list[ViewFigures] = []
     for platform in platforms:
         settings = prepared[platform][0]
-        views = {"start": SAMPLE_VIEW} if platform == "sample" else VIEWS
+        views = {"start": SAMPLE_VIEW} if platform == "sample" else chosen
         for view, hash_ in views.items():
             for overview in (False, True) if platform == "province" else (True,):
                 sep = "&" if hash_ else "#"
                 full = hash_ if overview else f"{hash_}{sep}overview=0"
-                figures.append(ViewFigures(platform, view, overview, **measure(settings, full)))
+                for _ in range(args.repeat):
+                    figures.append(ViewFigures(platform, view, overview, **measure(settings, full)))
     out = sys.stderr if args.json else sys.stdout
     print(f"load average {os.getloadavg()[0]:.1f} (figures under load are pessimistic)", file=out)
     print(

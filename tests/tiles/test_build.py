@@ -95,7 +95,8 @@ def test_build_is_valid_and_every_building_is_at_one_leaf_in_place(
         row = conn.execute(text("SELECT path, tile_count, feature_count, options, ST_XMin(bounds) FROM tileset")).one()
     assert row[0] == str(out) and row[1] == report.tiles and row[3]["terrain"] == "terrain"
     assert report.buildings == len(expected) and report.elements == len(city.element_guids)
-    assert row[2] == report.buildings + report.elements + report.facilities == report.facilities + 68
+    areas = report.areas  # the city's park: water and green are the areas class's
+    assert row[2] == report.buildings + report.elements + report.facilities + areas == report.facilities + areas + 68
 
 
 @pytest.mark.parametrize("compress", ["none", "draco"])
@@ -103,7 +104,7 @@ def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
     engine: Engine, settings: Settings, city: City, tmp_path: Path, compress: str
 ) -> None:
     out = tmp_path / "implicit"
-    layers = ["buildings", "elements", "facilities"]
+    layers = ["buildings", "elements", "areas", "facilities"]
     report = build_tileset(
         engine, settings, "imp", out=out, layers=layers, implicit=True, subtree_levels=2, compress=compress, **SMALL
     )  # type: ignore[arg-type]
@@ -118,7 +119,7 @@ def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
         assert "children" not in root and "transform" not in root
     checked = check_tileset(out, position_tol_m=0.05 if compress == "none" else 0.5)  # availability, volumes
     assert checked.errors == []
-    assert len(checked.external) == 3 and len(checked.subtrees) > 3
+    assert len(checked.external) == len(layers) and len(checked.subtrees) > 3
     assert roots[0]["implicitTiling"]["availableLevels"] > 2  # child subtrees used
     # The class trees share their tiles: content availability alone differs.
     assert len({frozenset(k[1:] for k in checked.implicit_tiles if k[0] == layer) for layer in layers}) == 1
@@ -200,7 +201,7 @@ def test_meshopt_compression_validates_and_is_smaller(
 def test_draco_compression_validates_and_keeps_feature_ids(
     engine: Engine, settings: Settings, city: City, tmp_path: Path
 ) -> None:
-    layers = ["buildings", "elements", "facilities"]
+    layers = ["buildings", "elements", "areas", "facilities"]
     plain = build_tileset(engine, settings, "plain", out=tmp_path / "plain", layers=layers, **SMALL)  # type: ignore[arg-type]
     packed = build_tileset(
         engine,

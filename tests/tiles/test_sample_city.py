@@ -53,14 +53,14 @@ def _check_build(engine: Engine, settings: Settings, out: Path, compress: str, *
     assert sorted(seen) == sorted(live) and len(seen) == len(set(seen))
     assert guids == n_elements > 0
     # Manholes, hydrants and lamps repeat: drawn by EXT_mesh_gpu_instancing; roads and greenways are ribbons
-    # of the road class: every facility once, in one of the two classes.
+    # of the road class, water and green areas of the area class: every facility once, in one of the three.
     required = [read_glb(path.read_bytes())[0].get("extensionsRequired", []) for path in checked.contents]
     assert any("EXT_mesh_gpu_instancing" in r for r in required)
     facility_ids = [
         int(f)
         for _, prims in checked.leaves
         for p in prims
-        if p.table["class"] in ("facility", "road")
+        if p.table["class"] in ("facility", "road", "area")
         for f in p.table["facility_id"]
     ]
     with engine.connect() as conn:

@@ -36,6 +36,7 @@ __all__ = [
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "tiles.classes.buildings",
+    "tiles.classes.areas",
     "tiles.classes.facilities",
     "tiles.classes.lines",
 )

@@ -1,8 +1,9 @@
 """Built-in tile class ``facilities``: municipal facilities drawn as solids (pipes, points, areas).
 
 Pipes are tubes below ground, manholes shafts, lamps and hydrants small prisms (repeated ones instanced with
-``EXT_mesh_gpu_instancing``), areas (parks, water, shelters…) thin slabs on the ground. Line facilities that
-are not pipes (roads, greenways…) belong to the ``roads`` class (:mod:`tiles.classes.lines`).
+``EXT_mesh_gpu_instancing``), other areas (shelters, bridges…) thin slabs on the ground. Line facilities that
+are not pipes (roads, greenways…) belong to the ``roads`` class (:mod:`tiles.classes.lines`), water bodies and
+green spaces to the ``areas`` class (:mod:`tiles.classes.areas`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cim import crs
 from cim.vocabulary import FACILITY_KINDS, PIPE_KINDS
 from tiles import geometry as geo
 from tiles.classes import register
+from tiles.classes.areas import AREA_KINDS, is_area
 from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, ground
 from tiles.glb import Instances, PropertyTable
 from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
@@ -105,7 +107,7 @@ def _facilities(f: Columns, ctx: RenderContext, bounds: Bounds, groups: list[_Po
         remap = np.cumsum(keep) - 1
         tri = remap[tri[keep[tri[:, 0]]]]
         meshes.append(geo.Mesh(m.positions[keep], m.normals[keep], pt[m.feature[keep]], tri.ravel()))
-    # Areas (parks, water, shelters…): thin slabs on the ground.
+    # Other areas (shelters, bridges…; water and green are the areas class's): thin slabs on the ground.
     poly = np.nonzero(np.isin(types, [3, 6]))[0]
     if len(poly):
         gnd = ground(ctx.dem_path, f["px"][poly], f["py"][poly])
@@ -162,11 +164,12 @@ class Facilities(TileClass):
         return [
             LegendEntry(k, v.zh, v.en, css(FACILITY_COLORS.get(k, DEFAULT_FACILITY_COLOR)))
             for k, v in FACILITY_KINDS.items()
-            if v.geometry != "line" or k in PIPE_KINDS
+            if (v.geometry != "line" or k in PIPE_KINDS) and k not in AREA_KINDS
         ]
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
-        return read_facilities(conn, bbox, lines=False)
+        cols = read_facilities(conn, bbox, lines=False)
+        return cols.take(np.nonzero(~is_area(list(cols["kind"]), list(cols["wkb"])))[0])
 
     def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
         bounds = Bounds()

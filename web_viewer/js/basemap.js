@@ -7,6 +7,14 @@ import { pick, t } from "./i18n.js";
 import { renderLegend } from "./style.js";
 
 /**
+ * The deepest base-map level the viewer asks for (the service draws up to its TileJSON `maxzoom`): at zoom 17
+ * a tile is about 300 m across (1.2 m a pixel), finer than the flat colours under the 3D blocks and ribbons
+ * need; closer up Cesium magnifies it instead of asking the server to rasterise four (or sixteen) more tiles
+ * for every one near the camera.
+ */
+export const BASEMAP_MAX_LEVEL = 17;
+
+/**
  * Create the base-map controller.
  * @param {object} ctx {Cesium, viewer}
  * @param {object} config /viewer/config.json
@@ -29,7 +37,7 @@ export async function createBasemap(ctx, config) {
   function imageryLayer(at = null) {
     const url = at ? `${template}?at=${encodeURIComponent(at)}` : template;
     return new Cesium.ImageryLayer(
-      new Cesium.UrlTemplateImageryProvider({ url, rectangle, maximumLevel: tilejson.maxzoom ?? 19, credit: "CIM" }),
+      new Cesium.UrlTemplateImageryProvider({ url, rectangle, maximumLevel: Math.min(tilejson.maxzoom ?? 19, BASEMAP_MAX_LEVEL), credit: "CIM" }),
     );
   }
 

@@ -4,6 +4,7 @@
 // tileset's clipping frame (tileset.clippingPlanesOriginMatrix).
 
 import { t } from "./i18n.js";
+import { elements } from "./dom.js";
 
 /**
  * Create the clipping controller.
@@ -11,12 +12,7 @@ import { t } from "./i18n.js";
  */
 export function createClipping(ctx) {
   const { Cesium, viewer } = ctx;
-  const planeBox = document.getElementById("clip-plane");
-  const boxBox = document.getElementById("clip-box");
-  const heightSlider = document.getElementById("clip-height");
-  const heightLabel = document.getElementById("clip-height-value");
-  const sizeInput = document.getElementById("clip-box-size");
-  const message = document.getElementById("measure-result");
+  const [planeBox, boxBox, heightSlider, heightLabel, sizeInput, message] = elements("clip-plane", "clip-box", "clip-height", "clip-height-value", "clip-box-size", "measure-result");
 
   function configureSlider() {
     const b = ctx.bounds;

@@ -6,6 +6,7 @@
 
 import { getJson } from "./api.js";
 import { t } from "./i18n.js";
+import { elements } from "./dom.js";
 
 /**
  * Create the compare controller.
@@ -15,11 +16,7 @@ import { t } from "./i18n.js";
 export async function createCompare(ctx, basemap) {
   const { Cesium, viewer } = ctx;
   const scene = viewer.scene;
-  const splitBox = document.getElementById("om-compare");
-  const slider = document.getElementById("om-history");
-  const label = document.getElementById("om-history-label");
-  const hint = document.getElementById("om-compare-hint");
-  const divider = document.getElementById("split-divider");
+  const [splitBox, slider, label, hint, divider] = elements("om-compare", "om-history", "om-history-label", "om-compare-hint", "split-divider");
   const result = await getJson("/overview/history");
   const moments = result.ok && Array.isArray(result.data?.moments) ? result.data.moments : [];
   const hasHistory = Boolean(result.data?.has_history) && basemap.usable;

@@ -4,9 +4,9 @@
 
 import { apiUrl, getJson } from "./api.js";
 import { STATUS_COLOURS } from "./sensors.js";
+import { createViewer } from "./cesium.js";
 
 const Cesium = window.Cesium;
-Cesium.Ion.defaultAccessToken = "";
 const hook = { charts: {}, loaded: null, errors: [], updates: 0 };
 window.cimDashboard = hook;
 
@@ -88,21 +88,10 @@ async function sensorStatus() {
 }
 
 async function view(features) {
-  const viewer = new Cesium.Viewer("cesium", {
+  const viewer = createViewer("cesium", {
     baseLayer: Cesium.ImageryLayer.fromProviderAsync(
       Cesium.TileMapServiceImageryProvider.fromUrl(Cesium.buildModuleUrl("Assets/Textures/NaturalEarthII")),
     ),
-    baseLayerPicker: false,
-    geocoder: false,
-    homeButton: false,
-    sceneModePicker: false,
-    navigationHelpButton: false,
-    animation: false,
-    timeline: false,
-    fullscreenButton: false,
-    infoBox: false,
-    selectionIndicator: false,
-    requestRenderMode: true,
   });
   hook.viewer = viewer;
   const tilesets = await getJson("/tilesets");

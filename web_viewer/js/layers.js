@@ -1,9 +1,14 @@
-// The layer tree: buildings, BIM models, each facility kind, terrain, base map and each tileset,
-// each toggleable; the building colouring mode with its legend. State changes call `onChange`.
+// The layer tree: buildings, BIM models, then every tile content class of the registry (GET /vocabulary:
+// facilities, areas, roads, parcels, zones, boundaries and any plug-in class) with its legend (each kind
+// toggleable when the class's legend is by kind), terrain, base map and each tileset, all toggleable; the
+// building colouring mode with its legend. State changes call `onChange`.
 
-import { FACILITY_KINDS } from "./vocab.js";
+import { TILE_CLASSES } from "./vocab.js";
 import { pick, t } from "./i18n.js";
-import { legendEntries, renderLegend, tileStyle } from "./style.js";
+import { classLayers, legendEntries, renderLegend, tileStyle } from "./style.js";
+
+/** Layer-tree labels of the classes that have their own translation key (others: the class's name). */
+const CLASS_LABEL_KEYS = { facilities: "layers.facilities" };
 
 /**
  * Create the layer controller.
@@ -14,7 +19,7 @@ export function createLayers(ctx) {
   const state = {
     buildings: true,
     bim: true,
-    facilities: true,
+    ...Object.fromEntries(classLayers().map(([, layer]) => [layer, true])),
     terrain: Boolean(ctx.terrainProvider),
     imagery: true,
     hiddenKinds: new Set(),
@@ -42,6 +47,60 @@ export function createLayers(ctx) {
     span.textContent = labelKey ? t(labelKey) : labelText;
     label.append(input, span);
     li.append(label);
+    return li;
+  }
+
+  /**
+   * The legend of a tile class from the vocabulary (a list of class "class-legend", data-class = metadata
+   * class, folded in a <details> when it has more than one entry); a legend by kind has one checkbox per kind
+   * (hiddenKinds).
+   */
+  function classLegend(cls) {
+    const def = TILE_CLASSES[cls];
+    const list = document.createElement("ul");
+    list.className = "legend class-legend";
+    list.dataset.class = cls;
+    for (const entry of def.legend) {
+      const text = entry.value === "" ? pick([def.zh, def.title]) : pick([entry.zh, entry.en]);
+      let item;
+      if (def.legend_property === "kind" && entry.value !== "") {
+        item = checkbox(`layer-kind-${entry.value}`, !state.hiddenKinds.has(entry.value), null, text, (on) => {
+          if (on) state.hiddenKinds.delete(entry.value);
+          else state.hiddenKinds.add(entry.value);
+          changed();
+        });
+      } else {
+        item = document.createElement("li");
+        item.append(Object.assign(document.createElement("span"), { textContent: text }));
+      }
+      item.classList.add("item");
+      item.dataset.value = entry.value;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch inline";
+      swatch.style.background = entry.color;
+      const host = item.querySelector("label") ?? item;
+      host.insertBefore(swatch, host.querySelector("span"));
+      list.append(item);
+    }
+    if (def.legend.length <= 1) return list;
+    // A longer legend folds away (open it to toggle single kinds).
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = t("layers.kinds");
+    details.append(summary, list);
+    return details;
+  }
+
+  /** A tile class in the tree: its checkbox (state key = its layer name), then its legend. */
+  function classEntry(cls, layer) {
+    const def = TILE_CLASSES[cls];
+    const labelKey = CLASS_LABEL_KEYS[layer] ?? null;
+    const li = checkbox(`layer-${layer}`, state[layer] !== false, labelKey, pick([def.zh, def.title]), (on) => {
+      state[layer] = on;
+      changed();
+    });
+    li.dataset.class = cls;
+    li.append(classLegend(cls));
     return li;
   }
 
@@ -82,30 +141,9 @@ export function createLayers(ctx) {
         changed();
       }),
     );
-    const facilities = checkbox("layer-facilities", state.facilities, "layers.facilities", null, (on) => {
-      state.facilities = on;
-      changed();
-    });
-    const details = document.createElement("details");
-    const summary = document.createElement("summary");
-    summary.textContent = t("layers.kinds");
-    const kinds = document.createElement("ul");
-    for (const [kind, entry] of Object.entries(FACILITY_KINDS)) {
-      const li = checkbox(`layer-kind-${kind}`, !state.hiddenKinds.has(kind), null, pick(entry), (on) => {
-        if (on) state.hiddenKinds.delete(kind);
-        else state.hiddenKinds.add(kind);
-        changed();
-      });
-      const swatch = document.createElement("span");
-      swatch.className = "swatch inline";
-      swatch.style.background = entry[2];
-      li.querySelector("label").insertBefore(swatch, li.querySelector("span"));
-      kinds.append(li);
-    }
-    details.append(summary, kinds);
-    facilities.append(details);
+    if (TILE_CLASSES.element) tree.lastElementChild.append(classLegend("element"));
+    for (const [cls, layer] of classLayers()) tree.append(classEntry(cls, layer));
     tree.append(
-      facilities,
       checkbox("layer-terrain", state.terrain, "layers.terrain", null, (on) => {
         state.terrain = on;
         changed();
@@ -144,7 +182,7 @@ export function createLayers(ctx) {
     /** Restore a state saved in the URL (see share.js). */
     restore(saved) {
       if (!saved) return;
-      for (const key of ["buildings", "bim", "facilities", "terrain", "imagery"]) {
+      for (const key of ["buildings", "bim", ...classLayers().map(([, layer]) => layer), "terrain", "imagery"]) {
         if (key in saved) state[key] = saved[key];
       }
       if (!ctx.terrainProvider) state.terrain = false;

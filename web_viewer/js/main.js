@@ -16,10 +16,16 @@ import { createLabels } from "./labels.js";
 import { createBasemap } from "./basemap.js";
 import { createCompare } from "./compare.js";
 import { hook, markAllTilesLoaded, markReady } from "./hook.js";
+import { createViewer } from "./cesium.js";
 
 const Cesium = window.Cesium;
-// No Cesium ion: no token, no ion assets, no ion geocoder; every request goes to the platform.
-Cesium.Ion.defaultAccessToken = "";
+/**
+ * Screen-space error of the globe's tiles (Cesium's default is 2). A street view looks over kilometres of
+ * ground towards the horizon, and every globe tile there brings its imagery tiles (the offline base map is
+ * rasterised by the platform on request): at 3 the globe asks for about half as many tiles, and the ground
+ * it draws is flat colour, terrain that the 3D content stands on, or both.
+ */
+const GLOBE_SCREEN_SPACE_ERROR = 3;
 
 
 /** Subdomains of an imagery URL template's {s}: Tianditu uses t0–t7, most others a, b, c. */
@@ -153,20 +159,9 @@ async function main() {
   const config = configResult.ok && configResult.data ? configResult.data : { imagery: { type: "natural-earth" }, api: "" };
   setApiBase(config.api ?? "");
 
-  const viewer = new Cesium.Viewer("cesiumContainer", {
+  const viewer = createViewer("cesiumContainer", {
     baseLayer: false,
-    baseLayerPicker: false,
-    geocoder: false,
-    homeButton: false,
-    sceneModePicker: false,
-    navigationHelpButton: false,
-    animation: false,
-    timeline: false,
-    fullscreenButton: false,
-    infoBox: false,
-    selectionIndicator: false,
     terrainProvider: new Cesium.EllipsoidTerrainProvider(),
-    requestRenderMode: true,
     maximumRenderTimeChange: Number.POSITIVE_INFINITY,
     msaaSamples: 1,
   });
@@ -176,6 +171,7 @@ async function main() {
   viewer.clock.currentTime = Cesium.JulianDate.fromIso8601(`${new Date().getFullYear()}-06-21T04:00:00Z`);
   viewer.scene.globe.depthTestAgainstTerrain = true;
   viewer.scene.globe.baseColor = Cesium.Color.fromCssColorString("#2b3a4a");
+  viewer.scene.globe.maximumScreenSpaceError = GLOBE_SCREEN_SPACE_ERROR;
   viewer.scene.postRender.addEventListener(function first() {
     hook.timings.firstFrame = performance.now();
     performance.mark("cim-first-frame");

@@ -6,6 +6,7 @@ import { getJson } from "./api.js";
 import { currentLang, pick, t } from "./i18n.js";
 import { SAFETY_CLASSES } from "./vocab.js";
 import { renderLegend } from "./style.js";
+import { elements } from "./dom.js";
 
 const RAMP = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"];
 const FLOOD = ["#c6dbef", "#6baed6", "#2171b5", "#08306b"];
@@ -34,10 +35,7 @@ function numericProperty(entity, names, time) {
  */
 export function createOverlays(ctx) {
   const { Cesium, viewer } = ctx;
-  const message = document.getElementById("overlay-message");
-  const legend = document.getElementById("overlay-legend");
-  const indicatorSelect = document.getElementById("ov-indicator");
-  const levelInput = document.getElementById("ov-flood-level");
+  const [message, legend, indicatorSelect, levelInput] = elements("overlay-message", "overlay-legend", "ov-indicator", "ov-flood-level");
   const active = new Map(); // key → GeoJsonDataSource
   const legends = new Map();
   let indicatorsLoaded = false;

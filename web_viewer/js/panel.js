@@ -8,6 +8,7 @@ import { showArchive } from "./archive.js";
 import { pick, t } from "./i18n.js";
 import { CLASS_PROPERTY, HIGHLIGHT, className } from "./style.js";
 import { BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES, TILE_CLASSES } from "./vocab.js";
+import { elements } from "./dom.js";
 
 /**
  * The building attributes of the panel's main table, in order, from GET /buildings/{id} (the tiles carry a
@@ -77,11 +78,7 @@ function label(key) {
 export function createPanel(ctx) {
   const { Cesium, viewer } = ctx;
   const scene = viewer.scene;
-  const panel = document.getElementById("panel");
-  const title = document.getElementById("panel-title");
-  const kindLine = document.getElementById("panel-kind");
-  const table = document.getElementById("panel-props");
-  const details = document.getElementById("panel-details");
+  const [panel, title, kindLine, table, details] = elements("panel", "panel-title", "panel-kind", "panel-props", "panel-details");
   let selected = null; // {feature?, kind, props, position?, name?}
   let silhouette = null;
   let lastShown = null;

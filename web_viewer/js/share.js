@@ -2,7 +2,10 @@
 // #cam=114.30500,30.58500,800,0,-35,0&layers=buildings,bim,facilities,terrain,imagery&mode=safety&lang=en
 // cam = longitude, latitude (degrees), height (m, ellipsoidal), heading, pitch, roll (degrees).
 
-const LAYER_KEYS = ["buildings", "bim", "facilities", "terrain", "imagery"];
+import { classLayers } from "./style.js";
+
+/** The layer keys of the hash: buildings, BIM, every tile class's layer (facilities, areas, roads…), terrain, base map. */
+const LAYER_KEYS = ["buildings", "bim", ...classLayers().map(([, layer]) => layer), "terrain", "imagery"];
 
 /** Parse a location hash into a plain state object (unknown or malformed parts are ignored). */
 export function parseHash(hash = window.location.hash) {

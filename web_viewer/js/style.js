@@ -28,6 +28,16 @@ export function layerStateKey(cls) {
   return cls === "element" ? "bim" : TILE_CLASSES[cls]?.layer ?? cls;
 }
 
+/**
+ * `[metadata class, layer name]` of every tile class with a layer of its own in the layer tree: all the
+ * registered classes but buildings and BIM elements (which have their own rows), in registration order.
+ */
+export function classLayers() {
+  return Object.entries(TILE_CLASSES)
+    .filter(([cls]) => cls !== BUILDING && cls !== "element")
+    .map(([cls, def]) => [cls, def.layer]);
+}
+
 /** Colour ramp of the "by height" mode: [upper bound in metres, CSS colour]. */
 export const HEIGHT_CLASSES = [
   [12, "#fff5eb"],
