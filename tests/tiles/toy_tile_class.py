@@ -12,26 +12,23 @@ import numpy as np
 from sqlalchemy import Connection
 
 from tiles import geometry as geo
-from tiles.classes import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, ground
+from tiles.classes import Bounds, LegendEntry, RenderContext, Rendered, css, ground
+from tiles.classes.base import STRING, FacilityTileClass, scalar
 from tiles.glb import PropertyTable
 from tiles.source import BBox, Columns, bbox_sql, query
 
 BEACON_RGB = (230, 40, 40)
 
 
-class Beacons(TileClass):
+class Beacons(FacilityTileClass):
     """Every live fire station as a red prism 30 m tall on the ground."""
 
     layer = "beacons"
     metadata_class = "beacon"
     title = "Fire station beacon"
     zh = "消防站标识"
-    id_property = "facility_id"
-    needs_dem = True
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        "name": {"type": "STRING"},
-    }
+    legend_property = None  # one entry: every beacon is red
+    properties: ClassVar[dict[str, dict[str, Any]]] = {"facility_id": scalar("INT64", required=True), "name": STRING}
 
     def legend(self) -> list[LegendEntry]:
         return [LegendEntry("", self.zh, self.title, css(BEACON_RGB))]

@@ -10,7 +10,7 @@ The area facilities of other kinds (shelters, bridges…) stay slabs of :mod:`ti
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import mapbox_earcut
 import numpy as np
@@ -21,8 +21,8 @@ from sqlalchemy import Connection
 from cim import crs
 from cim.vocabulary import FACILITY_KINDS
 from tiles import geometry as geo
-from tiles.classes import register
-from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, ground
+from tiles.classes import base, register
+from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, css, ground
 from tiles.glb import PropertyTable
 from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
 from tiles.source import BBox, Columns, bbox_sql, query
@@ -130,23 +130,16 @@ def drape(
     return geo.Mesh(xyz, normals, owner[part_of].astype(np.int64), tri.ravel())
 
 
-class Areas(TileClass):
+class Areas(base.FacilityTileClass):
     """Water bodies and green spaces as flat polygons on the ground, coloured by kind; one ``area`` table."""
 
     layer = "areas"
     metadata_class = "area"
     title = "Water body or green space"
     zh = "水体与绿地"
-    id_property = "facility_id"
-    legend_property = "kind"
-    needs_dem = True
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        "kind": {"type": "STRING"},
-        "name": {"type": "STRING"},
-        "area_m2": {"type": "SCALAR", "componentType": "FLOAT64", "description": "area (m², geodesic)"},
-        "district_code": {"type": "STRING"},
-    }
+    properties = base.FacilityTileClass.with_properties(
+        area_m2=base.scalar("FLOAT64", "area (m², geodesic)"), district_code=base.STRING
+    )
 
     def legend(self) -> list[LegendEntry]:
         colors = {k: css(FACILITY_COLORS.get(k, DEFAULT_FACILITY_COLOR)) for k in AREA_KINDS}

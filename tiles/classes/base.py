@@ -26,6 +26,24 @@ from tiles.schema import CLASS_PROPERTY, class_property
 from tiles.source import BBox, BuildingSource, Columns
 
 
+def scalar(
+    component_type: str, description: str | None = None, *, required: bool = False, no_data: int | None = None
+) -> dict[str, Any]:
+    """An ``EXT_structural_metadata`` SCALAR property definition (``INT64``, ``FLOAT64``…)."""
+    definition: dict[str, Any] = {"type": "SCALAR", "componentType": component_type}
+    if required:
+        definition["required"] = True
+    if no_data is not None:
+        definition["noData"] = no_data
+    if description is not None:
+        definition["description"] = description
+    return definition
+
+
+STRING: dict[str, Any] = {"type": "STRING"}
+"""A STRING property definition."""
+
+
 @dataclass(frozen=True)
 class LegendEntry:
     """One legend line of a tile class: the value of its legend property, Chinese and English labels and the
@@ -169,3 +187,22 @@ class TileClass(ABC):
             "legend_property": self.legend_property,
             "legend": [{"value": e.value, "zh": e.zh, "en": e.en, "color": e.color} for e in self.legend()],
         }
+
+
+class FacilityTileClass(TileClass):
+    """A tile class drawn from the ``facility`` table: identified by ``facility_id``, coloured by ``kind``, on the
+    DEM, with at least the id, kind and name properties (a subclass adds its own with :meth:`with_properties`)."""
+
+    id_property = "facility_id"
+    legend_property = "kind"
+    needs_dem = True
+    properties: ClassVar[dict[str, dict[str, Any]]] = {
+        "facility_id": scalar("INT64", required=True),
+        "kind": STRING,
+        "name": STRING,
+    }
+
+    @classmethod
+    def with_properties(cls, **more: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The facility properties followed by ``more`` (in order)."""
+        return FacilityTileClass.properties | more

@@ -14,7 +14,7 @@ from cim.db.tin import tin_triangles
 from cim.vocabulary import BUILDING_USES
 from tiles import geometry as geo
 from tiles.classes import register
-from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css
+from tiles.classes.base import STRING, Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, scalar
 from tiles.glb import PropertyTable
 from tiles.schema import (
     DEFAULT_BUILDING_COLOR,
@@ -41,14 +41,14 @@ class Buildings(TileClass):
     legend_property = "use"
     in_parents = True
     properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "building_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        "name": {"type": "STRING"},
-        "use": {"type": "STRING"},
-        "height": {"type": "SCALAR", "componentType": "FLOAT64", "description": "metres above base"},
-        "storeys": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
-        "year_built": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+        "building_id": scalar("INT64", required=True),
+        "name": STRING,
+        "use": STRING,
+        "height": scalar("FLOAT64", "metres above base"),
+        "storeys": scalar("INT32", no_data=-1),
+        "year_built": scalar("INT32", no_data=-1),
         "safety_class": {"type": "STRING", "description": "A–D or empty"},
-        "cim_level": {"type": "SCALAR", "componentType": "INT32", "noData": -1},
+        "cim_level": scalar("INT32", no_data=-1),
     }
 
     def legend(self) -> list[LegendEntry]:
@@ -101,11 +101,11 @@ class Elements(TileClass):
     owner = "buildings"
     owner_column = "building_id"
     properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "global_id": {"type": "STRING", "required": True},
-        "ifc_class": {"type": "STRING"},
-        "name": {"type": "STRING"},
-        "storey": {"type": "STRING"},
-        "building_id": {"type": "SCALAR", "componentType": "INT64", "noData": -1},
+        "global_id": STRING | {"required": True},
+        "ifc_class": STRING,
+        "name": STRING,
+        "storey": STRING,
+        "building_id": scalar("INT64", no_data=-1),
     }
 
     def legend(self) -> list[LegendEntry]:

@@ -9,7 +9,6 @@ green spaces to the ``areas`` class (:mod:`tiles.classes.areas`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import numpy as np
 import shapely
@@ -19,9 +18,9 @@ from sqlalchemy import Connection
 from cim import crs
 from cim.vocabulary import FACILITY_KINDS, PIPE_KINDS
 from tiles import geometry as geo
-from tiles.classes import register
+from tiles.classes import base, register
 from tiles.classes.areas import AREA_KINDS, is_area
-from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, ground
+from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, css, ground
 from tiles.glb import Instances, PropertyTable
 from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
 from tiles.source import BBox, Columns, read_facilities
@@ -144,21 +143,13 @@ def _instances(
     )
 
 
-class Facilities(TileClass):
+class Facilities(base.FacilityTileClass):
     """Municipal facilities other than non-pipe lines, coloured by kind; one ``facility`` property table."""
 
     layer = "facilities"
     metadata_class = "facility"
     title = "Municipal facility"
     zh = "市政设施"
-    id_property = "facility_id"
-    legend_property = "kind"
-    needs_dem = True
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        "kind": {"type": "STRING"},
-        "name": {"type": "STRING"},
-    }
 
     def legend(self) -> list[LegendEntry]:
         return [

@@ -5,7 +5,7 @@ all draped on the DEM (ribbon vertices at ground height + a small lift)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import shapely
@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from cim.vocabulary import FACILITY_KINDS, PIPE_KINDS
 from tiles import geometry as geo
-from tiles.classes import register
+from tiles.classes import base, register
 from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, ground
 from tiles.glb import PropertyTable
 from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
@@ -69,23 +69,16 @@ def _draped(geoms: Any, width: NDArray[np.float64], lift: float, ctx: RenderCont
     return mesh, bounds
 
 
-class Roads(TileClass):
+class Roads(base.FacilityTileClass):
     """Road centre lines, greenways and every other non-pipe line facility as ribbons of their width."""
 
     layer = "roads"
     metadata_class = "road"
     title = "Road or line facility"
     zh = "道路与线状设施"
-    id_property = "facility_id"
-    legend_property = "kind"
-    needs_dem = True
-    properties: ClassVar[dict[str, dict[str, Any]]] = {
-        "facility_id": {"type": "SCALAR", "componentType": "INT64", "required": True},
-        "kind": {"type": "STRING"},
-        "name": {"type": "STRING"},
-        "road_class": {"type": "STRING"},
-        "width_m": {"type": "SCALAR", "componentType": "FLOAT64", "description": "ribbon width drawn (m)"},
-    }
+    properties = base.FacilityTileClass.with_properties(
+        road_class=base.STRING, width_m=base.scalar("FLOAT64", "ribbon width drawn (m)")
+    )
 
     def legend(self) -> list[LegendEntry]:
         return [
@@ -142,7 +135,7 @@ OUTLINES = (
 
 class Outlines(TileClass):
     """The outlines of the polygons of one table (rows without history: every row is live) as ribbons of one
-    width and colour, as one :class:`Outline` row says. Its properties: the INT64 id, then one STRING per
+    width and colour, as one :class:`Outline` row says. Its properties: the INT64 id, then one base.STRING per
     column."""
 
     needs_dem = True
@@ -155,8 +148,8 @@ class Outlines(TileClass):
         self.title = spec.title  # type: ignore[misc]
         self.zh = spec.zh  # type: ignore[misc]
         self.id_property = spec.id_property  # type: ignore[misc]
-        properties = {spec.id_property: {"type": "SCALAR", "componentType": "INT64", "required": True}}
-        self.properties = properties | {name: {"type": "STRING"} for name in spec.columns.values()}  # type: ignore[misc]
+        properties = {spec.id_property: base.scalar("INT64", required=True)}
+        self.properties = properties | {name: base.STRING for name in spec.columns.values()}  # type: ignore[misc]
 
     def legend(self) -> list[LegendEntry]:
         return [LegendEntry("", self.zh, self.title, css(self.spec.rgb))]
