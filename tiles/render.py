@@ -24,6 +24,22 @@ REGION_MARGIN_RAD = 2e-8  # ≈ 0.13 m: room for float32 rounding of positions
 REGION_MARGIN_M = 0.5
 
 
+def local_primitive(
+    mesh: geo.Mesh, colors: NDArray[np.uint8], centre: NDArray[np.float64], rot: NDArray[np.float64], count: int
+) -> Primitive:
+    """A geocentric mesh as a glTF primitive in a tile's local frame (``centre`` and the ECEF→local rotation
+    ``rot``), coloured per feature from ``colors`` and tied to property table 0 of ``count`` features."""
+    return Primitive(
+        positions=(mesh.positions - centre) @ rot,
+        normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
+        colors=colors[mesh.feature],
+        feature_ids=mesh.feature,
+        indices=mesh.indices,
+        table=0,
+        feature_count=count,
+    )
+
+
 @dataclass
 class TileJob:
     """Everything one tile needs: the rows of each tile class (by layer) and how to encode them."""
@@ -109,17 +125,7 @@ def render_tile(job: TileJob) -> TileResult:
         prims: list[Primitive] = []
         if len(mesh.indices):
             mesh = _feature_major(mesh)
-            prims.append(
-                Primitive(
-                    positions=(mesh.positions - centre) @ rot,
-                    normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
-                    colors=colors[mesh.feature],
-                    feature_ids=mesh.feature,
-                    indices=mesh.indices,
-                    table=0,
-                    feature_count=table.count,
-                )
-            )
+            prims.append(local_primitive(mesh, colors, centre, rot, table.count))
         instances = rendered.instances(matrix) if rendered.instances is not None else []
         glb = write_glb(prims, [table], compress=job.compress, instances=instances)
         contents.append(TileContent(name, glb, hashlib.sha256(glb).hexdigest(), _region(rendered.bounds, zeta)))

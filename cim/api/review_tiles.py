@@ -28,7 +28,8 @@ def review_tileset_dir(settings: Settings, review_id: int) -> Path:
 def write_review_tileset(model: ReviewModel, settings: Settings, review_id: int) -> Path | None:
     """Write the model's meshes as a one-tile 3D Tiles 1.1 tileset; ``None`` when it has no placed geometry."""
     from tiles.geometry import triangle_soup
-    from tiles.glb import Primitive, PropertyTable, write_glb
+    from tiles.glb import PropertyTable, write_glb
+    from tiles.render import local_primitive
     from tiles.schema import ELEMENT_COLORS, SCHEMA, rgba_table
 
     if not model.located or not len(model.mesh_triangles):
@@ -54,15 +55,7 @@ def write_review_tileset(model: ReviewModel, settings: Settings, review_id: int)
             "building_id": np.full(len(e), -1, dtype=np.int64),
         },
     )
-    primitive = Primitive(
-        positions=(mesh.positions - centre) @ rot,
-        normals=(mesh.normals.astype(np.float64) @ rot).astype(np.float32),
-        colors=colors[mesh.feature],
-        feature_ids=mesh.feature,
-        indices=mesh.indices,
-        table=0,
-        feature_count=len(e),
-    )
+    primitive = local_primitive(mesh, colors, centre, rot, len(e))
     glb = write_glb([primitive], [table])
     region = [
         math.radians(float(lon.min())),

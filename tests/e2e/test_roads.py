@@ -7,14 +7,14 @@ database and tileset; no console error and no request leaving loopback.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import shapely
 
 from cim.settings import Settings
 from tests import factories
-from tests.e2e.conftest import Browser, Viewer, engine_on, is_loopback, viewer_session, wait_idle, window_position
+from tests.e2e.conftest import engine_on, is_loopback, window_position
+from tests.e2e.viewer_session import Session, look_down_at, viewer_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("roads-e2e")]
 
@@ -24,12 +24,8 @@ BUILDING_NAME = "江汉关大楼"
 ROAD_Y = SITE[1] - 0.0004  # the road runs east–west south of the building
 
 
-@dataclass
-class Map(Viewer):
-    """The platform serving a building and two roads, with the viewer open in Chromium."""
-
-    settings: Settings
-    unauthorized: list[str]
+Map = Session
+"""The platform serving a building and two roads, with the viewer open in Chromium."""
 
 
 def _load(settings: Settings) -> None:
@@ -63,27 +59,8 @@ def _load(settings: Settings) -> None:
 def roadmap(module_settings: Settings) -> Iterator[Map]:
     """The platform with the roads tileset, the viewer opened and loaded."""
     _load(module_settings)
-    unauthorized: list[str] = []
-
-    def listen(browser: Browser) -> None:
-        browser.page.on("response", lambda r: unauthorized.append(r.url) if r.status == 401 else None)
-
-    with viewer_session(module_settings, before_open=listen) as viewer:
-        yield Map(viewer.server, viewer.browser, viewer.timings, module_settings, unauthorized)
-
-
-def _look_down_at(m: Map, lon: float, lat: float, height: float = 260.0) -> None:
-    m.page.evaluate(
-        """([lon, lat, h]) => {
-            const C = window.Cesium;
-            const camera = window.cimViewer.viewer.camera;
-            camera.cancelFlight();
-            camera.setView({ destination: C.Cartesian3.fromDegrees(lon, lat, h),
-                             orientation: { heading: 0, pitch: C.Math.toRadians(-90), roll: 0 } });
-        }""",
-        [lon, lat, height],
-    )
-    wait_idle(m.browser)
+    with viewer_session(module_settings) as viewer:
+        yield viewer
 
 
 def _panel_rows(m: Map) -> dict[str, str]:
@@ -100,7 +77,7 @@ def test_roads_are_drawn_and_a_click_shows_the_road(roadmap: Map) -> None:
     vocabulary = page.evaluate("() => import('/viewer/js/vocab.js').then((v) => v.TILE_CLASSES.road.layer)")
     assert vocabulary == "roads"
     x_lon = SITE[0] - 0.001
-    _look_down_at(roadmap, x_lon, ROAD_Y)
+    look_down_at(roadmap, x_lon, ROAD_Y)
     zeta = roadmap.settings.height_anomaly
     page.mouse.click(*window_position(page, x_lon, ROAD_Y, zeta + 0.3))
     page.locator("#panel-title").filter(has_text=ROAD_NAME).wait_for(timeout=20_000)
@@ -121,7 +98,7 @@ def test_roads_are_drawn_and_a_click_shows_the_road(roadmap: Map) -> None:
 def test_the_building_panel_is_the_same_after_a_click_and_after_a_search(roadmap: Map) -> None:
     page = roadmap.page
     lon, lat = SITE[0] + 0.00015, SITE[1] + 0.00015
-    _look_down_at(roadmap, lon, lat, 400.0)
+    look_down_at(roadmap, lon, lat, 400.0)
     page.mouse.click(*window_position(page, lon, lat, roadmap.settings.height_anomaly + 40.0))
     page.locator("#panel-title").filter(has_text=BUILDING_NAME).wait_for(timeout=20_000)
     page.wait_for_function("() => document.getElementById('panel-props').textContent.includes('masonry')")

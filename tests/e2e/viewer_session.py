@@ -3,54 +3,37 @@ loaded in Chromium (the fixtures of conftest.py put together), and the view help
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from cim.settings import Settings
-from tests.e2e.conftest import Browser, LiveServer, launch_browser, open_viewer, start_server, stop_server, wait_idle
+from tests.e2e.conftest import Browser, Viewer, wait_idle
+from tests.e2e.conftest import viewer_session as open_session
 
 
 @dataclass
-class Session:
+class Session(Viewer):
     """The platform serving ``settings`` and the viewer open on it; ``unauthorized`` lists 401 answers."""
 
     settings: Settings
-    server: LiveServer
-    browser: Browser
     unauthorized: list[str] = field(default_factory=list)
-
-    @property
-    def page(self) -> Any:
-        """The Playwright page showing the viewer."""
-        return self.browser.page
 
 
 @contextmanager
 def viewer_session(settings: Settings, hash_: str = "") -> Iterator[Session]:
-    """Serve the app on ``settings`` and open the viewer (at ``hash_``), until the block ends."""
-    server = start_server(settings)
-    playwright = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="cim-chromium-") as profile:
-            playwright, browser = launch_browser(Path(profile))
-            session = Session(settings, server, browser)
-            browser.page.on("response", lambda r: session.unauthorized.append(r.url) if r.status == 401 else None)
-            try:
-                open_viewer(browser, server.base_url, hash_)
-                yield session
-            finally:
-                browser.context.close()
-    finally:
-        if playwright is not None:
-            playwright.stop()
-        stop_server(server)
+    """Serve the app on ``settings`` and open the viewer (at ``hash_``), until the block ends; 401 answers
+    are collected from the start."""
+    unauthorized: list[str] = []
+
+    def listen(browser: Browser) -> None:
+        browser.page.on("response", lambda r: unauthorized.append(r.url) if r.status == 401 else None)
+
+    with open_session(settings, hash_, before_open=listen) as viewer:
+        yield Session(viewer.server, viewer.browser, viewer.timings, settings, unauthorized)
 
 
-def look_down_at(s: Session, lon: float, lat: float, height: float) -> None:
+def look_down_at(s: Viewer, lon: float, lat: float, height: float = 260.0) -> None:
     """Put the camera ``height`` metres above lon/lat, looking straight down, and wait until loaded."""
     s.page.evaluate(
         """([lon, lat, h]) => {
