@@ -82,14 +82,14 @@ buildings they point to)."""
 TILE_LAYERS_OF: dict[str, tuple[str, ...]] = {
     "buildings": ("buildings",),
     "bim": ("elements", "buildings"),
-    "facilities": ("facilities", "roads"),
+    "facilities": ("facilities", "roads", "areas"),
     "parcels": ("parcels",),
     "planning": ("zones",),
     "districts": ("boundaries",),
     "dem": ("terrain",),
 }
 """Dataset ``layer`` → the tileset layers (tile content classes of :mod:`tiles.classes`) drawn from its rows;
-roads are facilities of kind ``road`` or ``greenway``."""
+roads are facilities of kind ``road`` or ``greenway``, areas the water bodies and green spaces."""
 
 
 def get_dataset(conn: Connection, dataset_id: int) -> Any:

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.xdist_group("live-server")
 def live(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[str]:
     """``cim serve --workers 2`` on this test's database; its base URL."""
     log = tmp_path / "serve.log"
-    proc, base = cim_serve(settings, log, "--workers", "2")
+    # The 16 refused requests of the revocation test may all reach one worker: the failure limiter (tested in
+    # test_hardening_security) must not turn its 401s into 429s here.
+    proc, base = cim_serve(settings, log, "--workers", "2", extra_env={"CIM_API_AUTH_FAILURE_LIMIT": "100"})
 
     def ready() -> bool:
         with urllib.request.urlopen(f"{base}/conformance", timeout=5) as r:

@@ -62,13 +62,15 @@ def unregister(layer: str) -> None:
 
 
 def registered() -> tuple[TileClass, ...]:
-    """Every registered class, in registration order (the built-ins first)."""
+    """Every registered class: the built-ins in :data:`BUILTIN_MODULES` order (whichever module was imported
+    first), then plug-ins in registration order."""
     global _loaded
     if not _loaded:
         _loaded = True
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
-    return tuple(_REGISTRY.values())
+    rank = {module: i for i, module in enumerate(BUILTIN_MODULES)}
+    return tuple(sorted(_REGISTRY.values(), key=lambda c: rank.get(type(c).__module__, len(rank))))
 
 
 def get(layer: str) -> TileClass:
