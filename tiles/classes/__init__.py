@@ -61,21 +61,25 @@ def unregister(layer: str) -> None:
     _REGISTRY.pop(layer, None)
 
 
-def registered() -> tuple[TileClass, ...]:
-    """Every registered class: the built-ins in :data:`BUILTIN_MODULES` order (whichever module was imported
-    first), then plug-ins in registration order."""
+def _load_builtins() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
+
+
+def registered() -> tuple[TileClass, ...]:
+    """Every registered class: the built-ins in :data:`BUILTIN_MODULES` order (whichever module was imported
+    first), then plug-ins in registration order."""
+    _load_builtins()
     rank = {module: i for i, module in enumerate(BUILTIN_MODULES)}
     return tuple(sorted(_REGISTRY.values(), key=lambda c: rank.get(type(c).__module__, len(rank))))
 
 
 def get(layer: str) -> TileClass:
     """The class registered for ``layer``; :class:`KeyError` when there is none."""
-    registered()
+    _load_builtins()
     return _REGISTRY[layer]
 
 
