@@ -15,9 +15,9 @@ import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -27,14 +27,22 @@ from cim.vocabulary import FACILITY_KINDS
 HEAD_BYTES = 64 * 1024
 """How much of a file :func:`identify` reads to recognise it."""
 
-VECTOR_LAYERS: dict[str, tuple[str, str]] = {
-    "buildings": ("building", "footprint"),
-    "facilities": ("facility", "geom"),
-    "parcels": ("parcel", "geom"),
-    "planning": ("planning_zone", "geom"),
-    "districts": ("district", "geom"),
+
+class VectorTarget(NamedTuple):
+    """Where a vector layer is stored: its table and that table's geometry column."""
+
+    table: str
+    geometry: str
+
+
+VECTOR_LAYERS: dict[str, VectorTarget] = {
+    "buildings": VectorTarget("building", "footprint"),
+    "facilities": VectorTarget("facility", "geom"),
+    "parcels": VectorTarget("parcel", "geom"),
+    "planning": VectorTarget("planning_zone", "geom"),
+    "districts": VectorTarget("district", "geom"),
 }
-"""Targets of a vector ingest (``--layer`` values) → (table, geometry column)."""
+"""Targets of a vector ingest (``--layer`` values), in this order."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,22 @@ class FormField:
         if self.enum is not None:
             out["enum"] = list(self.enum)
         return out
+
+
+@dataclass(kw_only=True)
+class IngestReport:
+    """What every ingest reports: the dataset it stored (and the one that stored version superseded), the CRS of
+    the source, whether the same bytes were already the live data (``skipped``: nothing done), and its time."""
+
+    dataset_id: int | None = None
+    crs_in: str | None = None
+    superseded_dataset_id: int | None = None
+    skipped: bool = False
+    wall_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the ``--json`` document of the ingest command)."""
+        return asdict(self)
 
 
 class SourceFormat(ABC):

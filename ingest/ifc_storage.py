@@ -17,14 +17,10 @@ import shapely
 from numpy.typing import NDArray
 
 from cim.crs import CGCS2000
+from cim.db.models import ELEMENT_ATTRIBUTES
 
 ELEMENT_COLUMNS = (
-    "global_id",
-    "ifc_class",
-    "name",
-    "type_name",
-    "storey",
-    "material",
+    *ELEMENT_ATTRIBUTES,
     "color",
     "properties",
     "mesh",

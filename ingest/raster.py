@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -31,32 +30,24 @@ from cim.db.datasets import (
 from cim.dem import live_dem
 from cim.errors import CimError, CrsError, IngestError
 from cim.settings import Settings
+from ingest.formats import IngestReport
 
 KINDS = ("dem",)
 
 
 @dataclass
-class RasterIngestReport:
+class RasterIngestReport(IngestReport):
     """What one raster ingest did; ``skipped`` is True when the same bytes were already the live DEM."""
 
     source: str
     kind: str
-    dataset_id: int | None = None
     path: str | None = None
-    crs_in: str | None = None
     width: int = 0
     height: int = 0
     bounds: tuple[float, float, float, float] | None = None
     """(west, south, east, north) in CGCS2000 degrees."""
     min_height: float | None = None
     max_height: float | None = None
-    superseded_dataset_id: int | None = None
-    skipped: bool = False
-    wall_time_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (the ``--json`` document of ``cim ingest raster``)."""
-        return asdict(self)
 
 
 def ingest_raster(

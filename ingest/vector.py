@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from cim.vocabulary import FACILITY_KINDS
 from ingest import vector_geometry as vg
 from ingest import vector_values as vv
 from ingest.fields import colliding_field_renames, resolve_mapping, target_of
-from ingest.formats import VECTOR_LAYERS
+from ingest.formats import VECTOR_LAYERS, IngestReport
 from ingest.pipeline import ordered_map, prefetch
 from ingest.vector_source import (
     IngestConfig,
@@ -66,15 +66,13 @@ ProgressCallback = Callable[[int, int | None], None]
 
 
 @dataclass
-class VectorIngestReport:
+class VectorIngestReport(IngestReport):
     """What one vector ingest did. ``skipped`` is True when the same bytes were already loaded (no-op)."""
 
     path: str
     layer: str
     kind: str | None = None
     source_layer: str | None = None
-    dataset_id: int | None = None
-    crs_in: str | None = None
     read: int = 0
     stored: int = 0
     repaired: int = 0
@@ -85,9 +83,6 @@ class VectorIngestReport:
     base_heights_from_dem: int = 0
     heights_from_storeys: int = 0
     heights_defaulted: int = 0
-    superseded_dataset_id: int | None = None
-    skipped: bool = False
-    wall_time_s: float = 0.0
     mapping: dict[str, str] = field(default_factory=dict)
     renamed_fields: dict[str, str] = field(default_factory=dict)
     """Source fields kept under another name because theirs was taken (``{original → stored}``)."""
@@ -99,7 +94,7 @@ class VectorIngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (the ``--json`` document of ``cim ingest vector``)."""
-        out = asdict(self)
+        out = super().to_dict()
         out["skipped_features"] = self.skipped_features
         return out
 
@@ -183,7 +178,7 @@ def ingest_vector(
             if big:
                 # The bulk path alters the table and its foreign key to dataset: lock both first thing (dataset
                 # first), so that two ingests never each hold a lock the other one needs to upgrade.
-                conn.exec_driver_sql(f"LOCK TABLE dataset, {LAYERS[layer][0]} IN ACCESS EXCLUSIVE MODE")
+                conn.exec_driver_sql(f"LOCK TABLE dataset, {LAYERS[layer].table} IN ACCESS EXCLUSIVE MODE")
             previous = live_dataset_for_model(conn, model_key, "vector")
             if previous is not None and previous.sha256 == sha:
                 report.dataset_id = int(previous.id)
@@ -303,7 +298,7 @@ def _load(
 
 def _bulk_load(conn: Connection, layer: str, total: int) -> bool:
     """Whether this load takes the drop-and-rebuild path (see :data:`REBUILD_INDEX_FROM`)."""
-    table = LAYERS[layer][0]
+    table = LAYERS[layer].table
     return (
         layer in {"buildings", "facilities"}
         and total >= REBUILD_INDEX_FROM
@@ -501,7 +496,7 @@ def _columns(
     parcels, planning zones and districts."""
     n = sub.num_rows
     common = [
-        CopyColumn(LAYERS[job.layer][1], "geometry", footprints),
+        CopyColumn(LAYERS[job.layer].geometry, "geometry", footprints),
         CopyColumn("dataset_id", "int8", np.asarray(dataset_id, dtype=np.int64)),
     ]
     extra: dict[str, pa.Array] = {}

@@ -41,7 +41,7 @@ def test_the_vocabulary_is_served_public_cacheable_and_agrees_with_the_tiles(cli
         assert (zh, en) == (FACILITY_KINDS[kind].zh, FACILITY_KINDS[kind].en)
         assert colour == css(FACILITY_COLORS.get(kind, DEFAULT_FACILITY_COLOR)), kind
     for use, (zh, en, colour) in doc["BUILDING_USES"].items():
-        assert (zh, en) == BUILDING_USES[use] and colour == css(USE_COLORS[use]), use
+        assert (zh, en) == BUILDING_USES[use][:2] and colour == css(USE_COLORS[use]), use
     assert doc["IFC_CLASS_COLORS"] == {k: css(v) for k, v in ELEMENT_COLORS.items()}
     assert {k: tuple(v[:2]) for k, v in doc["SAFETY_CLASSES"].items()} == SAFETY_CLASSES
     # Every registered tile class, with its layer, id property and legend (a legend line per value).

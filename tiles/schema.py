@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cim.vocabulary import BUILDING_USES, DEFAULT_BUILDING_COLOR, DEFAULT_FACILITY_COLOR, FACILITY_KINDS, RGB
+
+__all__ = ["DEFAULT_BUILDING_COLOR", "DEFAULT_FACILITY_COLOR", "RGB"]  # re-exported beside the colour tables
+
 SCHEMA_ID = "cim"
 
 CLASS_PROPERTY = "cim_class"
@@ -22,40 +26,13 @@ def class_property(class_id: str) -> dict[str, Any]:
     return {"type": "STRING", "description": "metadata class of the feature (never stored)", "default": class_id}
 
 
-USE_COLORS: dict[str, tuple[int, int, int]] = {
-    "residential": (236, 226, 206),
-    "commercial": (240, 180, 120),
-    "office": (160, 190, 230),
-    "industrial": (190, 170, 200),
-    "public": (170, 215, 170),
-    "education": (250, 220, 120),
-    "medical": (240, 150, 150),
-    "mixed": (220, 200, 170),
-    "other": (210, 210, 210),
-}
-"""RGB colours (0–255) of LOD1 blocks by ``building.use``."""
+USE_COLORS: dict[str, RGB] = {k: v.color for k, v in BUILDING_USES.items()}
+"""RGB colours of LOD1 blocks by ``building.use`` (from :data:`cim.vocabulary.BUILDING_USES`)."""
 
-DEFAULT_BUILDING_COLOR = (215, 215, 215)
+FACILITY_COLORS: dict[str, RGB] = {k: v.color for k, v in FACILITY_KINDS.items()}
+"""RGB colours of facilities by ``facility.kind`` (from :data:`cim.vocabulary.FACILITY_KINDS`)."""
 
-FACILITY_COLORS: dict[str, tuple[int, int, int]] = {
-    "pipe_water": (40, 110, 230),
-    "pipe_drainage": (130, 90, 50),
-    "pipe_gas": (240, 210, 40),
-    "pipe_heat": (230, 70, 50),
-    "pipe_power": (200, 40, 160),
-    "pipe_telecom": (40, 190, 90),
-    "manhole": (90, 90, 90),
-    "hydrant": (220, 30, 30),
-    "street_lamp": (60, 60, 70),
-    "road": (110, 110, 110),
-    "greenway": (70, 160, 80),
-    "park": (110, 190, 100),
-    "green_space": (130, 200, 110),
-    "water_body": (80, 150, 220),
-}
-DEFAULT_FACILITY_COLOR = (150, 150, 150)
-
-ELEMENT_COLORS: dict[str, tuple[int, int, int]] = {
+ELEMENT_COLORS: dict[str, RGB] = {
     "IfcWall": (225, 220, 210),
     "IfcWallStandardCase": (225, 220, 210),
     "IfcSlab": (190, 190, 190),

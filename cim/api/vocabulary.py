@@ -29,13 +29,11 @@ def vocabulary() -> dict[str, Any]:
     """The document: tables by the constant names of ``vocab.js``."""
     from tiles import classes
     from tiles.classes import css
-    from tiles.schema import DEFAULT_ELEMENT_COLOR, DEFAULT_FACILITY_COLOR, ELEMENT_COLORS, FACILITY_COLORS, USE_COLORS
+    from tiles.schema import DEFAULT_ELEMENT_COLOR, ELEMENT_COLORS
 
     return {
-        "FACILITY_KINDS": {
-            k: [v.zh, v.en, css(FACILITY_COLORS.get(k, DEFAULT_FACILITY_COLOR))] for k, v in FACILITY_KINDS.items()
-        },
-        "BUILDING_USES": {k: [zh, en, css(USE_COLORS[k])] for k, (zh, en) in BUILDING_USES.items()},
+        "FACILITY_KINDS": {k: [v.zh, v.en, css(v.color)] for k, v in FACILITY_KINDS.items()},
+        "BUILDING_USES": {k: [v.zh, v.en, css(v.color)] for k, v in BUILDING_USES.items()},
         "SAFETY_CLASSES": {k: [zh, en, OVERLAY_COLORS[k]] for k, (zh, en) in SAFETY_CLASSES.items()},
         "IFC_CLASS_COLORS": {k: css(v) for k, v in ELEMENT_COLORS.items()},
         "DEFAULT_IFC_CLASS_COLOR": css(DEFAULT_ELEMENT_COLOR),

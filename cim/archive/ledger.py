@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Connection, Engine
 
@@ -33,19 +33,23 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def entry_body(
-    *, seq: int, at: str, kind: str, model_key: str | None, version: int | None, audit_id: int | None, payload: Any
-) -> dict[str, Any]:
-    """The hashed body of a ledger entry."""
-    return {
-        "seq": seq,
-        "at": at,
-        "kind": kind,
-        "model_key": model_key,
-        "version": version,
-        "audit_id": audit_id,
-        "payload": payload,
-    }
+class VersionRef(TypedDict, total=False):
+    """The model version an archive event is about."""
+
+    model_key: str | None
+    version: int | None
+
+
+class EntryRefs(VersionRef, total=False):
+    """What a ledger entry points at besides its payload: a model version, or the audit-log row it chains."""
+
+    audit_id: int | None
+
+
+def entry_body(*, seq: int, at: str, kind: str, payload: Any, **refs: Unpack[EntryRefs]) -> dict[str, Any]:
+    """The hashed body of a ledger entry (a reference not given is null)."""
+    or_null = {key: refs.get(key) for key in ("model_key", "version", "audit_id")}
+    return {"seq": seq, "at": at, "kind": kind, **or_null, "payload": payload}
 
 
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
@@ -73,15 +77,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _append_locked(
-    conn: Connection,
-    *,
-    kind: str,
-    payload: dict[str, Any],
-    model_key: str | None = None,
-    version: int | None = None,
-    audit_id: int | None = None,
-) -> int:
+def _append_locked(conn: Connection, kind: str, payload: dict[str, Any], **refs: Unpack[EntryRefs]) -> int:
     payload = json.loads(canonical_json(payload))  # hash exactly what JSONB will give back
     last = q.last_ledger_entry(conn)
     seq = 1 if last is None else int(last.seq) + 1
@@ -90,22 +86,10 @@ def _append_locked(
     if last is not None and at < last.at:  # keep the chain's clock monotonic across hosts
         at = last.at
     at_text = at.isoformat(timespec="microseconds")
-    body = entry_body(
-        seq=seq, at=at_text, kind=kind, model_key=model_key, version=version, audit_id=audit_id, payload=payload
-    )
-    q.insert_ledger_entry(
-        conn,
-        seq=seq,
-        at=at,
-        day=at.astimezone(dt.UTC).date(),
-        kind=kind,
-        model_key=model_key,
-        version=version,
-        audit_id=audit_id,
-        payload=payload,
-        prev_hash=prev,
-        entry_hash=chain_hash(prev, body),
-    )
+    body = entry_body(seq=seq, at=at_text, kind=kind, payload=payload, **refs)
+    day = at.astimezone(dt.UTC).date()
+    entry = {"seq": seq, "at": at, "day": day, "kind": kind, "payload": payload, **refs}
+    q.insert_ledger_entry(conn, **entry, prev_hash=prev, entry_hash=chain_hash(prev, body))
     return seq
 
 
@@ -140,25 +124,18 @@ def _seal_locked(conn: Connection) -> int:
                 payload: dict[str, Any] = {"id": int(r.audit_id), "missing": True}
             else:
                 payload = audit_payload(r, "a_")
-            _append_locked(conn, kind="audit", payload=payload, audit_id=int(r.audit_id))
+            _append_locked(conn, "audit", payload, audit_id=int(r.audit_id))
         q.dequeue_audit(conn, [int(r.audit_id) for r in rows])
         sealed += len(rows)
 
 
-def append(
-    conn: Connection,
-    kind: str,
-    payload: dict[str, Any],
-    *,
-    model_key: str | None = None,
-    version: int | None = None,
-) -> int:
+def append(conn: Connection, kind: str, payload: dict[str, Any], **about: Unpack[VersionRef]) -> int:
     """Append one archive event (after chaining any queued audit-log rows) in ``conn``'s transaction; its seq."""
     if kind not in KINDS or kind == "audit":
         raise ValueError(f"unknown ledger event kind {kind!r}")
     q.lock_ledger(conn)
     _seal_locked(conn)
-    return _append_locked(conn, kind=kind, payload=payload, model_key=model_key, version=version)
+    return _append_locked(conn, kind, payload, **about)
 
 
 def seal(engine: Engine) -> int:

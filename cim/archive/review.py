@@ -26,7 +26,6 @@ def archive_review(
     author: str,
     note: str | None = None,
     model_key: str | None = None,
-    archive: Archive | None = None,
 ) -> VersionInfo:
     """Archive the reviewed file of ``review_id`` as the next version of ``model_key`` (default ``review-<id>``).
 
@@ -39,7 +38,7 @@ def archive_review(
     path = review_file(settings, review_id, review.file_name)
     if not path.is_file():
         raise NotFoundError(f"the reviewed file of review {review_id} is not kept at {path}")
-    archive = archive or Archive.open(engine, settings)
+    archive = Archive.open(engine, settings)
     info = archive.put(
         path,
         model_key=model_key or f"review-{review_id}",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -26,16 +26,9 @@ class ApiKeyRow:
     revoked_at: dt.datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The public fields (no hash)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "prefix": self.prefix,
-            "created_at": self.created_at.isoformat(),
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }
+        """The public fields (no hash), times as ISO 8601 text."""
+        public = {k: v for k, v in asdict(self).items() if k != "key_hash"}
+        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in public.items()}
 
 
 def _row(r: Any) -> ApiKeyRow:
@@ -75,29 +68,17 @@ def touch_api_key(conn: Connection, key_id: int) -> None:
     conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=func.now()))
 
 
-def insert_audit(
-    conn: Connection,
-    *,
-    action: str,
-    outcome: str,
-    api_key_id: int | None = None,
-    actor: str | None = None,
-    target: str | None = None,
-    client: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> int:
+class AuditColumns(TypedDict, total=False):
+    """The optional columns of an audit-log row: who (key id, actor name, client address), on what, details."""
+
+    api_key_id: int | None
+    actor: str | None
+    target: str | None
+    client: str | None
+    detail: dict[str, Any] | None
+
+
+def insert_audit(conn: Connection, *, action: str, outcome: str, **columns: Unpack[AuditColumns]) -> int:
     """Append one audit-log row (``outcome``: ok | denied | failed); returns its id."""
-    stmt = (
-        insert(AuditLog)
-        .values(
-            action=action[:64],
-            outcome=outcome,
-            api_key_id=api_key_id,
-            actor=actor,
-            target=target,
-            client=client,
-            detail=detail or {},
-        )
-        .returning(AuditLog.id)
-    )
-    return int(conn.execute(stmt).scalar_one())
+    values = {**columns, "action": action[:64], "outcome": outcome, "detail": columns.get("detail") or {}}
+    return int(conn.execute(insert(AuditLog).values(**values).returning(AuditLog.id)).scalar_one())

@@ -18,7 +18,17 @@ from typing import Any
 from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, literal, or_, select, true
 
 from cim.crs import CGCS2000, CRS84_URI, parse_crs
-from cim.db.models import AnalysisResult, Base, Building, District, Element, Facility, Parcel, PlanningZone
+from cim.db.models import (
+    ELEMENT_ATTRIBUTES,
+    AnalysisResult,
+    Base,
+    Building,
+    District,
+    Element,
+    Facility,
+    Parcel,
+    PlanningZone,
+)
 from cim.vocabulary import FACILITY_KINDS
 
 OUTPUT_EPSG: tuple[int, ...] = (CGCS2000, 4326, *range(4513, 4555))
@@ -125,12 +135,7 @@ def _collections() -> dict[str, FeatureCollectionDef]:
             model=Element,
             geometry="extent",
             properties=(
-                "global_id",
-                "ifc_class",
-                "name",
-                "type_name",
-                "storey",
-                "material",
+                *ELEMENT_ATTRIBUTES,
                 "min_height",
                 "max_height",
                 "triangle_count",

@@ -168,6 +168,10 @@ class Element(Base):
     valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+ELEMENT_ATTRIBUTES = ("global_id", "ifc_class", "name", "type_name", "storey", "material")
+"""The columns of :class:`Element` that describe it (IFC attributes), in the order the API lists them."""
+
+
 class Facility(Base):
     """A municipal facility: pipe, manhole, hydrant, lamp, road, bridge, park, shelter, fire station, school…"""
 

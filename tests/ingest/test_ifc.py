@@ -32,6 +32,7 @@ from sample_models.ifc_bridge import generate_bridge
 from sample_models.ifc_office import OfficeLayout, generate_office
 from sample_models.site import OFFICE_CLEARANCE_M, OFFICE_SITE, RIVER_LATITUDE
 from tests.conftest import IFC_DIR
+from tests.ingest.sql import rows
 
 SHARED_FILES = sorted(IFC_DIR.glob("*.ifc"))
 NOT_GEOREFERENCED = {
@@ -293,14 +294,12 @@ def test_office_building_row_has_footprint_heights_storeys_and_chinese_propertie
 
 def test_bridge_is_a_facility_spanning_the_river(loaded: dict[str, IfcIngestReport], module_engine: Engine) -> None:
     report = loaded["bridge.ifc"]
-    with module_engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT facility_type, cim_level, ST_YMin(footprint::box2d), ST_YMax(footprint::box2d), "
-                "(SELECT count(*) FROM element e WHERE e.building_id = b.id) FROM building b WHERE dataset_id = :d"
-            ),
-            {"d": report.dataset_id},
-        ).one()
+    (row,) = rows(
+        module_engine,
+        "SELECT facility_type, cim_level, ST_YMin(footprint::box2d), ST_YMax(footprint::box2d), "
+        "(SELECT count(*) FROM element e WHERE e.building_id = b.id) FROM building b WHERE dataset_id = :d",
+        d=report.dataset_id,
+    )
     assert row[0] == "IfcBridge"
     assert row[2] < RIVER_LATITUDE - 0.0005 and row[3] > RIVER_LATITUDE + 0.0005  # > 55 m each side
     assert row[4] == report.elements == 15

@@ -3,7 +3,6 @@ IFC element meshes (boxes as TIN Z in EPSG:4479), municipal facilities and a DEM
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, Engine, text
 
 from cim import crs
 from cim.db.datasets import insert_dataset
+from cim.db.tin import tin_ewkb, triangle_records
 from tests import factories
 
 ORIGIN = (114.300, 30.580)
@@ -33,30 +33,15 @@ class City:
 
 
 def box_tin_wkb(lon: float, lat: float, base: float, size: tuple[float, float, float], zeta: float = 0.0) -> bytes:
-    """A box (east, north, up sizes in metres) at lon/lat/base (normal height) as a TIN Z WKB in EPSG:4479."""
+    """A box (east, north, up sizes in metres) at lon/lat/base (normal height) as a TIN Z EWKB in EPSG:4479."""
     m = crs.enu_to_ecef_matrix(lon, lat, base, height_anomaly=zeta)
     sx, sy, sz = size
     c = np.array([[x, y, z] for z in (0, sz) for y in (-sy / 2, sy / 2) for x in (-sx / 2, sx / 2)])
     ecef = (m[:3, :3] @ c.T).T + m[:3, 3]
-    faces = [
-        (0, 2, 1),
-        (1, 2, 3),
-        (4, 5, 6),
-        (5, 7, 6),
-        (0, 1, 5),
-        (0, 5, 4),
-        (2, 6, 7),
-        (2, 7, 3),
-        (0, 4, 6),
-        (0, 6, 2),
-        (1, 3, 7),
-        (1, 7, 5),
-    ]
-    out = [struct.pack("<BII", 1, 1016, len(faces))]
-    for f in faces:
-        pts = [ecef[f[0]], ecef[f[1]], ecef[f[2]], ecef[f[0]]]
-        out.append(struct.pack("<BIII", 1, 1017, 1, 4) + b"".join(struct.pack("<3d", *p) for p in pts))
-    return b"".join(out)
+    # Corner i is at x = i & 1, y = i >> 1 & 1, z = i >> 2; each side is a quad, two outward triangles.
+    quads = np.array([[1, 0, 2, 3], [6, 4, 5, 7], [0, 1, 5, 4], [2, 6, 7, 3], [0, 4, 6, 2], [1, 3, 7, 5]])
+    faces = np.stack([quads[:, :3], quads[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
+    return tin_ewkb(triangle_records(ecef[faces]))
 
 
 def write_dem(path: Path) -> Path:
@@ -96,7 +81,7 @@ def insert_element(
     conn.execute(
         text(
             "INSERT INTO element (global_id, ifc_class, name, storey, color, mesh, triangle_count, building_id, "
-            "dataset_id) VALUES (:g, :c, :n, :s, CAST(:color AS jsonb), ST_GeomFromWKB(:wkb, 4479), 12, :b, :d)"
+            "dataset_id) VALUES (:g, :c, :n, :s, CAST(:color AS jsonb), ST_GeomFromEWKB(:wkb), 12, :b, :d)"
         ),
         {
             "g": guid,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +17,16 @@ from cim.settings import Settings
 from tests.ingest.sql import rows
 from tests.tiles.city import City, make_city
 from tests.tiles.validation import TilesetCheck, check_terrain, check_tileset
-from tiles.build import build_tileset
+from tiles.build import TileBuildReport, build_tileset
 from tiles.glb import read_glb
 
-SMALL = {"leaf_capacity": 20.0, "parent_capacity": 12}
+SMALL: dict[str, Any] = {"leaf_capacity": 20.0, "parent_capacity": 12}
+"""Tiny tiles, so that the test city makes a tree."""
+
+
+def build(engine: Engine, settings: Settings, name: str, out: Path, **options: Any) -> TileBuildReport:
+    """:func:`build_tileset` into ``out`` with :data:`SMALL` tiles and these options."""
+    return build_tileset(engine, settings, name, out=out, **SMALL, **options)
 
 
 @pytest.fixture
@@ -77,7 +84,7 @@ def test_build_is_valid_and_every_building_is_at_one_leaf_in_place(
     engine: Engine, settings: Settings, city: City, tmp_path: Path
 ) -> None:
     out = tmp_path / "tiles"
-    report = build_tileset(engine, settings, "city", out=out, **SMALL)  # type: ignore[arg-type]
+    report = build(engine, settings, "city", out)
     assert report.tiles > 3 and report.written == len(json.loads((out / "manifest.json").read_text())["files"])
     checked = check_tileset(out)
     assert checked.errors == []
@@ -105,9 +112,7 @@ def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
 ) -> None:
     out = tmp_path / "implicit"
     layers = ["buildings", "elements", "areas", "facilities"]
-    report = build_tileset(
-        engine, settings, "imp", out=out, layers=layers, implicit=True, subtree_levels=2, compress=compress, **SMALL
-    )  # type: ignore[arg-type]
+    report = build(engine, settings, "imp", out, layers=layers, implicit=True, subtree_levels=2, compress=compress)
     # One implicit quadtree per class, referenced as external tilesets by a content-less root.
     top = json.loads((out / "tileset.json").read_text())["root"]
     assert [c["content"]["uri"] for c in top["children"]] == [f"{layer}/tileset.json" for layer in layers]
@@ -137,13 +142,9 @@ def test_implicit_quadtree_is_valid_and_every_building_is_at_one_leaf(
     )
     _assert_each_feature_once_in_place(checked, _centroids(engine), city)
     # The same tiles as the explicit build: same leaf count and features.
-    explicit = build_tileset(
-        engine, settings, "exp", out=tmp_path / "explicit", layers=layers, compress=compress, **SMALL
-    )  # type: ignore[arg-type]
+    explicit = build(engine, settings, "exp", tmp_path / "explicit", layers=layers, compress=compress)
     assert report.tiles == explicit.tiles and report.buildings == explicit.buildings
-    res = build_tileset(
-        engine, settings, "imp", out=out, layers=layers, implicit=True, subtree_levels=2, compress=compress, **SMALL
-    )  # type: ignore[arg-type]
+    res = build(engine, settings, "imp", out, layers=layers, implicit=True, subtree_levels=2, compress=compress)
     assert res.written == 0 and res.kept == report.written
     # The checks see availability that disagrees with the files written, both ways.
     victim = next(p for p in checked.contents if p.parent.parent.parent.parent.name == "buildings")
@@ -175,15 +176,9 @@ def test_underground_pipes_stay_below_the_terrain(
 def test_meshopt_compression_validates_and_is_smaller(
     engine: Engine, settings: Settings, city: City, tmp_path: Path
 ) -> None:
-    plain = build_tileset(engine, settings, "plain", out=tmp_path / "plain", layers=["buildings", "elements"], **SMALL)  # type: ignore[arg-type]
-    packed = build_tileset(
-        engine,
-        settings,
-        "packed",
-        out=tmp_path / "packed",
-        layers=["buildings", "elements"],
-        compress="meshopt",
-        **SMALL,  # type: ignore[arg-type]
+    plain = build(engine, settings, "plain", tmp_path / "plain", layers=["buildings", "elements"])
+    packed = build(
+        engine, settings, "packed", tmp_path / "packed", layers=["buildings", "elements"], compress="meshopt"
     )
     assert packed.bytes < plain.bytes * 0.8  # tiny test tiles: the embedded schema JSON dominates
     checked = check_tileset(tmp_path / "packed", position_tol_m=0.5)
@@ -202,16 +197,8 @@ def test_draco_compression_validates_and_keeps_feature_ids(
     engine: Engine, settings: Settings, city: City, tmp_path: Path
 ) -> None:
     layers = ["buildings", "elements", "areas", "facilities"]
-    plain = build_tileset(engine, settings, "plain", out=tmp_path / "plain", layers=layers, **SMALL)  # type: ignore[arg-type]
-    packed = build_tileset(
-        engine,
-        settings,
-        "draco",
-        out=tmp_path / "draco",
-        layers=layers,
-        compress="draco",
-        **SMALL,  # type: ignore[arg-type]
-    )
+    plain = build(engine, settings, "plain", tmp_path / "plain", layers=layers)
+    packed = build(engine, settings, "draco", tmp_path / "draco", layers=layers, compress="draco")
     assert packed.bytes < plain.bytes * 0.8 and packed.tiles == plain.tiles
     checked = check_tileset(tmp_path / "draco", position_tol_m=0.5)  # decodes every primitive with DracoPy
     assert checked.errors == []
@@ -272,22 +259,20 @@ def test_rebuild_writes_only_changed_tiles(engine: Engine, settings: Settings, c
     from tests import factories
 
     out = tmp_path / "tiles"
-    first = build_tileset(engine, settings, "inc", out=out, layers=["buildings"], **SMALL)  # type: ignore[arg-type]
-    again = build_tileset(engine, settings, "inc", out=out, layers=["buildings"], **SMALL)  # type: ignore[arg-type]
+    first = build(engine, settings, "inc", out, layers=["buildings"])
+    again = build(engine, settings, "inc", out, layers=["buildings"])
     assert again.written == 0 and again.kept == first.written
     with engine.begin() as conn:
         ds = factories.dataset(conn, "one more")
         factories.building(conn, ds, factories.square(114.2945, 30.5752, 0.0001), height=9.0, base_height=22.0)
-    third = build_tileset(engine, settings, "inc", out=out, layers=["buildings"], **SMALL)  # type: ignore[arg-type]
+    third = build(engine, settings, "inc", out, layers=["buildings"])
     assert 0 < third.written < first.written / 2 and third.kept > 0
     assert check_tileset(out).errors == []
 
 
 def test_process_pool_gives_identical_tiles(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:
-    build_tileset(engine, settings, "seq", out=tmp_path / "a", layers=["buildings", "elements", "facilities"], **SMALL)  # type: ignore[arg-type]
-    build_tileset(
-        engine, settings, "par", out=tmp_path / "b", layers=["buildings", "elements", "facilities"], jobs=2, **SMALL
-    )  # type: ignore[arg-type]
+    build(engine, settings, "seq", tmp_path / "a", layers=["buildings", "elements", "facilities"])
+    build(engine, settings, "par", tmp_path / "b", layers=["buildings", "elements", "facilities"], jobs=2)
     a = json.loads((tmp_path / "a/manifest.json").read_text())["files"]
     b = json.loads((tmp_path / "b/manifest.json").read_text())["files"]
     assert a == b and len(a) > 3
@@ -296,19 +281,13 @@ def test_process_pool_gives_identical_tiles(engine: Engine, settings: Settings, 
 def test_dask_local_cluster_executor(engine: Engine, settings: Settings, city: City, tmp_path: Path) -> None:
     from dask.distributed import Client, LocalCluster
 
-    build_tileset(engine, settings, "seq", out=tmp_path / "a", layers=["buildings", "elements"], **SMALL)  # type: ignore[arg-type]
+    build(engine, settings, "seq", tmp_path / "a", layers=["buildings", "elements"])
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        report = build_tileset(
-            engine,
-            settings,
-            "dask",
-            out=tmp_path / "b",
-            layers=["buildings", "elements"],
-            executor=client.get_executor(),
-            **SMALL,  # type: ignore[arg-type]
+        report = build(
+            engine, settings, "dask", tmp_path / "b", layers=["buildings", "elements"], executor=client.get_executor()
         )
     assert report.tiles > 3
     a = json.loads((tmp_path / "a/manifest.json").read_text())["files"]

@@ -22,9 +22,8 @@ from cim import crs
 from cim.vocabulary import FACILITY_KINDS
 from tiles import geometry as geo
 from tiles.classes import base, register
-from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, css, ground
+from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, ground
 from tiles.glb import PropertyTable
-from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
 from tiles.source import BBox, Columns, bbox_sql, query
 
 AREA_CATEGORIES = ("water", "green")
@@ -142,8 +141,7 @@ class Areas(base.FacilityTileClass):
     )
 
     def legend(self) -> list[LegendEntry]:
-        colors = {k: css(FACILITY_COLORS.get(k, DEFAULT_FACILITY_COLOR)) for k in AREA_KINDS}
-        return [LegendEntry(k, FACILITY_KINDS[k].zh, FACILITY_KINDS[k].en, c) for k, c in colors.items()]
+        return self.kind_legend(AREA_KINDS)
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
         where, params = bbox_sql("f.geom", bbox)
@@ -170,7 +168,7 @@ class Areas(base.FacilityTileClass):
         columns = {"facility_id": cols["id"], "kind": cols["kind"], "name": cols["name"]}
         columns |= {"area_m2": cols["area_m2"], "district_code": cols["district_code"]}
         table = PropertyTable(self.metadata_class, len(cols), columns)
-        return Rendered(mesh, table, rgba_table(list(cols["kind"]), FACILITY_COLORS, DEFAULT_FACILITY_COLOR), bounds)
+        return Rendered(mesh, table, self.kind_colors(cols["kind"]), bounds)
 
 
 register(Areas())

@@ -10,7 +10,7 @@ table (:meth:`render`) and the legend the viewer shows for it (:meth:`legend`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,9 +20,10 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from cim import crs
+from cim.vocabulary import FACILITY_KINDS, FacilityKind, Term
 from tiles.geometry import Mesh
 from tiles.glb import Instances, PropertyTable
-from tiles.schema import CLASS_PROPERTY, class_property
+from tiles.schema import CLASS_PROPERTY, DEFAULT_FACILITY_COLOR, FACILITY_COLORS, class_property, rgba_table
 from tiles.source import BBox, BuildingSource, Columns
 
 
@@ -53,6 +54,11 @@ class LegendEntry:
     zh: str
     en: str
     color: str
+
+    @classmethod
+    def of(cls, value: str, term: Term | FacilityKind) -> LegendEntry:
+        """The legend line of a vocabulary term (:mod:`cim.vocabulary`): its labels and its colour."""
+        return cls(value, term.zh, term.en, css(term.color))
 
 
 @dataclass(frozen=True)
@@ -206,3 +212,13 @@ class FacilityTileClass(TileClass):
     def with_properties(cls, **more: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The facility properties followed by ``more`` (in order)."""
         return FacilityTileClass.properties | more
+
+    @staticmethod
+    def kind_legend(kinds: Iterable[str]) -> list[LegendEntry]:
+        """Legend lines of these facility kinds, in their order."""
+        return [LegendEntry.of(k, FACILITY_KINDS[k]) for k in kinds]
+
+    @staticmethod
+    def kind_colors(kinds: Iterable[str]) -> NDArray[np.uint8]:
+        """Per-feature RGBA colours of facilities of these kinds."""
+        return np.asarray(rgba_table(list(kinds), FACILITY_COLORS, DEFAULT_FACILITY_COLOR), dtype=np.uint8)

@@ -52,7 +52,7 @@ class Buildings(TileClass):
     }
 
     def legend(self) -> list[LegendEntry]:
-        return [LegendEntry(k, zh, en, css(USE_COLORS[k])) for k, (zh, en) in BUILDING_USES.items()]
+        return [LegendEntry.of(k, v) for k, v in BUILDING_USES.items()]
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
         return read_building_points(conn, bbox)

@@ -20,9 +20,8 @@ from cim.vocabulary import FACILITY_KINDS, PIPE_KINDS
 from tiles import geometry as geo
 from tiles.classes import base, register
 from tiles.classes.areas import AREA_KINDS, is_area
-from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, css, ground
+from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, ground
 from tiles.glb import Instances, PropertyTable
-from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
 from tiles.source import BBox, Columns, read_facilities
 
 POINT_STYLE: dict[str, tuple[float, float, float]] = {
@@ -152,11 +151,8 @@ class Facilities(base.FacilityTileClass):
     zh = "市政设施"
 
     def legend(self) -> list[LegendEntry]:
-        return [
-            LegendEntry(k, v.zh, v.en, css(FACILITY_COLORS.get(k, DEFAULT_FACILITY_COLOR)))
-            for k, v in FACILITY_KINDS.items()
-            if (v.geometry != "line" or k in PIPE_KINDS) and k not in AREA_KINDS
-        ]
+        drawn_here = [k for k, v in FACILITY_KINDS.items() if v.geometry != "line" or k in PIPE_KINDS]
+        return self.kind_legend(k for k in drawn_here if k not in AREA_KINDS)
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
         cols = read_facilities(conn, bbox, lines=False)
@@ -170,7 +166,7 @@ class Facilities(base.FacilityTileClass):
         table = PropertyTable(
             self.metadata_class, n, {"facility_id": cols["id"], "kind": cols["kind"], "name": cols["name"]}
         )
-        colors = rgba_table(list(cols["kind"]), FACILITY_COLORS, DEFAULT_FACILITY_COLOR)
+        colors = self.kind_colors(cols["kind"])
         zeta = ctx.height_anomaly
 
         def instances(matrix: NDArray[np.float64]) -> list[Instances]:

@@ -17,7 +17,6 @@ from tiles import geometry as geo
 from tiles.classes import base, register
 from tiles.classes.base import Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, ground
 from tiles.glb import PropertyTable
-from tiles.schema import DEFAULT_FACILITY_COLOR, FACILITY_COLORS, rgba_table
 from tiles.source import BBox, Columns, bbox_sql, query, read_facilities
 
 ROAD_WIDTHS_M: dict[str, float] = {
@@ -81,11 +80,7 @@ class Roads(base.FacilityTileClass):
     )
 
     def legend(self) -> list[LegendEntry]:
-        return [
-            LegendEntry(k, v.zh, v.en, css(FACILITY_COLORS.get(k, DEFAULT_FACILITY_COLOR)))
-            for k, v in FACILITY_KINDS.items()
-            if v.geometry == "line" and k not in PIPE_KINDS
-        ]
+        return self.kind_legend(k for k, v in FACILITY_KINDS.items() if v.geometry == "line" and k not in PIPE_KINDS)
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
         return read_facilities(conn, bbox, lines=True)
@@ -96,7 +91,7 @@ class Roads(base.FacilityTileClass):
         columns = {"facility_id": cols["id"], "kind": cols["kind"], "name": cols["name"]}
         columns |= {"road_class": cols["road_class"], "width_m": width}
         table = PropertyTable(self.metadata_class, len(cols), columns)
-        return Rendered(mesh, table, rgba_table(list(cols["kind"]), FACILITY_COLORS, DEFAULT_FACILITY_COLOR), bounds)
+        return Rendered(mesh, table, self.kind_colors(cols["kind"]), bounds)
 
 
 @dataclass(frozen=True)
