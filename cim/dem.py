@@ -99,7 +99,7 @@ def read_grid(path: Path, bounds: tuple[float, float, float, float], width: int,
         rasterio.open(path) as src,
         WarpedVRT(
             src,
-            crs="EPSG:4490",
+            crs=f"EPSG:{crs.CGCS2000}",
             transform=out_transform,
             width=width,
             height=height,

@@ -90,6 +90,13 @@ class VersionInfo:
         """JSON-ready."""
         return asdict(self)
 
+    @property
+    def stored_key(self) -> str:
+        """The storage key of the version's bytes (a deletion tombstone has none: :class:`ArchiveError`)."""
+        if self.storage_key is None:
+            raise ArchiveError(f"version {self.version} of {self.model_key!r} has no stored bytes ({self.kind})")
+        return self.storage_key
+
 
 def version_info(row: Any) -> VersionInfo:
     """A :class:`VersionInfo` from a ``model_version`` row."""
@@ -536,8 +543,7 @@ class Archive:
 
     def open_version(self, info: VersionInfo, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The stored bytes ``[start, end)`` of a version, streamed."""
-        assert info.storage_key is not None
-        return self.storage.stream(info.storage_key, start, end)
+        return self.storage.stream(info.stored_key, start, end)
 
     def record_get(
         self, info: VersionInfo, *, actor: str, client: str | None = None, byte_range: tuple[int, int] | None = None
@@ -584,15 +590,14 @@ class Archive:
         extensions) when the row has it. A local file is copied in the kernel beside the digest thread;
         other backends stream through a digest thread.
         """
-        assert info.storage_key is not None
         algorithm, expected = ("sha256", info.sha256) if info.sha256 else ("sha512", info.sha512)
         assert expected is not None
-        source = self.storage.local_file(info.storage_key)
+        source = self.storage.local_file(info.stored_key)
         if source is not None:
             return algorithm, expected, copy_and_hash(source, out, algorithm)
         hasher = ParallelHasher((algorithm,))  # hashes in its thread while this one writes
         try:
-            for chunk in self.storage.stream(info.storage_key, chunk_size=CHUNK):
+            for chunk in self.storage.stream(info.stored_key, chunk_size=CHUNK):
                 hasher.update(chunk)
                 out.write(chunk)
             return algorithm, expected, (hasher.hexdigests()[algorithm], hasher.size)
@@ -606,7 +611,6 @@ class Archive:
         if target.is_dir():
             raise ArchiveError(f"{target} is a folder; give a file name with -o")
         temp = target.with_name(f".{target.name}.part")
-        assert info.storage_key is not None
         try:
             with temp.open("wb") as out:
                 algorithm, expected, (digest, size) = self._copy_version(info, out)
