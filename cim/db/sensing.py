@@ -206,29 +206,31 @@ def lock_datastreams(conn: Connection, datastream_ids: Sequence[int]) -> list[tu
     The lock (``FOR NO KEY UPDATE``) keeps a datastream from being deleted until the batch commits, as a
     foreign key would, and orders the batch's later updates of the datastream and its latest value.
     """
-    rows = conn.execute(
-        text(
+    raw: Any = conn.connection.driver_connection  # plain tuples: a batch locks up to 5,000 datastreams
+    with raw.cursor() as cur:
+        cur.execute(
             """
             SELECT d.id, d.observation_type, d.thing_id,
                    (SELECT f.id FROM sta_feature_of_interest f WHERE f.location_id =
                       (SELECT min(tl.location_id) FROM sta_thing_location tl WHERE tl.thing_id = d.thing_id))
-            FROM sta_datastream d WHERE d.id = ANY(:ids) ORDER BY d.id FOR NO KEY UPDATE OF d
-            """
-        ),
-        {"ids": sorted(datastream_ids)},
-    ).all()
-    return [(int(i), str(t), int(th), None if f is None else int(f)) for i, t, th, f in rows]
+            FROM sta_datastream d WHERE d.id = ANY(%(ids)s) ORDER BY d.id FOR NO KEY UPDATE OF d
+            """,
+            {"ids": sorted(datastream_ids)},
+        )
+        return cur.fetchall()  # type: ignore[no-any-return]
 
 
 def existing_features(conn: Connection, feature_ids: Sequence[int]) -> set[int]:
     """The features of interest among ``feature_ids`` that exist, locked (``FOR KEY SHARE``) until commit."""
     if not feature_ids:
         return set()
-    rows = conn.execute(
-        text("SELECT id FROM sta_feature_of_interest WHERE id = ANY(:ids) ORDER BY id FOR KEY SHARE"),
-        {"ids": sorted(feature_ids)},
-    ).all()
-    return {int(r[0]) for r in rows}
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM sta_feature_of_interest WHERE id = ANY(%(ids)s) ORDER BY id FOR KEY SHARE",
+            {"ids": sorted(feature_ids)},
+        )
+        return {r[0] for r in cur.fetchall()}
 
 
 def existing_observation_ids(conn: Connection, keys: Sequence[tuple[int, dt.datetime]]) -> list[int | None]:
