@@ -92,9 +92,40 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _months(times: list[dt.datetime]) -> set[dt.date]:
+    """The months (UTC) from the earliest to the latest of ``times`` (each month a partition)."""
+    m, last = month_of(min(times)), month_of(max(times))
+    out = {m}
+    while m < last:
+        m = _next_month(m)
+        out.add(m)
+    return out
+
+
+_LEAN_COLUMNS = "i, oid, d, f, t, r, n"
+_LEAN_TAIL = (None, None, None, None, None, None)
+"""The optional fields of a :class:`NewObservation` (end, result time, quality, valid time, parameters)."""
+
+
+def _lean_copy(rows: Sequence[NewObservation], oids: Sequence[int]) -> str | None:
+    """COPY text of :data:`_LEAN_COLUMNS` when every row is a finite number at an instant with no optional
+    field (the usual measurement), else None. Such values need no COPY escaping (digits, signs, ``.``,
+    ``e``, ISO 8601 times), and the JSON result is the number's ``repr``, as :func:`_json` writes it."""
+    out = []
+    add = out.append
+    for i, (r, oid) in enumerate(zip(rows, oids, strict=True)):
+        value, number = r.result, r.result_number
+        kind = type(value)
+        if (kind is not float and kind is not int) or type(number) is not float or r[5:] != _LEAN_TAIL:
+            return None
+        t = r.phenomenon_time.isoformat()
+        add(f"{i}\t{oid}\t{r.datastream_id}\t{r.feature_of_interest_id}\t{t}\t{value!r}\t{number!r}\n")
+    return "".join(out)
+
+
 STAGE = "sta_observation_stage"
 """The session's staging table: the rows of the last :func:`insert_observations` call (``oid`` = new id)."""
-_STAGE_COLUMNS = "i, d, f, t, te, rt, r, n, q, vs, ve, p"
+_STAGE_COLUMNS = "i, oid, d, f, t, te, rt, r, n, q, vs, ve, p"
 _STAGE_DDL = f"""
     CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
         i int, d bigint, f bigint, t timestamptz, te timestamptz, rt timestamptz, r jsonb, n double precision,
@@ -103,18 +134,15 @@ _STAGE_DDL = f"""
 _INSERT = f"""
     WITH src AS (
         SELECT DISTINCT ON (d, t) * FROM {STAGE} ORDER BY d, t, i
-    ), ins AS (
-        INSERT INTO sta_observation (phenomenon_time, phenomenon_time_end, result_time, result, result_number,
-            result_quality, valid_time_start, valid_time_end, parameters, datastream_id, feature_of_interest_id)
-        SELECT t, te, rt, r, n, q, vs, ve, p, d, f FROM src
-        ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
-        RETURNING id, datastream_id, phenomenon_time
     )
-    UPDATE {STAGE} s SET oid = ins.id
-    FROM ins JOIN src ON src.d = ins.datastream_id AND src.t = ins.phenomenon_time
-    WHERE s.i = src.i
-    RETURNING s.i, s.oid
+    INSERT INTO sta_observation (id, phenomenon_time, phenomenon_time_end, result_time, result, result_number,
+        result_quality, valid_time_start, valid_time_end, parameters, datastream_id, feature_of_interest_id)
+    SELECT oid, t, te, rt, r, n, q, vs, ve, p, d, f FROM src
+    ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
+    RETURNING id
 """
+_RESERVE_IDS = "SELECT array_agg(nextval('sta_observation_id_seq')) FROM generate_series(1, %s)"
+_FORGET_DUPLICATES = f"UPDATE {STAGE} SET oid = NULL WHERE NOT (oid = ANY(%s))"
 _AFTER_INSERT = f"""
     WITH newest AS (
         SELECT DISTINCT ON (d) d, oid, t, r, n FROM {STAGE} WHERE oid IS NOT NULL ORDER BY d, t DESC
@@ -166,35 +194,46 @@ def insert_observations(conn: Connection, rows: Sequence[NewObservation]) -> lis
     """
     if not rows:
         return []
-    ensure_partitions(conn, {month_of(r.phenomenon_time) for r in rows})
+    ensure_partitions(conn, _months([r.phenomenon_time for r in rows]))
     conn.exec_driver_sql(_STAGE_DDL)
     conn.exec_driver_sql(f"DELETE FROM {STAGE}")
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
-        with cur.copy(f"COPY {STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
-            write = copy.write_row
-            for i, r in enumerate(rows):
-                write(
-                    (
-                        i,
-                        r.datastream_id,
-                        r.feature_of_interest_id,
-                        r.phenomenon_time,
-                        r.phenomenon_time_end,
-                        r.result_time,
-                        _json(r.result),
-                        r.result_number,
-                        None if r.result_quality is None else _json(r.result_quality),
-                        r.valid_time_start,
-                        r.valid_time_end,
-                        None if r.parameters is None else _json(r.parameters),
+        cur.execute(_RESERVE_IDS, (len(rows),))  # ids known before the insert: no update of the stage after it
+        oids: list[int] = cur.fetchone()[0]
+        lean = _lean_copy(rows, oids)
+        if lean is not None:  # measurements with an instant and nothing else: one text block
+            with cur.copy(f"COPY {STAGE} ({_LEAN_COLUMNS}) FROM STDIN") as copy:
+                copy.write(lean)
+        else:
+            with cur.copy(f"COPY {STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+                write = copy.write_row
+                for i, (r, oid) in enumerate(zip(rows, oids, strict=True)):
+                    write(
+                        (
+                            i,
+                            oid,
+                            r.datastream_id,
+                            r.feature_of_interest_id,
+                            r.phenomenon_time,
+                            r.phenomenon_time_end,
+                            r.result_time,
+                            _json(r.result),
+                            r.result_number,
+                            None if r.result_quality is None else _json(r.result_quality),
+                            r.valid_time_start,
+                            r.valid_time_end,
+                            None if r.parameters is None else _json(r.parameters),
+                        )
                     )
-                )
         cur.execute(_INSERT)
-        ids: list[int | None] = [None] * len(rows)
-        for i, oid in cur.fetchall():
-            ids[i] = int(oid)
-        if any(x is not None for x in ids):
+        inserted = [r[0] for r in cur.fetchall()]
+        ids: list[int | None] = list(oids)
+        if len(inserted) < len(oids):  # some were stored before (or twice in the batch): they get no new id
+            cur.execute(_FORGET_DUPLICATES, (inserted,))
+            kept = set(inserted)
+            ids = [oid if oid in kept else None for oid in oids]
+        if inserted:
             cur.execute(_AFTER_INSERT)
     return ids
 
