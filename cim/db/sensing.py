@@ -163,12 +163,12 @@ _AFTER_INSERT = f"""
         FROM (SELECT d, min(t) AS t0, max(COALESCE(te, t)) AS t1, min(rt) AS r0, max(rt) AS r1
               FROM {STAGE} WHERE oid IS NOT NULL GROUP BY d) e
         WHERE ds.id = e.d
-    ), built AS MATERIALIZED (  -- each item's JSON built once (inlined, it was built for every use)
-        SELECT d, oid, n, ts, json_build_object('d', d, 'o', oid, 't', ts, 'r', r, 'n', n)::text AS item
+    ), built AS MATERIALIZED (  -- each item's JSON built once, by concatenation (half json_build_object's CPU)
+        SELECT d, '{{"d":' || d || ',"o":' || oid || ',"t":"' || ts || '"' AS head,
+               ',"n":' || COALESCE(n::text, 'null') || '}}' AS tail, COALESCE(r::text, 'null') AS r
         FROM (SELECT *, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts FROM newest) x
     ), items AS MATERIALIZED (
-        SELECT d, CASE WHEN length(item) > 4000 THEN json_build_object('d', d, 'o', oid, 't', ts, 'n', n)::text
-                       ELSE item END AS item
+        SELECT d, CASE WHEN length(r) > 3900 THEN head || tail ELSE head || ',"r":' || r || tail END AS item
         FROM built
     ), chunks AS (
         SELECT '[' || string_agg(item, ',' ORDER BY d) || ']' AS payload
