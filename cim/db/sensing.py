@@ -111,7 +111,7 @@ def _lean_copy(rows: Sequence[NewObservation], oids: Sequence[int]) -> str | Non
     """COPY text of :data:`_LEAN_COLUMNS` when every row is a finite number at an instant with no optional
     field (the usual measurement), else None. Such values need no COPY escaping (digits, signs, ``.``,
     ``e``, ISO 8601 times), and the JSON result is the number's ``repr``, as :func:`_json` writes it."""
-    out = []
+    out: list[str] = []
     add = out.append
     for i, (r, oid) in enumerate(zip(rows, oids, strict=True)):
         value, number = r.result, r.result_number
@@ -256,7 +256,8 @@ def lock_datastreams(conn: Connection, datastream_ids: Sequence[int]) -> list[tu
             """,
             {"ids": sorted(datastream_ids)},
         )
-        return cur.fetchall()  # type: ignore[no-any-return]
+        rows: list[tuple[int, str, int, int | None]] = cur.fetchall()
+        return rows
 
 
 def existing_features(conn: Connection, feature_ids: Sequence[int]) -> set[int]:

@@ -51,7 +51,7 @@ BATCH_WAIT_S = 0.02
 _NOTIFICATION = b'{"@iot.id":'  # how the platform's own notifications begin (cim.sensing.runtime.notification)
 _LEAN_KEYS = frozenset({"Datastream", "FeatureOfInterest", "phenomenonTime", "result"})
 """Keys of the usual observation message, checked in the decoder (anything else goes the general way)."""
-_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+_scan: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the C scanner
 _WHITESPACE = " \t\n\r"
 
 
