@@ -182,9 +182,11 @@ _AFTER_INSERT = f"""
 def insert_observations(conn: Connection, rows: Sequence[NewObservation]) -> list[int | None]:
     """Store ``rows``; return each row's new id, or None when it was already stored.
 
-    The rows are copied (``COPY``) into the session's staging table :data:`STAGE` and inserted from there in
-    one statement (``ON CONFLICT DO NOTHING`` on datastream and phenomenon time, so redelivered and retried
-    observations are stored once); then, once per datastream of the batch, the latest value moves forward,
+    The batch's ids are reserved from the observation sequence first; the rows, with their ids, are copied
+    (``COPY``: plain measurements as one text block, others row by row) into the session's staging table
+    :data:`STAGE` and inserted from there in one statement (``ON CONFLICT DO NOTHING`` on datastream and
+    phenomenon time, so redelivered and retried observations are stored once; the staged rows not inserted
+    lose their id); then, once per datastream of the batch, the latest value moves forward,
     the datastream's phenomenon/result time extents widen and the newest value is announced on
     :data:`LIVE_CHANNEL` (delivered at commit). The staging table keeps the batch (with each new id) for
     :func:`cim.db.alarms.alarm_transitions` until the next call or the end of the transaction.
