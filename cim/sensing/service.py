@@ -796,7 +796,7 @@ def _reverse_nav(parent: EntityType, nav: Nav) -> Nav | None:
 # -- observations (shared by HTTP, Data Array and MQTT) ---------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class DatastreamInfo:
     """What checking an observation needs to know about its datastream."""
 
@@ -821,22 +821,24 @@ class DatastreamCache:
     def prefetch(self, datastream_ids: set[int], feature_ids: set[int] | None = None) -> None:
         """Load and lock many datastreams (unknown ids are remembered as missing), their derived features
         of interest and ``feature_ids``."""
-        wanted = [i for i in datastream_ids if i not in self._info]
+        info = self._info
+        wanted = [i for i in datastream_ids if i not in info]
+        fois = set(feature_ids or ())
         if wanted:
-            for i in wanted:
-                self._info[i] = None
+            info.update(dict.fromkeys(wanted))
             for ds_id, obs_type, thing_id, foi in lock_datastreams(self.conn, wanted):
-                self._info[ds_id] = DatastreamInfo(obs_type, thing_id, foi)
-        fois = {i.default_foi for i in self._info.values() if i is not None and i.default_foi is not None}
-        fois |= feature_ids or set()
+                info[ds_id] = DatastreamInfo(obs_type, thing_id, foi)
+                if foi is not None:
+                    fois.add(foi)
         check = [f for f in fois if f not in self._features]
         if check:
             found = existing_features(self.conn, check)
             for f in check:
                 self._features[f] = f in found
-        for info in self._info.values():
-            if info is not None and info.default_foi is not None and not self._features[info.default_foi]:
-                info.default_foi = None  # deleted meanwhile: derived again on use
+        features = self._features
+        for known in info.values():
+            if known is not None and known.default_foi is not None and not features[known.default_foi]:
+                known.default_foi = None  # deleted meanwhile: derived again on use
 
     def info(self, datastream_id: int) -> DatastreamInfo:
         """Facts of ``datastream_id``; :class:`StaBadRequestError` when it does not exist."""

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime as dt
 import json
+import json.scanner
 import logging
+import queue
 import re
 import threading
 import time
@@ -35,9 +38,9 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from cim.db.sensing import NewObservation, insert_observations
 from cim.sensing import alarms
-from cim.sensing.errors import SensingError
+from cim.sensing.errors import SensingError, StaBadRequestError
 from cim.sensing.mqtt_client import FastClient
-from cim.sensing.service import DatastreamCache, observation_from_json
+from cim.sensing.service import DatastreamCache, check_result, observation_from_json, parse_time
 
 log = logging.getLogger("cim.sensing.mqtt")
 
@@ -46,6 +49,23 @@ _DATASTREAM_TOPIC = re.compile(r"^v1\.1/Datastreams\((\d+)\)/Observations$")
 BATCH_MAX = 5000
 BATCH_WAIT_S = 0.02
 _NOTIFICATION = b'{"@iot.id":'  # how the platform's own notifications begin (cim.sensing.runtime.notification)
+_LEAN_KEYS = frozenset({"Datastream", "FeatureOfInterest", "phenomenonTime", "result"})
+"""Keys of the usual observation message, checked in the decoder (anything else goes the general way)."""
+_scan: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the C scanner
+_WHITESPACE = " \t\n\r"
+
+
+def decode_json(payload: bytes | bytearray) -> Any:
+    """One JSON document, exactly as :func:`json.loads` reads it (same values, same errors), without its
+    per-call overhead in the common case: UTF-8 that begins with its value (anything else: json.loads)."""
+    try:
+        text_ = payload.decode("utf-8")
+        value, end = _scan(text_, 0)
+    except (ValueError, StopIteration):  # UnicodeDecodeError is a ValueError, and so are JSON errors
+        return json.loads(payload)  # another encoding, a BOM, leading whitespace, not JSON: json.loads says
+    if end != len(text_) and text_[end:].strip(_WHITESPACE):
+        return json.loads(payload)  # extra data: json.loads raises its error
+    return value
 
 
 @dataclass
@@ -72,6 +92,28 @@ class Message(NamedTuple):
     qos: int
     topic: str
     payload: bytes | bytearray
+
+
+class Decoded(NamedTuple):
+    """A message the decoder read: its datastream id, its JSON object and, for a message of only the usual
+    keys whose phenomenon time is an instant, that instant (so the writer checks no more than its result,
+    datastream and feature of interest)."""
+
+    message: Message
+    datastream_id: int
+    body: dict[str, Any]
+    foi_id: int | None
+    phenomenon_time: dt.datetime | None
+
+
+class DecodedBatch(NamedTuple):
+    """What the decoder hands the writer: the batch (acknowledged as a whole once stored), the decoded
+    messages, the rejected ones with their reasons, and how many were ignored (notifications)."""
+
+    messages: list[Message]
+    decoded: list[Decoded]
+    rejected: list[tuple[Message, str]]
+    ignored: int
 
 
 @dataclass
@@ -103,6 +145,10 @@ class Subscriber:
         self._client.on_fast_publish = self._on_fast_publish
         self._client.on_disconnect = self._on_disconnect
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
+        # Decoding (JSON, pure Python) and storing (mostly waiting for PostgreSQL) overlap: the decoder
+        # reads batch N + 1 while the writer stores batch N; one batch waits between them at most.
+        self._decoded: queue.Queue[DecodedBatch] = queue.Queue(maxsize=1)
+        self._decoder = threading.Thread(target=self._decode_loop, name="cim-mqtt-decoder", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="cim-mqtt-writer", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -114,12 +160,14 @@ class Subscriber:
         props.ReceiveMaximum = 65535
         self._client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
         self._client.loop_start()
+        self._decoder.start()
         self._writer.start()
         self._connected.wait(wait_s)
 
     def stop(self) -> None:
         """Stop storing; unacknowledged messages stay queued in the broker's session for the next start."""
         self._stop.set()
+        self._decoder.join(timeout=30)
         self._writer.join(timeout=30)
         with contextlib.suppress(Exception):
             self._client.disconnect()
@@ -176,16 +224,34 @@ class Subscriber:
         pop = inbox.popleft
         return [pop() for _ in range(min(len(inbox), BATCH_MAX))]
 
-    def _write_loop(self) -> None:
+    def _decode_loop(self) -> None:
         while not self._stop.is_set():
             batch = self._next_batch()
             if not batch:
                 continue
+            item = self._decode(batch)
+            while not self._stop.is_set():
+                try:
+                    self._decoded.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._decoded.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = item.messages
             self.counters.received += len(batch)
+            self.counters.ignored += item.ignored
+            for message, reason in item.rejected:
+                self._reject(message, reason)
             delay = 0.2
             while True:
                 try:
-                    created = self._store(batch)
+                    created = self._store(item.decoded)
                     break
                 except DBAPIError as exc:
                     if self._stop.is_set():
@@ -206,56 +272,74 @@ class Subscriber:
         self.counters.last_rejection = f"{message.topic}: {reason}"
         log.warning("rejected MQTT message on %s: %s", message.topic, reason)
 
-    def _parse(self, batch: list[Message], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
-        decoded: list[tuple[Message, dict[str, Any], Any]] = []
+    @staticmethod
+    def _decode(batch: list[Message]) -> DecodedBatch:
+        """Read each message's JSON and datastream (no database: the writer checks against it)."""
+        decoded: list[Decoded] = []
+        rejected: list[tuple[Message, str]] = []
+        ignored = 0
         for m in batch:
             if m.payload.startswith(_NOTIFICATION):  # another worker's notification: no need to parse it
-                self.counters.ignored += 1
+                ignored += 1
                 continue
             try:
-                body = json.loads(m.payload)
+                body = decode_json(m.payload)
             except (ValueError, UnicodeDecodeError) as exc:
-                self._reject(m, f"not JSON ({exc})")
+                rejected.append((m, f"not JSON ({exc})"))
                 continue
-            if not isinstance(body, dict):
-                self._reject(m, "the payload must be a JSON object (one Observation)")
+            if type(body) is not dict:
+                rejected.append((m, "the payload must be a JSON object (one Observation)"))
                 continue
             if "@iot.id" in body:
-                self.counters.ignored += 1
+                ignored += 1
                 continue
-            match = _DATASTREAM_TOPIC.match(m.topic)
-            ds_id: Any = int(match.group(1)) if match else None
+            ds_id: Any = None
+            if m.topic != "v1.1/Observations":
+                match = _DATASTREAM_TOPIC.match(m.topic)
+                ds_id = int(match.group(1)) if match else None
             if ds_id is None:
                 ds = body.get("Datastream")
                 ds_id = ds.get("@iot.id") if isinstance(ds, dict) else None
                 if m.topic != "v1.1/Observations" or not isinstance(ds_id, int) or isinstance(ds_id, bool):
-                    self._reject(m, "publish to v1.1/Datastreams(ID)/Observations or give Datastream @iot.id")
+                    rejected.append((m, "publish to v1.1/Datastreams(ID)/Observations or give Datastream @iot.id"))
                     continue
-            decoded.append((m, body, ds_id))
-        features = set()
-        for _m, body, _d in decoded:
             foi = body.get("FeatureOfInterest")
-            if isinstance(foi, dict) and type(foi.get("@iot.id")) is int:
-                features.add(foi["@iot.id"])
-        cache.prefetch({ds_id for _m, _b, ds_id in decoded}, features)  # one lookup for the whole batch
-        rows = []
-        for m, body, ds_id in decoded:
-            body.pop("Datastream", None)
-            foi = body.pop("FeatureOfInterest", None)
             foi_id = foi.get("@iot.id") if isinstance(foi, dict) else None
             if foi is not None and type(foi_id) is not int:
-                self._reject(m, "over MQTT a FeatureOfInterest is given by its @iot.id")
+                rejected.append((m, "over MQTT a FeatureOfInterest is given by its @iot.id"))
                 continue
+            when = None
+            if "result" in body and _LEAN_KEYS.issuperset(body):
+                raw = body.get("phenomenonTime")
+                if type(raw) is str and "/" not in raw:
+                    with contextlib.suppress(StaBadRequestError):
+                        when = parse_time(raw, "phenomenonTime")
+            decoded.append(Decoded(m, ds_id, body, foi_id, when))
+        return DecodedBatch(batch, decoded, rejected, ignored)
+
+    def _parse(self, decoded: list[Decoded], cache: DatastreamCache) -> list[tuple[Message, NewObservation]]:
+        """Check the decoded messages against their datastreams (looked up and locked once for the batch)."""
+        cache.prefetch({d.datastream_id for d in decoded}, {d.foi_id for d in decoded if d.foi_id is not None})
+        rows = []
+        info_of, foi_of, default_of = cache.info, cache.feature, cache.default_foi
+        for d in decoded:
             try:
-                rows.append((m, observation_from_json(cache.conn, body, ds_id, foi_id, cache)))
+                if d.phenomenon_time is None:  # anything but the usual message: the general check
+                    body = {k: v for k, v in d.body.items() if k not in ("Datastream", "FeatureOfInterest")}
+                    rows.append((d.message, observation_from_json(cache.conn, body, d.datastream_id, d.foi_id, cache)))
+                    continue
+                result = d.body["result"]
+                number = check_result(info_of(d.datastream_id).observation_type, result)
+                foi = foi_of(d.foi_id) if d.foi_id is not None else default_of(d.datastream_id)
+                rows.append((d.message, NewObservation(d.datastream_id, foi, d.phenomenon_time, result, number)))
             except SensingError as exc:
-                self._reject(m, str(exc))
+                self._reject(d.message, str(exc))
         return rows
 
-    def _store(self, batch: list[Message]) -> list[tuple[int, NewObservation]]:
+    def _store(self, decoded: list[Decoded]) -> list[tuple[int, NewObservation]]:
         with self.engine.begin() as conn:
             cache = DatastreamCache(conn)
-            rows = self._parse(batch, cache)
+            rows = self._parse(decoded, cache)
             try:
                 with conn.begin_nested():
                     kept = [r for _m, r in rows]

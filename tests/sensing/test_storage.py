@@ -67,3 +67,38 @@ def test_the_service_starts_the_broker_when_none_runs(settings: Settings, monkey
             assert endpoints and endpoints[0]["endpoints"][0] == f"mqtt://127.0.0.1:{broker.status().port}"
     finally:
         broker.down()
+
+
+@pytest.mark.parametrize("parameters", [None, {"gateway": "g1"}], ids=["lean COPY", "general COPY"])
+def test_a_batch_with_stored_and_repeated_observations_stores_each_new_one_once(
+    sta: TestClient, sensor_key: str, engine: Engine, parameters: dict[str, str] | None
+) -> None:
+    from cim.db.sensing import NewObservation, insert_observations
+
+    tid = sta.post(f"{ROOT}/Things", json=manhole_thing(), headers={"X-API-Key": sensor_key}).json()["@iot.id"]
+    ds = sta.get(f"{ROOT}/Things({tid})/Datastreams").json()["value"][0]["@iot.id"]
+    t0 = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    r = sta.post(
+        f"{ROOT}/Datastreams({ds})/Observations",
+        json={"phenomenonTime": t0.isoformat(), "result": 1.0},
+        headers={"X-API-Key": sensor_key},
+    )
+    foi = sta.get(f"{ROOT}/Observations({r.json()['@iot.id']})/FeatureOfInterest").json()["@iot.id"]
+
+    def obs(minutes: int, value: float) -> NewObservation:
+        t = t0 + dt.timedelta(minutes=minutes)
+        return NewObservation(ds, foi, t, value, value, parameters=parameters)
+
+    batch = [obs(1, 2.0), obs(0, 9.0), obs(1, 3.0), obs(2, 4.0)]  # new, stored before, repeated, new
+    with engine.begin() as conn:
+        ids = insert_observations(conn, batch)
+    assert ids[0] is not None and ids[3] is not None and ids[1] is None and ids[2] is None
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT id, result_number FROM sta_observation WHERE datastream_id = :d ORDER BY phenomenon_time"),
+            {"d": ds},
+        ).all()
+        latest = conn.execute(text("SELECT observation_id FROM sta_latest WHERE datastream_id = :d"), {"d": ds})
+        assert latest.scalar_one() == ids[3]
+    assert [(i, n) for i, n in stored[1:]] == [(ids[0], 2.0), (ids[3], 4.0)] and stored[0][1] == 1.0
+    assert sta.get(f"{ROOT}/Datastreams({ds})").json()["phenomenonTime"] == "2026-12-01T08:00:00Z/2026-12-01T08:02:00Z"
