@@ -229,7 +229,11 @@ class Subscriber:
             batch = self._next_batch()
             if not batch:
                 continue
-            item = self._decode(batch)
+            try:
+                item = self._decode(batch)
+            except Exception:  # a fault of this code on some message: it must not stop the stream
+                log.exception("decoding %d MQTT messages failed; decoding them one at a time", len(batch))
+                item = self._decode_each(batch)
             while not self._stop.is_set():
                 try:
                     self._decoded.put(item, timeout=0.2)
@@ -249,9 +253,10 @@ class Subscriber:
             for message, reason in item.rejected:
                 self._reject(message, reason)
             delay = 0.2
+            one_at_a_time = False
             while True:
                 try:
-                    created = self._store(item.decoded)
+                    created = self._store_each(item.decoded) if one_at_a_time else self._store(item.decoded)
                     break
                 except DBAPIError as exc:
                     if self._stop.is_set():
@@ -260,6 +265,9 @@ class Subscriber:
                     log.warning("storing %d MQTT observations failed (%s); retrying", len(batch), type(exc).__name__)
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
+                except Exception:  # a fault of this code on some message: store the others, reject that one
+                    log.exception("storing %d MQTT observations failed; storing them one at a time", len(batch))
+                    one_at_a_time = True  # _store_each lets database errors through only: retried above
             self._client.ack_many([m.mid for m in batch if m.qos == 1])  # only now: stored and committed
             if created and self.on_stored is not None:
                 try:
@@ -271,6 +279,38 @@ class Subscriber:
         self.counters.rejected += 1
         self.counters.last_rejection = f"{message.topic}: {reason}"
         log.warning("rejected MQTT message on %s: %s", message.topic, reason)
+
+    def _decode_each(self, batch: list[Message]) -> DecodedBatch:
+        """:meth:`_decode` message by message: one that makes it fail is rejected, the others go on."""
+        decoded: list[Decoded] = []
+        rejected: list[tuple[Message, str]] = []
+        ignored = 0
+        for m in batch:
+            try:
+                one = self._decode([m])
+            except Exception as exc:
+                log.exception("decoding the MQTT message on %s failed", m.topic)
+                rejected.append((m, f"internal error reading the message ({type(exc).__name__}); see the log"))
+                continue
+            decoded += one.decoded
+            rejected += one.rejected
+            ignored += one.ignored
+        return DecodedBatch(batch, decoded, rejected, ignored)
+
+    def _store_each(self, decoded: list[Decoded]) -> list[tuple[int, NewObservation]]:
+        """:meth:`_store` message by message (each in its own transaction): one that makes it fail for another
+        reason than the database's availability is rejected, the others are stored. A database outage here
+        propagates to the writer's retry: what was stored already counts as duplicates then, never twice."""
+        created: list[tuple[int, NewObservation]] = []
+        for d in decoded:
+            try:
+                created += self._store([d])
+            except DBAPIError:
+                raise
+            except Exception as exc:
+                log.exception("storing the MQTT observation on %s failed", d.message.topic)
+                self._reject(d.message, f"internal error storing the observation ({type(exc).__name__}); see the log")
+        return created
 
     @staticmethod
     def _decode(batch: list[Message]) -> DecodedBatch:

@@ -116,6 +116,44 @@ def test_malformed_and_wrong_type_messages_are_rejected_counted_and_the_subscrib
     pub.loop_stop()
 
 
+def test_a_fault_of_the_code_on_one_message_rejects_that_message_only_and_the_subscriber_goes_on(
+    platform: TestClient, mqtt_env: PrivateBroker, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cim.sensing import subscriber as sub
+
+    decode, check = sub.decode_json, sub.check_result
+
+    def faulty_decode(payload: bytes | bytearray) -> object:
+        if b"decoder-bug" in payload:
+            raise RuntimeError("a bug in the decoder")
+        return decode(payload)
+
+    def faulty_check(observation_type: str, result: object) -> object:
+        if result == 666:
+            raise RuntimeError("a bug in the writer")
+        return check(observation_type, result)
+
+    monkeypatch.setattr(sub, "decode_json", faulty_decode)
+    monkeypatch.setattr(sub, "check_result", faulty_check)
+    ds = _datastream(platform, engine)
+    pub = publisher_client(mqtt_env)
+    topic = f"v1.1/Datastreams({ds})/Observations"
+    bodies = [{"phenomenonTime": f"2026-12-01T10:0{i}:00Z", "result": r} for i, r in enumerate([1.0, 666, 2.0])]
+    bodies.insert(1, {"phenomenonTime": "2026-12-01T11:00:00Z", "result": 3.0, "note": "decoder-bug"})
+    infos = [pub.publish(topic, json.dumps(b), qos=1) for b in bodies]  # together: one batch
+    for info in infos:
+        info.wait_for_publish(10)
+    counters = platform.app.state.sensing.subscriber.counters  # type: ignore[attr-defined]
+    wait_until(lambda: counters.rejected == 2, what="the two faulty messages rejected")
+    wait_until(lambda: _count(engine, ds)[0] == 2, what="the two good observations")
+    publish_acknowledged(pub, topic, json.dumps({"phenomenonTime": "2026-12-01T12:00:00Z", "result": 4.0}))
+    wait_until(lambda: _count(engine, ds)[0] == 3, what="the next observation: the subscriber goes on")
+    values = platform.get(f"{ROOT}/Datastreams({ds})/Observations?$orderby=phenomenonTime").json()["value"]
+    assert [v["result"] for v in values] == [1.0, 2.0, 4.0]
+    assert "internal error" in counters.last_rejection
+    pub.loop_stop()
+
+
 def _connack(state: object, user: str | None, password: str | None) -> object:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{user}", protocol=mqtt.MQTTv311)
     if user is not None:
