@@ -7,8 +7,9 @@ Creates (or reuses) a dedicated database ``cim_bench_tiles`` on the platform's P
 generated buildings through COPY (vectorised EWKB), then runs :func:`tiles.build.build_tileset` without
 compression, with meshopt and with draco (``--compress``) and prints buildings/s, tiles written, bytes per
 building and peak RSS (``--breakdown``: also the bytes per building of each vertex attribute, the indices,
-each metadata property, the JSON chunks and the headers, compressed sizes). When a ``py3dtiles`` executable is given, times ``py3dtiles export`` on the same table
-(extruded to polyhedral surfaces, as it needs) as a reference.
+each metadata property, the JSON chunks and the headers, compressed sizes). When a ``py3dtiles`` executable
+is given, times ``py3dtiles export`` on the same table (extruded to polyhedral surfaces, as it needs) as a
+reference.
 """
 
 from __future__ import annotations
