@@ -276,8 +276,8 @@ def run_py3dtiles(exe: str, url: str, out: Path) -> tuple[float, float] | str:
 
 
 TARGETS = {"buildings_per_s": 50_000.0, "peak_rss_gib": 3.0}
-"""README targets: ≥ 50,000 buildings/s, < 3 GiB; bytes/building ≤ BYTES_TARGET by compression."""
-BYTES_TARGET = {"none": 900.0, "meshopt": 200.0}
+"""README targets: ≥ 50,000 buildings/s, < 3 GiB; bytes/building ≤ BYTES_TARGET by compression (meshopt: issue 18)."""
+BYTES_TARGET = {"none": 900.0, "meshopt": 150.0}
 
 
 def verdicts(r: dict[str, float], compress: str) -> dict[str, bool]:
