@@ -145,12 +145,11 @@ def _enum_values(names: list[str | None], enum: dict[str, Any], no_data: str | N
     value_of = {v["name"]: v["value"] for v in enum["values"]}
     if no_data is not None:
         value_of[""] = value_of[no_data]
-    keys, inverse = np.unique(np.asarray([n or "" for n in names], dtype=object), return_inverse=True)
-    unknown = [str(k) for k in keys if k not in value_of]
-    if unknown:
-        raise ValueError(f"not in enum {enum.get('name', '')!r}: {unknown}")
-    table = np.array([value_of[k] for k in keys], dtype=_META_DTYPES[enum["valueType"]])
-    return table[inverse.reshape(-1)] if len(names) else table[:0]
+    dtype = _META_DTYPES[enum["valueType"]]
+    try:
+        return np.fromiter((value_of[n or ""] for n in names), dtype=dtype, count=len(names))
+    except KeyError as missing:
+        raise ValueError(f"not in enum {enum.get('name', '')!r}: {missing}") from None
 
 
 class _Writer:

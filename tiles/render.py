@@ -80,9 +80,10 @@ def _feature_major(mesh: geo.Mesh) -> geo.Mesh:
     that do (roofs, caps): locality that the meshopt codecs turn into bytes. Apart, the up-facing vertices
     share one normal and the walls' normals have no vertical part, so both runs compress to almost nothing
     in those bytes (LOD1 blocks: about 8 bytes per building less than roofs after their walls)."""
-    radial = mesh.positions / np.maximum(np.linalg.norm(mesh.positions, axis=1, keepdims=True), 1.0)
-    up = np.einsum("ij,ij->i", mesh.normals, radial) > 0.999  # within 2.6° of the vertical (geodetic: 0.2°)
-    order = np.lexsort((mesh.feature, up))
+    radial = mesh.positions[0] / max(float(np.linalg.norm(mesh.positions[0])), 1.0)  # a tile spans < 0.1°
+    up = mesh.normals @ radial.astype(np.float32) > 0.999  # within 2.6° of the vertical (geodetic: 0.2°)
+    key = mesh.feature + up * (int(mesh.feature.max()) + 1)
+    order = np.argsort(key, kind="stable")  # walls then roofs, each by feature: mostly sorted already (timsort)
     remap = np.empty_like(order)
     remap[order] = np.arange(len(order))
     tri = remap[mesh.indices].reshape(-1, 3)
