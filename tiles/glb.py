@@ -37,7 +37,7 @@ DRACO_NORMAL_BITS = 8
 DRACO_LEVEL = 7  # edgebreaker; the glTF tools' default (level 4: 155 instead of 113 bytes/building, not faster)
 _DRACO_SEMANTICS = {0: "POSITION", 1: "NORMAL", 2: "COLOR_0"}
 
-_META_DTYPES = {"INT64": np.int64, "INT32": np.int32, "FLOAT64": np.float64}
+_META_DTYPES = {"INT64": np.int64, "INT32": np.int32, "UINT32": np.uint32, "FLOAT64": np.float64}
 
 
 @dataclass
@@ -137,6 +137,19 @@ def _strings(values: list[str]) -> tuple[bytes, bytes]:
         data = b"".join(encoded)
     np.cumsum(lengths, out=offsets[1:])
     return data, offsets.tobytes()
+
+
+def _enum_values(names: list[str | None], enum: dict[str, Any], no_data: str | None) -> NDArray[Any]:
+    """The integer values of enum ``names`` (an empty or None name: the ``noData`` name's value); a name the
+    enum does not have is a ValueError."""
+    value_of = {v["name"]: v["value"] for v in enum["values"]}
+    if no_data is not None:
+        value_of[""] = value_of[no_data]
+    dtype = _META_DTYPES[enum["valueType"]]
+    try:
+        return np.fromiter((value_of[n or ""] for n in names), dtype=dtype, count=len(names))
+    except KeyError as missing:
+        raise ValueError(f"not in enum {enum.get('name', '')!r}: {missing}") from None
 
 
 class _Writer:
@@ -415,6 +428,11 @@ def write_glb(
 
     schema = registered_schema()  # with the classes of this glb's tables only (fewer bytes per tile)
     schema["classes"] = {t.class_name: schema["classes"][t.class_name] for t in tables}
+    named = {p["enumType"] for c in schema["classes"].values() for p in c["properties"].values() if "enumType" in p}
+    if named:
+        schema["enums"] = {k: v for k, v in schema["enums"].items() if k in named}
+    else:
+        schema.pop("enums", None)
     prop_tables: list[dict[str, Any]] = []
     for table in tables:
         cls = schema["classes"][table.class_name]["properties"]
@@ -435,7 +453,10 @@ def write_glb(
                     "stringOffsetType": "UINT32",
                 }
             else:
-                arr = np.asarray(values, dtype=_META_DTYPES[spec["componentType"]])
+                if spec["type"] == "ENUM":
+                    arr = _enum_values(list(values), schema["enums"][spec["enumType"]], spec.get("noData"))
+                else:
+                    arr = np.asarray(values, dtype=_META_DTYPES[spec["componentType"]])
                 props[name] = {"values": w.vertex_view(arr.tobytes(), arr.dtype.itemsize, None)}
         prop_tables.append({"class": table.class_name, "count": table.count, "properties": props})
     doc: dict[str, Any] = {

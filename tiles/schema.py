@@ -26,6 +26,28 @@ def class_property(class_id: str) -> dict[str, Any]:
     return {"type": "STRING", "description": "metadata class of the feature (never stored)", "default": class_id}
 
 
+NO_VALUE = "none"
+"""The name of the ``noData`` value of every enum type: CesiumJS returns ``undefined`` for it (an empty or
+NULL column); no vocabulary has a value of that name."""
+
+
+def enum_type(name: str, values: list[str]) -> dict[str, Any]:
+    """An ``EXT_structural_metadata`` enum type of the names ``values`` (0, 1, …) and :data:`NO_VALUE` (after
+    them). ``UINT32``: a meshopt-compressed view holds whole 4-byte elements and must be exactly as long as the
+    values, so 1-byte values could only be compressed in tables of 4·k features; runs of equal 4-byte values
+    cost almost nothing compressed."""
+    listed = [{"name": v, "value": i} for i, v in enumerate([*values, NO_VALUE])]
+    return {"name": name, "valueType": "UINT32", "values": listed}
+
+
+def enum_property(enum_id: str, description: str | None = None) -> dict[str, Any]:
+    """An ``ENUM`` property of enum type ``enum_id`` whose ``noData`` is :data:`NO_VALUE`."""
+    out: dict[str, Any] = {"type": "ENUM", "enumType": enum_id, "noData": NO_VALUE}
+    if description is not None:
+        out["description"] = description
+    return out
+
+
 USE_COLORS: dict[str, RGB] = {k: v.color for k, v in BUILDING_USES.items()}
 """RGB colours of LOD1 blocks by ``building.use`` (from :data:`cim.vocabulary.BUILDING_USES`)."""
 

@@ -87,8 +87,9 @@ def _accessor(doc: dict[str, Any], blob: bytes, index: int) -> np.ndarray:
 
 
 def read_table(doc: dict[str, Any], blob: bytes, table: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """Decode a property table into lists (strings) and arrays; a property left out (every value empty or
-    no data) reads as its empty/noData values. (Its layout against the schema is the validator's check.)"""
+    """Decode a property table into lists (strings, enum names) and arrays; a property left out (every value
+    empty or no data) reads as its empty/noData values, an enum's noData as "" (CesiumJS: undefined). (Its
+    layout against the schema is the validator's check.)"""
     cls = schema["classes"][table["class"]]["properties"]
     count = table["count"]
     values: dict[str, Any] = {}
@@ -101,6 +102,13 @@ def read_table(doc: dict[str, Any], blob: bytes, table: dict[str, Any], schema: 
             raw = _view_bytes(doc, blob, prop["values"])
             offs = np.frombuffer(_view_bytes(doc, blob, prop["stringOffsets"]), dtype=np.uint32)
             values[name] = [raw[offs[i] : offs[i + 1]].decode("utf-8") for i in range(count)]
+        elif spec["type"] == "ENUM":
+            enum = schema["enums"][spec["enumType"]]
+            names = {v["value"]: v["name"] for v in enum["values"]} | {-1: ""}
+            names[next(v["value"] for v in enum["values"] if v["name"] == spec["noData"])] = ""
+            dt = {"UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32}[enum["valueType"]]
+            raw_values = np.frombuffer(_view_bytes(doc, blob, prop["values"]), dtype=dt) if prop else [-1] * count
+            values[name] = [names[int(v)] for v in raw_values]
         else:
             dt = {"INT64": np.int64, "INT32": np.int32, "FLOAT64": np.float64}[spec["componentType"]]
             if prop is None:

@@ -90,9 +90,10 @@ def layers() -> tuple[str, ...]:
 
 def schema() -> dict[str, Any]:
     """The ``EXT_structural_metadata`` schema of every registered class (in every glb and ``tileset.json``)."""
-    return {
-        "id": SCHEMA_ID,
-        "name": "CIM platform features",
-        "version": "1.1.0",
-        "classes": {c.metadata_class: c.schema_class() for c in registered()},
-    }
+    classes = registered()
+    out: dict[str, Any] = {"id": SCHEMA_ID, "name": "CIM platform features", "version": "1.1.0"}
+    enums = {k: v for c in classes for k, v in c.enums.items()}
+    if enums:
+        out["enums"] = enums
+    out["classes"] = {c.metadata_class: c.schema_class() for c in classes}
+    return out

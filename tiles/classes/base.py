@@ -135,7 +135,8 @@ class TileClass(ABC):
     ``id_property`` (the property that identifies a feature), ``legend_property`` (the property the legend
     keys, or None), ``needs_dem`` (the renderer drapes on the DEM), ``owner`` (layer whose rows carry this
     class's rows: a building's IFC elements go with the building and replace its block) with ``owner_column``,
-    ``in_parents`` (parent tiles carry a simplified selection of this class, by :meth:`importance`).
+    ``in_parents`` (parent tiles carry a simplified selection of this class, by :meth:`importance`),
+    ``enums`` (the schema's enum types that its ``ENUM`` properties name, by id).
     """
 
     layer: ClassVar[str]
@@ -149,6 +150,7 @@ class TileClass(ABC):
     owner: ClassVar[str | None] = None
     owner_column: ClassVar[str] = ""
     in_parents: ClassVar[bool] = False
+    enums: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def schema_class(self) -> dict[str, Any]:
         """The class's entry in the tileset's metadata schema."""

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from cim import crs
 from cim.db.tin import tin_triangles
-from cim.vocabulary import BUILDING_USES
+from cim.vocabulary import BUILDING_USES, SAFETY_CLASSES
 from tiles import geometry as geo
 from tiles.classes import register
 from tiles.classes.base import STRING, Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, scalar
@@ -21,9 +21,13 @@ from tiles.schema import (
     DEFAULT_ELEMENT_COLOR,
     ELEMENT_COLORS,
     USE_COLORS,
+    enum_property,
+    enum_type,
     rgba_table,
 )
 from tiles.source import BBox, Columns, fetch_buildings_in_snapshot, read_building_points, read_elements
+
+USE_RANK = {use: i for i, use in enumerate(BUILDING_USES)}
 
 ELEMENT_TRIANGLES_PER_UNIT = 40.0
 """An IFC element weighs 1 + triangles / this in the partition (a LOD1 building weighs 1)."""
@@ -40,14 +44,18 @@ class Buildings(TileClass):
     id_property = "building_id"
     legend_property = "use"
     in_parents = True
+    enums: ClassVar[dict[str, dict[str, Any]]] = {
+        "building_use": enum_type("Building use", list(BUILDING_USES)),
+        "safety_class": enum_type("Housing safety class", list(SAFETY_CLASSES)),
+    }
     properties: ClassVar[dict[str, dict[str, Any]]] = {
         "building_id": scalar("INT64", required=True),
         "name": STRING,
-        "use": STRING,
+        "use": enum_property("building_use"),
         "height": scalar("FLOAT64", "metres above base"),
         "storeys": scalar("INT32", no_data=-1),
         "year_built": scalar("INT32", no_data=-1),
-        "safety_class": {"type": "STRING", "description": "A–D or empty"},
+        "safety_class": enum_property("safety_class", "A–D, or none"),
         "cim_level": scalar("INT32", no_data=-1),
     }
 
@@ -69,7 +77,7 @@ class Buildings(TileClass):
 
     def render(self, cols: Columns, ctx: RenderContext) -> Rendered:
         assert ctx.source is not None, "buildings are read by id in the build's snapshot"
-        b = fetch_buildings_in_snapshot(ctx.source, cols["id"])
+        b = by_use(fetch_buildings_in_snapshot(ctx.source, cols["id"]))
         geoms = shapely.from_wkb(b["wkb"])
         if ctx.simplified:
             env = shapely.oriented_envelope(geoms)
@@ -86,6 +94,18 @@ class Buildings(TileClass):
         columns = {"building_id": b["id"]} | {k: b[k] for k in list(self.properties)[1:]}
         table = PropertyTable(self.metadata_class, len(b), columns)
         return Rendered(mesh, table, rgba_table(list(b["use"]), USE_COLORS, DEFAULT_BUILDING_COLOR), bounds)
+
+
+def by_use(b: Columns) -> Columns:
+    """The rows in vocabulary order of their use (stable), a use outside :data:`BUILDING_USES` (which ingest
+    never writes) as ``other`` and a safety class outside A–D as none: the enum properties' values. In use
+    order, the vertex colours and the use column change a few times per tile instead of at most buildings,
+    which meshopt turns into about 15 bytes per building less."""
+    uses = [u if not u or u in USE_RANK else "other" for u in b["use"]]
+    b.data["use"] = uses
+    b.data["safety_class"] = [s if s in SAFETY_CLASSES else "" for s in b["safety_class"]]
+    rank = np.fromiter((USE_RANK.get(u, -1) for u in uses), dtype=np.int64, count=len(uses))
+    return b.take(np.argsort(rank, kind="stable"))
 
 
 class Elements(TileClass):
