@@ -11,12 +11,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from cim.api.errors import error_body
+from cim.api.overview import OVERVIEW_ABOVE_M
 from cim.api.settings import REPO_ROOT, ViewerSettings
 from cim.errors import ConfigError
 
 
 def viewer_config(settings: ViewerSettings) -> dict[str, Any]:
-    """What the viewer reads at start-up: base imagery and the API's base URL (same origin)."""
+    """What the viewer reads at start-up: base imagery, the API's base URL (same origin) and the camera height
+    above which the province overview replaces the 3D content (known before ``/overview`` has answered)."""
     if settings.imagery_type == "natural-earth" or not settings.imagery_url:
         imagery: dict[str, Any] = {"type": "natural-earth"}
     else:
@@ -25,7 +27,7 @@ def viewer_config(settings: ViewerSettings) -> dict[str, Any]:
             imagery["layer"] = settings.imagery_layer
         if settings.imagery_credit:
             imagery["credit"] = settings.imagery_credit
-    return {"imagery": imagery, "api": ""}
+    return {"imagery": imagery, "api": "", "overview_above_m": OVERVIEW_ABOVE_M}
 
 
 class _NotInstalled:

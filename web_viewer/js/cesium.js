@@ -22,3 +22,16 @@ export function createViewer(container, options = {}) {
     ...options,
   });
 }
+
+/**
+ * The globe's terrain when the platform has none: CesiumJS's ellipsoid, which answers "unknown" when asked
+ * whether a tile's children exist, so the globe loads every level from 0 before it may refine to the next
+ * (a street view waited for 17 levels of tiles, and of base-map images, one after the other). The ellipsoid
+ * has every tile at every level: saying so lets the globe go straight to the tiles the view needs, as it does
+ * with a terrain whose layer.json lists its availability.
+ */
+export function flatTerrain() {
+  const provider = new Cesium.EllipsoidTerrainProvider();
+  provider.getTileDataAvailable = () => true;
+  return provider;
+}

@@ -12,7 +12,8 @@ const CLASS_LABEL_KEYS = { facilities: "layers.facilities" };
 
 /**
  * Create the layer controller.
- * @param {object} ctx {Cesium, viewer, tilesets: Map<name, tileset>, terrainProvider, imageryLayer, onChange}
+ * @param {object} ctx {Cesium, viewer, tilesets: Map<name, tileset>, terrainProvider, flatTerrain (the globe without
+ *   terrain), imageryLayer, onChange}
  */
 export function createLayers(ctx) {
   const { Cesium, viewer } = ctx;
@@ -30,7 +31,7 @@ export function createLayers(ctx) {
   const tree = document.getElementById("layer-tree");
   const modeSelect = document.getElementById("style-mode");
   const legend = document.getElementById("legend");
-  const ellipsoid = new Cesium.EllipsoidTerrainProvider();
+  const ellipsoid = ctx.flatTerrain;
 
   function checkbox(id, checked, labelKey, labelText, onToggle, disabled = false) {
     const li = document.createElement("li");

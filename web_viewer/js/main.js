@@ -16,7 +16,7 @@ import { createLabels } from "./labels.js";
 import { createBasemap } from "./basemap.js";
 import { createCompare } from "./compare.js";
 import { hook, markAllTilesLoaded, markReady } from "./hook.js";
-import { createViewer } from "./cesium.js";
+import { createViewer, flatTerrain } from "./cesium.js";
 
 const Cesium = window.Cesium;
 /**
@@ -26,6 +26,21 @@ const Cesium = window.Cesium;
  * it draws is flat colour, terrain that the 3D content stands on, or both.
  */
 const GLOBE_SCREEN_SPACE_ERROR = 3;
+
+/**
+ * How the 3D tiles and the globe stream. CesiumJS's defaults load every level of detail on the way down: for
+ * a REPLACE tile tree its base traversal loads each ancestor of the tiles it draws and all four children of
+ * every tile it refines, seen or not (a tile refines only once all its children are in), and the globe
+ * preloads the ancestors of the tiles it draws. On the 1,000,000-building province a street view at 450 m
+ * drew 10 tiles and fetched 86 (43 MB), whose decoding and drawing in software WebGL slowed every frame of
+ * the globe's own descent. Skipping levels of detail loads the tiles a view draws (and, with
+ * `immediatelyLoadDesiredLevelOfDetail`, nothing between them and the root): a building in view is still
+ * drawn from its leaf, as before. `#lod=levels` restores the defaults (the benchmark's "before").
+ */
+const STREAMING = {
+  tileset: { skipLevelOfDetail: true, immediatelyLoadDesiredLevelOfDetail: true },
+  globe: { preloadAncestors: false, loadingDescendantLimit: 200 },
+};
 
 
 /** Subdomains of an imagery URL template's {s}: Tianditu uses t0–t7, most others a, b, c. */
@@ -161,7 +176,7 @@ async function main() {
 
   const viewer = createViewer("cesiumContainer", {
     baseLayer: false,
-    terrainProvider: new Cesium.EllipsoidTerrainProvider(),
+    terrainProvider: flatTerrain(),
     maximumRenderTimeChange: Number.POSITIVE_INFINITY,
     msaaSamples: 1,
   });
@@ -172,6 +187,8 @@ async function main() {
   viewer.scene.globe.depthTestAgainstTerrain = true;
   viewer.scene.globe.baseColor = Cesium.Color.fromCssColorString("#2b3a4a");
   viewer.scene.globe.maximumScreenSpaceError = GLOBE_SCREEN_SPACE_ERROR;
+  const levels = saved.lod === "levels";
+  if (!levels) Object.assign(viewer.scene.globe, STREAMING.globe);
   viewer.scene.postRender.addEventListener(function first() {
     hook.timings.firstFrame = performance.now();
     performance.mark("cim-first-frame");
@@ -181,22 +198,30 @@ async function main() {
 
   const imageryLayer = Cesium.ImageryLayer.fromProviderAsync(imageryProvider(config.imagery));
   viewer.imageryLayers.add(imageryLayer);
-  const overviewData = await loadOverview();
+  // The overview's city counts can take the server seconds (a spatial join over every building, once per
+  // data change): the camera of a link, the globe and the tilesets' trees start meanwhile.
+  const overviewLoaded = loadOverview();
+  const listResult = await getJson("/tilesets");
 
   const status = createStatus(viewer);
-  const listResult = await getJson("/tilesets");
   const infos = listResult.ok && Array.isArray(listResult.data) ? listResult.data : [];
   hook.tilesetInfo = infos;
+  const ctx = { Cesium, viewer, tilesets: hook.tilesets, terrainProvider: null, flatTerrain: viewer.terrainProvider, imageryLayer };
 
-  let terrainProvider = null;
   const terrainInfo = infos.find((i) => i.terrain_url);
   if (terrainInfo) {
     try {
-      terrainProvider = await Cesium.CesiumTerrainProvider.fromUrl(apiUrl(terrainInfo.terrain_url), { requestVertexNormals: false });
+      ctx.terrainProvider = await Cesium.CesiumTerrainProvider.fromUrl(apiUrl(terrainInfo.terrain_url), { requestVertexNormals: false });
     } catch (error) {
       hook.errors.push(`terrain: ${error}`);
     }
   }
+  // The globe starts on the terrain the layer tree will show (the layers controller keeps it in step after).
+  if (ctx.terrainProvider && saved.layers?.terrain !== false) viewer.terrainProvider = ctx.terrainProvider;
+  if (saved.camera && !levels) applyCamera(Cesium, viewer, saved.camera);
+  // A link's camera below the overview's height shows the 3D content at once (the overview would not hide
+  // it); otherwise the tilesets wait, hidden, for the overview to decide.
+  const early = Boolean(saved.camera) && !levels && saved.camera.height <= (config.overview_above_m ?? -1);
 
   const loadState = new Map();
   const progress = () => {
@@ -212,12 +237,14 @@ async function main() {
     try {
       const tileset = await Cesium.Cesium3DTileset.fromUrl(apiUrl(info.url), {
         maximumScreenSpaceError: 16,
+        ...(levels ? {} : STREAMING.tileset),
         enableCollision: true,
         // No sky-tinted environment map: a white model stays white, and software WebGL stays fast.
         environmentMapOptions: { enabled: false },
       });
       // The style's colours replace the glTF materials: a white model is white whatever the builder baked in.
       tileset.colorBlendMode = Cesium.Cesium3DTileColorBlendMode.REPLACE;
+      tileset.show = early && !saved.layers?.hiddenTilesets?.includes(info.name);
       loadState.set(info.name, { pending: 0, processing: 0 });
       tileset.loadProgress.addEventListener((pending, processing) => {
         loadState.set(info.name, { pending, processing });
@@ -230,8 +257,21 @@ async function main() {
     }
   }
 
+  const basemap = await createBasemap(ctx, config);
+  const overviewData = await overviewLoaded;
   const bounds = tilesetBounds(infos, overviewData?.bbox);
-  const ctx = { Cesium, viewer, tilesets: hook.tilesets, terrainProvider, imageryLayer, bounds };
+  ctx.bounds = bounds;
+  /** The start view: an overview of every tileset (or of China when there is none). */
+  hook.home = () => {
+    if (bounds) overview(viewer, bounds);
+    else viewer.camera.setView({ destination: Cesium.Rectangle.fromDegrees(73, 18, 135, 54) });
+  };
+  if (!saved.camera && !levels) hook.home();
+  if (saved.overview === false) document.getElementById("om-overview").checked = false;
+  if (saved.labels === false) document.getElementById("om-labels").checked = false;
+  // Decides whether the 3D content shows at the camera's height (layers.refresh below applies it).
+  const provinceOverview = createOverview(ctx, overviewData);
+
   let hashTimer = null;
   const saveHash = () => {
     clearTimeout(hashTimer);
@@ -253,7 +293,6 @@ async function main() {
   clipping.configureSlider();
   const environment = createEnvironment(ctx);
   const overlays = createOverlays(ctx);
-  const basemap = await createBasemap(ctx, config);
   const compare = await createCompare(ctx, basemap);
   Object.assign(hook, { layers, panel, search, measure, clipping, environment, overlays, basemap, compare, Cesium });
 
@@ -271,16 +310,11 @@ async function main() {
     }
   }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
 
-  /** The start view: an overview of every tileset (or of China when there is none). */
-  hook.home = () => {
-    if (bounds) overview(viewer, bounds);
-    else viewer.camera.setView({ destination: Cesium.Rectangle.fromDegrees(73, 18, 135, 54) });
-  };
-  if (saved.camera) applyCamera(Cesium, viewer, saved.camera);
-  else hook.home();
-  if (saved.overview === false) document.getElementById("om-overview").checked = false;
-  if (saved.labels === false) document.getElementById("om-labels").checked = false;
-  const provinceOverview = createOverview(ctx, overviewData);
+  if (levels) {
+    if (saved.camera) applyCamera(Cesium, viewer, saved.camera);
+    else hook.home();
+    provinceOverview.update();
+  }
   const labels = createLabels(ctx);
   Object.assign(hook, { overview: provinceOverview, labels });
   if (saved.underground) environment.setUnderground(true);

@@ -32,6 +32,7 @@ export function parseHash(hash = window.location.hash) {
   if (params.has("sun")) state.sun = params.get("sun");
   if (params.has("overview")) state.overview = params.get("overview") !== "0";
   if (params.has("labels")) state.labels = params.get("labels") !== "0";
+  if (params.has("lod")) state.lod = params.get("lod");
   return state;
 }
 
