@@ -154,8 +154,9 @@ def insert_province(engine: Engine, settings: Settings, n: int, workdir: Path) -
             )
 
 
-def prepare(city: str, n_buildings: int, fresh: bool) -> tuple[Settings, int, int, float | None]:
-    """Database, data directory and tileset of one city; returns (settings, buildings, tiles, build seconds)."""
+def prepare(city: str, n_buildings: int, fresh: bool, compress: str) -> tuple[Settings, int, int, float | None]:
+    """Database, data directory and tileset of one city (``compress``: none | meshopt | draco, rebuilt when it
+    differs from the stored tileset's); returns (settings, buildings, tiles, build seconds)."""
     from tiles.build import build_tileset
 
     url, created = database(f"cim_bench_viewer_{city}", fresh)
@@ -164,18 +165,20 @@ def prepare(city: str, n_buildings: int, fresh: bool) -> tuple[Settings, int, in
     try:
         build_seconds: float | None = None
         tileset_json = settings.data_path / "tiles" / city / "tileset.json"
-        if created or not tileset_json.exists():
-            if city == "sample":
+        stamp = settings.data_path / f"{city}.compress"
+        stale = not stamp.exists() or stamp.read_text() != compress
+        if created or not tileset_json.exists() or stale:
+            if created and city == "sample":
                 from sample_models.city import load_sample_city
 
                 load_sample_city(engine, settings, DATA / "sample-files")
-                layers: tuple[str, ...] = ("buildings", "elements", "facilities", "terrain")
-            else:
+            elif created:
                 insert_province(engine, settings, n_buildings, DATA / "province-files")
-                layers = ("buildings",)
+            layers = ["buildings", "elements", "facilities", "terrain"] if city == "sample" else ["buildings"]
             started = time.perf_counter()
-            build_tileset(engine, settings, city, layers=layers, jobs=2)
+            build_tileset(engine, settings, city, layers=layers, jobs=2, compress=compress)
             build_seconds = round(time.perf_counter() - started, 1)
+            stamp.write_text(compress)
         with engine.connect() as conn:
             buildings = int(conn.execute(text("SELECT count(*) FROM building WHERE valid_to IS NULL")).scalar_one())
             tiles = int(conn.execute(text("SELECT tile_count FROM tileset WHERE name = :n"), {"n": city}).scalar_one())
@@ -323,6 +326,12 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="cold loads of each view (default 1)")
     parser.add_argument(
+        "--compress",
+        choices=["none", "meshopt", "draco"],
+        default="meshopt",
+        help="tile compression of both platforms' tilesets (default meshopt, as a province is deployed)",
+    )
+    parser.add_argument(
         "--levels", default="street", help="province views also measured with #lod=levels, comma-separated"
     )
     args = parser.parse_args()
@@ -330,7 +339,7 @@ def main() -> None:
     platforms = [args.only] if args.only else ["sample", "province"]
     prepared: dict[str, tuple[Settings, int, int, float | None]] = {}
     for platform in platforms:
-        prepared[platform] = prepare(platform, args.buildings, args.fresh)
+        prepared[platform] = prepare(platform, args.buildings, args.fresh, args.compress)
     if args.screenshot:
         for name, (platform, hash_, _what) in SHOTS.items():
             if platform in prepared:
@@ -354,7 +363,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     figures.append(ViewFigures(platform, view, overview, streaming, **measure(settings, full)))
     out = sys.stderr if args.json else sys.stdout
-    print(f"load average {os.getloadavg()[0]:.1f} (figures under load are pessimistic)", file=out)
+    print(f"load average {os.getloadavg()[0]:.1f} (under load: pessimistic); tiles {args.compress}", file=out)
     print(
         f"{'platform':<9} {'buildings':>9} {'view':<9} {'overview':<9} {'streaming':<9} {'settled':>8} {'tile req':>9} "
         f"{'tile MB':>8} {'basemap req':>12} {'all req':>8} {'all MB':>7}",
@@ -374,6 +383,7 @@ def main() -> None:
     if args.json:
         document = {
             "load_average": os.getloadavg()[0],
+            "compress": args.compress,
             "platforms": {p: {"buildings": b, "tiles": t, "build_seconds": s} for p, (_, b, t, s) in prepared.items()},
             "views": [asdict(f) for f in figures],
             "targets": results,
