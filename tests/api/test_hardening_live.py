@@ -27,8 +27,10 @@ def live(settings: Settings, engine: Engine, tmp_path: Path) -> Iterator[str]:
     """``cim serve --workers 2`` on this test's database; its base URL."""
     log = tmp_path / "serve.log"
     # The 16 refused requests of the revocation test may all reach one worker: the failure limiter (tested in
-    # test_hardening_security) must not turn its 401s into 429s here.
-    proc, base = cim_serve(settings, log, "--workers", "2", extra_env={"CIM_API_AUTH_FAILURE_LIMIT": "100"})
+    # test_hardening_security) must not turn its 401s into 429s here. No MQTT broker: these tests do not use
+    # one, and a server killed after a slow shutdown would leave its broker running.
+    env = {"CIM_API_AUTH_FAILURE_LIMIT": "100", "CIM_SENSING_MQTT": "false"}
+    proc, base = cim_serve(settings, log, "--workers", "2", extra_env=env)
 
     def ready() -> bool:
         with urllib.request.urlopen(f"{base}/conformance", timeout=5) as r:
