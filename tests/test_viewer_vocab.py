@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from cim.api.app import create_app
 from cim.api.settings import ApiSettings
 from cim.settings import Settings
-from cim.vocabulary import BUILDING_USES, FACILITY_KINDS, SAFETY_CLASSES
+from cim.vocabulary import BUILDING_USES, DEFAULT_FACILITY_COLOR, FACILITY_KINDS, SAFETY_CLASSES
 from tiles import classes
 from tiles.classes import css
-from tiles.schema import DEFAULT_FACILITY_COLOR, ELEMENT_COLORS, FACILITY_COLORS, USE_COLORS
+from tiles.schema import ELEMENT_COLORS, FACILITY_COLORS, USE_COLORS
 
 JS = Path(__file__).resolve().parents[1] / "web_viewer" / "js"
 

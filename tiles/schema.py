@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cim.vocabulary import BUILDING_USES, DEFAULT_BUILDING_COLOR, DEFAULT_FACILITY_COLOR, FACILITY_KINDS, RGB
-
-__all__ = ["DEFAULT_BUILDING_COLOR", "DEFAULT_FACILITY_COLOR", "RGB"]  # re-exported beside the colour tables
+from cim.vocabulary import BUILDING_USES, FACILITY_KINDS, RGB
 
 SCHEMA_ID = "cim"
 

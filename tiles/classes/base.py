@@ -20,10 +20,10 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from cim import crs
-from cim.vocabulary import FACILITY_KINDS, FacilityKind, Term
+from cim.vocabulary import DEFAULT_FACILITY_COLOR, FACILITY_KINDS, FacilityKind, Term
 from tiles.geometry import Mesh
 from tiles.glb import Instances, PropertyTable
-from tiles.schema import CLASS_PROPERTY, DEFAULT_FACILITY_COLOR, FACILITY_COLORS, class_property, rgba_table
+from tiles.schema import CLASS_PROPERTY, FACILITY_COLORS, class_property, rgba_table
 from tiles.source import BBox, BuildingSource, Columns
 
 

@@ -11,13 +11,12 @@ from sqlalchemy import Connection
 
 from cim import crs
 from cim.db.tin import tin_triangles
-from cim.vocabulary import BUILDING_USES, SAFETY_CLASSES
+from cim.vocabulary import BUILDING_USES, DEFAULT_BUILDING_COLOR, SAFETY_CLASSES
 from tiles import geometry as geo
 from tiles.classes import register
 from tiles.classes.base import STRING, Bounds, LegendEntry, RenderContext, Rendered, TileClass, css, scalar
 from tiles.glb import PropertyTable
 from tiles.schema import (
-    DEFAULT_BUILDING_COLOR,
     DEFAULT_ELEMENT_COLOR,
     ELEMENT_COLORS,
     USE_COLORS,
