@@ -38,6 +38,7 @@ from cim.db.models import Building
 from cim.db.tin import tin_ewkb, triangle_records
 from cim.errors import CimError, IngestError
 from cim.settings import Settings
+from ingest.formats import IngestReport
 from ingest.ifc_geometry import MeshBatch, body_products, iterate_meshes
 from ingest.ifc_georef import Georeference, georeference_of
 from ingest.ifc_model import open_model
@@ -66,31 +67,22 @@ ProgressCallback = Callable[[int, int], None]
 
 
 @dataclasses.dataclass
-class IfcIngestReport:
+class IfcIngestReport(IngestReport):
     """What one ``ingest_ifc`` did (``skipped`` when the same bytes were already loaded)."""
 
-    dataset_id: int
     name: str
     path: str
     sha256: str
-    skipped: bool = False
     schema: str | None = None
     georef_level: int | None = None
     georef_method: str | None = None
-    crs_in: str | None = None
     version: int = 1
-    superseded_dataset_id: int | None = None
     elements: int = 0
     elements_by_class: dict[str, int] = dataclasses.field(default_factory=dict)
     triangles: int = 0
     buildings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
-    wall_time_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-ready values."""
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
