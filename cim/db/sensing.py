@@ -103,8 +103,9 @@ def _months(times: list[dt.datetime]) -> set[dt.date]:
 
 
 _LEAN_COLUMNS = "i, oid, d, f, t, r, n"
-_LEAN_TAIL = (None, None, None, None, None, None)
-"""The optional fields of a :class:`NewObservation` (end, result time, quality, valid time, parameters)."""
+_OPTIONAL_FIELDS = len(NewObservation._field_defaults)
+_LEAN_TAIL = (None,) * _OPTIONAL_FIELDS
+"""The optional fields of a :class:`NewObservation` (end, result time, quality, valid time, parameters), unset."""
 
 
 def _lean_copy(rows: Sequence[NewObservation], oids: Sequence[int]) -> str | None:
@@ -116,7 +117,7 @@ def _lean_copy(rows: Sequence[NewObservation], oids: Sequence[int]) -> str | Non
     for i, (r, oid) in enumerate(zip(rows, oids, strict=True)):
         value, number = r.result, r.result_number
         kind = type(value)
-        if (kind is not float and kind is not int) or type(number) is not float or r[5:] != _LEAN_TAIL:
+        if (kind is not float and kind is not int) or type(number) is not float or r[-_OPTIONAL_FIELDS:] != _LEAN_TAIL:
             return None
         t = r.phenomenon_time.isoformat()
         add(f"{i}\t{oid}\t{r.datastream_id}\t{r.feature_of_interest_id}\t{t}\t{value!r}\t{number!r}\n")
