@@ -79,14 +79,14 @@ def create_building_scope(conn: Connection, *, residential_only: bool = False) -
         text(
             f"""
             CREATE TEMP TABLE hc_bldg ON COMMIT DROP AS
+            SELECT id, district_code, c, residential, height, year_built, safety_class, fp_m2,
+                   COALESCE(gross_floor_area, fp_m2 * COALESCE(storeys, GREATEST(1, round(height / 3.0)))) AS gfa_m2
+              FROM (
             SELECT b.id, COALESCE(d1.code, d2.code) AS district_code,
                    ST_Centroid(b.footprint)::geography AS c,
                    b.use IN {RESIDENTIAL_SQL} AS residential,
-                   b.height, b.year_built, b.safety_class,
-                   ST_Area(b.footprint::geography) AS fp_m2,
-                   COALESCE(b.gross_floor_area,
-                            ST_Area(b.footprint::geography)
-                            * COALESCE(b.storeys, GREATEST(1, round(b.height / 3.0)))) AS gfa_m2
+                   b.height, b.year_built, b.safety_class, b.gross_floor_area, b.storeys,
+                   ST_Area(b.footprint::geography) AS fp_m2
               FROM building b
               LEFT JOIN hc_district d1 ON d1.code = b.district_code
               LEFT JOIN LATERAL (
@@ -95,6 +95,7 @@ def create_building_scope(conn: Connection, *, residential_only: bool = False) -
                      LIMIT 1) d2 ON true
              WHERE b.valid_to IS NULL {only}
                AND (b.district_code IS NULL OR d1.code IS NOT NULL OR NOT EXISTS (SELECT 1 FROM hc_district))
+            OFFSET 0) s
             """
         )
     )
@@ -239,7 +240,9 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
     """Per parcel in scope: geodesic area, building footprint and floor area (buildings by centroid), limits.
 
     A parcel is in scope when its point on surface lies in a scope district; every parcel is when no district
-    is stored (``district_code`` NULL then).
+    is stored (``district_code`` NULL then). A building counts in the parcel that holds its footprint's
+    centroid (its bounding box overlaps the parcel's, so the GiST index finds it); its geodesic footprint
+    area is computed once (``OFFSET 0`` keeps the planner from inlining it into both sums).
     """
     return _rows(
         conn,
@@ -251,12 +254,13 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
           FROM parcel p
           LEFT JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
           LEFT JOIN LATERAL (
-                SELECT sum(ST_Area(b.footprint::geography)) AS fp_m2,
-                       sum(COALESCE(b.gross_floor_area, ST_Area(b.footprint::geography)
-                                    * COALESCE(b.storeys, GREATEST(1, round(b.height / 3.0))))) AS gfa_m2
-                  FROM building b
-                 WHERE b.valid_to IS NULL AND ST_Intersects(p.geom, b.footprint)
-                   AND ST_Intersects(p.geom, ST_Centroid(b.footprint))) s ON true
+                SELECT sum(fp) AS fp_m2,
+                       sum(COALESCE(gfa, fp * COALESCE(storeys, GREATEST(1, round(height / 3.0))))) AS gfa_m2
+                  FROM (SELECT ST_Area(b.footprint::geography) AS fp, b.gross_floor_area AS gfa, b.storeys, b.height
+                          FROM building b
+                         WHERE b.valid_to IS NULL AND b.footprint && p.geom
+                           AND ST_Intersects(p.geom, ST_Centroid(b.footprint))
+                        OFFSET 0) b) s ON true
          WHERE d.code IS NOT NULL OR NOT EXISTS (SELECT 1 FROM hc_district)
          ORDER BY p.id
         """,

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, text, update
+from sqlalchemy import Connection, Engine, insert, text, update
 
 from cim import __version__
-from cim.db.models import AnalysisResult, AnalysisRun
+from cim.db.models import AnalysisRun
 
 
 def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -50,23 +50,20 @@ def start_run(conn: Connection, kind: str, parameters: dict[str, Any]) -> int:
     )
 
 
-def add_results(conn: Connection, run_id: int, rows: list[ResultRow], *, batch: int = 500) -> None:
-    """Insert result rows of a run."""
-    for start in range(0, len(rows), batch):
-        values = [
-            {
-                "run_id": run_id,
-                "indicator": r.indicator,
-                "district_code": r.district_code,
-                "value": r.value,
-                "unit": r.unit,
-                "geom": func.ST_GeomFromEWKT(r.ewkt) if r.ewkt else None,
-                "attributes": r.attributes,
-            }
-            for r in rows[start : start + batch]
-        ]
-        if values:
-            conn.execute(insert(AnalysisResult).values(values))
+def add_results(conn: Connection, run_id: int, rows: list[ResultRow]) -> None:
+    """Insert result rows of a run with one ``COPY`` (the server parses the EWKT and the JSON text).
+
+    A health check of a province stores hundreds of thousands of parcel rows; building multi-row ``INSERT``
+    statements for them cost about 400 µs a row in SQL compilation and parameter binding, ``COPY`` a few.
+    """
+    if not rows:
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    statement = "COPY analysis_result (run_id, indicator, district_code, value, unit, geom, attributes) FROM STDIN"
+    with raw.cursor() as cur, cur.copy(statement) as copy:
+        for r in rows:
+            copy.write_row((run_id, r.indicator, r.district_code, r.value, r.unit, r.ewkt, json.dumps(r.attributes)))
 
 
 def finish_run(conn: Connection, run_id: int, summary: dict[str, Any]) -> dt.datetime:
