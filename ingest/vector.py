@@ -283,8 +283,7 @@ def ingest_vectors(
             plans[0].path if len(plans) == 1 else Path(", ".join(p.path.name for p in plans)), exc
         ) from exc
     if failure is not None:
-        kept = ", ".join(Path(r.path).name for r in reports)
-        raise PartialIngestError(f"{failure} (kept: {kept})", reports) from failure
+        raise failure
     if len(plans) == 1:
         reports[0].wall_time_s = round(time.perf_counter() - started, 3)
     return reports
@@ -299,10 +298,10 @@ def _ingest_plans(
     cfg: IngestConfig,
     grand_total: int | None,
     progress: ProgressCallback | None,
-) -> tuple[list[VectorIngestReport], CimError | None]:
+) -> tuple[list[VectorIngestReport], PartialIngestError | None]:
     """The transaction of :func:`ingest_vectors`: the files' reports, and the failure that stopped it (if any)."""
     reports: list[VectorIngestReport] = []
-    failure: CimError | None = None
+    failure: PartialIngestError | None = None
     with engine.begin() as conn:
         big = _bulk_load(conn, layer, sum(max(plan.total, 0) for plan in plans))
         table, geom_col = LAYERS[layer]
@@ -333,9 +332,15 @@ def _ingest_plans(
                         conn, plan, prev, layer, kind, where, cfg, dem.path if dem is not None else None, advance
                     )
             except Exception as exc:
-                failure = _ingest_error(plan.path, exc)
+                error = _ingest_error(plan.path, exc)
                 if not any(not r.skipped for r in reports):
-                    raise failure from exc  # nothing stored: the whole transaction rolls back
+                    raise error from exc  # nothing stored: the whole transaction rolls back
+                kept = ", ".join(Path(r.path).name for r in reports)
+                failure = PartialIngestError(
+                    f"{plan.path.name}: {error}; nothing of it or of the files after it was stored (kept: {kept})",
+                    reports,
+                )
+                failure.__cause__ = error
                 break
             report.wall_time_s = round(time.perf_counter() - file_started, 3)
             reports.append(report)
