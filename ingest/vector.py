@@ -27,7 +27,14 @@ from sqlalchemy.exc import DBAPIError
 from cim import crs as cimcrs
 from cim.db import bulk
 from cim.db.bulk import CopyColumn
-from cim.db.datasets import file_sha256, insert_dataset, live_dataset_for_model, supersede_dataset, update_dataset
+from cim.db.datasets import (
+    LiveDataset,
+    file_sha256,
+    insert_dataset,
+    live_dataset_for_model,
+    supersede_dataset,
+    update_dataset,
+)
 from cim.db.models import Parcel, PlanningZone
 from cim.dem import live_dem, sample_heights
 from cim.errors import CimError, IngestError
@@ -116,6 +123,15 @@ class _Job:
     bounds: list[float] = field(default_factory=lambda: [np.inf, np.inf, -np.inf, -np.inf])
 
 
+class PartialIngestError(IngestError):
+    """One file of a multi-file ingest failed: nothing of it (or of the files after it) was stored; the
+    datasets of the files before it were (``stored``: their reports)."""
+
+    def __init__(self, message: str, stored: list[VectorIngestReport]) -> None:
+        super().__init__(message)
+        self.stored = stored
+
+
 def ingest_vector(
     engine: Engine,
     path: Path,
@@ -140,19 +156,54 @@ def ingest_vector(
     ``encoding``: the DBF code page of a Shapefile (GBK, GB18030, UTF-8…) when it cannot be detected.
     Geometry is stored in EPSG:4490 (lon/lat degrees); heights in metres.
     """
-    started = time.perf_counter()
-    _ = settings  # the data directory is not needed: vector rows live in the database only
-    path = Path(path)
-    if layer not in LAYERS:
-        raise IngestError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
-    if layer == "facilities":
-        if kind is None or kind not in FACILITY_KINDS:
-            raise IngestError(f"--layer facilities needs --kind, one of: {', '.join(FACILITY_KINDS)}")
-    elif kind is not None:
-        raise IngestError("--kind applies to --layer facilities only")
+    return ingest_vectors(
+        engine,
+        [path],
+        settings,
+        layer=layer,
+        kind=kind,
+        crs=crs,
+        where=where,
+        mapping=mapping,
+        config=config,
+        encoding=encoding,
+        source_layer=source_layer,
+        progress=progress,
+    )[0]
+
+
+@dataclass
+class _Plan:
+    """One file of an ingest, opened and checked before any write: its layer, fields, CRS and digest."""
+
+    path: Path
+    chosen: str | None
+    encoding: str | None
+    options: dict[str, str]
+    info: dict[str, Any]
+    fields: list[str]
+    names: list[str]
+    renamed: dict[str, str]
+    resolved: dict[str, str]
+    source: cimcrs.SourceCrs
+    sha: str
+    model_key: str
+    total: int
+
+
+def _plan(
+    path: Path,
+    layer: str,
+    kind: str | None,
+    crs: str | None,
+    where: str | None,
+    mapping: Mapping[str, str] | None,
+    cfg: IngestConfig,
+    encoding: str | None,
+    source_layer: str | None,
+) -> _Plan:
     if not path.exists():
         raise IngestError(f"{path} does not exist")
-    cfg = load_config(config)
     chosen = choose_layer(path, source_layer, layer, kind)
     enc = encoding or dbf_encoding(path)
     options = open_options(path)
@@ -165,77 +216,218 @@ def ingest_vector(
     names = [renamed.get(f, f) for f in fields]
     resolved = resolve_mapping(layer, names, {**cfg.mapping, **(mapping or {})}, renamed)
     source = source_crs(info.get("crs"), crs, cfg, path)
-    report = VectorIngestReport(path=str(path.resolve()), layer=layer, kind=kind, source_layer=chosen)
-    report.mapping = resolved
-    report.renamed_fields = renamed
-    report.crs_in = source.key if source.pipeline_to_cgcs2000 is None else source.name
-    sha = file_sha256(path)
-    model_key = "|".join([path.name, chosen or "", layer, kind or "", where or ""])
-    total = int(info.get("features") or -1)
+    return _Plan(
+        path=path,
+        chosen=chosen,
+        encoding=enc,
+        options=options,
+        info=info,
+        fields=fields,
+        names=names,
+        renamed=renamed,
+        resolved=resolved,
+        source=source,
+        sha=file_sha256(path),
+        model_key="|".join([path.name, chosen or "", layer, kind or "", where or ""]),
+        total=int(info.get("features") or -1),
+    )
+
+
+def ingest_vectors(
+    engine: Engine,
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    layer: str,
+    kind: str | None = None,
+    crs: str | None = None,
+    where: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    config: Path | None = None,
+    encoding: str | None = None,
+    source_layer: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[VectorIngestReport]:
+    """Load the same layer from several files (one dataset each) in one transaction; one report per file.
+
+    The options are those of :func:`ingest_vector`, applied to every file. Every file is opened and checked
+    (layer, fields, CRS) before anything is written. Each file loads under its own savepoint, so a file that
+    fails stores nothing, and neither do the files after it; the files before it are kept and
+    :class:`PartialIngestError` (its ``stored``: their reports) says so. A large load drops and rebuilds the
+    table's GiST index and foreign keys once for all the files (see :data:`REBUILD_INDEX_FROM`).
+    ``progress`` is called with (features read so far, total over all files or None).
+    """
+    started = time.perf_counter()
+    _ = settings  # the data directory is not needed: vector rows live in the database only
+    if layer not in LAYERS:
+        raise IngestError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
+    if layer == "facilities":
+        if kind is None or kind not in FACILITY_KINDS:
+            raise IngestError(f"--layer facilities needs --kind, one of: {', '.join(FACILITY_KINDS)}")
+    elif kind is not None:
+        raise IngestError("--kind applies to --layer facilities only")
+    if not paths:
+        raise IngestError("no files to ingest")
+    cfg = load_config(config)
+    plans = [_plan(Path(path), layer, kind, crs, where, mapping, cfg, encoding, source_layer) for path in paths]
+    known = all(plan.total >= 0 for plan in plans)
+    grand_total = sum(max(plan.total, 0) for plan in plans)
     try:
-        with engine.begin() as conn:
-            big = _bulk_load(conn, layer, total)
-            if big:
-                # The bulk path alters the table and its foreign key to dataset: lock both first thing (dataset
-                # first), so that two ingests never each hold a lock the other one needs to upgrade.
-                conn.exec_driver_sql(f"LOCK TABLE dataset, {LAYERS[layer].table} IN ACCESS EXCLUSIVE MODE")
-            previous = live_dataset_for_model(conn, model_key, "vector")
-            if previous is not None and previous.sha256 == sha:
-                report.dataset_id = int(previous.id)
-                report.skipped = True
-                report.wall_time_s = round(time.perf_counter() - started, 3)
-                return report
-            dataset_id = insert_dataset(
-                conn,
-                name=path.stem if chosen is None or chosen == path.stem else f"{path.stem}:{chosen}",
-                kind="vector",
-                layer=layer,
-                path=str(path.resolve()),
-                sha256=sha,
-                size_bytes=path.stat().st_size,
-                crs_in=report.crs_in,
-                schema_name=str(info.get("driver") or "")[:32] or None,
-                model_key=model_key,
-                status="loading",
-                summary={
-                    "kind": kind,
-                    "source_layer": chosen,
-                    "where": where,
-                    "mapping": resolved,
-                    "renamed_fields": renamed,
-                },
-            )
-            report.dataset_id = dataset_id
-            dem = live_dem(conn) if layer == "buildings" else None
-            job = _Job(
-                layer=layer,
-                kind=kind,
-                mapping=resolved,
-                config=cfg,
-                source=source,
-                geometry_column="",
-                fid_column=None,
-                attribute_columns=[],
-                field_names=(fields, names),
-                dem_path=dem.path if dem is not None else None,
-                report=report,
-            )
-            source_of_rows = _Source(path, chosen, enc, options, where, total if total > 0 else None)
-            _load(conn, job, source_of_rows, dataset_id, big, progress)
-            if previous is not None:
-                _retire(conn, layer, int(previous.id))
-                report.superseded_dataset_id = int(previous.id)
-            _finish_dataset(conn, job, dataset_id)
+        reports, failure = _ingest_plans(
+            engine, plans, layer, kind, where, cfg, grand_total if known else None, progress
+        )
     except CimError:
         raise
-    except DBAPIError as exc:
+    except Exception as exc:  # the bulk-load DDL, or the commit
+        raise _ingest_error(
+            plans[0].path if len(plans) == 1 else Path(", ".join(p.path.name for p in plans)), exc
+        ) from exc
+    if failure is not None:
+        raise failure
+    if len(plans) == 1:
+        reports[0].wall_time_s = round(time.perf_counter() - started, 3)
+    return reports
+
+
+def _ingest_plans(
+    engine: Engine,
+    plans: Sequence[_Plan],
+    layer: str,
+    kind: str | None,
+    where: str | None,
+    cfg: IngestConfig,
+    grand_total: int | None,
+    progress: ProgressCallback | None,
+) -> tuple[list[VectorIngestReport], PartialIngestError | None]:
+    """The transaction of :func:`ingest_vectors`: the files' reports, and the failure that stopped it (if any)."""
+    reports: list[VectorIngestReport] = []
+    failure: PartialIngestError | None = None
+    with engine.begin() as conn:
+        big = _bulk_load(conn, layer, sum(max(plan.total, 0) for plan in plans))
+        table, geom_col = LAYERS[layer]
+        foreign_keys: list[tuple[str, str]] = []
+        if big:
+            # The bulk path alters the table and its foreign key to dataset: lock both first thing (dataset
+            # first), so that two ingests never each hold a lock the other one needs to upgrade.
+            conn.exec_driver_sql(f"LOCK TABLE dataset, {table} IN ACCESS EXCLUSIVE MODE")
+        previous = [live_dataset_for_model(conn, plan.model_key, "vector") for plan in plans]
+        changed = [prev is None or prev.sha256 != plan.sha for plan, prev in zip(plans, previous, strict=True)]
+        if big and not all(changed):  # unchanged files are skipped: is the rest still a bulk load?
+            big = _bulk_load(conn, layer, sum(max(p.total, 0) for p, c in zip(plans, changed, strict=True) if c))
+        if big:
+            foreign_keys = bulk.drop_foreign_keys(conn, table)
+            bulk.drop_spatial_index(conn, table, geom_col)
+        dem = live_dem(conn) if layer == "buildings" else None
+        done = 0
+        for plan, prev in zip(plans, previous, strict=True):
+            file_started = time.perf_counter()
+
+            def advance(read: int, _total: int | None, offset: int = done) -> None:
+                if progress is not None:
+                    progress(offset + read, grand_total)
+
+            try:
+                with conn.begin_nested():
+                    report = _ingest_planned(
+                        conn, plan, prev, layer, kind, where, cfg, dem.path if dem is not None else None, advance
+                    )
+            except Exception as exc:
+                error = _ingest_error(plan.path, exc)
+                if not any(not r.skipped for r in reports):
+                    raise error from exc  # nothing stored: the whole transaction rolls back
+                kept = ", ".join(Path(r.path).name for r in reports)
+                failure = PartialIngestError(
+                    f"{plan.path.name}: {error}; nothing of it or of the files after it was stored (kept: {kept})",
+                    reports,
+                )
+                failure.__cause__ = error
+                break
+            report.wall_time_s = round(time.perf_counter() - file_started, 3)
+            reports.append(report)
+            done += max(plan.total, report.read)
+        if big:
+            bulk.restore_foreign_keys(conn, table, foreign_keys)
+            bulk.create_spatial_index(conn, table, geom_col)
+    return reports, failure
+
+
+def _ingest_error(path: Path, exc: Exception) -> CimError:
+    """The project error to raise for a failed file (database refusals and reading errors worded for users)."""
+    if isinstance(exc, CimError):
+        return exc
+    if isinstance(exc, DBAPIError):
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        raise IngestError(f"{path.name}: the database refused the data ({detail}); nothing was stored") from exc
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError) as exc:
-        raise IngestError(f"cannot read {path.name}: {exc}; nothing was stored") from exc
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise IngestError(f"{path.name}: {exc}; nothing was stored") from exc
-    report.wall_time_s = round(time.perf_counter() - started, 3)
+        return IngestError(f"{path.name}: the database refused the data ({detail}); nothing was stored")
+    if isinstance(exc, pyogrio.errors.DataSourceError | pyogrio.errors.DataLayerError | pyogrio.errors.FieldError):
+        return IngestError(f"cannot read {path.name}: {exc}; nothing was stored")
+    if isinstance(exc, ValueError | RuntimeError | OSError):
+        return IngestError(f"{path.name}: {exc}; nothing was stored")
+    raise exc
+
+
+def _ingest_planned(
+    conn: Connection,
+    plan: _Plan,
+    previous: LiveDataset | None,
+    layer: str,
+    kind: str | None,
+    where: str | None,
+    cfg: IngestConfig,
+    dem_path: Path | None,
+    progress: ProgressCallback | None,
+) -> VectorIngestReport:
+    """Load one checked file inside the caller's transaction (the bulk-load DDL is the caller's); ``previous``:
+    the live dataset of the same target (skipped when its bytes are the same, else superseded), or None."""
+    path, chosen, info = plan.path, plan.chosen, plan.info
+    report = VectorIngestReport(path=str(path.resolve()), layer=layer, kind=kind, source_layer=chosen)
+    report.mapping = plan.resolved
+    report.renamed_fields = plan.renamed
+    source = plan.source
+    report.crs_in = source.key if source.pipeline_to_cgcs2000 is None else source.name
+    if previous is not None and previous.sha256 == plan.sha:
+        report.dataset_id = int(previous.id)
+        report.skipped = True
+        return report
+    dataset_id = insert_dataset(
+        conn,
+        name=path.stem if chosen is None or chosen == path.stem else f"{path.stem}:{chosen}",
+        kind="vector",
+        layer=layer,
+        path=str(path.resolve()),
+        sha256=plan.sha,
+        size_bytes=path.stat().st_size,
+        crs_in=report.crs_in,
+        schema_name=str(info.get("driver") or "")[:32] or None,
+        model_key=plan.model_key,
+        status="loading",
+        summary={
+            "kind": kind,
+            "source_layer": chosen,
+            "where": where,
+            "mapping": plan.resolved,
+            "renamed_fields": plan.renamed,
+        },
+    )
+    report.dataset_id = dataset_id
+    job = _Job(
+        layer=layer,
+        kind=kind,
+        mapping=plan.resolved,
+        config=cfg,
+        source=source,
+        geometry_column="",
+        fid_column=None,
+        attribute_columns=[],
+        field_names=(plan.fields, plan.names),
+        dem_path=dem_path,
+        report=report,
+    )
+    features = plan.total if plan.total > 0 else None
+    _load(conn, job, _Source(path, chosen, plan.encoding, plan.options, where, features), dataset_id, progress)
+    if previous is not None:
+        _retire(conn, layer, int(previous.id))
+        report.superseded_dataset_id = int(previous.id)
+    _finish_dataset(conn, job, dataset_id)
     return report
 
 
@@ -252,14 +444,8 @@ class _Source:
     """Feature count the driver reports (None when unknown)."""
 
 
-def _load(
-    conn: Connection, job: _Job, source: _Source, dataset_id: int, big: bool, progress: ProgressCallback | None
-) -> None:
-    table, geom_col = LAYERS[job.layer]
-    foreign_keys: list[tuple[str, str]] = []
-    if big:
-        foreign_keys = bulk.drop_foreign_keys(conn, table)
-        bulk.drop_spatial_index(conn, table, geom_col)
+def _load(conn: Connection, job: _Job, source: _Source, dataset_id: int, progress: ProgressCallback | None) -> None:
+    table = LAYERS[job.layer].table
     try:
         stream = pyogrio.raw.open_arrow(
             source.path,
@@ -291,9 +477,6 @@ def _load(
                 bulk.copy_encoded(conn, table, prepared)
             finally:
                 prepared.close()  # stops the workers before the source closes
-    if big:
-        bulk.restore_foreign_keys(conn, table, foreign_keys)
-        bulk.create_spatial_index(conn, table, geom_col)
 
 
 def _bulk_load(conn: Connection, layer: str, total: int) -> bool:
@@ -417,11 +600,11 @@ def _prepare(job: _Job, batch: pa.RecordBatch, dataset_id: int) -> list[CopyColu
     # build shapely objects once, from the result (for the validity check); else the general path.
     simple = vg.simple_polygons(column) if job.layer != "facilities" else None
     if simple is not None:
-        coords, job.source = vg.transform_coordinates(simple.coords, job.source)
+        coords, job.source = vg.transform_rings(simple.coords, simple.points, job.source)
         simple = simple.with_coords(coords)
-        # Strictly convex quadrilaterals (most footprints) are valid: no shapely objects at all, unless the
-        # DEM sampling needs centroids.
-        ring = simple.convex_quads() if job.dem_path is None else None
+        # Strictly convex quadrilaterals (most footprints) are valid: no shapely objects at all (their areas
+        # and, for DEM base heights, centroids come from the ring coordinates).
+        ring = simple.convex_quads()
         if ring is not None:
             report.crs_in = job.source.key if job.source.pipeline_to_cgcs2000 is None else job.source.name
             return _quad_columns(job, batch, simple, ring, dataset_id)
@@ -472,7 +655,7 @@ def _quad_columns(
     bounds = vg.ring_bounds(ring)
     _grow_bounds(job, bounds)
     area = vg.metric_area_of(vg.ring_areas(ring), bounds) if job.layer == "buildings" else None
-    return _columns(job, batch, None, simple.ewkb(), dataset_id, area=area)
+    return _columns(job, batch, None, simple.ewkb(), dataset_id, area=area, ring=ring)
 
 
 def _grow_bounds(job: _Job, xy: NDArray[np.float64]) -> None:
@@ -489,11 +672,12 @@ def _columns(
     dataset_id: int,
     *,
     area: NDArray[np.float64] | None = None,
+    ring: NDArray[np.float64] | None = None,
 ) -> list[CopyColumn]:
     """All COPY columns of the kept features: geometry (EWKB), dataset id, the layer's columns, attributes.
 
-    ``kept`` (the geometries, EPSG:4490) may be None for buildings when ``area`` (m²) is given, and for
-    parcels, planning zones and districts."""
+    ``kept`` (the geometries, EPSG:4490) may be None for buildings when ``area`` (m²) and ``ring`` (their
+    rings as an (n, points, 2) lon/lat array) are given, and for parcels, planning zones and districts."""
     n = sub.num_rows
     common = [
         CopyColumn(LAYERS[job.layer].geometry, "geometry", footprints),
@@ -501,7 +685,7 @@ def _columns(
     ]
     extra: dict[str, pa.Array] = {}
     if job.layer == "buildings":
-        columns = _building_columns(job, sub, kept, extra, area)
+        columns = _building_columns(job, sub, kept, extra, area, ring)
     elif job.layer == "facilities":
         assert kept is not None
         columns = _facility_columns(job, sub, kept)
@@ -557,6 +741,7 @@ def _building_columns(
     geoms: vg.GeomArray | None,
     extra: dict[str, pa.Array],
     area: NDArray[np.float64] | None = None,
+    ring: NDArray[np.float64] | None = None,
 ) -> list[CopyColumn]:
     report = job.report
     n = batch.num_rows
@@ -573,8 +758,11 @@ def _building_columns(
     base = _values(job, batch, "base_height")
     if job.dem_path is not None and (~np.isfinite(base)).any():
         need = ~np.isfinite(base)
-        assert geoms is not None  # the DEM path always builds geometries
-        lon, lat = vg.centroids(geoms[need])
+        if ring is not None:
+            lon, lat = vg.ring_centroids(ring[need])
+        else:
+            assert geoms is not None
+            lon, lat = vg.centroids(geoms[need])
         sampled = sample_heights(job.dem_path, lon, lat)
         base[need] = sampled
         report.base_heights_from_dem += int(np.isfinite(sampled).sum())

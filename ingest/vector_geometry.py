@@ -73,6 +73,25 @@ def transform_coordinates(
     return np.column_stack([lon, lat]), used
 
 
+def transform_rings(
+    coords: NDArray[np.float64], points: NDArray[np.int64], source: cimcrs.SourceCrs
+) -> tuple[NDArray[np.float64], cimcrs.SourceCrs]:
+    """:func:`transform_coordinates` of rings given point after point (``points`` per ring, closing point
+    included), transforming each closed ring's closing point once, as its first point (the same numbers)."""
+    last = np.cumsum(points) - 1
+    first = last - points + 1
+    closed = (coords[last] == coords[first]).all(axis=1)
+    if not closed.any():
+        return transform_coordinates(coords, source)
+    unique = np.ones(len(coords), dtype=bool)
+    unique[last[closed]] = False
+    moved, used = transform_coordinates(coords[unique], source)
+    out = np.empty_like(coords)
+    out[unique] = moved
+    out[last[closed]] = out[first[closed]]
+    return out, used
+
+
 @dataclass
 class SimplePolygons:
     """A batch of WKB geometries that are all little-endian 2D Polygons with one ring (the usual footprint).
@@ -185,6 +204,25 @@ def ring_areas(ring: NDArray[np.float64]) -> NDArray[np.float64]:
     for i in range(x.shape[1]):  # in GEOS's order, so that the sums round the same way
         total += x[:, i] * (ring[:, i, 1] - ring[:, i + 2, 1])
     return np.abs(total / 2.0)
+
+
+def ring_centroids(ring: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Centroids (x, y) of the polygons bounded by closed rings given as an (n, points, 2) array.
+
+    The triangle fan from each ring's first point, summed in the order GEOS's ``Centroid`` uses, so the
+    result matches ``shapely.centroid`` of the polygons to the last bits (lon/lat degrees in, degrees out).
+    """
+    base = ring[:, 0]
+    cx = np.zeros(len(ring))
+    cy = np.zeros(len(ring))
+    area2 = np.zeros(len(ring))
+    for i in range(ring.shape[1] - 1):
+        p1, p2 = ring[:, i], ring[:, i + 1]
+        a2 = (p1[:, 0] - base[:, 0]) * (p2[:, 1] - base[:, 1]) - (p2[:, 0] - base[:, 0]) * (p1[:, 1] - base[:, 1])
+        cx += a2 * (base[:, 0] + p1[:, 0] + p2[:, 0])
+        cy += a2 * (base[:, 1] + p1[:, 1] + p2[:, 1])
+        area2 += a2
+    return cx / 3.0 / area2, cy / 3.0 / area2
 
 
 def metric_area_of(areas: NDArray[np.float64], bounds: NDArray[np.float64]) -> NDArray[np.float64]:

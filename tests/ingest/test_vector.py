@@ -403,3 +403,62 @@ def test_concurrent_bulk_loads_serialise_without_deadlock(engine, settings, tmp_
     assert errors == []
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 40 + 41 + 42
+
+
+def test_several_zone_files_load_in_one_call_one_dataset_each(engine, settings, tmp_path, monkeypatch):
+    import ingest.vector as iv
+    from ingest.vector import ingest_vectors
+
+    schema = _index_and_keys(engine)
+    monkeypatch.setattr(iv, "REBUILD_INDEX_FROM", 1)  # one drop-and-rebuild for all the files
+    a = _write(tmp_path / "a.gpkg", _gk_boxes(4), {"NAME": list("abcd")}, driver="GPKG")
+    east = shapely.transform(_gk_boxes(3), lambda c: c + np.array([0.0, 1000.0]))
+    b = _write(tmp_path / "b.gpkg", east, {"名称": list("xyz")}, driver="GPKG")
+    seen: list[tuple[int, int | None]] = []
+    reports = ingest_vectors(engine, [a, b], settings, layer="buildings", progress=lambda r, t: seen.append((r, t)))
+    assert [r.stored for r in reports] == [4, 3]
+    assert len({r.dataset_id for r in reports}) == 2 and seen[-1] == (7, 7)
+    assert _index_and_keys(engine) == schema
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT d.name, b.name FROM building b JOIN dataset d ON d.id = b.dataset_id")).all()
+    assert sorted(n for _, n in names) == list("abcdxyz") and {d for d, _ in names} == {"a", "b"}
+    again = ingest_vectors(engine, [a, b], settings, layer="buildings")
+    assert all(r.skipped for r in again) and [r.dataset_id for r in again] == [r.dataset_id for r in reports]
+
+
+def test_failed_file_of_several_stores_nothing_of_itself_and_keeps_earlier_ones(
+    engine, settings, tmp_path, monkeypatch
+):
+    import ingest.vector as iv
+    from ingest.vector import PartialIngestError, ingest_vectors
+
+    schema = _index_and_keys(engine)
+    monkeypatch.setattr(iv, "REBUILD_INDEX_FROM", 1)
+    monkeypatch.setattr(iv, "BATCH_SIZE", 3)
+    good = _write(tmp_path / "good.gpkg", _gk_boxes(5), {"NAME": list("abcde")}, driver="GPKG")
+    # The bad file's first batch is fine, its second lies in another zone.
+    boxes = list(_gk_boxes(3)) + list(shapely.transform(_gk_boxes(2), lambda c: c + np.array([2_000_000.0, 0.0])))
+    bad = _write(tmp_path / "bad.gpkg", np.array(boxes, dtype=object), {"NAME": list("fghij")}, driver="GPKG")
+    later = _write(tmp_path / "later.gpkg", _gk_boxes(2), {"NAME": list("kl")}, driver="GPKG")
+    with pytest.raises(PartialIngestError, match=r"bad\.gpkg") as caught:
+        ingest_vectors(engine, [good, bad, later], settings, layer="buildings")
+    assert [Path(r.path).name for r in caught.value.stored] == ["good.gpkg"]
+    assert _index_and_keys(engine) == schema
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT string_agg(name, '' ORDER BY name) FROM building")).scalar() == "abcde"
+        assert conn.execute(text("SELECT count(*) FROM dataset WHERE kind = 'vector'")).scalar() == 1
+    # A failure of the first file stores nothing at all, with the single-file error.
+    with pytest.raises(CrsError):
+        ingest_vectors(engine, [bad, later], settings, layer="buildings")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 5
+
+
+def test_a_missing_file_among_several_is_refused_before_anything_is_written(engine, settings, tmp_path):
+    from ingest.vector import ingest_vectors
+
+    good = _write(tmp_path / "good.gpkg", _gk_boxes(2), {"NAME": list("ab")}, driver="GPKG")
+    with pytest.raises(IngestError, match="does not exist"):
+        ingest_vectors(engine, [good, tmp_path / "missing.gpkg"], settings, layer="buildings")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 0
