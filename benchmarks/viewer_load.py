@@ -21,14 +21,19 @@ start-up order (every level of detail of the tile tree and of the globe, the cam
 loaded), against the viewer's own (skipped levels of detail, the link's camera first; web_viewer/js/main.js
 ``STREAMING``). Figures come from the page: the moment every shown tileset and the
 globe report all tiles loaded (ms since navigation start) and the Resource Timing entries of ``/tiles/``
-requests (count, bytes on the wire) and of ``/basemap/`` tiles.
+requests (count, bytes on the wire) and of ``/basemap/`` tiles; beside them where the time went: when the
+viewer was ready, when ``/overview`` answered, and the last moment the 3D tiles' and the globe's load queues
+emptied (s since navigation start). The server keeps rendered base-map tiles and ``/overview`` answers in a
+disk cache per data stamp under the data directory (``cache/``): the first load after a build fills it, so
+the first load after a build fills it (and later runs reuse it); ``--clear-cache`` removes it before every
+load, so each one also finds the server cold.
 
 Targets: at province height ≤ 30 tile requests and ≤ 8 MB; at street height settled within the sample
 city's cold load time measured in the same run with the same viewer (and, printed beside it, within the
 sample city's time with the former streaming, the time the target was set against).
 
 Run: ``.venv/bin/python benchmarks/viewer_load.py [--buildings N] [--only sample|province] [--fresh]
-[--json] [--screenshot docs] [--levels VIEWS] [--repeat N]`` (``--screenshot DIR`` writes
+[--json] [--screenshot docs] [--levels VIEWS] [--repeat N] [--clear-cache]`` (``--screenshot DIR`` writes
 ``onemap-province.png``, ``onemap-city.png`` and ``onemap-bim.png`` there). Databases and tilesets are
 reused across runs unless ``--fresh`` is given (a different ``--buildings`` needs ``--fresh``). Figures
 taken while other work loads the machine are pessimistic.
@@ -78,6 +83,10 @@ class ViewFigures:
     basemap_bytes: int
     all_requests: int
     all_bytes: int
+    ready_ms: float = 0.0
+    overview_ms: float = 0.0
+    tilesets_ms: float = 0.0
+    globe_ms: float = 0.0
     errors: list[str] = field(default_factory=list)
 
 
@@ -207,9 +216,15 @@ LEVELS = "levels"
 """CesiumJS's default streaming and the former start-up order (``#lod=levels``)."""
 
 
-def measure(settings: Settings, hash_: str) -> dict[str, Any]:
-    """Open the viewer cold in Chromium at ``hash_``; return the settle time and the resource figures."""
+def measure(settings: Settings, hash_: str, clear_cache: bool = False) -> dict[str, Any]:
+    """Open the viewer cold in Chromium at ``hash_`` (``clear_cache``: with the server's disk caches emptied
+    first); return the settle time and the resource figures."""
+    import shutil
+
     from tests.e2e.conftest import launch_browser, open_viewer, start_server, stop_server
+
+    if clear_cache:
+        shutil.rmtree(settings.data_path / "cache", ignore_errors=True)
 
     live = start_server(settings)
     try:
@@ -232,6 +247,10 @@ def measure(settings: Settings, hash_: str) -> dict[str, Any]:
     basemap = [r for r in resources if "/basemap/" in r["name"]]
     return {
         "settled_ms": round(float(timings["allTilesLoaded"]), 0),
+        "ready_ms": round(float(timings.get("ready", 0.0)), 0),
+        "overview_ms": round(float(timings.get("overview", 0.0)), 0),
+        "tilesets_ms": round(float(timings.get("tilesetsLoaded", 0.0)), 0),
+        "globe_ms": round(float(timings.get("globeLoaded", 0.0)), 0),
         "tile_requests": len(tiles),
         "tile_bytes": sum(int(r["bytes"]) for r in tiles),
         "basemap_requests": len(basemap),
@@ -326,6 +345,11 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="cold loads of each view (default 1)")
     parser.add_argument(
+        "--clear-cache",
+        action="store_true",
+        help="empty the server's disk caches (base map, overview) before each load",
+    )
+    parser.add_argument(
         "--compress",
         choices=["none", "meshopt", "draco"],
         default="meshopt",
@@ -361,12 +385,18 @@ def main() -> None:
                     parts.append("lod=levels")
                 full = "#" + "&".join(parts) if parts else ""
                 for _ in range(args.repeat):
-                    figures.append(ViewFigures(platform, view, overview, streaming, **measure(settings, full)))
+                    figures.append(
+                        ViewFigures(platform, view, overview, streaming, **measure(settings, full, args.clear_cache))
+                    )
     out = sys.stderr if args.json else sys.stdout
-    print(f"load average {os.getloadavg()[0]:.1f} (under load: pessimistic); tiles {args.compress}", file=out)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} (under load: pessimistic); tiles {args.compress}; server caches "
+        + ("emptied before each load" if args.clear_cache else "kept"),
+        file=out,
+    )
     print(
         f"{'platform':<9} {'buildings':>9} {'view':<9} {'overview':<9} {'streaming':<9} {'settled':>8} {'tile req':>9} "
-        f"{'tile MB':>8} {'basemap req':>12} {'all req':>8} {'all MB':>7}",
+        f"{'tile MB':>8} {'basemap req':>12} {'all req':>8} {'all MB':>7}  ready/overview/3D/globe s",
         file=out,
     )
     for f in figures:
@@ -374,7 +404,9 @@ def main() -> None:
             f"{f.platform:<9} {prepared[f.platform][1]:>9} {f.view:<9} {'after' if f.overview else 'before':<9} "
             f"{f.streaming:<9} "
             f"{f.settled_ms / 1000:>7.1f}s {f.tile_requests:>9} {f.tile_bytes / 1e6:>8.2f} {f.basemap_requests:>12} "
-            f"{f.all_requests:>8} {f.all_bytes / 1e6:>7.2f}" + ("  (page errors!)" if f.errors else ""),
+            f"{f.all_requests:>8} {f.all_bytes / 1e6:>7.2f}  "
+            + "/".join(f"{v / 1000:.1f}" for v in (f.ready_ms, f.overview_ms, f.tilesets_ms, f.globe_ms))
+            + ("  (page errors!)" if f.errors else ""),
             file=out,
         )
     results = verdicts(figures)
@@ -384,6 +416,7 @@ def main() -> None:
         document = {
             "load_average": os.getloadavg()[0],
             "compress": args.compress,
+            "clear_cache": args.clear_cache,
             "platforms": {p: {"buildings": b, "tiles": t, "build_seconds": s} for p, (_, b, t, s) in prepared.items()},
             "views": [asdict(f) for f in figures],
             "targets": results,

@@ -3,7 +3,11 @@
 ``/basemap/{z}/{x}/{y}.png`` (Web Mercator, 256 px) draws parcels by land use, green spaces, water, roads
 and, from zoom 15, building footprints (:mod:`cim.onemap.basemap`); ``?at=`` draws the rows valid at that
 moment (history), ``?layers=`` a subset. Tiles carry a strong ETag of the data stamp and the request, so a
-revalidation costs one small query and answers 304; an empty tile is a transparent PNG, never a 404 (the
+revalidation costs one small query and answers 304. Rendered tiles are kept in a bounded disk cache under
+the data directory (``cache/basemap``, :class:`cim.onemap.cache.StampedCache`) keyed by the data stamp,
+the tile, the layers and the moment: a hit costs the stamp query and a file read instead of the shapes query
+and the rasterisation (7–234 ms a tile on the 1,000,000-building province), and any data change (a new
+stamp) leaves the old tiles unread and removes them. An empty tile is a transparent PNG, never a 404 (the
 viewer's console stays clean where no data lies). ``/basemap`` is a TileJSON 3.0.0 document with the
 legend of every class drawn.
 """
@@ -23,6 +27,20 @@ from cim.api.factory import ViewerFactory
 from cim.api.overview import CACHE_SECONDS, etag_matches, strong_etag
 from cim.db.onemap import basemap_shapes, data_extent, data_stamp
 from cim.onemap.basemap import LAYERS, MAX_ZOOM, MIN_ZOOM, Tile, layers_at, legend, render_tile, tile_bounds
+from cim.onemap.cache import StampedCache
+
+BASEMAP_CACHE_BYTES = 256 * 1024 * 1024
+"""Bound of the disk cache of rendered base-map tiles (a zoom-15 tile of a dense city is 10–40 kB)."""
+
+
+def tile_cache(request: Request) -> StampedCache:
+    """The app's cache of rendered base-map tiles, under its data directory (created on first use)."""
+    state = request.app.state
+    cache: StampedCache | None = getattr(state, "basemap_cache", None)
+    if cache is None:
+        cache = StampedCache(state.settings.data_path / "cache" / "basemap", BASEMAP_CACHE_BYTES)
+        state.basemap_cache = cache
+    return cache
 
 
 def parse_layers(value: str | None) -> tuple[str, ...]:
@@ -102,13 +120,24 @@ class BasemapFactory(ViewerFactory):
                 raise BadRequestError(f"tile {z}/{x}/{y} does not exist: x and y must be below {1 << z} at zoom {z}")
             layers = layers_at(z, parse_layers(params.layers))
             moment = parse_moment(params.at)
-            etag = strong_etag("basemap", data_stamp(conn), z, x, y, moment, layers)
+            stamp = data_stamp(conn)
+            etag = strong_etag("basemap", stamp, z, x, y, moment, layers)
             headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
             if etag_matches(request, etag):
                 return Response(status_code=304, headers=headers)
+            cache = tile_cache(request)
+            key = f"{z}/{x}/{y}|{','.join(layers)}|{moment.isoformat() if moment else ''}"
+            cached = cache.get(stamp, key)
+            if cached is not None and len(cached) > 8:
+                # The entry is the shape count (8 bytes, big-endian) and the PNG.
+                headers["X-Shapes"] = str(int.from_bytes(cached[:8], "big"))
+                headers["X-Cache"] = "hit"
+                return Response(cached[8:], media_type="image/png", headers=headers)
             tile = Tile(x, y, z)
             bounds = tile_bounds(tile)
             shapes = basemap_shapes(conn, bounds, (bounds[2] - bounds[0]) / 256, layers, moment) if layers else {}
             rendered = render_tile(tile, shapes)
+            cache.put(stamp, key, rendered.shapes.to_bytes(8, "big") + rendered.png)
             headers["X-Shapes"] = str(rendered.shapes)
+            headers["X-Cache"] = "miss"
             return Response(rendered.png, media_type="image/png", headers=headers)

@@ -3,7 +3,10 @@
 The viewer's start view fits ``bbox``; above :data:`OVERVIEW_ABOVE_M` it draws the district outlines and a
 label per city with its counts instead of the 3D content. Answers carry an ETag built from the data stamp
 (:func:`cim.db.onemap.data_stamp`), so a viewer revalidates cheaply; the city counts (a spatial join over
-every building when rows carry no district code) are kept per stamp in the factory.
+every building when rows carry no district code, seconds on a province) are computed once per stamp: the
+answer is kept in the factory and in a disk cache under the data directory (``cache/overview``,
+:class:`cim.onemap.cache.StampedCache`), so a restarted server's first call reads it instead of running
+the join again, and concurrent first calls wait for one computation instead of each running it.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 
 from cim.api.dependencies import Reader
 from cim.api.factory import ViewerFactory
 from cim.db.onemap import data_extent, data_stamp, history_moments, overview_rows
 from cim.onemap.admin import division_name
+from cim.onemap.cache import StampedCache
 
 OVERVIEW_ABOVE_M = 60_000.0
 """Camera height (m above the ellipsoid) above which the viewer shows the overview instead of 3D content."""
 CACHE_SECONDS = 60
+OVERVIEW_CACHE_BYTES = 64 * 1024 * 1024
+"""Bound of the disk cache of ``/overview`` answers (one per stamp and tolerance; a province's is ~100 kB)."""
 
 
 def etag_matches(request: Request, etag: str) -> bool:
@@ -41,8 +48,12 @@ def conditional_json(request: Request, body: dict[str, Any], etag: str) -> Respo
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
     if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-    return Response(content, media_type="application/json", headers=headers)
+    return Response(json_bytes(body), media_type="application/json", headers=headers)
+
+
+def json_bytes(body: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of ``body`` (dates as their string)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
 def strong_etag(*parts: object) -> str:
@@ -90,6 +101,16 @@ def overview_document(rows: Any, bbox: tuple[float, float, float, float] | None)
     }
 
 
+def overview_cache(request: Request) -> StampedCache:
+    """The app's disk cache of ``/overview`` answers, under its data directory (created on first use)."""
+    state = request.app.state
+    cache: StampedCache | None = getattr(state, "overview_cache", None)
+    if cache is None:
+        cache = StampedCache(state.settings.data_path / "cache" / "overview", OVERVIEW_CACHE_BYTES)
+        state.overview_cache = cache
+    return cache
+
+
 @dataclass
 class OverviewParams:
     """Query parameters of ``/overview``."""
@@ -103,8 +124,31 @@ class OverviewParams:
 class OverviewFactory(ViewerFactory):
     """The province overview and the history of dataset versions."""
 
-    _cache: dict[tuple[str, float], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[tuple[str, float], bytes] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _computing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def overview_bytes(self, request: Request, conn: Connection, stamp: str, simplify: float) -> bytes:
+        """The ``/overview`` JSON of data stamp ``stamp``: from memory, else the disk cache, else computed."""
+        key = (stamp, simplify)
+        with self._lock:
+            content = self._cache.get(key)
+        if content is not None:
+            return content
+        disk = overview_cache(request)
+        with self._computing:  # one computation at a time; who waited finds it cached
+            with self._lock:
+                content = self._cache.get(key)
+            if content is None:
+                content = disk.get(stamp, repr(simplify))
+            if content is None:
+                content = json_bytes(overview_document(overview_rows(conn, simplify), data_extent(conn)))
+                disk.put(stamp, repr(simplify), content)
+            with self._lock:
+                if not any(k[0] == stamp for k in self._cache):
+                    self._cache.clear()  # only the latest stamp is worth keeping
+                self._cache[key] = content
+        return content
 
     def register_routes(self) -> None:
         """``GET /overview``, ``GET /overview/history``."""
@@ -119,15 +163,9 @@ class OverviewFactory(ViewerFactory):
             etag = strong_etag("overview", stamp, params.simplify)
             if etag_matches(request, etag):
                 return conditional_json(request, {}, etag)
-            key = (stamp, params.simplify)
-            with self._lock:
-                body = self._cache.get(key)
-            if body is None:
-                body = overview_document(overview_rows(conn, params.simplify), data_extent(conn))
-                with self._lock:
-                    self._cache.clear()  # only the latest stamp is worth keeping
-                    self._cache[key] = body
-            return conditional_json(request, body, etag)
+            content = self.overview_bytes(request, conn, stamp, params.simplify)
+            headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
+            return Response(content, media_type="application/json", headers=headers)
 
         @self.router.get(
             "/overview/history",

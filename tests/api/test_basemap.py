@@ -6,11 +6,14 @@ import datetime as dt
 import io
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
+from cim.settings import Settings
 from tests import factories
 from tests.api.onemap_seed import seed_city
 
@@ -126,3 +129,55 @@ def test_bad_tiles_layers_and_moments_are_refused_with_the_reason(client: TestCl
     bad_time = client.get("/basemap/3/0/0.png?at=yesterday")
     assert bad_time.status_code == 400
     assert "ISO 8601" in bad_time.json()["detail"]
+
+
+@contextmanager
+def statements(client: TestClient) -> Iterator[list[str]]:
+    """SQL statements the app runs inside the block."""
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_cached_tile_is_served_from_disk_without_querying_the_shapes(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    seed_city(engine)
+    x, y = xyz(114.300, 30.585, 15)
+    first = client.get(f"/basemap/15/{x}/{y}.png")
+    assert first.headers["x-cache"] == "miss"
+    assert list((settings.data_path / "cache" / "basemap").rglob("*"))
+    with statements(client) as sql:
+        again = client.get(f"/basemap/15/{x}/{y}.png")
+    assert again.headers["x-cache"] == "hit"
+    assert again.content == first.content
+    assert (again.headers["etag"], again.headers["x-shapes"]) == (first.headers["etag"], first.headers["x-shapes"])
+    assert len(sql) == 1 and "FROM dataset" in sql[0]  # the data stamp only: no shapes query
+    other = client.get(f"/basemap/15/{x}/{y}.png", params={"layers": "water"})
+    assert other.headers["x-cache"] == "miss"  # the layers are part of the key
+
+
+def test_a_data_change_leaves_the_cached_tiles_unread_and_removes_them(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    seed_city(engine)
+    x, y = xyz(114.300, 30.585, 15)
+    before = client.get(f"/basemap/15/{x}/{y}.png")
+    stamps = [p.name for p in (settings.data_path / "cache" / "basemap").iterdir()]
+    with engine.begin() as conn:
+        ds = factories.dataset(conn, "more-water")
+        factories.facility(conn, ds, "water_body", factories.square(114.3005, 30.5855, 0.001))
+    after = client.get(f"/basemap/15/{x}/{y}.png")
+    assert after.headers["x-cache"] == "miss"
+    assert after.content != before.content
+    assert int(after.headers["x-shapes"]) == int(before.headers["x-shapes"]) + 1
+    now = [p.name for p in (settings.data_path / "cache" / "basemap").iterdir()]
+    assert len(now) == 1 and now != stamps

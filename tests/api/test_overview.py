@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from concurrent.futures import ThreadPoolExecutor
 
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+
+from cim.api.app import create_app
+from cim.api.settings import ApiSettings, ViewerSettings
 from cim.db.datasets import supersede_dataset
+from cim.settings import Settings
 from tests import factories
 from tests.api.onemap_seed import seed_city
 
@@ -68,3 +73,34 @@ def test_history_lists_the_moments_of_a_superseded_dataset(client: TestClient, e
     assert ("buildings-2025", "loaded") in events
     assert ("buildings-2025", "superseded") in events
     assert [m["at"] for m in body["moments"]] == sorted(m["at"] for m in body["moments"])
+
+
+def test_a_restarted_server_answers_the_overview_from_its_disk_cache_without_counting_again(
+    client: TestClient, engine: Engine, settings: Settings, api_settings: ApiSettings
+) -> None:
+    seed_city(engine)
+    first = client.get("/overview")
+    assert (settings.data_path / "cache" / "overview").is_dir()
+    app = create_app(settings, api_settings=api_settings, viewer_settings=ViewerSettings())
+    seen: list[str] = []
+    event.listen(app.state.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    try:
+        with TestClient(app) as restarted:
+            again = restarted.get("/overview")
+    finally:
+        app.state.engine.dispose()
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["etag"] == first.headers["etag"]
+    assert not [s for s in seen if "ST_PointOnSurface" in s or "ST_Extent" in s]  # no counts, no extents
+
+
+def test_concurrent_first_calls_compute_the_overview_once(client: TestClient, engine: Engine) -> None:
+    seed_city(engine)
+    seen: list[str] = []
+    app_engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    event.listen(app_engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: client.get("/overview").json(), range(4)))
+    assert all(b == bodies[0] for b in bodies)
+    assert len([s for s in seen if "ST_Extent(geom)" in s and "array_agg" in s]) == 1
