@@ -28,6 +28,18 @@ IFC_DIR = SHARED_DATA / "ifc"
 TILES_SCHEMA_DIR = SHARED_DATA / "3d-tiles-schema"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_cache_warmup() -> Iterator[None]:
+    """Apps made by tests skip the start-up cache warm-up (``CIM_API_WARM_CACHES``) unless a test asks for it.
+
+    Its background queries would race the tests that count the statements a request runs, and every app of
+    the suite would pay for it; ``tests/api/test_warmup.py`` turns it on.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIM_API_WARM_CACHES", "false")
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """A libpq URL of the PostGIS server the tests use (to its maintenance database)."""

@@ -89,6 +89,7 @@ def create_app(
     from cim.api.replica import router as replica_router
     from cim.api.viewer import check_viewer_settings, mount_viewer
     from cim.api.vocabulary import VocabularyFactory
+    from cim.api.warmup import CacheWarmer
     from cim.db.engine import database_url, make_app_engine
     from cim.db.routing import RoutingEngine
 
@@ -101,7 +102,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(app.state.sensing.start)
+        warmer = CacheWarmer(app.state, overview) if api_settings.warm_caches else None
+        app.state.warmer = warmer
+        if warmer is not None:
+            warmer.start()  # in the background: the service answers at once, a request waits for its answer
         yield
+        if warmer is not None:
+            await run_in_threadpool(warmer.stop)  # before the pool it reads from is closed
         await run_in_threadpool(app.state.sensing.stop)
         app.state.jobs.shutdown()  # running jobs finish; their state is in the job table
         app.state.engine.dispose()
@@ -151,7 +158,8 @@ def create_app(
     app.include_router(archive_router)
     app.include_router(sensing_api.router)
     app.include_router(replica_router)
-    app.include_router(OverviewFactory().router)
+    overview = OverviewFactory()  # its answers are warmed at start-up (lifespan)
+    app.include_router(overview.router)
     app.include_router(LabelsFactory().router)
     app.include_router(BasemapFactory().router)
     mount_viewer(app, viewer_settings)

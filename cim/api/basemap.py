@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 
 from cim.api.dependencies import Reader
 from cim.api.errors import BadRequestError
@@ -27,20 +28,48 @@ from cim.api.factory import ViewerFactory
 from cim.api.overview import CACHE_SECONDS, etag_matches, strong_etag
 from cim.db.onemap import basemap_shapes, data_extent, data_stamp
 from cim.onemap.basemap import LAYERS, MAX_ZOOM, MIN_ZOOM, Tile, layers_at, legend, render_tile, tile_bounds
-from cim.onemap.cache import StampedCache
+from cim.onemap.cache import StampedCache, app_cache
 
 BASEMAP_CACHE_BYTES = 256 * 1024 * 1024
 """Bound of the disk cache of rendered base-map tiles (a zoom-15 tile of a dense city is 10–40 kB)."""
 
 
-def tile_cache(request: Request) -> StampedCache:
-    """The app's cache of rendered base-map tiles, under its data directory (created on first use)."""
-    state = request.app.state
-    cache: StampedCache | None = getattr(state, "basemap_cache", None)
-    if cache is None:
-        cache = StampedCache(state.settings.data_path / "cache" / "basemap", BASEMAP_CACHE_BYTES)
-        state.basemap_cache = cache
-    return cache
+def tile_cache(state: Any) -> StampedCache:
+    """The cache of rendered base-map tiles of the app whose state is ``state`` (under its data directory)."""
+    return app_cache(state, "basemap_cache", "basemap", BASEMAP_CACHE_BYTES)
+
+
+class CachedTile(NamedTuple):
+    """A rendered base-map tile: the PNG, the number of shapes drawn and whether it came from the cache."""
+
+    png: bytes
+    shapes: int
+    hit: bool
+
+
+def cached_tile(
+    cache: StampedCache,
+    conn: Connection,
+    stamp: str,
+    tile: Tile,
+    layers: tuple[str, ...],
+    moment: dt.datetime | None = None,
+) -> CachedTile:
+    """Tile ``tile`` of data stamp ``stamp`` drawing ``layers`` (those valid at its zoom) at ``moment``.
+
+    From ``cache`` when it holds it, else rendered from the shapes in the database and stored there. The
+    tile route and the start-up warm-up (:mod:`cim.api.warmup`) both come here, so their keys agree.
+    """
+    key = f"{tile.z}/{tile.x}/{tile.y}|{','.join(layers)}|{moment.isoformat() if moment else ''}"
+    cached = cache.get(stamp, key)
+    if cached is not None and len(cached) > 8:
+        # The entry is the shape count (8 bytes, big-endian) and the PNG.
+        return CachedTile(cached[8:], int.from_bytes(cached[:8], "big"), hit=True)
+    bounds = tile_bounds(tile)
+    shapes = basemap_shapes(conn, bounds, (bounds[2] - bounds[0]) / 256, layers, moment) if layers else {}
+    rendered = render_tile(tile, shapes)
+    cache.put(stamp, key, rendered.shapes.to_bytes(8, "big") + rendered.png)
+    return CachedTile(rendered.png, rendered.shapes, hit=False)
 
 
 def parse_layers(value: str | None) -> tuple[str, ...]:
@@ -125,19 +154,7 @@ class BasemapFactory(ViewerFactory):
             headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
             if etag_matches(request, etag):
                 return Response(status_code=304, headers=headers)
-            cache = tile_cache(request)
-            key = f"{z}/{x}/{y}|{','.join(layers)}|{moment.isoformat() if moment else ''}"
-            cached = cache.get(stamp, key)
-            if cached is not None and len(cached) > 8:
-                # The entry is the shape count (8 bytes, big-endian) and the PNG.
-                headers["X-Shapes"] = str(int.from_bytes(cached[:8], "big"))
-                headers["X-Cache"] = "hit"
-                return Response(cached[8:], media_type="image/png", headers=headers)
-            tile = Tile(x, y, z)
-            bounds = tile_bounds(tile)
-            shapes = basemap_shapes(conn, bounds, (bounds[2] - bounds[0]) / 256, layers, moment) if layers else {}
-            rendered = render_tile(tile, shapes)
-            cache.put(stamp, key, rendered.shapes.to_bytes(8, "big") + rendered.png)
-            headers["X-Shapes"] = str(rendered.shapes)
-            headers["X-Cache"] = "miss"
-            return Response(rendered.png, media_type="image/png", headers=headers)
+            tile = cached_tile(tile_cache(request.app.state), conn, stamp, Tile(x, y, z), layers, moment)
+            headers["X-Shapes"] = str(tile.shapes)
+            headers["X-Cache"] = "hit" if tile.hit else "miss"
+            return Response(tile.png, media_type="image/png", headers=headers)

@@ -26,11 +26,13 @@ from cim.api.dependencies import Reader
 from cim.api.factory import ViewerFactory
 from cim.db.onemap import data_extent, data_stamp, history_moments, overview_rows
 from cim.onemap.admin import division_name
-from cim.onemap.cache import StampedCache
+from cim.onemap.cache import StampedCache, app_cache
 
 OVERVIEW_ABOVE_M = 60_000.0
 """Camera height (m above the ellipsoid) above which the viewer shows the overview instead of 3D content."""
 CACHE_SECONDS = 60
+DEFAULT_SIMPLIFY = 0.001
+"""Default tolerance of the district outlines' simplification, degrees (the answer warmed at start-up)."""
 OVERVIEW_CACHE_BYTES = 64 * 1024 * 1024
 """Bound of the disk cache of ``/overview`` answers (one per stamp and tolerance; a province's is ~100 kB)."""
 
@@ -101,14 +103,9 @@ def overview_document(rows: Any, bbox: tuple[float, float, float, float] | None)
     }
 
 
-def overview_cache(request: Request) -> StampedCache:
-    """The app's disk cache of ``/overview`` answers, under its data directory (created on first use)."""
-    state = request.app.state
-    cache: StampedCache | None = getattr(state, "overview_cache", None)
-    if cache is None:
-        cache = StampedCache(state.settings.data_path / "cache" / "overview", OVERVIEW_CACHE_BYTES)
-        state.overview_cache = cache
-    return cache
+def overview_cache(state: Any) -> StampedCache:
+    """The disk cache of ``/overview`` answers of the app whose state is ``state`` (under its data directory)."""
+    return app_cache(state, "overview_cache", "overview", OVERVIEW_CACHE_BYTES)
 
 
 @dataclass
@@ -117,7 +114,7 @@ class OverviewParams:
 
     simplify: Annotated[
         float, Query(ge=0, le=0.1, description="Tolerance of the district outlines' simplification, degrees.")
-    ] = 0.001
+    ] = DEFAULT_SIMPLIFY
 
 
 @dataclass
@@ -128,14 +125,18 @@ class OverviewFactory(ViewerFactory):
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _computing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def overview_bytes(self, request: Request, conn: Connection, stamp: str, simplify: float) -> bytes:
-        """The ``/overview`` JSON of data stamp ``stamp``: from memory, else the disk cache, else computed."""
+    def overview_bytes(self, state: Any, conn: Connection, stamp: str, simplify: float) -> bytes:
+        """The ``/overview`` JSON of data stamp ``stamp``: from memory, else the disk cache, else computed.
+
+        ``state``: the app's state (its data directory holds the disk cache). The route and the start-up
+        warm-up (:mod:`cim.api.warmup`) both come here, so whoever is second waits and finds it cached.
+        """
         key = (stamp, simplify)
         with self._lock:
             content = self._cache.get(key)
         if content is not None:
             return content
-        disk = overview_cache(request)
+        disk = overview_cache(state)
         with self._computing:  # one computation at a time; who waited finds it cached
             with self._lock:
                 content = self._cache.get(key)
@@ -163,7 +164,7 @@ class OverviewFactory(ViewerFactory):
             etag = strong_etag("overview", stamp, params.simplify)
             if etag_matches(request, etag):
                 return conditional_json(request, {}, etag)
-            content = self.overview_bytes(request, conn, stamp, params.simplify)
+            content = self.overview_bytes(request.app.state, conn, stamp, params.simplify)
             headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
             return Response(content, media_type="application/json", headers=headers)
 

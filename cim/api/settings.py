@@ -33,6 +33,11 @@ class ApiSettings(BaseSettings):
         default=64 * MIB, ge=0, description="Bytes of small tile files kept in memory by each worker."
     )
     access_log: bool = Field(default=True, description="Write one JSON access-log line per request to stderr.")
+    warm_caches: bool = Field(
+        default=True,
+        description="At start-up, compute the default /overview answer and the base map's low-zoom tiles over "
+        "the stored data in a background thread, so the first viewer finds them cached.",
+    )
     job_workers: int = Field(default=1, ge=1, description="Background threads that run ingest and tile jobs.")
     auth_failure_limit: int = Field(
         default=10,

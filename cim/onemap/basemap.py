@@ -25,6 +25,8 @@ LAYERS = ("parcels", "green", "water", "roads", "buildings")
 MIN_ZOOM = {"parcels": 11, "green": 9, "water": 6, "roads": 9, "buildings": 15}
 """Zoom from which each layer is drawn (a 1-pixel parcel or footprint tells nothing)."""
 MAX_ZOOM = 20
+MAX_LATITUDE = math.degrees(math.atan(math.sinh(math.pi)))
+"""Latitude of the north edge of the Web Mercator square (85.0511…°), degrees."""
 
 
 class Tile(NamedTuple):
@@ -107,6 +109,28 @@ def tile_bounds(tile: Tile) -> tuple[float, float, float, float]:
     west = -HALF_WORLD_M + tile.x * size
     north = HALF_WORLD_M - tile.y * size
     return west, north - size, west + size, north
+
+
+def tiles_over(bbox: tuple[float, float, float, float], z: int) -> list[Tile]:
+    """The tiles of zoom ``z`` that intersect ``bbox`` (west, south, east, north: longitude and latitude in
+    decimal degrees, latitudes clamped to Web Mercator's ±85.0511°), row by row from the north-west.
+
+    >>> tiles_over((114.29, 30.58, 114.31, 30.59), 8)
+    [Tile(x=209, y=105, z=8)]
+    >>> len(tiles_over((-180.0, -90.0, 180.0, 90.0), 2))
+    16
+    """
+    n = 1 << z
+
+    def column(lon: float) -> int:
+        return min(n - 1, max(0, math.floor((lon + 180.0) / 360.0 * n)))
+
+    def row(lat: float) -> int:
+        lat = min(MAX_LATITUDE, max(-MAX_LATITUDE, lat))
+        return min(n - 1, max(0, math.floor((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)))
+
+    west, south, east, north = bbox
+    return [Tile(x, y, z) for y in range(row(north), row(south) + 1) for x in range(column(west), column(east) + 1)]
 
 
 def layers_at(z: int, wanted: tuple[str, ...] = LAYERS) -> tuple[str, ...]:

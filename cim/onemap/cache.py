@@ -19,10 +19,12 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 LOW_WATER = 0.8
 """Share of ``max_bytes`` the cache is pruned down to once it is full."""
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_CREATING = threading.Lock()
 
 
 class StampedCache:
@@ -135,3 +137,19 @@ class StampedCache:
         for child in self.root.iterdir():
             if child.name != folder and child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)
+
+
+def app_cache(state: Any, attribute: str, folder: str, max_bytes: int) -> StampedCache:
+    """The app's cache kept as ``state.<attribute>``: ``<data directory>/cache/<folder>``, at most ``max_bytes``.
+
+    ``state`` is an app's state (``app.state``) whose ``settings`` name the data directory. The cache object
+    is made on the first call and kept, so every thread of the app shares its size count and locks.
+    """
+    cache: StampedCache | None = getattr(state, attribute, None)
+    if cache is None:
+        with _CREATING:  # two first calls at once must not each make (and count) their own
+            cache = getattr(state, attribute, None)
+            if cache is None:
+                cache = StampedCache(state.settings.data_path / "cache" / folder, max_bytes)
+                setattr(state, attribute, cache)
+    return cache

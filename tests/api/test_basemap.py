@@ -8,8 +8,11 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+import httpx
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 
@@ -147,35 +150,48 @@ def statements(client: TestClient) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def test_a_cached_tile_is_served_from_disk_without_querying_the_shapes(
-    client: TestClient, engine: Engine, settings: Settings
-) -> None:
+@dataclass(frozen=True)
+class FirstTile:
+    """A zoom-15 tile over the seeded city: its path and the answer to its first GET (rendered and cached)."""
+
+    path: str
+    response: httpx.Response
+
+
+@pytest.fixture
+def first_tile(client: TestClient, engine: Engine) -> FirstTile:
+    """The city seeded and one of its zoom-15 tiles requested once."""
     seed_city(engine)
     x, y = xyz(114.300, 30.585, 15)
-    first = client.get(f"/basemap/15/{x}/{y}.png")
+    path = f"/basemap/15/{x}/{y}.png"
+    return FirstTile(path, client.get(path))
+
+
+def test_a_cached_tile_is_served_from_disk_without_querying_the_shapes(
+    client: TestClient, first_tile: FirstTile, settings: Settings
+) -> None:
+    first = first_tile.response
     assert first.headers["x-cache"] == "miss"
     assert list((settings.data_path / "cache" / "basemap").rglob("*"))
     with statements(client) as sql:
-        again = client.get(f"/basemap/15/{x}/{y}.png")
+        again = client.get(first_tile.path)
     assert again.headers["x-cache"] == "hit"
     assert again.content == first.content
     assert (again.headers["etag"], again.headers["x-shapes"]) == (first.headers["etag"], first.headers["x-shapes"])
     assert len(sql) == 1 and "FROM dataset" in sql[0]  # the data stamp only: no shapes query
-    other = client.get(f"/basemap/15/{x}/{y}.png", params={"layers": "water"})
+    other = client.get(first_tile.path, params={"layers": "water"})
     assert other.headers["x-cache"] == "miss"  # the layers are part of the key
 
 
 def test_a_data_change_leaves_the_cached_tiles_unread_and_removes_them(
-    client: TestClient, engine: Engine, settings: Settings
+    client: TestClient, engine: Engine, first_tile: FirstTile, settings: Settings
 ) -> None:
-    seed_city(engine)
-    x, y = xyz(114.300, 30.585, 15)
-    before = client.get(f"/basemap/15/{x}/{y}.png")
+    before = first_tile.response
     stamps = [p.name for p in (settings.data_path / "cache" / "basemap").iterdir()]
     with engine.begin() as conn:
         ds = factories.dataset(conn, "more-water")
         factories.facility(conn, ds, "water_body", factories.square(114.3005, 30.5855, 0.001))
-    after = client.get(f"/basemap/15/{x}/{y}.png")
+    after = client.get(first_tile.path)
     assert after.headers["x-cache"] == "miss"
     assert after.content != before.content
     assert int(after.headers["x-shapes"]) == int(before.headers["x-shapes"]) + 1

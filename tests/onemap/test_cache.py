@@ -6,9 +6,12 @@ import multiprocessing
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
-from cim.onemap.cache import LOW_WATER, StampedCache
+from cim.onemap.cache import LOW_WATER, StampedCache, app_cache
+from cim.settings import Settings
 
 
 def test_an_entry_is_read_back_under_its_stamp_only(tmp_path: Path) -> None:
@@ -28,6 +31,16 @@ def test_writing_under_a_new_stamp_removes_the_entries_of_the_old_one(tmp_path: 
     assert [p.name for p in (tmp_path / "c").iterdir()] == ["s2"]
     # another process of the server (a new cache object) sees the same entries
     assert StampedCache(tmp_path / "c", 1_000_000).get("s2", "a") == b"new"
+
+
+def test_an_apps_cache_is_made_once_under_its_data_directory_and_kept_on_its_state(tmp_path: Path) -> None:
+    state = SimpleNamespace(settings=Settings(data_dir=tmp_path / "data"))
+    with ThreadPoolExecutor(8) as pool:  # first calls at once share one cache object (one size count, one lock)
+        caches = list(pool.map(lambda _: app_cache(state, "tiles_cache", "tiles", 1000), range(32)))
+    assert all(c is caches[0] for c in caches)
+    assert state.tiles_cache is caches[0]
+    assert (caches[0].root, caches[0].max_bytes) == ((tmp_path / "data" / "cache" / "tiles").resolve(), 1000)
+    assert app_cache(state, "other_cache", "other", 1000) is not caches[0]
 
 
 def test_the_cache_stays_under_its_bound_and_keeps_the_recently_used_entries(tmp_path: Path) -> None:
