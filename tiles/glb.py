@@ -117,6 +117,17 @@ class _Bin:
         return b"".join(self.parts) + b"\0" * pad
 
 
+def column_min(v: NDArray[Any]) -> NDArray[Any]:
+    """The minimum of each column of a 2-D array (column by column: NumPy's ``min(axis=0)`` over a few
+    columns is about nine times slower)."""
+    return np.array([v[:, i].min() for i in range(v.shape[1])], dtype=v.dtype)
+
+
+def column_max(v: NDArray[Any]) -> NDArray[Any]:
+    """The maximum of each column of a 2-D array (see :func:`column_min`)."""
+    return np.array([v[:, i].max() for i in range(v.shape[1])], dtype=v.dtype)
+
+
 def _y_up(v: NDArray[Any]) -> NDArray[Any]:
     out = np.empty_like(v)
     out[:, 0] = v[:, 0]
@@ -276,7 +287,7 @@ def _draco_primitive(
     view = w.bin.add(bytes(encoded))
     attrs = {
         "POSITION": w.accessor(
-            None, FLOAT, "VEC3", count, min=points.min(axis=0).tolist(), max=points.max(axis=0).tolist()
+            None, FLOAT, "VEC3", count, min=column_min(points).tolist(), max=column_max(points).tolist()
         ),
         "NORMAL": w.accessor(None, FLOAT, "VEC3", count),
         "COLOR_0": w.accessor(None, UNSIGNED_BYTE, "VEC4", count, normalized=True),
@@ -299,7 +310,7 @@ def _instanced_node(w: _Writer, inst: Instances, mesh: int) -> dict[str, Any]:
     sc = inst.scales[:, [0, 2, 1]].astype(np.float32)  # Z-up (x, y, z) scale → Y-up (x, z, y)
     attrs = {
         "TRANSLATION": w.accessor(
-            w.vertex_view(t, 12, None), FLOAT, "VEC3", k, min=t.min(axis=0).tolist(), max=t.max(axis=0).tolist()
+            w.vertex_view(t, 12, None), FLOAT, "VEC3", k, min=column_min(t).tolist(), max=column_max(t).tolist()
         ),
         "ROTATION": w.accessor(w.vertex_view(q, 16, None), FLOAT, "VEC4", k),
         "SCALE": w.accessor(w.vertex_view(sc, 12, None), FLOAT, "VEC3", k),
@@ -328,8 +339,8 @@ def _template_primitive(w: _Writer, inst: Instances, material: int) -> dict[str,
             FLOAT,
             "VEC3",
             n,
-            min=pos.min(axis=0).tolist(),
-            max=pos.max(axis=0).tolist(),
+            min=column_min(pos).tolist(),
+            max=column_max(pos).tolist(),
         ),
         "NORMAL": w.accessor(
             w.vertex_view(_y_up(inst.normals.astype(np.float64)).astype(np.float32), 12, ARRAY_BUFFER),
@@ -371,8 +382,8 @@ def write_glb(
     meshes_prims: list[dict[str, Any]] = []
     material_index = 0
     all_pos = [p.positions for p in primitives if len(p.positions)]
-    lo = np.min([p.min(axis=0) for p in all_pos], axis=0) if all_pos else np.zeros(3)
-    hi = np.max([p.max(axis=0) for p in all_pos], axis=0) if all_pos else np.ones(3)
+    lo = np.min([column_min(p) for p in all_pos], axis=0) if all_pos else np.zeros(3)
+    hi = np.max([column_max(p) for p in all_pos], axis=0) if all_pos else np.ones(3)
     lo_y, hi_y = _y_up(lo[None, :])[0], _y_up(hi[None, :])[0]
     qmin = np.minimum(lo_y, hi_y)
     # One step for the three axes (the largest span / 65535: ≈ 3 cm over a 2 km tile, within the 0.1 m
@@ -392,7 +403,7 @@ def write_glb(
             buf[:, :3] = q
             v = w.vertex_view(buf, 8, ARRAY_BUFFER)
             attrs["POSITION"] = w.accessor(
-                v, UNSIGNED_SHORT, "VEC3", n, min=q.min(axis=0).tolist(), max=q.max(axis=0).tolist()
+                v, UNSIGNED_SHORT, "VEC3", n, min=column_min(q).tolist(), max=column_max(q).tolist()
             )
             nb = np.zeros((n, 4), dtype=np.int8)
             nb[:, :3] = np.clip(np.rint(nor * 127.0), -127, 127).astype(np.int8)
@@ -403,7 +414,7 @@ def write_glb(
             p32 = pos.astype(np.float32)
             v = w.vertex_view(p32, 12, ARRAY_BUFFER)
             attrs["POSITION"] = w.accessor(
-                v, FLOAT, "VEC3", n, min=p32.min(axis=0).tolist(), max=p32.max(axis=0).tolist()
+                v, FLOAT, "VEC3", n, min=column_min(p32).tolist(), max=column_max(p32).tolist()
             )
             v = w.vertex_view(nor.astype(np.float32), 12, ARRAY_BUFFER)
             attrs["NORMAL"] = w.accessor(v, FLOAT, "VEC3", n)

@@ -3,6 +3,7 @@ as the geographic tiling scheme), so tile addresses stay stable when data is add
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,15 +47,44 @@ class Node:
         return out
 
 
-def _cells(lon: NDArray[np.float64], lat: NDArray[np.float64], z: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    s = cell_size(z)
-    cx = np.clip(np.floor((lon + 180.0) / s), 0, (2 << z) - 1).astype(np.int64)
-    cy = np.clip(np.floor((lat + 90.0) / s), 0, (1 << z) - 1).astype(np.int64)
+def _cells(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Column and row of each point's cell at level MAX_LEVEL; at level z they are these shifted right by
+    MAX_LEVEL − z (so that a point's cells at all levels nest exactly)."""
+    s = cell_size(MAX_LEVEL)
+    cx = np.clip(np.floor((lon + 180.0) / s), 0, (2 << MAX_LEVEL) - 1).astype(np.int64)
+    cy = np.clip(np.floor((lat + 90.0) / s), 0, (1 << MAX_LEVEL) - 1).astype(np.int64)
     return cx, cy
 
 
+def _spread(v: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """The bits of ``v`` (< 2³²) spread to the even bit positions."""
+    x = v.astype(np.uint64)
+    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F)):
+        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
+    for shift, mask in ((2, 0x3333333333333333), (1, 0x5555555555555555)):
+        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
+    return x
+
+
+def z_order(cx: NDArray[np.int64], cy: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """Morton (Z-order) codes of cells: the points of any quadtree cell are one run of the sorted codes, and
+    a code shifted right by 2·k is the code of the cell k levels up."""
+    return (_spread(cx) << np.uint64(1)) | _spread(cy)
+
+
 Keep = Callable[[NDArray[np.int64]], NDArray[np.int64]]
-"""What an inner node keeps of its points once split (a subset of its ``idx``, in order)."""
+"""What an inner node keeps of its points once split (a subset of its ``idx``)."""
+
+
+@dataclass
+class _Sorted:
+    """The points sorted once by Z-order: every node is a range ``[a, b)`` of ``order``."""
+
+    order: NDArray[np.int64]
+    code: NDArray[np.uint64]
+    cx: NDArray[np.int64]
+    cy: NDArray[np.int64]
+    cum_weight: NDArray[np.float64]
 
 
 def quadtree(
@@ -69,51 +99,50 @@ def quadtree(
     The root is the smallest grid cell holding every point (a level-0 cell when the data straddle 0° E, in
     which case the root is a virtual node at level −1 whose children are the level-0 cells). ``keep``: an
     inner node's ``idx`` becomes ``keep(idx)`` once its children are made (the few points a parent tile
-    draws), so that the tree holds each point about once, not once per level.
+    draws), so that the tree holds each point about once, not once per level. A node's ``idx`` lists its
+    points in Z-order (not by index).
+
+    The points are sorted once by their Z-order code at MAX_LEVEL; a node's children are the runs of its
+    range with equal codes one level down, found by comparing neighbours (no sort per node).
     """
-    idx = np.arange(len(lon), dtype=np.int64)
+    cx, cy = _cells(lon, lat)
+    code = z_order(cx, cy)
+    order = np.argsort(code, kind="stable").astype(np.int64)
+    w = np.asarray(weight, np.float64)[order]
+    pts = _Sorted(order, code[order], cx[order], cy[order], np.r_[0.0, np.cumsum(w)])
+    del code, w
+    n = len(lon)
     root_z = -1
-    for z in range(MAX_LEVEL + 1):
-        cx, cy = _cells(lon, lat, z)
-        if len(lon) and cx.min() == cx.max() and cy.min() == cy.max():
+    if n:
+        (x0, x1), (y0, y1) = (int(cx.min()), int(cx.max())), (int(cy.min()), int(cy.max()))
+        for z in range(MAX_LEVEL + 1):
+            shift = MAX_LEVEL - z
+            if x0 >> shift != x1 >> shift or y0 >> shift != y1 >> shift:
+                break
             root_z = z
-        else:
-            break
     if root_z < 0:
-        root = Node(-1, 0, 0, idx)
-        _split(root, lon, lat, weight, capacity, keep, force=True)
+        root = Node(-1, 0, 0, order)
+        _split(root, 0, n, pts, capacity, keep, force=True)
         return root
-    cx, cy = _cells(lon[:1], lat[:1], root_z)
-    root = Node(root_z, int(cx[0]), int(cy[0]), idx)
-    _split(root, lon, lat, weight, capacity, keep)
+    shift = MAX_LEVEL - root_z
+    root = Node(root_z, int(pts.cx[0] >> shift), int(pts.cy[0] >> shift), order)
+    _split(root, 0, n, pts, capacity, keep)
     return root
 
 
-def _split(
-    node: Node,
-    lon: NDArray[np.float64],
-    lat: NDArray[np.float64],
-    w: NDArray[np.float64],
-    cap: float,
-    keep: Keep | None,
-    *,
-    force: bool = False,
-) -> None:
+def _split(node: Node, a: int, b: int, pts: _Sorted, cap: float, keep: Keep | None, *, force: bool = False) -> None:
     # A lone feature heavier than the capacity (a BIM building) stays where it is: splitting it would only
     # stack copies of its parent LOD block down to MAX_LEVEL, with errors too small for a viewer to refine.
-    if not force and (node.z >= MAX_LEVEL or w[node.idx].sum() <= cap or len(node.idx) <= 1):
+    if not force and (node.z >= MAX_LEVEL or pts.cum_weight[b] - pts.cum_weight[a] <= cap or b - a <= 1):
         return
     z = node.z + 1
-    cx, cy = _cells(lon[node.idx], lat[node.idx], z)
-    code = cx * (1 << 30) + cy
-    order = np.argsort(code, kind="stable")
-    codes, starts = np.unique(code[order], return_index=True)
-    ends = np.r_[starts[1:], len(order)]
-    for c, s, e in zip(codes, starts, ends, strict=True):
-        child = Node(z, int(c >> 30), int(c & ((1 << 30) - 1)), node.idx[order[s:e]])
-        node.children.append(child)
-    del cx, cy, code, order, codes, starts, ends  # not held while the children split
+    shift = MAX_LEVEL - z
+    codes = pts.code[a:b] >> np.uint64(2 * shift)
+    cuts = [a, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1 + a).tolist(), b]
+    spans = list(itertools.pairwise(cuts))
+    for s, e in spans:
+        node.children.append(Node(z, int(pts.cx[s] >> shift), int(pts.cy[s] >> shift), pts.order[s:e]))
     if keep is not None:
         node.idx = keep(node.idx)
-    for child in node.children:
-        _split(child, lon, lat, w, cap, keep)
+    for child, (s, e) in zip(node.children, spans, strict=True):
+        _split(child, s, e, pts, cap, keep)

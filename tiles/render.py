@@ -83,11 +83,17 @@ def _feature_major(mesh: geo.Mesh) -> geo.Mesh:
     radial = mesh.positions[0] / max(float(np.linalg.norm(mesh.positions[0])), 1.0)  # a tile spans < 0.1°
     up = mesh.normals @ radial.astype(np.float32) > 0.999  # within 2.6° of the vertical (geodetic: 0.2°)
     key = mesh.feature + up * (int(mesh.feature.max()) + 1)
+    tri = mesh.indices.reshape(-1, 3)
+    first = np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2])
+    if bool(np.all(key[1:] >= key[:-1])):  # the usual case: geometry.extrude made them in this order
+        if not bool(np.all(first[1:] >= first[:-1])):
+            mesh = geo.Mesh(mesh.positions, mesh.normals, mesh.feature, tri[np.argsort(first, kind="stable")].ravel())
+        return mesh
     order = np.argsort(key, kind="stable")  # walls then roofs, each by feature: mostly sorted already (timsort)
     remap = np.empty_like(order)
     remap[order] = np.arange(len(order))
     tri = remap[mesh.indices].reshape(-1, 3)
-    tri = tri[np.argsort(tri.min(axis=1), kind="stable")]
+    tri = tri[np.argsort(np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2]), kind="stable")]
     return geo.Mesh(mesh.positions[order], mesh.normals[order], mesh.feature[order], tri.ravel())
 
 

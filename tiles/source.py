@@ -6,7 +6,9 @@ does not render. All coordinates are CGCS2000 (EPSG:4490) lon/lat degrees; heigh
 
 from __future__ import annotations
 
+import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from cim.crs import CGCS2000
+from cim.db.engine import connect_url
 
 BBox = tuple[float, float, float, float]
 """(west, south, east, north) degrees: a :class:`cim.values.BBox` or any 4-tuple."""
@@ -31,6 +34,14 @@ class Columns:
 
     def __getitem__(self, name: str) -> Any:
         return self.data[name]
+
+    def concat(self, other: Columns) -> Columns:
+        """These rows, then ``other``'s (same column names)."""
+        out: dict[str, Any] = {}
+        for k, v in self.data.items():
+            w = other.data[k]
+            out[k] = np.concatenate([v, w]) if isinstance(v, np.ndarray) else [*v, *w]
+        return Columns(out)
 
     def take(self, idx: NDArray[np.int64]) -> Columns:
         """The rows ``idx`` (lists are indexed element-wise)."""
@@ -81,72 +92,122 @@ def bbox_sql(column: str, bbox: BBox | None) -> tuple[str, dict[str, Any]]:
 _BUILDING_COLUMNS = (
     "b.id, ST_AsBinary(b.footprint), b.base_height, b.height, coalesce(b.storeys, -1)::int4, "
     "coalesce(b.year_built, -1)::int4, coalesce(b.use, ''), coalesce(b.name, ''), "
-    "coalesce(b.safety_class, ''), coalesce(b.cim_level, -1)::int4, "
-    "ST_XMin(x.b), ST_YMin(x.b), ST_XMax(x.b), ST_YMax(x.b) "
-    "FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x "
+    "coalesce(b.safety_class, ''), coalesce(b.cim_level, -1)::int4 FROM building b "
 )
 _BUILDING_NAMES = ["id", "wkb", "base", "height", "storeys", "year_built", "use", "name", "safety_class", "cim_level"]
-_BUILDING_NAMES += ["xmin", "ymin", "xmax", "ymax"]
 _BUILDING_KINDS: dict[str, Any] = {"id": np.int64, "base": np.float64, "height": np.float64, "storeys": np.int32}
 _BUILDING_KINDS.update({"year_built": np.int32, "cim_level": np.int32})
-_BUILDING_KINDS.update({k: np.float64 for k in ("xmin", "ymin", "xmax", "ymax")})
-
-
-def _with_points(cols: Columns) -> Columns:
-    cols.data["cx"] = (cols["xmin"] + cols["xmax"]) / 2
-    cols.data["cy"] = (cols["ymin"] + cols["ymax"]) / 2
-    cols.data["area"] = (cols["xmax"] - cols["xmin"]) * (cols["ymax"] - cols["ymin"])
-    return cols
-
-
-def read_buildings(conn: Connection, bbox: BBox | None = None) -> Columns:
-    """Live buildings: id, footprint WKB, heights, attributes, bounds, partition point and a size measure.
-
-    The partition point (``cx``, ``cy``) is the centre of the bounding box (cheap: PostGIS caches boxes) and
-    the size measure (``area``) the box area in square degrees; placing a building in a tile needs no more.
-    """
-    where, params = bbox_sql("b.footprint", bbox)
-    sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.valid_to IS NULL{where} ORDER BY b.id"
-    return _with_points(_fetch(_driver(conn), sql, params, _BUILDING_NAMES, _BUILDING_KINDS))
 
 
 NUMERIC_PAGE_ROWS = 1_000_000
-"""Rows per page of :func:`numeric_columns`."""
+"""Keys per window (so rows per window, at most) of :func:`numeric_columns`."""
 _SEND = {np.dtype(np.int64): ("int8send", ">i8"), np.dtype(np.float64): ("float8send", ">f8")}
 
 
-def numeric_columns(raw: Any, fields: dict[str, tuple[str, Any]], source: str, params: dict[str, Any]) -> Columns:
+NUMERIC_READERS = 2
+"""Connections that read the key ranges of :func:`numeric_columns` at once (one per core here)."""
+NUMERIC_SPLIT_FROM = 200_000
+"""Key span from which :func:`numeric_columns` splits the read over :data:`NUMERIC_READERS` connections."""
+
+
+def numeric_columns(
+    raw: Any, fields: dict[str, tuple[str, Any]], source: str, params: dict[str, Any], *, url: str | None = None
+) -> Columns:
     """Numeric columns of many rows without a Python object per value: ``fields`` = name → (SQL expression,
     int64 | float64), the first one an ``id`` key that orders the rows (unique, not null); ``source`` the
     ``FROM … WHERE …`` clause (it must end in a WHERE condition).
 
-    PostgreSQL packs each column of a page of :data:`NUMERIC_PAGE_ROWS` rows (keyset pages by id) into one
+    PostgreSQL packs each column of a window of :data:`NUMERIC_PAGE_ROWS` keys into one
     bytea of big-endian values (``int8send`` / ``float8send``, ``string_agg``), which NumPy reads as is:
-    memory is the columns plus one page. A NULL value is an error (the page would come back short)."""
-    (key, (key_expr, _)), *_ = fields.items()
+    memory is the columns plus one window per reader. A NULL value is an error (the page would come back short).
+
+    The aggregates carry no ``ORDER BY`` of their own: PostgreSQL 15 would sort each page once per column
+    (2.1 s instead of 0.8 s for a million buildings). Every aggregate of one query sees the rows in the same
+    sequence, so the columns stay aligned whatever that sequence; the rows are put in key order here
+    (one sort of the keys, when they are not in order already).
+
+    Given the database ``url`` (libpq), a key span of :data:`NUMERIC_SPLIT_FROM` or more is cut into
+    :data:`NUMERIC_READERS` ranges read at once: ``raw``'s transaction reads the first, and each other range
+    a connection of its own inside a snapshot exported by that transaction (the same rows as one reader)."""
+    key, (key_expr, _) = next(iter(fields.items()))
+    ranges: list[tuple[int, int]] = [(-(2**63), 2**63 - 1)]
+    if url is not None and NUMERIC_READERS > 1:
+        with raw.cursor() as cur:
+            cur.execute(f"SELECT min({key_expr}), max({key_expr}) {source}", params)
+            lo, hi = cur.fetchone()
+        if lo is not None and hi - lo >= NUMERIC_SPLIT_FROM:
+            cuts = [lo - 1 + (hi - lo + 1) * i // NUMERIC_READERS for i in range(NUMERIC_READERS + 1)]
+            ranges = list(itertools.pairwise(cuts))
+    if len(ranges) == 1:
+        parts = [_numeric_range(raw, fields, source, params, *ranges[0])]
+    else:
+        assert url is not None
+        snapshot = raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        with ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="numeric-columns") as pool:
+            others = [pool.submit(_numeric_range_in, url, snapshot, fields, source, params, r) for r in ranges[1:]]
+            parts = [_numeric_range(raw, fields, source, params, *ranges[0])] + [f.result() for f in others]
+    columns = {name: np.concatenate([p[name] for p in parts]) for name in fields}
+    keys = columns[key]
+    if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+        columns = {name: values[order] for name, values in columns.items()}
+    return Columns(columns)
+
+
+def _numeric_range_in(
+    url: str, snapshot: str, fields: dict[str, tuple[str, Any]], source: str, params: dict[str, Any],
+    bounds: tuple[int, int],
+) -> dict[str, NDArray[Any]]:  # fmt: skip
+    """:func:`_numeric_range` through a connection of its own, inside ``snapshot``."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        try:
+            return _numeric_range(conn, fields, source, params, *bounds)
+        finally:
+            conn.rollback()
+
+
+def _numeric_range(
+    raw: Any, fields: dict[str, tuple[str, Any]], source: str, params: dict[str, Any], after: int, last: int
+) -> dict[str, NDArray[Any]]:
+    """The columns of the rows with ``after`` < key ≤ ``last`` (see :func:`numeric_columns`), read in key
+    windows of :data:`NUMERIC_PAGE_ROWS` keys from the smallest key up. A window is a plain range condition
+    (no ``ORDER BY``, no ``LIMIT``), so PostgreSQL reads it through a bitmap of the key index, heap pages in
+    physical order, whatever order the table is in (clustered by footprint, for one); the rows of a window
+    are at most the window's keys."""
+    key_expr = next(iter(fields.values()))[0]
     inner = ", ".join(f"{expr} AS {name}" for name, (expr, _) in fields.items())
     send = {name: _SEND[np.dtype(kind)][0] for name, (_, kind) in fields.items()}
-    packed = ", ".join(f"string_agg({fn}({name}), ''::bytea ORDER BY {key})" for name, fn in send.items())
-    sql = (
-        f"SELECT count(*), max({key}), {packed} FROM (SELECT {inner} {source} AND {key_expr} > %(after)s "
-        f"ORDER BY {key_expr} LIMIT {NUMERIC_PAGE_ROWS}) q"
-    )
+    packed = ", ".join(f"string_agg({fn}({name}), ''::bytea)" for name, fn in send.items())
+    window = f"{key_expr} > %(after)s AND {key_expr} <= %(upto)s"
+    sql = f"SELECT count(*), {packed} FROM (SELECT {inner} {source} AND {window}) q"
     parts: dict[str, list[NDArray[Any]]] = {name: [] for name in fields}
-    after = -(2**63)
     with raw.cursor(binary=True) as cur:
-        while True:
-            cur.execute(sql, {**params, "after": after})
+        span = f"{key_expr} > %(after)s AND {key_expr} <= %(last)s"
+        limits = params | {"after": after, "last": last}
+        cur.execute(f"SELECT min({key_expr}), max({key_expr}) {source} AND {span}", limits)
+        first, final = cur.fetchone()
+        if first is not None:
+            after, last = int(first) - 1, int(final)
+        while first is not None and after < last:
+            upto = min(after + NUMERIC_PAGE_ROWS, last)
+            cur.execute(sql, {**params, "after": after, "upto": upto})
             row = cur.fetchone()
             count = int(row[0])
-            for (name, (_, kind)), data in zip(fields.items(), row[2:], strict=True):
+            for (name, (_, kind)), data in zip(fields.items(), row[1:], strict=True):
                 values = np.frombuffer(data or b"", dtype=_SEND[np.dtype(kind)][1]).astype(kind)
                 if len(values) != count:
                     raise ValueError(f"column {name}: {len(values)} values for {count} rows (a NULL?)")
                 parts[name].append(values)
-            if count < NUMERIC_PAGE_ROWS:
-                break
-            after = int(row[1])
-    return Columns({name: np.concatenate(chunks) for name, chunks in parts.items()})
+            after = upto
+    return {
+        name: np.concatenate(chunks) if chunks else np.zeros(0, kind)
+        for (name, chunks), (_, kind) in zip(parts.items(), fields.values(), strict=True)
+    }
 
 
 def read_building_points(conn: Connection, bbox: BBox | None = None) -> Columns:
@@ -163,7 +224,8 @@ def read_building_points(conn: Connection, bbox: BBox | None = None) -> Columns:
     area = "(ST_XMax(x.b) - ST_XMin(x.b)) * (ST_YMax(x.b) - ST_YMin(x.b))"
     fields["importance"] = (f"{area} * greatest(b.height, 0.1)", np.float64)
     source = f"FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x WHERE b.valid_to IS NULL{where}"
-    return numeric_columns(_driver(conn), fields, source, params)
+    url = connect_url(conn.engine.url.render_as_string(hide_password=False))
+    return numeric_columns(_driver(conn), fields, source, params, url=url)
 
 
 def id_array(ids: NDArray[np.int64]) -> str:
@@ -171,10 +233,46 @@ def id_array(ids: NDArray[np.int64]) -> str:
     return "{" + ",".join(map(str, np.asarray(ids, np.int64).tolist())) + "}"
 
 
+_BUILDING_ORDER = " ORDER BY array_position(%(uses)s::text[], b.use) NULLS FIRST, b.id"
+"""Rows in vocabulary order of their use, then by id: the order the renderer draws them in (a tile's
+colours change a few times instead of at most buildings), sorted by the server in one go."""
+
+
 def fetch_buildings(raw: Any, ids: NDArray[np.int64]) -> Columns:
-    """The full rows (as :func:`read_buildings`) of buildings ``ids`` through a psycopg connection."""
-    sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.id = ANY(%(ids)s::int8[]) ORDER BY b.id"
-    return _with_points(_fetch(raw, sql, {"ids": id_array(ids)}, _BUILDING_NAMES, _BUILDING_KINDS))
+    """The rows of buildings ``ids`` through a psycopg connection, in use order then id order (see
+    :data:`_BUILDING_ORDER`): id, footprint WKB (ISO, no SRID), base height, height, storeys, year built, use,
+    name, safety class, CIM level (missing numbers -1, missing strings empty). No bounds: the renderer has the
+    coordinates (cheaper than four more columns)."""
+    sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.id = ANY(%(ids)s::int8[]){_BUILDING_ORDER}"
+    return _fetch(raw, sql, {"ids": id_array(ids), "uses": _uses()}, _BUILDING_NAMES, _BUILDING_KINDS)
+
+
+def _uses() -> list[str]:
+    from cim.vocabulary import BUILDING_USES
+
+    return list(BUILDING_USES)
+
+
+def fetch_buildings_in_cell(raw: Any, cell: BBox, ids: NDArray[np.int64]) -> Columns:
+    """:func:`fetch_buildings` of buildings ``ids`` (sorted) that all lie in ``cell`` (their partition
+    points do, so their footprints meet it), found through the footprint's spatial index: PostgreSQL reads
+    the cell's heap pages in physical order (a bitmap scan) instead of probing the key index once per id,
+    about 40 % less server time when ids are scattered over the table. In the order of
+    :data:`_BUILDING_ORDER`, or not quite when some were read by id. Rows of the cell that are not in
+    ``ids`` (a neighbour's buildings reaching over the edge, a building drawn by its BIM elements) are
+    dropped here; an id the cell did not yield (a point on the cell's edge, to rounding) is read by id."""
+    where, params = bbox_sql("b.footprint", cell)
+    sql = f"SELECT {_BUILDING_COLUMNS} WHERE b.valid_to IS NULL{where}{_BUILDING_ORDER}"
+    rows = _fetch(raw, sql, params | {"uses": _uses()}, _BUILDING_NAMES, _BUILDING_KINDS)
+    found = rows["id"]
+    at = np.clip(np.searchsorted(ids, found), 0, max(len(ids) - 1, 0))
+    mine = ids[at] == found if len(ids) else np.zeros(len(found), bool)
+    if not bool(mine.all()):
+        rows = rows.take(np.flatnonzero(mine))
+    if len(rows) < len(ids):
+        missing = np.setdiff1d(ids, rows["id"])
+        rows = rows.concat(fetch_buildings(raw, missing))  # out of use order: the renderer sorts them
+    return rows
 
 
 def read_elements(conn: Connection, bbox: BBox | None = None) -> Columns:
@@ -245,8 +343,9 @@ def close_connections() -> None:
         _CONNECTIONS.pop(key).close()
 
 
-def fetch_buildings_in_snapshot(source: BuildingSource, ids: NDArray[np.int64]) -> Columns:
-    """:func:`fetch_buildings` through this process's connection, inside the build's snapshot."""
+def fetch_buildings_in_snapshot(source: BuildingSource, ids: NDArray[np.int64], cell: BBox | None = None) -> Columns:
+    """:func:`fetch_buildings` (or, given the ``cell`` they lie in, :func:`fetch_buildings_in_cell`) through
+    this process's connection, inside the build's snapshot."""
     import psycopg
     from psycopg import sql
 
@@ -258,6 +357,6 @@ def fetch_buildings_in_snapshot(source: BuildingSource, ids: NDArray[np.int64]) 
     try:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(source.snapshot)))
-        return fetch_buildings(conn, ids)
+        return fetch_buildings(conn, ids) if cell is None else fetch_buildings_in_cell(conn, cell, ids)
     finally:
         conn.rollback()
