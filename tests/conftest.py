@@ -40,6 +40,22 @@ def no_cache_warmup() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def brokers_on_ports_the_os_picks() -> Iterator[None]:
+    """New MQTT brokers of the suite listen on a port the OS picks, not the first free one from 18830.
+
+    A broker restarted by a test frees its port for a moment; a broker another test worker starts just then
+    would take 18830 from it, and the restarted broker's clients would reach the wrong one ("Not
+    authorized"). The OS does not hand out a port it released a moment ago.
+    """
+    from cim import localservice
+    from cim.sensing import broker
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(broker, "free_port", lambda preferred=None: localservice.free_port(None))
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """A libpq URL of the PostGIS server the tests use (to its maintenance database)."""

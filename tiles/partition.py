@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from cim.zorder import z_order
+
 MAX_LEVEL = 22
 EARTH_DEG_M = 111_320.0
 
@@ -54,22 +56,6 @@ def _cells(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[
     cx = np.clip(np.floor((lon + 180.0) / s), 0, (2 << MAX_LEVEL) - 1).astype(np.int64)
     cy = np.clip(np.floor((lat + 90.0) / s), 0, (1 << MAX_LEVEL) - 1).astype(np.int64)
     return cx, cy
-
-
-def _spread(v: NDArray[np.int64]) -> NDArray[np.uint64]:
-    """The bits of ``v`` (< 2³²) spread to the even bit positions."""
-    x = v.astype(np.uint64)
-    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F)):
-        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
-    for shift, mask in ((2, 0x3333333333333333), (1, 0x5555555555555555)):
-        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
-    return x
-
-
-def z_order(cx: NDArray[np.int64], cy: NDArray[np.int64]) -> NDArray[np.uint64]:
-    """Morton (Z-order) codes of cells: the points of any quadtree cell are one run of the sorted codes, and
-    a code shifted right by 2·k is the code of the cell k levels up."""
-    return (_spread(cx) << np.uint64(1)) | _spread(cy)
 
 
 Keep = Callable[[NDArray[np.int64]], NDArray[np.int64]]

@@ -178,6 +178,22 @@ def _slice(col: CopyColumn, start: int, stop: int, n: int) -> CopyColumn:
     return CopyColumn(col.name, col.pgtype, values, null)
 
 
+def take_rows(columns: Sequence[CopyColumn], order: NDArray[np.int64]) -> list[CopyColumn]:
+    """The columns with their rows in ``order`` (a permutation of the rows; scalars stay as they are)."""
+    out: list[CopyColumn] = []
+    index = pa.array(order)
+    for col in columns:
+        values = col.values
+        if isinstance(values, np.ndarray):
+            values = values if values.ndim == 0 else values[order]
+        elif isinstance(values, pa.Array | pa.ChunkedArray):
+            values = values.take(index)
+        elif not isinstance(values, str | bytes):
+            values = [values[i] for i in order.tolist()]
+        out.append(CopyColumn(col.name, col.pgtype, values, None if col.null is None else col.null[order]))
+    return out
+
+
 def upsert_columns(conn: Connection, table: str, columns: Sequence[CopyColumn], key: str) -> int:
     """Insert rows given as columns, updating the existing row where ``key`` (a unique column) matches.
 

@@ -462,3 +462,39 @@ def test_a_missing_file_among_several_is_refused_before_anything_is_written(engi
         ingest_vectors(engine, [good, tmp_path / "missing.gpkg"], settings, layer="buildings")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM building")).scalar() == 0
+
+
+def test_large_batches_are_written_in_space_order_and_keep_every_attribute(engine, settings, tmp_path):
+    """Rows in random source order: a large batch is stored in Z-order of the footprints (neighbours share
+    heap pages); each row keeps its own attributes; a small file keeps its order."""
+    from cim.zorder import lonlat_order
+    from ingest.vector import SPACE_ORDER_FROM
+
+    n = SPACE_ORDER_FROM + 500
+    rng = np.random.default_rng(5)
+    x0, y0 = cimcrs.transform_xy([WUHAN[0]], [WUHAN[1]], 4490, 4547)
+    xs, ys = x0[0] + rng.uniform(0, 20_000, n), y0[0] + rng.uniform(0, 20_000, n)
+    big = _write(
+        tmp_path / "big.gpkg",
+        shapely.box(xs, ys, xs + 15, ys + 10),
+        {"name": [f"b{i}" for i in range(n)], "height": (np.arange(n) % 90 + 3.0).tolist()},
+    )
+    report = ingest_vector(engine, big, settings, layer="buildings")
+    assert report.stored == n
+    stored = rows(
+        engine,
+        "SELECT name, height, ST_X(ST_Centroid(footprint)), ST_Y(ST_Centroid(footprint)) FROM building ORDER BY id",
+    )
+    lon = np.array([r[2] for r in stored])
+    lat = np.array([r[3] for r in stored])
+    assert np.array_equal(lonlat_order(lon, lat), np.arange(n))  # already in Z-order
+    assert sorted(r[0] for r in stored) == sorted(f"b{i}" for i in range(n))
+    assert all(float(r[1]) == int(r[0][1:]) % 90 + 3.0 for r in stored)  # attributes moved with their rows
+    # each row's footprint is the one its source row had
+    lon0, lat0 = cimcrs.transform_xy(xs + 7.5, ys + 5, 4547, 4490)
+    where = {f"b{i}": (lon0[i], lat0[i]) for i in range(n)}
+    assert all(abs(r[2] - where[r[0]][0]) < 1e-6 and abs(r[3] - where[r[0]][1]) < 1e-6 for r in stored)
+    small = _write(tmp_path / "small.gpkg", _gk_boxes(30)[::-1], {"name": [f"s{i}" for i in range(30)]})
+    ingest_vector(engine, small, settings, layer="buildings")
+    names = [r[0] for r in rows(engine, "SELECT name FROM building WHERE name LIKE 's%' ORDER BY id")]
+    assert names == [f"s{i}" for i in range(30)]
