@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pyarrow as pa
@@ -135,44 +135,35 @@ class PartialIngestError(IngestError):
         self.stored = stored
 
 
+class VectorOptions(TypedDict, total=False):
+    """The options of :func:`ingest_vector` and :func:`ingest_vectors` besides the target ``layer``.
+
+    ``kind``: a key of :data:`cim.vocabulary.FACILITY_KINDS` (facilities only). ``crs`` overrides the file's
+    CRS (any form :func:`cim.crs.parse_crs` accepts); ``where``: an OGR SQL filter on source attributes;
+    ``mapping``: ``TARGET → SOURCE`` field overrides; ``config``: an ingest TOML (see :class:`IngestConfig`);
+    ``encoding``: the DBF code page of a Shapefile (GBK, GB18030, UTF-8…) when it cannot be detected;
+    ``source_layer``: the layer of a multi-layer file; ``progress``: called with (features read so far,
+    total or None)."""
+
+    kind: str | None
+    crs: str | None
+    where: str | None
+    mapping: Mapping[str, str] | None
+    config: Path | None
+    encoding: str | None
+    source_layer: str | None
+    progress: ProgressCallback | None
+
+
 def ingest_vector(
-    engine: Engine,
-    path: Path,
-    settings: Settings,
-    *,
-    layer: str,
-    kind: str | None = None,
-    crs: str | None = None,
-    where: str | None = None,
-    mapping: Mapping[str, str] | None = None,
-    config: Path | None = None,
-    encoding: str | None = None,
-    source_layer: str | None = None,
-    progress: ProgressCallback | None = None,
+    engine: Engine, path: Path, settings: Settings, *, layer: str, **options: Unpack[VectorOptions]
 ) -> VectorIngestReport:
     """Load one vector layer into the platform database (one transaction) and report what happened.
 
-    ``layer``: buildings | facilities | parcels | planning | districts; ``kind``: a key of
-    :data:`cim.vocabulary.FACILITY_KINDS` (facilities only). ``crs`` overrides the file's CRS (any form
-    :func:`cim.crs.parse_crs` accepts); ``where``: an OGR SQL filter on source attributes; ``mapping``:
-    ``TARGET → SOURCE`` field overrides; ``config``: an ingest TOML (see :class:`IngestConfig`);
-    ``encoding``: the DBF code page of a Shapefile (GBK, GB18030, UTF-8…) when it cannot be detected.
+    ``layer``: buildings | facilities | parcels | planning | districts; the options: :class:`VectorOptions`.
     Geometry is stored in EPSG:4490 (lon/lat degrees); heights in metres.
     """
-    return ingest_vectors(
-        engine,
-        [path],
-        settings,
-        layer=layer,
-        kind=kind,
-        crs=crs,
-        where=where,
-        mapping=mapping,
-        config=config,
-        encoding=encoding,
-        source_layer=source_layer,
-        progress=progress,
-    )[0]
+    return ingest_vectors(engine, [path], settings, layer=layer, **options)[0]
 
 
 @dataclass
@@ -237,19 +228,7 @@ def _plan(
 
 
 def ingest_vectors(
-    engine: Engine,
-    paths: Sequence[Path],
-    settings: Settings,
-    *,
-    layer: str,
-    kind: str | None = None,
-    crs: str | None = None,
-    where: str | None = None,
-    mapping: Mapping[str, str] | None = None,
-    config: Path | None = None,
-    encoding: str | None = None,
-    source_layer: str | None = None,
-    progress: ProgressCallback | None = None,
+    engine: Engine, paths: Sequence[Path], settings: Settings, *, layer: str, **options: Unpack[VectorOptions]
 ) -> list[VectorIngestReport]:
     """Load the same layer from several files (one dataset each) in one transaction; one report per file.
 
@@ -262,6 +241,7 @@ def ingest_vectors(
     """
     started = time.perf_counter()
     _ = settings  # the data directory is not needed: vector rows live in the database only
+    kind, where, progress = options.get("kind"), options.get("where"), options.get("progress")
     if layer not in LAYERS:
         raise IngestError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
     if layer == "facilities":
@@ -271,7 +251,9 @@ def ingest_vectors(
         raise IngestError("--kind applies to --layer facilities only")
     if not paths:
         raise IngestError("no files to ingest")
-    cfg = load_config(config)
+    cfg = load_config(options.get("config"))
+    crs, mapping, encoding = options.get("crs"), options.get("mapping"), options.get("encoding")
+    source_layer = options.get("source_layer")
     plans = [_plan(Path(path), layer, kind, crs, where, mapping, cfg, encoding, source_layer) for path in paths]
     known = all(plan.total >= 0 for plan in plans)
     grand_total = sum(max(plan.total, 0) for plan in plans)

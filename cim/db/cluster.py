@@ -41,19 +41,36 @@ SUPERUSER = "cim"
 DATABASE = "cim"
 OPTIONAL_EXTENSIONS = ("postgis_sfcgal", "pgrouting")
 _SERVER_SETTINGS = """\
-# Written by the CIM platform; normal durability, sized for bulk spatial loads on a small machine.
+# Written by the CIM platform at each start; normal durability, sized for bulk spatial loads.
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 100
-shared_buffers = '512MB'
+shared_buffers = '{shared_buffers_mb}MB'
 work_mem = '64MB'
 maintenance_work_mem = '1GB'
-max_wal_size = '4GB'
+max_wal_size = '8GB'
 checkpoint_timeout = '15min'
 max_parallel_workers_per_gather = 2
 jit = off
 logging_collector = off
 """
+SHARED_BUFFERS_MB = (512, 8192)
+"""Bounds of ``shared_buffers``: a quarter of the machine's memory (PostgreSQL's usual advice), within these."""
+
+
+def server_settings() -> str:
+    """The private cluster's ``cim.conf``: ``shared_buffers`` a quarter of this machine's memory (512 MB–8 GB:
+    at 10M buildings the building table and its GiST index are ≈ 3 GB and a leaf tile's read or a bbox query
+    then finds its pages in PostgreSQL's own cache), ``max_wal_size`` 8 GB (a 10M-building load writes ≈ 6 GB
+    of WAL: no checkpoint in the middle of it)."""
+    try:
+        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):
+        memory_mb = 0
+    low, high = SHARED_BUFFERS_MB
+    return _SERVER_SETTINGS.format(shared_buffers_mb=min(max(memory_mb // 4, low), high))
+
+
 PG_LIB = Path("/usr/lib/postgresql")
 """Where Debian/Ubuntu install the server binaries of each PostgreSQL major version."""
 _PACKAGES_HINT = "install the Debian packages postgresql-15 and postgresql-15-postgis-3 (`make setup` does)"
@@ -239,7 +256,7 @@ class PrivateCluster:
                 pwfile.unlink(missing_ok=True)
             conf = pgdata / "postgresql.conf"
             self._append_as_owner(conf, "\ninclude_if_exists = 'cim.conf'\n")
-            self._write_as_owner(pgdata / "cim.conf", _SERVER_SETTINGS)
+            self._write_as_owner(pgdata / "cim.conf", server_settings())
         state = ClusterState(pgdata=str(pgdata), port=free_port(54320))
         self._save_state(state)
         return state
@@ -293,6 +310,8 @@ class PrivateCluster:
             # Not running (checked by the caller), so the pid file was left by a crash or a reboot.
             pidfile.unlink()
         log = Path(state.pgdata) / "server.log"
+        # The platform's settings as this version writes them (a cluster made by an older one gets them too).
+        self._write_as_owner(Path(state.pgdata) / "cim.conf", server_settings())
         for attempt in range(2):
             # Another program may take the free port between the check and the server's bind: then once more
             # on a port the OS picks.

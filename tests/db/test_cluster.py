@@ -106,3 +106,24 @@ def test_missing_postgresql_binaries_name_the_package(monkeypatch: pytest.Monkey
     monkeypatch.setattr(cluster_module.shutil, "which", lambda name: None)
     with pytest.raises(DatabaseError, match="postgresql-15-postgis-3"):
         PrivateCluster(tmp_path / "data").up()
+
+
+def test_server_settings_follow_the_machine_and_reach_an_older_cluster_at_its_next_start(
+    private: PrivateCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = private.up()
+    with psycopg.connect(url) as conn:
+        shared = conn.execute("SELECT setting::int8 * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers'")
+        running_mb = int(shared.fetchone()[0])
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    low, high = cluster_module.SHARED_BUFFERS_MB
+    assert running_mb == min(max(memory_mb // 4, low), high)
+    pgdata = Path(private.status().pgdata or "")
+    (pgdata / "cim.conf").write_text("shared_buffers = '128MB'\n", encoding="utf-8")  # as an older version wrote
+    monkeypatch.setattr(cluster_module, "SHARED_BUFFERS_MB", (600, 600))
+    assert private.down() is True
+    url = private.up()
+    with psycopg.connect(url) as conn:
+        shared = conn.execute("SELECT setting::int8 * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers'")
+        assert int(shared.fetchone()[0]) == 600
+        assert conn.execute("SHOW max_wal_size").fetchone()[0] == "8GB"
