@@ -71,6 +71,21 @@ def server_settings() -> str:
     return _SERVER_SETTINGS.format(shared_buffers_mb=min(max(memory_mb // 4, low), high))
 
 
+def merged_settings(old: str) -> str:
+    """``cim.conf`` with the platform's settings (:func:`server_settings`) in place of the ones ``old`` holds,
+    and every other line of ``old`` kept after them (a standby's block, written by :mod:`cim.db.replica`)."""
+    new = server_settings()
+    managed = {line.split("=", 1)[0].strip() for line in new.splitlines() if "=" in line and not line.startswith("#")}
+    kept = [
+        line
+        for line in old.splitlines()
+        if not line.startswith("# Written by the CIM platform")
+        and not ("=" in line and not line.lstrip().startswith("#") and line.split("=", 1)[0].strip() in managed)
+    ]
+    rest = "\n".join(kept).strip("\n")
+    return f"{new}\n{rest}\n" if rest else new
+
+
 PG_LIB = Path("/usr/lib/postgresql")
 """Where Debian/Ubuntu install the server binaries of each PostgreSQL major version."""
 _PACKAGES_HINT = "install the Debian packages postgresql-15 and postgresql-15-postgis-3 (`make setup` does)"
@@ -311,7 +326,8 @@ class PrivateCluster:
             pidfile.unlink()
         log = Path(state.pgdata) / "server.log"
         # The platform's settings as this version writes them (a cluster made by an older one gets them too).
-        self._write_as_owner(Path(state.pgdata) / "cim.conf", server_settings())
+        conf = Path(state.pgdata) / "cim.conf"
+        self._write_as_owner(conf, merged_settings(conf.read_text(encoding="utf-8") if conf.exists() else ""))
         for attempt in range(2):
             # Another program may take the free port between the check and the server's bind: then once more
             # on a port the OS picks.

@@ -127,3 +127,15 @@ def test_server_settings_follow_the_machine_and_reach_an_older_cluster_at_its_ne
         shared = conn.execute("SELECT setting::int8 * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers'")
         assert int(shared.fetchone()[0]) == 600
         assert conn.execute("SHOW max_wal_size").fetchone()[0] == "8GB"
+
+
+def test_merged_settings_replace_the_platforms_lines_and_keep_a_standby_block() -> None:
+    old = (
+        "# Written by the CIM platform; an older version\nshared_buffers = '512MB'\nmax_wal_size = '4GB'\n\n"
+        "# --- standby\nprimary_conninfo = 'host=127.0.0.1 port=5'\nhot_standby = on\n"
+    )
+    merged = cluster_module.merged_settings(old)
+    assert merged.startswith(cluster_module.server_settings())
+    assert "'512MB'" not in merged and "'4GB'" not in merged
+    assert merged.endswith("# --- standby\nprimary_conninfo = 'host=127.0.0.1 port=5'\nhot_standby = on\n")
+    assert cluster_module.merged_settings(merged) == merged
