@@ -28,9 +28,11 @@ disk cache per data stamp under the data directory (``cache/``): the first load 
 the first load after a build fills it (and later runs reuse it); ``--clear-cache`` removes it before every
 load, so each one also finds the server cold.
 
-Targets: at province height ≤ 30 tile requests and ≤ 8 MB; at street height settled within the sample
-city's cold load time measured in the same run with the same viewer (and, printed beside it, within the
-sample city's time with the former streaming, the time the target was set against).
+Targets: at province height ≤ 30 tile requests and ≤ 8 MB; at street height the buildings in view complete
+(the 3D tiles' load queue empty, issue 17's wording) within the sample city's cold load time measured in the
+same run with the same viewer, and, printed beside it, the stricter figure: the whole street view settled
+(the globe's queue empty too) within that time; both also against the sample city's time with the former
+streaming, the time the target was set against.
 
 Run: ``.venv/bin/python benchmarks/viewer_load.py [--buildings N] [--only sample|province] [--fresh]
 [--json] [--screenshot docs] [--levels VIEWS] [--repeat N] [--clear-cache]`` (``--screenshot DIR`` writes
@@ -303,10 +305,15 @@ def screenshot(settings: Settings, hash_: str, path: Path) -> None:
     print(f"screenshot: {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
 
 
-def median_ms(figures: list[ViewFigures], platform: str, view: str, streaming: str) -> float | None:
-    """Median settle time of the overview-on loads of one platform, view and streaming (None: not measured)."""
+def median_ms(
+    figures: list[ViewFigures], platform: str, view: str, streaming: str, figure: str = "settled_ms"
+) -> float | None:
+    """Median of one time (``figure``: a ``ViewFigures`` field, default the settle time) over the overview-on
+    loads of one platform, view and streaming (None: not measured)."""
     times = sorted(
-        f.settled_ms for f in figures if (f.platform, f.view, f.streaming) == (platform, view, streaming) and f.overview
+        float(getattr(f, figure))
+        for f in figures
+        if (f.platform, f.view, f.streaming) == (platform, view, streaming) and f.overview
     )
     return times[len(times) // 2] if times else None
 
@@ -320,11 +327,22 @@ def verdicts(figures: list[ViewFigures]) -> list[dict[str, Any]]:
             out.append({"target": "province tile requests", "value": f.tile_requests, "limit": PROVINCE_TILE_REQUESTS})
             out.append({"target": "province tile bytes", "value": f.tile_bytes, "limit": PROVINCE_TILE_BYTES})
             break
+    # The issue's wording: "the buildings in view complete" (the 3D tiles' queue empty) within the sample city's
+    # load; the whole view settled (the globe's queue too) is the stricter figure, printed beside it.
+    street_buildings = median_ms(figures, "province", "street", STREAMING, "tilesets_ms")
     street = median_ms(figures, "province", "street", STREAMING)
     for streaming in (STREAMING, LEVELS):
         sample = median_ms(figures, "sample", "start", streaming)
+        which = "same viewer" if streaming == STREAMING else "its former streaming"
+        if street_buildings is not None and sample is not None:
+            out.append(
+                {
+                    "target": f"street buildings complete ms (≤ sample city load, {which})",
+                    "value": street_buildings,
+                    "limit": sample,
+                }
+            )
         if street is not None and sample is not None:
-            which = "same viewer" if streaming == STREAMING else "its former streaming"
             out.append({"target": f"street settle ms (≤ sample city load, {which})", "value": street, "limit": sample})
     for v in out:
         v["met"] = v["value"] <= v["limit"]

@@ -271,7 +271,10 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
 def create_road_graph(conn: Connection, speeds_kmh: dict[str, float], default_kmh: float) -> int:
     """Temp tables ``road_edge`` (id, source, target, cost s, length_m, geom) and ``road_node`` (id, geom).
 
-    Live road centre lines are noded at every crossing (``ST_Node``); each piece takes the fastest speed of
+    Live road centre lines are noded at every crossing by their union (``ST_UnaryUnion``: GEOS's OverlayNG
+    nodes the linework and removes duplicates, keeping every input vertex and line end, as ``ST_Node`` does,
+    but in 0.7 s instead of 58 s for the 57,000 roads of the 10M-building province, where ``ST_Node``'s
+    iterated noder grew 145× for 10× the roads); each piece takes the fastest speed of
     the roads it lies on (by ``road_class``); cost = geodesic length ÷ speed, seconds. Returns edge count.
     """
     for name in ("road_speed", "road_piece", "road_edge", "road_node"):
@@ -290,7 +293,7 @@ def create_road_graph(conn: Connection, speeds_kmh: dict[str, float], default_km
             """
             CREATE TEMP TABLE road_piece ON COMMIT DROP AS
             SELECT row_number() OVER () AS id, geom FROM (
-              SELECT (ST_Dump(ST_Node(ST_Collect(ST_Force2D(geom))))).geom AS geom
+              SELECT (ST_Dump(ST_UnaryUnion(ST_Collect(ST_Force2D(geom))))).geom AS geom
                 FROM facility
                WHERE kind = 'road' AND valid_to IS NULL
                  AND GeometryType(geom) IN ('LINESTRING','MULTILINESTRING')) n
@@ -317,7 +320,9 @@ def create_road_graph(conn: Connection, speeds_kmh: dict[str, float], default_km
         ),
         {"default_kmh": float(default_kmh)},
     )
-    conn.execute(text("DELETE FROM road_edge WHERE length_m <= 0"))
+    # Nearly coincident vertices (1e-14° apart, floating-point noise) can leave slivers that start and end at
+    # the same node: a loop shorter than 1 m carries no route and no reach.
+    conn.execute(text("DELETE FROM road_edge WHERE length_m <= 0 OR (sx = ex AND sy = ey AND length_m < 1)"))
     conn.execute(
         text(
             f"""
@@ -424,19 +429,57 @@ def create_fire_reach(conn: Connection, limit_s: float) -> int:
     return int(conn.execute(text("SELECT count(*) FROM fire_reach")).scalar_one())
 
 
+REACH_CELL_DEG = 0.002
+"""Side (degrees) of the grid cells that :func:`fire_coverage_counts` marks as near the reached network."""
+M_PER_DEG_LAT_MIN = 110_574.0
+"""The shortest degree of latitude (at the equator, WGS 84 / CGCS2000 ellipsoid), metres."""
+M_PER_DEG_LON_EQUATOR = 111_320.0
+"""A degree of longitude at the equator, metres; ``× cos φ`` is never longer than the ellipsoid's at φ."""
+
+
 def fire_coverage_counts(conn: Connection, access_m: float) -> list[dict[str, Any]]:
-    """Per district and total: buildings of ``hc_bldg`` within ``access_m`` metres of ``fire_reach``."""
+    """Per district and total: buildings of ``hc_bldg`` within ``access_m`` metres of ``fire_reach``.
+
+    Only a building whose centroid lies in a grid cell (:data:`REACH_CELL_DEG`) touched by a reached piece's
+    bounding box grown by ``access_m`` can be within ``access_m`` of it; the others are not covered and are
+    counted without probing ``fire_reach``'s index (a hash join on their cell instead). The growth in
+    degrees is taken from the shortest degree on the ellipsoid at the piece's latitudes, so the filter never
+    drops a covered building: the counts are those of the probe of every building (tested). At 10M buildings
+    most of the province is farther than that from any reached road, and the probe per building was the
+    fire stage's largest cost.
+    """
+    conn.execute(text("DROP TABLE IF EXISTS fire_reach_cell"))
+    conn.execute(
+        text(
+            """
+            CREATE TEMP TABLE fire_reach_cell ON COMMIT DROP AS
+            SELECT DISTINCT x, y
+              FROM (SELECT ST_XMin(b) AS x0, ST_XMax(b) AS x1, ST_YMin(b) AS y0, ST_YMax(b) AS y1,
+                           :access / :m_lat * 1.01 AS dy
+                      FROM (SELECT g::geometry::box2d AS b FROM fire_reach) r) e,
+                   LATERAL (SELECT dy * :m_lat / (:m_lon * cos(radians(LEAST(89.0, GREATEST(abs(y0), abs(y1)) + dy))))
+                                   AS dx) w,
+                   generate_series(floor((x0 - dx) / :cell)::int, floor((x1 + dx) / :cell)::int) x,
+                   generate_series(floor((y0 - dy) / :cell)::int, floor((y1 + dy) / :cell)::int) y
+            """
+        ),
+        {"access": float(access_m), "m_lat": M_PER_DEG_LAT_MIN, "m_lon": M_PER_DEG_LON_EQUATOR, "cell": REACH_CELL_DEG},
+    )
     return _rows(
         conn,
         """
         SELECT district_code, GROUPING(district_code) AS is_total, count(*) AS n,
                count(*) FILTER (WHERE covered) AS covered
           FROM (SELECT b.district_code,
-                       EXISTS (SELECT 1 FROM fire_reach r WHERE ST_DWithin(r.g, b.c, :access)) AS covered
-                  FROM hc_bldg b) s
+                       k.x IS NOT NULL AND EXISTS (SELECT 1 FROM fire_reach r WHERE ST_DWithin(r.g, b.c, :access))
+                           AS covered
+                  FROM (SELECT district_code, c, floor(ST_X(p) / :cell)::int AS x, floor(ST_Y(p) / :cell)::int AS y
+                          FROM (SELECT district_code, c, c::geometry AS p FROM hc_bldg OFFSET 0) b0) b
+                  LEFT JOIN fire_reach_cell k ON k.x = b.x AND k.y = b.y) s
          GROUP BY GROUPING SETS ((district_code), ())
         """,
         access=float(access_m),
+        cell=REACH_CELL_DEG,
     )
 
 
