@@ -87,8 +87,7 @@ def test_lock_records_the_requirements_that_pyproject_declares() -> None:
         for r in pylock.project_requirements(pylock.read_lock())
     }
     declared = {
-        (pylock.normalise(r.name), r.specifier, tuple(sorted(r.extras)))
-        for r in _requirements() + _requirements("dev")
+        (pylock.normalise(r.name), r.specifier, tuple(sorted(r.extras))) for r in _requirements() + _requirements("dev")
     }
     assert declared == locked, "uv.lock is stale: run `make lock` and commit uv.lock"
 

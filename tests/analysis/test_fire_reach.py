@@ -20,7 +20,8 @@ def _messy_roads(conn: Connection, ds: int, frame: Local) -> None:
     """A grid with crossings, a collinear overlap, a road end-to-end with another, a loop, noisy shared vertices."""
     for i in range(5):
         f.facility(conn, ds, "road", frame.line((-2000, i * 500.0), (2000, i * 500.0)), road_class="arterial")
-        f.facility(conn, ds, "road", frame.line((i * 700.0 - 1400, -300), (i * 700.0 - 1400, 2300)), road_class="branch")
+        x = i * 700.0 - 1400
+        f.facility(conn, ds, "road", frame.line((x, -300), (x, 2300)), road_class="branch")
     f.facility(conn, ds, "road", frame.line((-500, 0), (800, 0)), road_class="secondary")  # overlaps the arterial
     f.facility(conn, ds, "road", frame.line((2000, 1000), (3500, 1000)), road_class="residential")  # end to end
     f.facility(conn, ds, "road", frame.line((2500, 1000), (2800, 1300), (2200, 1300), (2500, 1000)))  # a loop
@@ -60,9 +61,7 @@ def test_union_noding_gives_the_pieces_of_st_node(engine: Engine, lat: float) ->
         ds = f.dataset(conn)
         _messy_roads(conn, ds, frame)
         edges = q.create_road_graph(conn, ROAD_SPEEDS_KMH, 25.0)
-        ours = sorted(
-            _key(*r) for r in conn.execute(text("SELECT sx, sy, ex, ey, length_m FROM road_edge")).all()
-        )
+        ours = sorted(_key(*r) for r in conn.execute(text("SELECT sx, sy, ex, ey, length_m FROM road_edge")).all())
         assert edges == len(ours) > 40
         assert ours == _node_pieces(conn)
         loops = conn.execute(text("SELECT count(*) FROM road_edge WHERE source = target")).scalar_one()

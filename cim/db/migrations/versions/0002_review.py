@@ -16,7 +16,9 @@ from cim.db.migrations import ddl
 revision: str = "0002_review"
 down_revision: str = "0001"
 
-STATUSES = "('queued','running','reviewed','passed','failed','error','approving','approved','approval_failed','rejected')"
+STATUSES = (
+    "('queued','running','reviewed','passed','failed','error','approving','approved','approval_failed','rejected')"
+)
 """Lifecycle states; ``passed``/``failed`` are the states of 0001 (a finished review), still accepted."""
 
 
