@@ -19,12 +19,12 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 unit: setup
-	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=25
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=40
 
 test: setup
 	$(VENV)/bin/ruff check cim ingest tiles sample_models benchmarks tests scripts
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=25
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=40
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -114,11 +114,16 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
     assert undeclared_dev == {}, "tests/benchmarks import packages that pyproject.toml does not declare"
 
 
+SBOM = pytest.mark.xdist_group("sbom")
+"""The tests that read every component: in one worker, so that the inventory is taken once."""
+
+
 @pytest.fixture(scope="module")
 def components() -> list[sbom.Component]:
     return sbom.all_components(Path(sys.executable), sbom.Policy.load(), debian=False)
 
 
+@SBOM
 def test_every_python_and_npm_component_has_a_known_and_allowed_licence(components: list[sbom.Component]) -> None:
     policy = sbom.Policy.load()
     refused = {f"{c.origin}:{c.name} {c.version}": policy.verdict(c) for c in components if policy.verdict(c)}
@@ -129,6 +134,7 @@ def test_every_python_and_npm_component_has_a_known_and_allowed_licence(componen
     assert any(c.name == "ifcopenshell" and c.licence == "LGPL-3.0-or-later" for c in components)
 
 
+@SBOM
 def test_copyleft_exceptions_name_installed_components_with_a_reason(components: list[sbom.Component]) -> None:
     policy = sbom.Policy.load()
     present = {f"{c.origin}:{c.name}" for c in components}
@@ -144,6 +150,7 @@ def test_a_component_with_an_unknown_or_gpl_licence_is_refused() -> None:
     assert policy.verdict(sbom.Component("npm", "both", "1", "MIT AND GPL-3.0-only", "required"))
 
 
+@SBOM
 def test_licence_inventory_is_generated_from_the_current_components(components: list[sbom.Component]) -> None:
     expected = sbom.licences_markdown(components, sbom.Policy.load())
     current = sbom.LICENSES_DOC.read_text(encoding="utf-8")
@@ -151,6 +158,7 @@ def test_licence_inventory_is_generated_from_the_current_components(components: 
     assert current.split(debian)[0] == expected.split(debian)[0], "docs/licenses.md is out of date: run `make sbom`"
 
 
+@SBOM
 def test_sbom_is_cyclonedx_with_every_component(components: list[sbom.Component]) -> None:
     document = sbom.cyclonedx(components)
     assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"

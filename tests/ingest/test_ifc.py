@@ -45,6 +45,8 @@ NOT_GEOREFERENCED = {
 TEST_ORIGIN = (114.30, 30.58, 20.0)
 TOLERANCE_M = 0.05
 
+pytestmark = pytest.mark.xdist_group("ifc-ingest")  # the module's shared fixture is built by one worker
+
 
 @pytest.fixture(scope="module")
 def module_db(pg_server_url: str, template_database: str) -> Iterator[str]:

@@ -13,6 +13,8 @@ from sample_models.load import load_district
 from sample_models.province import HUBEI_BOUNDS
 from sample_models.site import DISTRICT_BOUNDS, OFFICE_CLEARANCE_M, OFFICE_GROUND_HEIGHT, OFFICE_SITE
 
+pytestmark = pytest.mark.xdist_group("vector-district")  # the module's shared fixture is built by one worker
+
 
 @pytest.fixture(scope="module")
 def district_files(tmp_path_factory):

@@ -68,6 +68,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
 }
 
+pytestmark = pytest.mark.xdist_group("areas-validator")  # the module's shared fixture is built by one worker
+
 
 def _insert_areas(engine: Engine) -> dict[str, int]:
     """The area facilities (and two that are not areas) of the test; name → facility id."""

@@ -392,7 +392,9 @@ hook.idle = function idle() {
     const check = viewer.scene.postRender.addEventListener(() => {
       // Hidden tilesets (the overview above city height, a past moment) load nothing and do not count.
       const shown = [...hook.tilesets.values()].filter((ts) => ts.show);
-      const done = viewer.scene.globe.tilesLoaded && shown.every((ts) => ts.tilesLoaded);
+      // Entity overlays build their geometry over several frames (in workers): ready once it is all drawn.
+      const done =
+        viewer.scene.globe.tilesLoaded && shown.every((ts) => ts.tilesLoaded) && viewer.dataSourceDisplay.ready;
       calm = done ? calm + 1 : 0;
       if (calm >= 2) {
         check();
