@@ -240,6 +240,12 @@ class PrivateCluster:
         pgdata = self._pgdata_location()
         if pgdata.exists() and any(pgdata.iterdir()):
             self._check_not_corrupted(pgdata)
+            if not self.password_file.exists():
+                # Its superuser password was in a data directory of the same path that is gone: nobody can log in.
+                raise DatabaseError(
+                    f"{pgdata} holds a cluster but {self.password_file}, its password, is missing; nothing was "
+                    f"changed. Put the password file back, or move {pgdata} away to create a new cluster"
+                )
         else:
             pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
             password = secrets.token_urlsafe(24)

@@ -100,6 +100,22 @@ def test_corrupted_data_directory_gives_a_clear_error_and_deletes_nothing(privat
     assert sorted(p.name for p in pgdata.iterdir()) == before
 
 
+def test_cluster_files_left_without_their_password_give_a_clear_error(private: PrivateCluster) -> None:
+    """A data directory made again at the same path finds the old cluster's files but not its password."""
+    private.up()
+    pgdata = Path(str(private.status().pgdata))
+    private.down()
+    state = private.state_file.read_bytes()
+    private.state_file.unlink()
+    private.password_file.unlink()
+    before = sorted(p.name for p in pgdata.iterdir())
+    with pytest.raises(DatabaseError, match=r"password, is missing; nothing was changed"):
+        private.up()
+    assert sorted(p.name for p in pgdata.iterdir()) == before
+    assert not private.password_file.exists()
+    private.state_file.write_bytes(state)  # so that the fixture finds the files and removes them
+
+
 def test_missing_postgresql_binaries_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(cluster_module, "PG_LIB", tmp_path / "nowhere")
     monkeypatch.delenv("CIM_PG_BINDIR", raising=False)
