@@ -14,8 +14,11 @@ from pathlib import Path
 
 import ocfl
 import pytest
+from sqlalchemy import Engine
 
-from cim.archive.service import CRASH_ENV
+from cim.archive.service import CRASH_ENV, Archive
+from cim.archive.verify import verify
+from cim.errors import NotFoundError
 from cim.settings import Settings
 from cim.storage import StorageSettings
 from tests.archive.conftest import storage_root
@@ -38,13 +41,33 @@ def cim(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProce
     )
 
 
-def _verify(settings: Settings) -> dict:
-    return json.loads(cim(settings, "archive", "verify", "--json").stdout)
+def _archive(engine: Engine, settings: Settings, storage: StorageSettings | None = None) -> Archive:
+    """The archive as a new process would open it: what the killed puts left is read back in this process
+    (only the puts that are killed, or that race, need a process of their own)."""
+    return Archive.open(engine, settings, storage_settings=storage or StorageSettings())
 
 
-def _versions(settings: Settings) -> list[int]:
-    out = cim(settings, "archive", "log", "--model", "house", "--json")
-    return [v["version"] for v in json.loads(out.stdout)] if out.returncode == 0 else []
+def _verify(
+    engine: Engine, settings: Settings, storage: StorageSettings | None = None, *, repair: bool = False
+) -> dict:
+    return verify(_archive(engine, settings, storage), repair=repair).to_dict()
+
+
+def _versions(engine: Engine, settings: Settings) -> list[int]:
+    """The committed versions of the model (none when every put was killed before its first commit)."""
+    try:
+        return [v.version for v in _archive(engine, settings).versions("house")]
+    except NotFoundError:
+        return []
+
+
+def _put(engine: Engine, settings: Settings, file: Path, storage: StorageSettings | None = None) -> int:
+    return _archive(engine, settings, storage).put(file, model_key="house").version
+
+
+def _get(engine: Engine, settings: Settings, version: int, out: Path) -> bytes:
+    _archive(engine, settings).get_to("house", version, out)
+    return out.read_bytes()
 
 
 def _ocfl_valid(settings: Settings) -> bool:
@@ -53,12 +76,14 @@ def _ocfl_valid(settings: Settings) -> bool:
 
 
 @pytest.mark.parametrize("step", ["after-content", "after-version-inventory", "after-root-inventory", "before-commit"])
-def test_a_put_killed_before_its_commit_leaves_nothing_and_verify_reports_the_orphan(settings: Settings, step: str):
-    assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
+def test_a_put_killed_before_its_commit_leaves_nothing_and_verify_reports_the_orphan(
+    engine: Engine, settings: Settings, step: str
+):
+    assert _put(engine, settings, A) == 1
     killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: step})
     assert killed.returncode == -signal.SIGKILL
-    assert _versions(settings) == [1]
-    report = _verify(settings)
+    assert _versions(engine, settings) == [1]
+    report = _verify(engine, settings)
     found = {p["kind"]: p["what"] for p in report["problems"]}
     assert "/v2" in found.pop("orphan")
     if step in ("after-root-inventory", "before-commit"):  # the root inventory names the uncommitted v2
@@ -66,30 +91,30 @@ def test_a_put_killed_before_its_commit_leaves_nothing_and_verify_reports_the_or
     assert found == {}
     # the next put removes the orphan and gets version 2; everything is clean again
     assert cim(settings, "archive", "put", str(B), "--model", "house").returncode == 0
-    assert _versions(settings) == [1, 2]
-    assert _verify(settings)["problems"] == []
+    assert _versions(engine, settings) == [1, 2]
+    assert _verify(engine, settings)["problems"] == []
     assert _ocfl_valid(settings)
 
 
-def test_a_first_put_killed_before_its_commit_leaves_an_orphan_object_that_repair_removes(settings: Settings):
+def test_a_first_put_killed_before_its_commit_leaves_an_orphan_object_that_repair_removes(
+    engine: Engine, settings: Settings
+):
     killed = cim(settings, "archive", "put", str(A), "--model", "house", **{CRASH_ENV: "before-commit"})
     assert killed.returncode == -signal.SIGKILL
-    report = _verify(settings)
+    report = _verify(engine, settings)
     assert [p["kind"] for p in report["problems"]] == ["orphan"]
     assert cim(settings, "archive", "verify", "--repair").returncode != 0  # reports what it repaired
-    assert _verify(settings)["problems"] == []
+    assert _verify(engine, settings)["problems"] == []
     assert _ocfl_valid(settings)
 
 
-def test_a_put_killed_right_after_its_commit_is_whole(settings: Settings, tmp_path: Path):
-    assert cim(settings, "archive", "put", str(A), "--model", "house").returncode == 0
+def test_a_put_killed_right_after_its_commit_is_whole(engine: Engine, settings: Settings, tmp_path: Path):
+    assert _put(engine, settings, A) == 1
     killed = cim(settings, "archive", "put", str(B), "--model", "house", **{CRASH_ENV: "after-commit"})
     assert killed.returncode == -signal.SIGKILL
-    assert _versions(settings) == [1, 2]
-    out = tmp_path / "v2.ifc"
-    assert cim(settings, "archive", "get", "--model", "house", "--version", "2", "-o", str(out)).returncode == 0
-    assert out.read_bytes() == B.read_bytes()
-    assert _verify(settings)["problems"] == []
+    assert _versions(engine, settings) == [1, 2]
+    assert _get(engine, settings, 2, tmp_path / "v2.ifc") == B.read_bytes()
+    assert _verify(engine, settings)["problems"] == []
     assert _ocfl_valid(settings)
 
 
@@ -108,7 +133,9 @@ def _writing(settings: Settings) -> bool:
     return root.is_dir() and any(".tmp-" in p.name for p in root.rglob("*"))
 
 
-def test_puts_killed_at_random_moments_never_leave_a_partial_version(settings: Settings, tmp_path: Path):
+def test_puts_killed_at_random_moments_never_leave_a_partial_version(
+    engine: Engine, settings: Settings, tmp_path: Path
+):
     big = _big_ifc(tmp_path / "big.ifc", 96)
     rng = random.Random(15)
     for _ in range(4):
@@ -126,22 +153,19 @@ def test_puts_killed_at_random_moments_never_leave_a_partial_version(settings: S
         time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    versions = _versions(settings)
-    for n in versions:  # every committed version is whole
-        out = tmp_path / f"v{n}.ifc"
-        assert cim(settings, "archive", "get", "--model", "house", "--version", str(n), "-o", str(out)).returncode == 0
-        assert out.stat().st_size == big.stat().st_size
-    report = _verify(settings)
+    for n in _versions(engine, settings):  # every committed version is whole
+        assert _get(engine, settings, n, tmp_path / f"v{n}.ifc") == big.read_bytes()
+    report = _verify(engine, settings)
     assert {p["kind"] for p in report["problems"]} <= {"orphan", "inventory-lagging"}
     assert all(
         "/v" in p["what"] or p["kind"] == "inventory-lagging" or p["what"].endswith("/") for p in report["problems"]
     )
-    cim(settings, "archive", "verify", "--repair")
-    assert _verify(settings)["problems"] == []
+    _verify(engine, settings, repair=True)
+    assert _verify(engine, settings)["problems"] == []
     assert _ocfl_valid(settings)
 
 
-def test_concurrent_puts_of_one_model_get_distinct_ordered_versions(settings: Settings, tmp_path: Path):
+def test_concurrent_puts_of_one_model_get_distinct_ordered_versions(engine: Engine, settings: Settings, tmp_path: Path):
     files = sorted(IFC_DIR.glob("*.ifc"))[:4]
     assert cim(settings, "db", "migrate").returncode == 0
     with ThreadPoolExecutor(4) as pool:
@@ -149,14 +173,12 @@ def test_concurrent_puts_of_one_model_get_distinct_ordered_versions(settings: Se
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     versions = sorted(json.loads(r.stdout)["version"] for r in results)
     assert versions == [1, 2, 3, 4]
-    log = json.loads(cim(settings, "archive", "log", "--model", "house", "--json").stdout)
-    by_version = {v["version"]: v for v in log}
+    by_version = {v.version: v for v in _archive(engine, settings).versions("house")}
     for r, f in zip(results, files, strict=True):
         n = json.loads(r.stdout)["version"]
-        out = tmp_path / f"out{n}"
-        assert cim(settings, "archive", "get", "--model", "house", "--version", str(n), "-o", str(out)).returncode == 0
-        assert out.read_bytes() == f.read_bytes() and by_version[n]["file_name"] == f.name
-    assert _verify(settings)["problems"] == []
+        assert _get(engine, settings, n, tmp_path / f"out{n}") == f.read_bytes()
+        assert by_version[n].file_name == f.name
+    assert _verify(engine, settings)["problems"] == []
     assert _ocfl_valid(settings)
 
 
@@ -190,18 +212,18 @@ def _s3_uploads(s3: StorageSettings) -> list[dict]:
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_a_put_killed_mid_content_leaves_a_partial_write_that_verify_repair_discards(
-    settings: Settings, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+    engine: Engine, settings: Settings, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ):
     s3: StorageSettings | None = request.getfixturevalue("s3_settings") if backend == "s3" else None
     env = _s3_env(s3) if s3 is not None else {}
     big = _big_ifc(tmp_path / "big.ifc", 12)  # more than two 5 MiB parts: a multipart upload on S3
-    assert cim(settings, "archive", "put", str(A), "--model", "house", **env).returncode == 0
+    assert _put(engine, settings, A, s3) == 1
     killed = cim(settings, "archive", "put", str(big), "--model", "house", **env, **{CRASH_ENV: "mid-content"})
     assert killed.returncode == -signal.SIGKILL
     if s3 is not None:
         uploads = _s3_uploads(s3)
         assert len(uploads) == 1 and "/v2/content/big.ifc" in uploads[0]["Key"]
-    report = json.loads(cim(settings, "archive", "verify", "--json", **env).stdout)
+    report = _verify(engine, settings, s3)
     assert [p["kind"] for p in report["problems"]] == ["orphan"]
     problem = report["problems"][0]
     assert "/v2/content/" in problem["what"]
@@ -213,5 +235,5 @@ def test_a_put_killed_mid_content_leaves_a_partial_write_that_verify_repair_disc
         assert _s3_uploads(s3) == []
     else:
         assert not _writing(settings)
-    after = json.loads(cim(settings, "archive", "verify", "--json", **env).stdout)
+    after = _verify(engine, settings, s3)
     assert after["problems"] == [] and after["versions"] == 1
