@@ -184,10 +184,18 @@ class PrivateCluster:
         if state is None:
             raise DatabaseError(f"no private cluster in {self.data_dir}; run `cim db up` first")
         port = self._running_port(state) or state.port
+        if not self.password_file.exists():
+            raise self._password_missing(Path(state.pgdata))
         password = self.password_file.read_text(encoding="utf-8").strip()
         return f"postgresql://{state.user}:{password}@127.0.0.1:{port}/{state.database}"
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _password_missing(self, pgdata: Path) -> DatabaseError:
+        return DatabaseError(
+            f"{pgdata} holds a cluster but {self.password_file}, its password, is missing; nothing was "
+            f"changed. Put the password file back, or move {pgdata} away to create a new cluster"
+        )
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return locked_folder(self.data_dir, ".cluster.lock" if self.NAME == "postgres" else f".{self.NAME}.lock")
@@ -242,10 +250,7 @@ class PrivateCluster:
             self._check_not_corrupted(pgdata)
             if not self.password_file.exists():
                 # Its superuser password was in a data directory of the same path that is gone: nobody can log in.
-                raise DatabaseError(
-                    f"{pgdata} holds a cluster but {self.password_file}, its password, is missing; nothing was "
-                    f"changed. Put the password file back, or move {pgdata} away to create a new cluster"
-                )
+                raise self._password_missing(pgdata)
         else:
             pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
             password = secrets.token_urlsafe(24)

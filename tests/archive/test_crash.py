@@ -153,8 +153,9 @@ def test_puts_killed_at_random_moments_never_leave_a_partial_version(
         time.sleep(rng.uniform(0.0, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    whole = big.read_bytes()
     for n in _versions(engine, settings):  # every committed version is whole
-        assert _get(engine, settings, n, tmp_path / f"v{n}.ifc") == big.read_bytes()
+        assert _get(engine, settings, n, tmp_path / f"v{n}.ifc") == whole
     report = _verify(engine, settings)
     assert {p["kind"] for p in report["problems"]} <= {"orphan", "inventory-lagging"}
     assert all(

@@ -114,6 +114,8 @@ def test_cluster_files_left_without_their_password_give_a_clear_error(private: P
     assert sorted(p.name for p in pgdata.iterdir()) == before
     assert not private.password_file.exists()
     private.state_file.write_bytes(state)  # so that the fixture finds the files and removes them
+    with pytest.raises(DatabaseError, match=r"password, is missing"):  # asked for the URL of the known cluster
+        private.url()
 
 
 def test_missing_postgresql_binaries_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
