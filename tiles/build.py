@@ -11,11 +11,12 @@ elements: its elements are drawn instead of its block).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
 from cim.crs import CGCS2000
@@ -39,6 +40,7 @@ from tiles.options import COMPRESSIONS, OutputOptions, TilingOptions, with_overr
 from tiles.output import IncrementalWriter
 from tiles.render import TileJob, TileResult, render_tile
 from tiles.source import BuildingSource, Columns, close_connections
+from tiles.stream import Stream, partition_data, stream_plan
 from tiles.terrain import build_terrain
 
 ERROR_DIVISOR = 16.0
@@ -69,6 +71,7 @@ class TileBuildReport:
     max_height: float | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    partitions: int = 0
 
     def __getattr__(self, name: str) -> int:
         if name.startswith("_") or name == "features":
@@ -84,10 +87,11 @@ class TileBuildReport:
     def summary(self) -> str:
         """One line for people: tiles, files and features per layer."""
         counts = ", ".join(f"{v} {k}" for k, v in self.features.items())
+        streamed = f", streamed in {self.partitions} partitions" if self.partitions else ""
         return (
             f"tileset {self.name}: {self.tiles} tiles ({self.written} written, {self.kept} kept, {self.deleted} "
-            f"deleted), {counts or 'no features'}, {self.terrain_tiles} terrain tiles, {self.bytes / 1e6:.1f} MB "
-            f"in {self.seconds:.1f} s → {self.path}/tileset.json"
+            f"deleted), {counts or 'no features'}{streamed}, {self.terrain_tiles} terrain tiles, "
+            f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s → {self.path}/tileset.json"
         )
 
 
@@ -151,7 +155,9 @@ def build_tileset(
 
     ``tiling`` says what to tile (layers, bbox, capacities, implicit tiling: :class:`TilingOptions`),
     ``output`` where and how (:class:`OutputOptions`); keyword ``overrides`` replace single fields of either
-    (``layers=["buildings"]``, ``compress="meshopt"``). ``jobs`` > 1 renders tiles in a process pool; an
+    (``layers=["buildings"]``, ``compress="meshopt"``). A build of more than ``partition_rows`` counted rows
+    (buildings) is streamed partition by partition (:mod:`tiles.stream`) into the same tileset, so that its
+    memory follows the partition, not the province. ``jobs`` > 1 renders tiles in a process pool; an
     ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask client's) takes precedence.
     ``implicit`` writes the same tiles as implicit quadtrees (see :mod:`tiles.implicit`). Raises
     :class:`TilesError` on bad arguments or when there is nothing to build.
@@ -170,10 +176,11 @@ def build_tileset(
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
             source = BuildingSource(connect_url(engine.url.render_as_string(hide_password=False)), snapshot)
-            data = {c.layer: c.read(conn, tiling.bbox) for c in content}
+            stream = stream_plan(conn, content, tiling, zeta)
+            data = {c.layer: c.read(conn, tiling.bbox) for c in content} if stream is None else {}
             dem = live_dem(conn) if (with_terrain or any(c.needs_dem for c in content)) else None
             report.timings["read"] = time.perf_counter() - t0
-            total = sum(len(cols) for cols in data.values())
+            total = sum(len(cols) for cols in data.values()) if stream is None else stream.total
             if with_terrain and dem is None and total == 0:
                 raise TilesError("no DEM was ingested (cim ingest raster --kind dem) and there are no features to tile")
             if not with_terrain and total == 0:
@@ -185,7 +192,13 @@ def build_tileset(
             root_tile: dict[str, Any] | None = None
             if total:
                 ctx = _Context(source, zeta, str(dem.path) if dem is not None else None, output.compress, pool)
-                root_tile = _features(report, writer, {k: v for k, v in data.items() if len(v)}, ctx, tiling)
+                build = _Build(report, writer, ctx, tiling)
+                if stream is None:
+                    root, _, jobs = _part_jobs(build, {k: v for k, v in data.items() if len(v)})
+                else:
+                    root, jobs = stream.coarse, _streamed_jobs(build, conn, stream)
+                    report.partitions = sum(1 for node in root.walk() if not node.children)
+                root_tile = _features(build, root, jobs)
             conn.rollback()
         report.timings["tiles"] = time.perf_counter() - t0 - report.timings["read"]
         options: dict[str, Any] = {"compress": output.compress, "implicit": tiling.implicit}
@@ -262,13 +275,73 @@ def _top(values: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
     return keep
 
 
-def _features(
-    report: TileBuildReport,
-    writer: IncrementalWriter,
-    data: dict[str, Columns],
-    ctx: _Context,
-    tiling: TilingOptions,
-) -> dict[str, Any]:
+@dataclass
+class _Build:
+    """What the parts of one build share and accumulate: tile results by key, feature counts per layer."""
+
+    report: TileBuildReport
+    writer: IncrementalWriter
+    ctx: _Context
+    tiling: TilingOptions
+    results: dict[str, TileResult] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _features(build: _Build, root: partition.Node, parts: Iterator[TileJob]) -> dict[str, Any]:
+    """Render every tile job of ``parts`` (here or on the executor), then assemble the tree under ``root``
+    (complete once ``parts`` is exhausted) into the root tile."""
+    ctx, tiling, results = build.ctx, build.tiling, build.results
+
+    def _store(res: TileResult) -> None:
+        for c in res.contents:
+            if tiling.implicit:
+                continue  # written by tiles.implicit under implicit addresses
+            build.writer.put(f"content/{res.key}-{c.layer}.glb", c.glb, c.sha256)
+            c.glb = b""
+        results[res.key] = res
+
+    # build_tileset's _render_pool owns the executor (or None: render here) and closes connections after.
+    if ctx.executor is None:
+        for job in parts:
+            _store(render_tile(job))
+    else:
+        # A bounded window of tiles in flight: jobs are made, and results written, as the workers go (and
+        # while the next partition of a streamed build is read).
+        window: deque[Future[TileResult]] = deque()
+        for job in parts:
+            window.append(ctx.executor.submit(render_tile, job))
+            if len(window) >= IN_FLIGHT:
+                _store(window.popleft().result())
+        while window:
+            _store(window.popleft().result())
+    counts = dict(build.counts)
+    for node in root.walk():
+        if not node.children:
+            res = results.get(node.key if node.z >= 0 else "root")
+            if res is not None:
+                for layer, v in res.counts.items():
+                    counts[layer] = counts.get(layer, 0) + v
+    report = build.report
+    report.features = counts
+    report.tiles = len(results)
+    tile = _tile_json(root, results, np.eye(4))
+    if tile is None:
+        raise TilesError("no feature produced any geometry (empty footprints or meshes?)")
+    region = tile["boundingVolume"]["region"]
+    if tiling.implicit:
+        tile = implicit_root(root, results, build.writer.put, _cell_error, tiling.subtree_levels)
+    report.bounds = [math.degrees(v) for v in region[:4]]
+    report.min_height, report.max_height = region[4] - ctx.height_anomaly, region[5] - ctx.height_anomaly
+    return tile
+
+
+def _part_jobs(
+    build: _Build, data: dict[str, Columns], cell: partition.Node | None = None
+) -> tuple[partition.Node, dict[str, Columns], Iterator[TileJob]]:
+    """The quadtree of ``data`` (rooted at ``cell``, a partition of a streamed build, else the smallest cell
+    holding every point), the rows each in-parents class offers the tiles above (its top
+    ``parent_capacity`` of the part) and one job per tile, made as the renderers take them."""
+    ctx, tiling = build.ctx, build.tiling
     layers = list(data)
     points = {
         layer: [np.asarray(a) for a in classes.get(layer).points(data[layer], ctx.height_anomaly)] for layer in layers
@@ -300,13 +373,19 @@ def _features(
             kept.append(pos[_top(importance[ref[pos]], tiling.parent_capacity)])
         return np.sort(np.concatenate(kept)) if kept else idx[:0]
 
-    root = partition.quadtree(lon, lat, weight, tiling.leaf_capacity, parent_rows)
+    offered: dict[str, Columns] = {}
+    if cell is not None:
+        top = parent_rows(np.arange(len(ref), dtype=np.int64))
+        offered = {layer: data[layer].take(np.sort(ref[top[kind[top] == layers.index(layer)]])) for layer in in_parents}
+    root = partition.quadtree(lon, lat, weight, tiling.leaf_capacity, parent_rows, root=cell)
     del lon, lat, weight
     zeta, compress = ctx.height_anomaly, ctx.compress
     owners = {link.owner for link in links}
+    for layer in layers:
+        build.counts[layer] = build.counts.get(layer, 0) + int(replaced[layer].sum())
 
     def jobs() -> Iterator[TileJob]:
-        """One job per tile, made as the renderers take them; each node lets go of its points once shipped."""
+        """Each node lets go of its points once shipped."""
         for node in root.walk():
             r = ref[node.idx]
             key = node.key if node.z >= 0 else "root"
@@ -332,47 +411,41 @@ def _features(
             parts = {k: classes.get(k).ship(data[k].take(np.sort(i))) for k, i in here.items() if len(i)}
             yield TileJob(key, parts, ctx.source, False, ctx.dem_path, zeta, compress)
 
-    results: dict[str, TileResult] = {}
+    return root, offered, jobs()
 
-    def _store(res: TileResult) -> None:
-        for c in res.contents:
-            if tiling.implicit:
-                continue  # written by tiles.implicit under implicit addresses
-            writer.put(f"content/{res.key}-{c.layer}.glb", c.glb, c.sha256)
-            c.glb = b""
-        results[res.key] = res
 
-    # build_tileset's _render_pool owns the executor (or None: render here) and closes connections after.
-    if ctx.executor is None:
-        for job in jobs():
-            _store(render_tile(job))
-    else:
-        # A bounded window of tiles in flight: jobs are made, and results written, as the workers go.
-        window: deque[Future[TileResult]] = deque()
-        for job in jobs():
-            window.append(ctx.executor.submit(render_tile, job))
-            if len(window) >= IN_FLIGHT:
-                _store(window.popleft().result())
-        while window:
-            _store(window.popleft().result())
-    counts = {layer: int(replaced[layer].sum()) for layer in layers}
-    for node in root.walk():
+def _streamed_jobs(build: _Build, conn: Connection, stream: Stream) -> Iterator[TileJob]:
+    """The tile jobs of a streamed build: partition by partition (each read, tiled into its cell of the
+    coarse tree and let go), each inner node of the coarse tree after its children, drawing the top
+    ``parent_capacity`` of what they offer (the top of a union is within the union of the tops)."""
+    ctx, k = build.ctx, build.tiling.parent_capacity
+
+    def visit(node: partition.Node) -> Generator[TileJob, None, dict[str, Columns]]:
         if not node.children:
-            res = results.get(node.key if node.z >= 0 else "root")
-            if res is not None:
-                for layer, v in res.counts.items():
-                    counts[layer] += v
-    report.features = counts
-    report.tiles = len(results)
-    tile = _tile_json(root, results, np.eye(4))
-    if tile is None:
-        raise TilesError("no feature produced any geometry (empty footprints or meshes?)")
-    region = tile["boundingVolume"]["region"]
-    if tiling.implicit:
-        tile = implicit_root(root, results, writer.put, _cell_error, tiling.subtree_levels)
-    report.bounds = [math.degrees(v) for v in region[:4]]
-    report.min_height, report.max_height = region[4] - ctx.height_anomaly, region[5] - ctx.height_anomaly
-    return tile
+            data = partition_data(conn, stream, node, ctx.height_anomaly)
+            node.idx = node.idx[:0]
+            if not data:
+                return {}
+            _, offered, jobs = _part_jobs(build, data, node)
+            yield from jobs
+            return offered
+        offers: list[dict[str, Columns]] = []
+        for child in node.children:
+            offers.append((yield from visit(child)))
+        node.idx = node.idx[:0]
+        merged: dict[str, Columns] = {}
+        for layer in [c.layer for c in classes.registered() if any(c.layer in o for o in offers)]:
+            cols = [o[layer] for o in offers if layer in o]
+            union = functools.reduce(Columns.concat, cols[1:], cols[0])
+            union = union.take(np.argsort(np.asarray(union["id"]), kind="stable"))
+            merged[layer] = union.take(np.flatnonzero(_top(classes.get(layer).importance(union), k)))
+        parts = {layer: classes.get(layer).ship(cols) for layer, cols in merged.items()}
+        if parts:
+            key = node.key if node.z >= 0 else "root"
+            yield TileJob(key, parts, ctx.source, True, None, ctx.height_anomaly, ctx.compress)
+        return merged
+
+    yield from visit(stream.coarse)
 
 
 def _tile_json(node: partition.Node, results: dict[str, TileResult], acc: NDArray[np.float64]) -> dict[str, Any] | None:

@@ -15,6 +15,8 @@ LEAF_CAPACITY = 3000.0
 """Largest feature weight of a leaf tile (a LOD1 building weighs 1)."""
 PARENT_CAPACITY = 250
 """Features (the largest) a parent tile carries of each class that appears in parents."""
+PARTITION_ROWS = 1_000_000
+"""Counted rows (buildings) a build holds at once: a larger one is streamed by partition (grid cells)."""
 SUBTREE_LEVELS = 4
 """Levels per binary subtree of implicit tiling."""
 COMPRESSIONS = ("none", "meshopt", "draco")
@@ -23,7 +25,8 @@ COMPRESSIONS = ("none", "meshopt", "draco")
 @dataclass(frozen=True)
 class TilingOptions:
     """What to tile: ``layers`` (tile classes and ``terrain``; None: every registered one), ``bbox``
-    (west, south, east, north CGCS2000 degrees), leaf and parent capacities, implicit tiling."""
+    (west, south, east, north CGCS2000 degrees), leaf and parent capacities, implicit tiling, and how many
+    counted rows a build holds at once (``partition_rows``; more are streamed partition by partition)."""
 
     layers: tuple[str, ...] | None = None
     bbox: BBox | None = None
@@ -31,6 +34,7 @@ class TilingOptions:
     parent_capacity: int = PARENT_CAPACITY
     implicit: bool = False
     subtree_levels: int = SUBTREE_LEVELS
+    partition_rows: int = PARTITION_ROWS
 
 
 @dataclass(frozen=True)

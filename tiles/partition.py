@@ -58,6 +58,22 @@ def _cells(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[
     return cx, cy
 
 
+Cells = tuple[NDArray[np.int64], NDArray[np.int64]]
+"""Column and row arrays of grid cells."""
+
+
+def cell_index(lon: NDArray[np.float64], lat: NDArray[np.float64], z: int) -> Cells:
+    """Column and row of each point's cell at level ``z`` (the cells :func:`quadtree` puts it in)."""
+    cx, cy = _cells(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
+    return cx >> (MAX_LEVEL - z), cy >> (MAX_LEVEL - z)
+
+
+def in_cell(lon: NDArray[np.float64], lat: NDArray[np.float64], z: int, x: int, y: int) -> NDArray[np.bool_]:
+    """Which points lie in cell ``z/x/y`` (each point in exactly one cell per level)."""
+    cx, cy = cell_index(lon, lat, z)
+    return (cx == x) & (cy == y)
+
+
 Keep = Callable[[NDArray[np.int64]], NDArray[np.int64]]
 """What an inner node keeps of its points once split (a subset of its ``idx``)."""
 
@@ -79,6 +95,7 @@ def quadtree(
     weight: NDArray[np.float64],
     capacity: float,
     keep: Keep | None = None,
+    root: Node | None = None,
 ) -> Node:
     """Partition points (degrees) into leaves of total ``weight`` ≤ ``capacity`` (or level MAX_LEVEL).
 
@@ -90,6 +107,9 @@ def quadtree(
 
     The points are sorted once by their Z-order code at MAX_LEVEL; a node's children are the runs of its
     range with equal codes one level down, found by comparing neighbours (no sort per node).
+
+    ``root``: a node (level ≥ 0) to fill instead, whose cell holds every point: a partition of a streamed
+    build, a node of the build's coarse tree.
     """
     cx, cy = _cells(lon, lat)
     code = z_order(cx, cy)
@@ -98,6 +118,10 @@ def quadtree(
     pts = _Sorted(order, code[order], cx[order], cy[order], np.r_[0.0, np.cumsum(w)])
     del code, w
     n = len(lon)
+    if root is not None:
+        root.idx = order
+        _split(root, 0, n, pts, capacity, keep)
+        return root
     root_z = -1
     if n:
         (x0, x1), (y0, y1) = (int(cx.min()), int(cx.max())), (int(cy.min()), int(cy.max()))

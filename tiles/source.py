@@ -210,12 +210,15 @@ def _numeric_range(
     }
 
 
-def read_building_points(conn: Connection, bbox: BBox | None = None) -> Columns:
+def read_building_points(conn: Connection, bbox: BBox | None = None, ids: NDArray[np.int64] | None = None) -> Columns:
     """Live buildings, light (no geometry, no attributes): ``id``, the partition point ``cx``, ``cy`` (the
     centre of the bounding box, cheap: PostGIS caches boxes) and ``importance`` (box area in square degrees
     × height, at least 0.1 m: what earns a building a place in a parent tile). 32 bytes a building (read by
-    :func:`numeric_columns`), so that ten million fit in a few hundred MB."""
+    :func:`numeric_columns`), so that ten million fit in a few hundred MB. ``ids``: only these."""
     where, params = bbox_sql("b.footprint", bbox)
+    if ids is not None:
+        where += " AND b.id = ANY(%(ids)s::int8[])"
+        params["ids"] = id_array(ids)
     fields = {
         "id": ("b.id", np.int64),
         "cx": ("(ST_XMin(x.b) + ST_XMax(x.b)) / 2", np.float64),
@@ -226,6 +229,32 @@ def read_building_points(conn: Connection, bbox: BBox | None = None) -> Columns:
     source = f"FROM building b CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x WHERE b.valid_to IS NULL{where}"
     url = connect_url(conn.engine.url.render_as_string(hide_password=False))
     return numeric_columns(_driver(conn), fields, source, params, url=url)
+
+
+CellCounts = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]
+"""Cell columns, rows and the rows counted in each."""
+
+
+def count_building_cells(conn: Connection, level: int) -> CellCounts:
+    """Live buildings per grid cell at ``level`` (:mod:`tiles.partition`'s cells of the point
+    :func:`read_building_points` reads: the same float operations, so the same cell as in NumPy)."""
+    from tiles.partition import MAX_LEVEL, cell_size
+
+    top = {"x": (2 << MAX_LEVEL) - 1, "y": (1 << MAX_LEVEL) - 1}
+    cell = {
+        axis: f"(least(greatest(floor(({expr} + %(o{axis})s::float8) / %(s)s::float8), 0), {top[axis]})::int8"
+        f" >> {MAX_LEVEL - level})"
+        for axis, expr in (("x", "(ST_XMin(x.b) + ST_XMax(x.b)) / 2"), ("y", "(ST_YMin(x.b) + ST_YMax(x.b)) / 2"))
+    }
+    sql = (
+        f"SELECT {cell['x']}, {cell['y']}, count(*) FROM building b "
+        "CROSS JOIN LATERAL (SELECT b.footprint::box2d AS b) x WHERE b.valid_to IS NULL GROUP BY 1, 2"
+    )
+    with _driver(conn).cursor() as cur:
+        cur.execute(sql, {"ox": 180.0, "oy": 90.0, "s": cell_size(MAX_LEVEL)})
+        rows = cur.fetchall()
+    out = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return out[:, 0], out[:, 1], out[:, 2]
 
 
 def id_array(ids: NDArray[np.int64]) -> str:

@@ -24,7 +24,7 @@ from cim.vocabulary import DEFAULT_FACILITY_COLOR, FACILITY_KINDS, FacilityKind,
 from tiles.geometry import Mesh
 from tiles.glb import Instances, PropertyTable
 from tiles.schema import CLASS_PROPERTY, FACILITY_COLORS, class_property, rgba_table
-from tiles.source import BBox, BuildingSource, Columns
+from tiles.source import BBox, BuildingSource, CellCounts, Columns
 
 
 def scalar(
@@ -170,6 +170,17 @@ class TileClass(ABC):
     def points(self, cols: Columns, height_anomaly: float) -> tuple[NDArray[np.float64], ...]:
         """Partition point (lon, lat degrees) and weight of every row; default the ``px``/``py`` columns, 1."""
         return np.asarray(cols["px"], np.float64), np.asarray(cols["py"], np.float64), np.ones(len(cols))
+
+    def cell_counts(self, conn: Connection, level: int) -> CellCounts | None:
+        """Live rows per grid cell at ``level`` by partition point (cell columns, rows, counts; counted in the
+        database), so that a large build can be read partition by partition; None (the default): the class
+        is small, read whole once."""
+        return None
+
+    def read_ids(self, conn: Connection, ids: NDArray[np.int64]) -> Columns | None:
+        """The live rows with these ids (as :meth:`read`), for the rows that other classes attach to it; None
+        (the default): not supported, and a build with attached rows of this class is held whole."""
+        return None
 
     def importance(self, cols: Columns) -> NDArray[np.float64]:
         """How much each row deserves a place in a parent tile (with :attr:`in_parents`)."""

@@ -25,7 +25,15 @@ from tiles.schema import (
     enum_type,
     rgba_table,
 )
-from tiles.source import BBox, Columns, fetch_buildings_in_snapshot, read_building_points, read_elements
+from tiles.source import (
+    BBox,
+    CellCounts,
+    Columns,
+    count_building_cells,
+    fetch_buildings_in_snapshot,
+    read_building_points,
+    read_elements,
+)
 
 USE_RANK = {use: i for i, use in enumerate(BUILDING_USES)}
 
@@ -64,6 +72,12 @@ class Buildings(TileClass):
 
     def read(self, conn: Connection, bbox: BBox | None) -> Columns:
         return read_building_points(conn, bbox)
+
+    def cell_counts(self, conn: Connection, level: int) -> CellCounts | None:
+        return count_building_cells(conn, level)
+
+    def read_ids(self, conn: Connection, ids: NDArray[np.int64]) -> Columns | None:
+        return read_building_points(conn, ids=ids)
 
     def points(self, cols: Columns, height_anomaly: float) -> tuple[NDArray[np.float64], ...]:
         return cols["cx"], cols["cy"], np.ones(len(cols))
