@@ -1,7 +1,8 @@
 """``build_tileset``: live database features → an OGC 3D Tiles 1.1 tileset (+ quantized-mesh terrain).
 
 Steps: read each chosen tile class's column arrays from PostGIS (one repeatable-read snapshot; the classes
-come from the registry :mod:`tiles.classes`), partition their points with a quadtree over EPSG:4490, render
+come from the registry :mod:`tiles.classes`; a build too large to hold whole is read grid cell by grid cell,
+:mod:`tiles.stream`), partition their points with a quadtree over EPSG:4490, render
 each tile (:mod:`tiles.render`) in-process or on an executor, write the files incrementally (content hashes),
 assemble ``tileset.json`` with ``region`` bounding volumes and register the ``tileset`` row. Refinement is
 REPLACE: parents carry simplified features of the classes that appear in parents (the largest buildings'
