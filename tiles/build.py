@@ -108,6 +108,8 @@ def _check(name: str, tiling: TilingOptions, output: OutputOptions) -> list[str]
         raise TilesError(f"unknown compression {output.compress!r}; use one of {', '.join(COMPRESSIONS)}")
     if output.jobs < 1:
         raise TilesError("--jobs must be at least 1")
+    if tiling.partition_rows < 1:
+        raise TilesError("--partition-rows must be at least 1 (buildings held at once)")
     bbox = tiling.bbox
     if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
         raise TilesError("bbox must be west,south,east,north with west < east and south < north (degrees)")

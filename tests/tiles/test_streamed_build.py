@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from cim.settings import Settings
 from tests import factories
@@ -90,3 +90,29 @@ def test_builds_with_a_bbox_or_under_the_limit_are_held_whole(
     assert held.partitions == under.partitions == 0
     assert held.buildings == under.buildings == streamed.buildings
     assert _files(tmp_path / "u") == _files(tmp_path / "t")
+
+
+def test_cli_sets_the_partition_size(engine: Engine, province: int, run_cim) -> None:  # type: ignore[no-untyped-def]
+    # The command line keeps the default leaf capacity (3,000): a partition is never smaller than a leaf tile,
+    # so this build needs more buildings than one leaf holds (a grid of 4,000 small squares, in SQL).
+    with engine.begin() as conn:
+        ds = factories.dataset(conn, "grid")
+        conn.execute(
+            text(
+                "INSERT INTO building (footprint, height, dataset_id) "
+                "SELECT ST_Multi(ST_MakeEnvelope(x, y, x + 0.0001, y + 0.0001, 4490)), 10, :ds FROM ("
+                "  SELECT :lon + (i % 80) * 0.006 AS x, :lat + (i / 80) * 0.006 AS y FROM generate_series(0, 3999) i"
+                ") g"
+            ),
+            {"ds": ds, "lon": ORIGIN[0] - 0.24, "lat": ORIGIN[1] - 0.15},
+        )
+    res = run_cim("tiles", "build", "cli", "--layers", "buildings", "--partition-rows", "3000", "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["partitions"] > 1 and doc["buildings"] == 4000 + 60 + 1 + 400 + 1
+    held = run_cim("tiles", "build", "held", "--layers", "buildings", "--json")
+    assert json.loads(held.stdout)["partitions"] == 0  # the default: a million buildings at once
+    quiet = run_cim("tiles", "build", "cli", "--layers", "buildings", "--partition-rows", "3000")
+    assert quiet.exit_code == 0 and "partitions" in quiet.stderr and "0 written" in quiet.stderr
+    bad = run_cim("tiles", "build", "cli", "--partition-rows", "0")
+    assert bad.exit_code != 0 and "--partition-rows must be at least 1" in bad.stderr
