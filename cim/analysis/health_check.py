@@ -61,9 +61,9 @@ class HealthCheckReport:
         raise KeyError((code, district_code))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (parcel geometries left out; they are stored with the run)."""
+        """JSON-ready dict (parcel outlines left out; they are stored with the run)."""
         data = asdict(self)
-        data["parcels"] = [{k: v for k, v in p.items() if k not in ("geometry", "ewkt")} for p in self.parcels]
+        data["parcels"] = [{k: v for k, v in p.items() if k != "ewkt"} for p in self.parcels]
         return data
 
     def table(self) -> list[dict[str, Any]]:
@@ -184,7 +184,7 @@ def run_health_check(
                 ewkt = geoms.get(sc.code) if sc.code else None
                 rows.append(ResultRow(ind.code, val, ind.unit, sc.code, ewkt, {"detail": detail}))
         for p in per_parcel:
-            attrs = {k: v for k, v in p.items() if k not in ("geometry", "ewkt")}
+            attrs = {k: v for k, v in p.items() if k != "ewkt"}
             rows.append(
                 ResultRow("parcel_limits", p["building_density_pct"], "%", p["district_code"], p["ewkt"], attrs)
             )
@@ -234,7 +234,6 @@ def _parcel_checks(parcels: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "over_density": bool(over_density),
                 "over_far": bool(over_far),
                 "exceeds": bool(over_density or over_far),
-                "geometry": p["geometry"],
                 "ewkt": p["ewkt"],
             }
         )

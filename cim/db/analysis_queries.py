@@ -242,15 +242,16 @@ def parcel_limits(conn: Connection) -> list[dict[str, Any]]:
     A parcel is in scope when its point on surface lies in a scope district; every parcel is when no district
     is stored (``district_code`` NULL then). A building counts in the parcel that holds its footprint's
     centroid (its bounding box overlaps the parcel's, so the GiST index finds it); its geodesic footprint
-    area is computed once (``OFFSET 0`` keeps the planner from inlining it into both sums).
+    area is computed once (``OFFSET 0`` keeps the planner from inlining it into both sums). The outline
+    comes as EWKT only, the form the run's results store: a parsed GeoJSON copy of each parcel as well took
+    the health check's peak memory at the 10M-building province (325,045 parcels) from 0.92 to 1.72 GiB.
     """
     return _rows(
         conn,
         """
         SELECT p.id AS parcel_id, p.code, p.land_use, d.code AS district_code,
                ST_Area(p.geom::geography) AS area_m2, p.max_density, p.max_far,
-               COALESCE(s.fp_m2, 0) AS footprint_m2, COALESCE(s.gfa_m2, 0) AS gfa_m2,
-               ST_AsGeoJSON(p.geom, 7)::json AS geometry, ST_AsEWKT(p.geom) AS ewkt
+               COALESCE(s.fp_m2, 0) AS footprint_m2, COALESCE(s.gfa_m2, 0) AS gfa_m2, ST_AsEWKT(p.geom) AS ewkt
           FROM parcel p
           LEFT JOIN hc_district d ON ST_Intersects(d.geom, ST_PointOnSurface(p.geom))
           LEFT JOIN LATERAL (
