@@ -57,19 +57,36 @@ def _files(root: Path) -> dict[str, str]:
     }
 
 
+COMPRESSION_EXTENSIONS = {"meshopt": "EXT_meshopt_compression", "draco": "KHR_draco_mesh_compression"}
+
+
+def _uses_extension(root: Path, extension: str) -> bool:
+    """Whether some glb content of the tileset requires ``extension`` (read from its JSON chunk)."""
+    for glb in root.rglob("*.glb"):
+        data = glb.read_bytes()
+        length = int.from_bytes(data[12:16], "little")
+        if extension in json.loads(data[20 : 20 + length]).get("extensionsRequired", []):
+            return True
+    return False
+
+
 def _build(engine: Engine, settings: Settings, out: Path, **options: Any) -> TileBuildReport:
     return build_tileset(engine, settings, out.name, out=out, **SMALL, **options)
 
 
-@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize(
+    ("implicit", "compress"), [(False, "none"), (True, "none"), (False, "meshopt"), (True, "draco")]
+)
 def test_streamed_build_writes_the_tileset_of_the_whole_build(
-    engine: Engine, settings: Settings, province: int, tmp_path: Path, implicit: bool
+    engine: Engine, settings: Settings, province: int, tmp_path: Path, implicit: bool, compress: str
 ) -> None:
-    whole = _build(engine, settings, tmp_path / "whole", implicit=implicit)
-    streamed = _build(engine, settings, tmp_path / "streamed", implicit=implicit, partition_rows=40)
+    whole = _build(engine, settings, tmp_path / "whole", implicit=implicit, compress=compress)
+    streamed = _build(engine, settings, tmp_path / "streamed", implicit=implicit, compress=compress, partition_rows=40)
     assert whole.partitions == 0 and streamed.partitions > 4
     assert streamed.features == whole.features and streamed.tiles == whole.tiles > 20
     assert _files(tmp_path / "streamed") == _files(tmp_path / "whole")
+    if compress != "none":
+        assert _uses_extension(tmp_path / "streamed", COMPRESSION_EXTENSIONS[compress])
     if not implicit:
         tileset = json.loads((tmp_path / "streamed" / "tileset.json").read_text())
         uris = json.dumps(tileset)
