@@ -280,20 +280,20 @@ def _top(values: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
 
 @dataclass
 class _Build:
-    """What the parts of one build share and accumulate: tile results by key, feature counts per layer."""
+    """What the parts of one build share and accumulate: the report, the writer, feature counts per layer."""
 
     report: TileBuildReport
     writer: IncrementalWriter
     ctx: _Context
     tiling: TilingOptions
-    results: dict[str, TileResult] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
 
 def _features(build: _Build, root: partition.Node, parts: Iterator[TileJob]) -> dict[str, Any]:
     """Render every tile job of ``parts`` (here or on the executor), then assemble the tree under ``root``
     (complete once ``parts`` is exhausted) into the root tile."""
-    ctx, tiling, results = build.ctx, build.tiling, build.results
+    ctx, tiling = build.ctx, build.tiling
+    results: dict[str, TileResult] = {}
 
     def _store(res: TileResult) -> None:
         for c in res.contents:
