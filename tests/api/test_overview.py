@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
@@ -33,6 +34,23 @@ def test_overview_names_the_city_of_the_districts_and_counts_what_stands_in_it(
     assert names == {"江岸区": "Jiang'an District", "江汉区": "Jianghan District"}
     assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in body["districts"]["features"])
     assert body["overview_above_m"] > 10_000
+
+
+def test_a_row_in_a_city_outline_and_one_of_its_districts_counts_once(client: TestClient, engine: Engine) -> None:
+    """Rows without a district code are placed by where they stand: one standing in two districts of a city
+    at once (the city's own outline and one of its districts) counts once; one in no district, nowhere."""
+    with engine.begin() as conn:
+        factories.district(conn, "420100", shapely.box(114.0, 30.0, 114.1, 30.1), 9_000_000, level="city")
+        factories.district(conn, "420102", shapely.box(114.0, 30.0, 114.05, 30.1), 100_000)
+        factories.district(conn, "420202", shapely.box(114.1, 30.0, 114.2, 30.1), 200_000)
+        ds = factories.dataset(conn, "overlapping")
+        factories.facility(conn, ds, "hydrant", shapely.Point(114.02, 30.05))  # in 武汉市 and in 420102
+        factories.facility(conn, ds, "hydrant", shapely.Point(114.15, 30.05))  # in 420202 only
+        factories.facility(conn, ds, "hydrant", shapely.Point(115.0, 31.0))  # in no district: not counted
+        factories.building(conn, ds, factories.square(114.01, 30.01))
+        factories.building(conn, ds, factories.square(114.06, 30.01))  # the city's outline only
+    counts = {c["code"]: c["counts"] for c in client.get("/overview").json()["cities"]}
+    assert counts == {"420100": {"buildings": 2, "facilities": 1}, "420200": {"buildings": 0, "facilities": 1}}
 
 
 def test_overview_revalidates_with_its_etag_until_the_data_change(client: TestClient, engine: Engine) -> None:
