@@ -35,6 +35,8 @@ KHRONOS_UNSUPPORTED = {
 _UNSUPPORTED = re.compile(r"Cannot validate an extension as it is not supported by the validator: '(\w+)'\.")
 _CAUSED = re.compile(r"^(?:Content )?(\S+) caused validation (?:errors|warnings|infos)$")
 GLB_ALIGNMENT = 8
+COMPRESSION_EXTENSIONS = {"meshopt": "EXT_meshopt_compression", "draco": "KHR_draco_mesh_compression"}
+"""The glTF extension each ``compress`` option of the builder requires of the contents it compresses."""
 
 
 def validator() -> Path:

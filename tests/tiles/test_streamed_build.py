@@ -18,6 +18,7 @@ from tests.tiles import official
 from tests.tiles.city import ORIGIN, box_tin_wkb, insert_element, make_city
 from tiles import partition
 from tiles.build import TileBuildReport, build_tileset
+from tiles.glb import read_glb
 from tiles.stream import COUNT_LEVEL
 
 SMALL: dict[str, Any] = {"leaf_capacity": 20.0, "parent_capacity": 6}
@@ -57,17 +58,9 @@ def _files(root: Path) -> dict[str, str]:
     }
 
 
-COMPRESSION_EXTENSIONS = {"meshopt": "EXT_meshopt_compression", "draco": "KHR_draco_mesh_compression"}
-
-
 def _uses_extension(root: Path, extension: str) -> bool:
-    """Whether some glb content of the tileset requires ``extension`` (read from its JSON chunk)."""
-    for glb in root.rglob("*.glb"):
-        data = glb.read_bytes()
-        length = int.from_bytes(data[12:16], "little")
-        if extension in json.loads(data[20 : 20 + length]).get("extensionsRequired", []):
-            return True
-    return False
+    """Whether some glb content of the tileset requires ``extension``."""
+    return any(extension in read_glb(p.read_bytes())[0].get("extensionsRequired", []) for p in root.rglob("*.glb"))
 
 
 def _build(engine: Engine, settings: Settings, out: Path, **options: Any) -> TileBuildReport:
@@ -86,7 +79,7 @@ def test_streamed_build_writes_the_tileset_of_the_whole_build(
     assert streamed.features == whole.features and streamed.tiles == whole.tiles > 20
     assert _files(tmp_path / "streamed") == _files(tmp_path / "whole")
     if compress != "none":
-        assert _uses_extension(tmp_path / "streamed", COMPRESSION_EXTENSIONS[compress])
+        assert _uses_extension(tmp_path / "streamed", official.COMPRESSION_EXTENSIONS[compress])
     if not implicit:
         tileset = json.loads((tmp_path / "streamed" / "tileset.json").read_text())
         uris = json.dumps(tileset)
